@@ -1,0 +1,3 @@
+"""expyrun: run a Python experiment from a YAML config and keep everything needed to run it again."""
+
+__version__ = "0.3.0.dev0"

@@ -1,0 +1,44 @@
+"""expyrun's own output: one-line messages on stderr; tables and JSON go to stdout.
+
+Only this module (and the worker, which has no expyrun to import) prints. Messages never carry
+color, so NO_COLOR holds trivially and logs stay plain text.
+"""
+
+from __future__ import annotations
+
+import sys
+
+PREFIX = "expyrun"
+
+
+def _emit(kind: str, text: str) -> None:
+    try:
+        sys.stderr.write(f"{PREFIX}: {kind}{text}\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        # The terminal is gone (closed window, `2>&-`): the run goes on without messages.
+        pass
+
+
+def error(text: object) -> None:
+    """Print `expyrun: error: TEXT` on stderr."""
+    _emit("error: ", str(text))
+
+
+def warning(text: object) -> None:
+    """Print `expyrun: warning: TEXT` on stderr."""
+    _emit("warning: ", str(text))
+
+
+def info(text: object) -> None:
+    """Print `expyrun: TEXT` on stderr (progress and what expyrun is doing)."""
+    _emit("", str(text))
+
+
+def out(text: str) -> None:
+    """Print TEXT on stdout: results meant for scripts (run folders, tables, JSON, YAML)."""
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass

@@ -1,0 +1,145 @@
+"""The `expyrun` command: argv in, one call per command, errors printed, exit code out.
+
+This is the only module that catches `ExpyrunError` and chooses exit codes. Arguments are
+parsed by hand because overrides (`--a.b value`) are open-ended and expyrun's own flags may
+appear anywhere on the line; a value that looks like one of those flags is written
+`--key=--debug`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from expyrun import __version__, console
+from expyrun.errors import ExitCode, ExpyrunError, UsageError
+
+if TYPE_CHECKING:
+    from expyrun.pipeline import LaunchOptions
+
+TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
+
+USAGE = "usage: expyrun CONFIG [--debug] [--strict] [--print-config] [--grace S] [--KEY VALUE ...]"
+
+HELP = f"""{USAGE}
+
+Run an experiment from a YAML config and keep, in one run folder per run
+({{output_dir}}/{{name}}/exp.{{i}}), everything needed to understand and run it again.
+
+Launch:
+  expyrun CONFIG [options] [--KEY VALUE | --KEY=VALUE ...]
+
+  CONFIG              the YAML config; its __run__ section names the entry point
+  --KEY VALUE         override a key of the config (dotted path: --model.size 18,
+                      --layers.0.units 64); the value is typed like the value it replaces
+  --debug             run the original code in {{output_dir}}/DEBUG/{{name}}/exp.{{i}},
+                      without a code copy or frozen requirements
+  --strict            turn every config warning into an error
+  --print-config      print the resolved config and the run folder it would get; run nothing
+  --grace SECONDS     after SIGINT/SIGTERM, wait this long for the run to end before killing
+                      its processes (default 10)
+
+Other:
+  -h, --help          show this help
+  --version           show the version
+
+Exit status: the run's own (0, 1 when the entry point raised, n for sys.exit(n), 128+N when it
+died of signal N); 2 for usage, config and entry-point errors, found before anything is created.
+"""
+
+_BOOL_FLAGS = {"--debug": "debug", "--strict": "strict", "--print-config": "print_config"}
+_VALUE_FLAGS = {"--grace": "grace_seconds"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debugging = os.environ.get(TRACEBACK_VARIABLE) == "1"
+    try:
+        return _program(args)
+    except ExpyrunError as exc:
+        if debugging:
+            raise
+        console.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return ExitCode.SIGNAL_BASE + 2
+    except Exception:
+        if debugging:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        console.error("internal error: this is a bug in expyrun; please report it with the above")
+        return ExitCode.SOFTWARE
+
+
+def _program(args: list[str]) -> int:
+    """The main program without error handling."""
+    if not args:
+        raise UsageError("missing the config file", hint=f"{USAGE}; see expyrun --help")
+    if "-h" in args or "--help" in args or args == ["help"]:
+        console.out(HELP)
+        return ExitCode.OK
+    if args[0] == "--version":
+        console.out(f"expyrun {__version__}")
+        return ExitCode.OK
+    options = parse_launch(args)
+    from expyrun import pipeline
+
+    return pipeline.launch(options)
+
+
+def parse_launch(args: list[str]) -> LaunchOptions:
+    """Split a launch command line into expyrun's flags, the config file and overrides."""
+    from expyrun.pipeline import LaunchOptions
+
+    config: str | None = None
+    overrides: list[str] = []
+    flags: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token in _BOOL_FLAGS:
+            flags[_BOOL_FLAGS[token]] = True
+            continue
+        name, equals, value = token.partition("=")
+        if name in _VALUE_FLAGS:
+            if not equals:
+                if i >= len(args):
+                    raise UsageError(f"{name} needs a value")
+                value = args[i]
+                i += 1
+            flags[_VALUE_FLAGS[name]] = _seconds(name, value)
+            continue
+        if config is None:
+            if token.startswith("-") and token != "-":  # noqa: S105 - not a password
+                raise UsageError(
+                    f"expected the config file first, got '{token}'",
+                    hint="expyrun CONFIG [--KEY VALUE ...]",
+                )
+            config = token
+            continue
+        overrides.append(token)
+    if config is None:
+        raise UsageError("missing the config file", hint=f"{USAGE}; see expyrun --help")
+    return LaunchOptions(
+        config_path=config,
+        overrides=tuple(overrides),
+        command=("expyrun", *args),
+        **flags,  # type: ignore[arg-type]
+    )
+
+
+def _seconds(flag: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"{flag} takes a number of seconds, got '{value}'") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"{flag} takes a finite number of seconds >= 0, got '{value}'")
+    return seconds

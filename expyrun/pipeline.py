@@ -1,0 +1,269 @@
+"""A launch, in order: resolve, check the entry point, allocate, snapshot, supervise, record.
+
+Everything that can be wrong with the input is checked before the run folder is created; a
+failure while the folder is being prepared removes what was made. Slow recording work (the
+frozen requirements, the git state) runs in a thread while the worker runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expyrun import __version__, console
+from expyrun.config import Resolved, dump_config, dump_raw, resolve
+from expyrun.errors import ExitCode
+from expyrun.run import folder, freeze, record, snapshot, supervisor
+from expyrun.run.entry import EntryLocation, locate_entry
+from expyrun.run.record import RunRecord
+
+OUTPUTS_LOG = "outputs.log"
+RUN_KEY = "__run__"
+# Environment variables the worker gets.
+CWD_VARIABLE = "EXPYRUN_CWD"
+RUN_DIR_VARIABLE = "EXPYRUN_RUN_DIR"
+DEFAULT_GRACE_SECONDS = 10.0
+# How long the end of a run waits for the recording thread (git on a huge repository).
+RECORDING_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What the command line asked for."""
+
+    config_path: str
+    overrides: tuple[str, ...] = ()
+    debug: bool = False
+    strict: bool = False
+    print_config: bool = False
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class PreparedRun:
+    """A run folder ready to be run: the snapshot is written, the record says `prepared`."""
+
+    run_dir: Path
+    resolved: Resolved
+    options: LaunchOptions
+    cwd: Path
+    record: RunRecord
+    created: list[Path] = field(default_factory=list)
+
+
+def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str, str]:
+    """The texts of config.yml and raw_config.yml for a run in `run_dir`.
+
+    `__output_dir__` becomes the absolute output dir and, outside debug mode, `__code__` the
+    run folder, so that launching the stored file again runs the copied code.
+    """
+    texts = []
+    for mapping in (resolved.config, resolved.raw):
+        run_section = dict(mapping.get(RUN_KEY) or {})
+        run_section["__output_dir__"] = str(resolved.run.output_dir)
+        if not debug:
+            run_section["__code__"] = str(run_dir)
+        elif "__code__" in run_section:
+            run_section["__code__"] = str(resolved.run.code_dir)
+        texts.append({**mapping, RUN_KEY: run_section})
+    return dump_config(texts[0]), dump_raw(texts[1])
+
+
+def resolve_and_check(options: LaunchOptions, cwd: Path) -> tuple[Resolved, EntryLocation]:
+    """Resolve the config, print its warnings, and check the entry point exists."""
+    resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)
+    for warning in resolved.warnings:
+        console.warning(warning)
+    spec = resolved.run
+    return resolved, locate_entry(spec.entry, spec.module, spec.function, spec.code_dir)
+
+
+def print_config(options: LaunchOptions) -> int:
+    """`--print-config`: the resolved YAML and the run folder it would get; creates nothing."""
+    cwd = Path.cwd()
+    resolved, _ = resolve_and_check(options, cwd)
+    spec = resolved.run
+    run_dir = folder.peek_run_folder(spec.output_dir, spec.name, options.debug)
+    config_text, _ = stored_configs(resolved, run_dir, options.debug)
+    console.out(config_text + f"# run folder: {run_dir}")
+    return ExitCode.OK
+
+
+def prepare(options: LaunchOptions) -> PreparedRun:
+    """Resolve, check, allocate and snapshot. Leaves nothing behind when it fails."""
+    cwd = Path.cwd()
+    resolved, location = resolve_and_check(options, cwd)
+    spec = resolved.run
+    run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
+    try:
+        config_text, raw_text = stored_configs(resolved, run_dir, options.debug)
+        snapshot.write_text_file(run_dir / snapshot.CONFIG_FILE, config_text)
+        snapshot.write_text_file(run_dir / snapshot.RAW_CONFIG_FILE, raw_text)
+        code_copy = None
+        if not options.debug and location.in_code_dir:
+            copied = snapshot.copy_code(spec.code_dir, location.top_level, run_dir)
+            code_copy = {
+                "copied": copied.copied,
+                "bytes": copied.total_bytes,
+                "skipped_links": copied.skipped_links,
+            }
+            for link in copied.skipped_links:
+                console.warning(f"{link}: symbolic link to outside the package, not copied")
+            if copied.total_bytes > snapshot.LARGE_COPY_BYTES:
+                size = copied.total_bytes / 1e6
+                console.warning(f"the code copy takes {size:.0f} MB: data inside the package?")
+        initial = RunRecord(
+            status="prepared",
+            run_dir=str(run_dir),
+            name=spec.name,
+            entry=spec.entry,
+            debug=options.debug,
+            command=list(options.command),
+            cwd=str(cwd),
+            host=os.uname().nodename,
+            user=_user(),
+            python={"executable": sys.executable, "version": sys.version.split()[0]},
+            expyrun_version=__version__,
+            code_copy=code_copy,
+        )
+        record.write_record(run_dir, initial)
+    except BaseException:
+        folder.remove_created(created)
+        raise
+    return PreparedRun(run_dir, resolved, options, cwd, initial, created)
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return os.environ.get("USER", str(os.getuid()))
+
+
+class _Recorder:
+    """Frozen requirements and git state, gathered in a thread while the worker runs."""
+
+    def __init__(self, prepared: PreparedRun) -> None:
+        self._prepared = prepared
+        self.fields: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._record, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> dict[str, Any]:
+        self._thread.join(RECORDING_TIMEOUT_SECONDS)
+        return dict(self.fields)
+
+    def _record(self) -> None:
+        prepared = self._prepared
+        run_dir = prepared.run_dir
+        try:
+            if not prepared.options.debug:
+                text = freeze.frozen_requirements()
+                snapshot.write_text_file(run_dir / freeze.FROZEN_REQUIREMENTS_FILE, text)
+                self.fields["requirements"] = freeze.FROZEN_REQUIREMENTS_FILE
+            self.fields["git"] = snapshot.git_state(prepared.resolved.run.code_dir, run_dir)
+        except Exception as exc:
+            console.warning(f"could not record the environment: {exc}")
+
+
+def run_prepared(prepared: PreparedRun, terminal: bool = True) -> int:
+    """Run a prepared run folder in the foreground and record how it ended."""
+    spec = prepared.resolved.run
+    run_dir = prepared.run_dir
+    run_id = uuid.uuid4().hex
+    env = dict(os.environ)
+    env[CWD_VARIABLE] = str(prepared.cwd)
+    env[RUN_DIR_VARIABLE] = str(run_dir)
+    env[supervisor.worker_module.RUN_ID_VARIABLE] = run_id
+    code_path = spec.code_dir if prepared.options.debug else run_dir
+    payload = {
+        "entry": spec.entry,
+        "module": spec.module,
+        "function": spec.function,
+        "name": spec.name,
+        "config": prepared.resolved.entry_config,
+        "sys_path": [str(code_path)],
+        "run_dir": str(run_dir),
+        "stdout_isatty": terminal and os.isatty(1),
+        "stderr_isatty": terminal and os.isatty(2),
+        "encoding": "utf-8",
+    }
+    launch = supervisor.WorkerLaunch(
+        python=sys.executable,
+        payload=payload,
+        env=env,
+        run_dir=run_dir,
+        log_path=run_dir / OUTPUTS_LOG,
+        run_id=run_id,
+        grace_seconds=prepared.options.grace_seconds,
+        terminal=terminal,
+    )
+    recorder = _Recorder(prepared)
+    started_at = record.now_iso()
+    started = time.monotonic()
+    running: list[RunRecord] = []
+
+    def on_started(child_pid: int) -> None:
+        current = prepared.record.replace(
+            status="running",
+            pid=os.getpid(),
+            pid_started_at=record.process_start_time(os.getpid()),
+            child_pid=child_pid,
+            started_at=started_at,
+            slurm=_slurm_fields(),
+        )
+        record.write_record(run_dir, current)
+        running.append(current)
+        recorder.start()
+
+    outcome = supervisor.run(launch, on_started=on_started, say=console.info)
+    final = running[0].replace(
+        status=outcome.status,
+        ended_at=record.now_iso(),
+        duration_s=round(time.monotonic() - started, 3),
+        exit_code=outcome.exit_code,
+        signal=outcome.signal,
+        killed_after_grace=outcome.killed_after_grace,
+        peak_rss_bytes=outcome.peak_rss_bytes,
+        cpu_user_s=round(outcome.cpu_user_s, 3),
+        cpu_system_s=round(outcome.cpu_system_s, 3),
+        output_bytes=outcome.bytes_logged,
+        **recorder.join(),
+    )
+    record.write_record(run_dir, final)
+    return outcome.exit_code
+
+
+def _slurm_fields() -> dict[str, Any] | None:
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    names = {
+        "job_id": "SLURM_JOB_ID",
+        "array_job_id": "SLURM_ARRAY_JOB_ID",
+        "array_task_id": "SLURM_ARRAY_TASK_ID",
+        "node_list": "SLURM_JOB_NODELIST",
+        "partition": "SLURM_JOB_PARTITION",
+        "restart_count": "SLURM_RESTART_COUNT",
+    }
+    return {key: os.environ.get(variable) for key, variable in names.items()}
+
+
+def launch(options: LaunchOptions) -> int:
+    """`expyrun CONFIG ...`: prepare the run folder, then run it in the foreground."""
+    if options.print_config:
+        return print_config(options)
+    prepared = prepare(options)
+    console.info(f"run folder: {prepared.run_dir}")
+    return run_prepared(prepared)

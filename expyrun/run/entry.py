@@ -1,0 +1,153 @@
+"""Find the entry point's module statically, before anything is created or imported.
+
+The supervisor never imports the user's code (it would be slow and run import-time side
+effects twice): it finds the module's file under the code folder, or among installed
+packages, and reads the function's definition with `ast`. What cannot be checked statically
+(a function made by a decorator, imported from elsewhere) is checked by the worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from expyrun.errors import EntryPointError
+
+
+@dataclass(frozen=True)
+class EntryLocation:
+    """Where an entry point's code lives."""
+
+    top_level: Path  # the top-level package folder or single-file module to copy
+    module_file: Path  # the file that defines the entry function
+    in_code_dir: bool  # False: an installed package, not copied into the run folder
+
+
+def locate_entry(entry: str, module: str, function: str, code_dir: Path) -> EntryLocation:
+    """Check that `module:function` exists under `code_dir` (or is installed)."""
+    parts = module.split(".")
+    top = _find_top_level(parts[0], code_dir)
+    if top is None:
+        raise EntryPointError(
+            f"entry point '{entry}': no package or module '{parts[0]}' in the code folder",
+            path=code_dir,
+            hint="run expyrun from the folder that holds it, or set __run__.__code__",
+        )
+    top_path, in_code_dir = top
+    module_file = _find_submodule(top_path, parts, entry)
+    _check_function(module_file, function, entry)
+    return EntryLocation(top_path, module_file, in_code_dir)
+
+
+def _find_top_level(name: str, code_dir: Path) -> tuple[Path, bool] | None:
+    package = code_dir / name
+    if package.is_dir():
+        return package, True
+    module = code_dir / f"{name}.py"
+    if module.is_file():
+        return module, True
+    spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))), False
+    if spec.origin and spec.origin.endswith(".py"):
+        return Path(spec.origin), False
+    return None
+
+
+def _find_submodule(top: Path, parts: list[str], entry: str) -> Path:
+    if top.is_file():
+        if len(parts) > 1:
+            raise EntryPointError(f"entry point '{entry}': '{parts[0]}' is a module, not a package")
+        return top
+    folder = top
+    for part in parts[1:]:
+        if (folder / part).is_dir():
+            folder = folder / part
+        elif (folder / f"{part}.py").is_file():
+            if part != parts[-1]:
+                raise EntryPointError(f"entry point '{entry}': '{part}' is a module, not a package")
+            return folder / f"{part}.py"
+        else:
+            raise EntryPointError(f"entry point '{entry}': no module '{part}'", path=folder)
+    init = folder / "__init__.py"
+    if not init.is_file():
+        raise EntryPointError(f"entry point '{entry}': package has no __init__.py", path=folder)
+    return init
+
+
+def _check_function(module_file: Path, function: str, entry: str) -> None:
+    try:
+        tree = ast.parse(module_file.read_bytes(), filename=str(module_file))
+    except SyntaxError as exc:
+        raise EntryPointError(
+            f"entry point '{entry}': syntax error: {exc.msg}", path=module_file, line=exc.lineno
+        ) from exc
+    except OSError as exc:
+        raise EntryPointError(f"entry point '{entry}': {exc.strerror}", path=module_file) from exc
+    definition = _top_level_binding(tree, function)
+    if definition is None:
+        raise EntryPointError(
+            f"entry point '{entry}': no function '{function}' in the module", path=module_file
+        )
+    if isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(definition, ast.AsyncFunctionDef):
+            raise EntryPointError(
+                f"entry point '{entry}' is an async function; expyrun calls a plain function",
+                path=module_file,
+                line=definition.lineno,
+            )
+        if not definition.decorator_list and not _accepts_two(definition.args):
+            raise EntryPointError(
+                f"entry point '{entry}' must accept (name, config)",
+                path=module_file,
+                line=definition.lineno,
+            )
+
+
+def _top_level_binding(tree: ast.Module, name: str) -> ast.stmt | None:
+    """The last top-level statement that binds `name`, or None."""
+    found: ast.stmt | None = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                found = node
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names):
+                found = node
+            if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                found = found or node  # a star import may bind it: let the worker check
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(name in _bound_names(target) for target in targets):
+                found = node
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            found = found or _nested_binding(node, name)
+    return found
+
+
+def _nested_binding(node: ast.stmt, name: str) -> ast.stmt | None:
+    for child in ast.walk(node):
+        if child is node or not isinstance(child, ast.stmt):
+            continue
+        sub = ast.Module(body=[child], type_ignores=[])
+        if _top_level_binding(sub, name) is not None:
+            return child
+    return None
+
+
+def _bound_names(target: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def _accepts_two(args: ast.arguments) -> bool:
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    kwonly_required = sum(1 for d in args.kw_defaults if d is None)
+    if kwonly_required:
+        return False
+    return (args.vararg is not None or positional >= 2) and required <= 2

@@ -1,0 +1,152 @@
+"""The run record, run.json: what ran, where, how it ended. Written atomically.
+
+Readers (`expyrun ls`, `status`, `logs -f`, a dashboard) may read it at any time, so it is
+always replaced whole: written to a temporary file in the run folder, then renamed.
+A record left `running` by a supervisor that was killed is *stale*: its `pid` is gone, or
+now belongs to a process started at another time than `pid_started_at`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RECORD_FILE = "run.json"
+SCHEMA_VERSION = 1
+# Start times read from /proc are exact to a clock tick; allow for rounding across readers.
+START_TIME_TOLERANCE_SECONDS = 1.0
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 with the local timezone offset."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The content of run.json. Unknown keys read from a newer expyrun are kept in `extra`."""
+
+    status: str  # prepared, pending, running, succeeded, failed, killed
+    run_dir: str
+    name: str
+    entry: str
+    debug: bool
+    command: list[str]
+    cwd: str
+    host: str
+    user: str
+    python: dict[str, str]
+    expyrun_version: str
+    pid: int | None = None
+    pid_started_at: float | None = None
+    child_pid: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    killed_after_grace: bool = False
+    peak_rss_bytes: int | None = None
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    output_bytes: int | None = None
+    requirements: str | None = None
+    code_copy: dict[str, Any] | None = None
+    git: dict[str, Any] | None = None
+    slurm: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    def replace(self, **changes: Any) -> RunRecord:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
+        }
+        data.update(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names}
+        return cls(**known, extra=extra)
+
+
+def write_record(run_dir: Path, record: RunRecord) -> None:
+    """Replace run.json atomically."""
+    path = run_dir / RECORD_FILE
+    temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    """Read run.json (raises OSError or ValueError when missing or not a record)."""
+    data = json.loads((run_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "status" not in data:
+        raise ValueError(f"{run_dir / RECORD_FILE} is not an expyrun run record")
+    return RunRecord.from_dict(data)
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch; None if it does not exist.
+
+    Read from /proc where there is one (no psutil import on the launch path), else psutil.
+    """
+    if os.path.isdir("/proc/self"):
+        return _start_time_from_proc(pid)
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # noqa: BLE001 - psutil raises many kinds; unknown is the answer
+        return None
+
+
+def _start_time_from_proc(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 of proc(5) stat: starttime, counted after `)`
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_BOOT_TIME: float | None = None
+
+
+def _boot_time() -> float:
+    global _BOOT_TIME
+    if _BOOT_TIME is None:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime"):
+                    _BOOT_TIME = float(line.split()[1])
+                    break
+            else:
+                _BOOT_TIME = time.time() - time.monotonic()
+    return _BOOT_TIME
+
+
+def supervisor_alive(record: RunRecord) -> bool | None:
+    """Whether the supervisor that wrote this record still runs (None: cannot tell here)."""
+    if record.pid is None or record.host != os.uname().nodename:
+        return None
+    started = process_start_time(record.pid)
+    if started is None:
+        return False
+    if record.pid_started_at is None:
+        return True
+    return abs(started - record.pid_started_at) <= START_TIME_TOLERANCE_SECONDS

@@ -1,0 +1,163 @@
+"""Snapshot what a run needs to be understood and run again: configs, code, git state.
+
+The code copy holds the entry point's top-level package (or module) and the other top-level
+packages and modules of the code folder, so that sibling imports keep working from the copy
+(expyrun 0.2 copied only the entry's package and only its .py files). Inside a package, every
+file is copied except caches and hidden entries; a symbolic link is followed only when it
+points inside the package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from expyrun.errors import RunFolderError
+
+CONFIG_FILE = "config.yml"
+RAW_CONFIG_FILE = "raw_config.yml"
+GIT_DIFF_FILE = "git.diff"
+# Above this size, the code copy is reported: data or checkpoints probably sit in the package.
+LARGE_COPY_BYTES = 100 * 1024 * 1024
+_SKIPPED_NAMES = {"__pycache__"}
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+GIT_TIMEOUT_SECONDS = 20
+
+
+def write_text_file(path: Path, text: str) -> None:
+    """Write a snapshot file, turning OS errors into a RunFolderError naming the file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RunFolderError(f"cannot write: {exc.strerror}", path=path) from exc
+
+
+@dataclass
+class CodeCopy:
+    """What the code copy holds, for the record and for warnings."""
+
+    copied: list[str] = field(default_factory=list)  # top-level names copied
+    skipped_links: list[str] = field(default_factory=list)
+    total_bytes: int = 0
+
+
+def copy_code(code_dir: Path, entry_top_level: Path, run_dir: Path) -> CodeCopy:
+    """Copy the entry's top-level package and its sibling packages/modules into `run_dir`."""
+    result = CodeCopy()
+    for source in _top_level_sources(code_dir, entry_top_level):
+        target = run_dir / source.name
+        try:
+            if source.is_dir():
+                _copy_package(source, target, result)
+            else:
+                shutil.copy2(source, target)
+                result.total_bytes += target.stat().st_size
+        except OSError as exc:
+            raise RunFolderError(f"cannot copy the code: {exc.strerror}", path=source) from exc
+        result.copied.append(source.name)
+    return result
+
+
+def _top_level_sources(code_dir: Path, entry_top_level: Path) -> list[Path]:
+    sources = {entry_top_level.name: entry_top_level}
+    try:
+        entries = list(os.scandir(code_dir))
+    except OSError:
+        entries = []
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") or name in sources or name in _SKIPPED_NAMES:
+            continue
+        path = Path(entry.path)
+        is_module = name.endswith(".py") and entry.is_file()
+        if is_module or (entry.is_dir() and (path / "__init__.py").is_file()):
+            sources[name] = path
+    return sorted(sources.values(), key=lambda p: p.name)
+
+
+def _copy_package(source: Path, target: Path, result: CodeCopy) -> None:
+    root = source.resolve()
+    for folder, files in _walk(root, result):
+        relative = folder.relative_to(root)
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for file in files:
+            destination = target / relative / file.name
+            shutil.copyfile(file, destination)
+            shutil.copymode(file, destination)
+            result.total_bytes += destination.stat().st_size
+
+
+def _walk(root: Path, result: CodeCopy) -> Iterator[tuple[Path, list[Path]]]:
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        files = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.name.startswith(".") or entry.name in _SKIPPED_NAMES:
+                continue
+            if entry.name.endswith(_SKIPPED_SUFFIXES):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                resolved = path.resolve()
+                if not resolved.is_relative_to(root) or not resolved.exists():
+                    result.skipped_links.append(str(path))
+                    continue
+            if entry.is_dir():
+                pending.append(path)
+            elif entry.is_file():
+                files.append(path)
+        yield folder, files
+
+
+def git_state(code_dir: Path, run_dir: Path) -> dict[str, object] | None:
+    """Commit, branch and dirty flag of the code's git repository; save `git.diff` if dirty.
+
+    Returns None when the code is not in a git repository or git is not installed.
+    """
+    status = _git(code_dir, "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
+    if status is None:
+        return None
+    commit = branch = None
+    changed = untracked = 0
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split(" ", 2)[2]
+        elif line.startswith("# branch.head "):
+            branch = line.split(" ", 2)[2]
+        elif line.startswith("?"):
+            untracked += 1
+        elif line and not line.startswith("#"):
+            changed += 1
+    state: dict[str, object] = {
+        "commit": None if commit == "(initial)" else commit,
+        "branch": None if branch == "(detached)" else branch,
+        "dirty": changed > 0,
+        "untracked_files": untracked,
+    }
+    if changed and commit not in (None, "(initial)"):
+        diff = _git(code_dir, "diff", "HEAD", "--binary")
+        if diff:
+            (run_dir / GIT_DIFF_FILE).write_text(diff, encoding="utf-8", errors="surrogateescape")
+            state["diff"] = GIT_DIFF_FILE
+    return state
+
+
+def _git(code_dir: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            ["git", "-C", str(code_dir), *args],  # noqa: S607 - git from PATH, as users run it
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -110,7 +110,7 @@ def process_start_time(pid: int) -> float | None:
         import psutil
 
         return float(psutil.Process(pid).create_time())
-    except Exception:  # noqa: BLE001 - psutil raises many kinds; unknown is the answer
+    except Exception:  # psutil raises many kinds; unknown is the answer
         return None
 
 

@@ -26,7 +26,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 # Flush period of the buffered Python streams: a printed line reaches the supervisor within it.
 LIVE_FLUSH_SECONDS = 0.1
@@ -102,7 +103,7 @@ class _PipeRaw:
         self._switchboard = switchboard
         self._tty = tty
         # Run before each write: stderr flushes stdout first, to keep their order.
-        self.before_write: Optional[Callable[[], None]] = None
+        self.before_write: Callable[[], None] | None = None
 
     def write(self, data: bytes) -> int:
         if self.before_write is not None:
@@ -135,7 +136,7 @@ class _PipeRaw:
 class _Streams:
     """The worker's sys.stdout and sys.stderr, and every way to flush them."""
 
-    def __init__(self, payload: Dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any]) -> None:
         self.switchboard = _Switchboard()
         out_raw = _PipeRaw(1, "<stdout>", self.switchboard, payload.get("stdout_isatty", False))
         err_raw = _PipeRaw(2, "<stderr>", self.switchboard, payload.get("stderr_isatty", False))
@@ -210,7 +211,7 @@ def find_run_processes(run_id: str) -> list[int]:
     """Pids of the processes that carry this run's marker in their environment (Linux /proc)."""
     marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
     me = os.getpid()
-    found: List[int] = []
+    found: list[int] = []
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -243,7 +244,7 @@ def _drain_into(fds: list[int], log_fd: int) -> None:
                 view = view[os.write(log_fd, view) :]
 
 
-def _rescue(payload: Dict[str, Any], streams: _Streams) -> None:
+def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     """The supervisor died: save what is in flight into outputs.log, end the run's processes."""
     read_fds = [payload["stdout_read_fd"], payload["stderr_read_fd"]]
     for fd in read_fds:
@@ -268,7 +269,7 @@ def _rescue(payload: Dict[str, Any], streams: _Streams) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _watch_supervisor(lifeline_fd: int, payload: Dict[str, Any], streams: _Streams) -> None:
+def _watch_supervisor(lifeline_fd: int, payload: dict[str, Any], streams: _Streams) -> None:
     def _wait_for_eof() -> None:
         try:
             while os.read(lifeline_fd, 4096):
@@ -280,9 +281,9 @@ def _watch_supervisor(lifeline_fd: int, payload: Dict[str, Any], streams: _Strea
     threading.Thread(target=_wait_for_eof, name="expyrun-lifeline", daemon=True).start()
 
 
-def _read_payload(fd: int) -> Dict[str, Any]:
+def _read_payload(fd: int) -> dict[str, Any]:
     size = int.from_bytes(_read_exactly(fd, 8), "big")
-    data: Dict[str, Any] = pickle.loads(_read_exactly(fd, size))  # noqa: S301 - sent by our supervisor
+    data: dict[str, Any] = pickle.loads(_read_exactly(fd, size))  # noqa: S301 - sent by our supervisor
     return data
 
 

@@ -1,0 +1,1 @@
+"""A small research codebase run by expyrun: data, a model, and experiments."""

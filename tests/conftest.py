@@ -1,0 +1,36 @@
+"""Fixtures shared by the whole suite, and the final check that no process is left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import os
+import signal
+
+from support import Project, session_processes, wait_for
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A throwaway project folder (code, configs, outputs) under the test's tmp_path."""
+    return Project(tmp_path / "project")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a process of its runs alive; kill what it left."""
+    yield
+    if request.node.get_closest_marker("leaves_processes"):
+        return
+    try:
+        wait_for(lambda: not session_processes(), 10, "the test's processes to end")
+    except AssertionError:
+        left = session_processes()
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        pytest.fail(f"processes left running after the test: {left}")

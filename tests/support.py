@@ -1,0 +1,234 @@
+"""Helpers for tests that drive the real `expyrun` command in real processes.
+
+Every process a test starts carries EXPYRUN_TEST_SESSION in its environment, inherited by
+the supervisor, the worker and whatever they start; `leftover_processes()` finds them, so the
+suite fails if a test leaves anything running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SESSION_VARIABLE = "EXPYRUN_TEST_SESSION"
+SESSION_ID = uuid.uuid4().hex
+RUN_FOLDER_LINE = re.compile(r"^expyrun: run folder: (.+)$", re.MULTILINE)
+EXPYRUN = [sys.executable, "-m", "expyrun"]
+
+
+def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a process started by a test (no PYTHON* flags that change speed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPYRUN_")}
+    env.pop("PYTHONUNBUFFERED", None)
+    env[SESSION_VARIABLE] = SESSION_ID
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Result:
+    """What a finished command did."""
+
+    code: int
+    stdout_bytes: bytes
+    stderr_bytes: bytes
+    argv: list[str]
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode(errors="replace")
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder expyrun announced on stderr."""
+        match = RUN_FOLDER_LINE.search(self.stderr)
+        if match is None:
+            raise AssertionError(f"no run folder announced:\n{self.describe()}")
+        return Path(match.group(1))
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return read_json(self.run_dir / "run.json")
+
+    @property
+    def log(self) -> bytes:
+        return (self.run_dir / "outputs.log").read_bytes()
+
+    def describe(self) -> str:
+        return (
+            f"$ {' '.join(self.argv)}\nexit code {self.code}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def run(
+    args: Sequence[str | Path],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    command: Sequence[str] = EXPYRUN,
+    stdin: int | None = subprocess.DEVNULL,
+) -> Result:
+    """Run `expyrun ARGS` to its end; on timeout kill its process group and fail loudly."""
+    argv = [*command, *map(str, args)]
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=test_env(env),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid)
+        out, err = process.communicate()
+        raise AssertionError("timed out:\n" + Result(-1, out, err, argv).describe()) from None
+    return Result(process.returncode, out, err, argv)
+
+
+def start(
+    args: Sequence[str | Path],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = EXPYRUN,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Start `expyrun ARGS` in its own session and return at once (the caller reaps it)."""
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(
+        [*command, *map(str, args)],
+        cwd=cwd,
+        env=test_env(env),
+        start_new_session=True,
+        **popen,
+    )
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, period: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(period)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def process_alive(pid: int) -> bool:
+    """True if `pid` runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in (b"Z", b"X")
+
+
+def session_processes(marker: str = SESSION_ID) -> list[int]:
+    """Live processes (not zombies) started by this test session."""
+    needle = f"{SESSION_VARIABLE}={marker}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        if process_alive(int(name)):
+            found.append(int(name))
+    return found
+
+
+class Project:
+    """A throwaway project: a code folder with packages, configs, and an output dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.output = root / "outputs"
+        root.mkdir(parents=True, exist_ok=True)
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def entry(self, body: str, module: str = "pkg/main.py", function: str = "main") -> str:
+        """Write an entry function `function(name, config)` with `body`; return 'pkg.main:main'."""
+        parts = Path(module).with_suffix("").parts
+        for i in range(1, len(parts)):
+            init = self.root.joinpath(*parts[:i], "__init__.py")
+            if not init.exists():
+                init.parent.mkdir(parents=True, exist_ok=True)
+                init.write_text("")
+        code = "import os, sys, time, signal, subprocess\n\n\n"
+        code += f"def {function}(name, config):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+        self.write(module, code)
+        return ".".join(parts) + f":{function}"
+
+    def config(
+        self,
+        entry: str,
+        name: str = "exp",
+        extra: dict[str, Any] | None = None,
+        path: str = "config.yml",
+        **run_keys: Any,
+    ) -> Path:
+        """Write a config for `entry` with an output dir inside the project."""
+        run_section = {
+            "__main__": entry,
+            "__name__": name,
+            "__output_dir__": str(self.output),
+            **run_keys,
+        }
+        data = {"__run__": run_section, **(extra or {})}
+        return self.write(path, yaml.safe_dump(data, sort_keys=False))
+
+    def run_dirs(self, name: str = "exp", debug: bool = False) -> list[Path]:
+        base = self.output / "DEBUG" / name if debug else self.output / name
+        if not base.is_dir():
+            return []
+        return sorted(base.glob("exp.*"), key=lambda p: int(p.name.split(".")[1]))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

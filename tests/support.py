@@ -203,6 +203,7 @@ class Project:
                 init.write_text("")
         code = "import os, sys, time, signal, subprocess\n\n\n"
         code += f"def {function}(name, config):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+        code = code.rstrip("\n") + "\n"
         self.write(module, code)
         return ".".join(parts) + f":{function}"
 

@@ -372,6 +372,11 @@ def main(argv: list[str]) -> None:
     import atexit
 
     atexit.register(streams.flush)  # registered first, so it runs after the user's handlers
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        # A hard crash (segfault, abort in C code) leaves the Python traceback in outputs.log.
+        faulthandler.enable(file=streams.stderr)
     _install_flush_then_die(streams)
     _watch_supervisor(launch_fd, payload, streams)
 

@@ -215,12 +215,14 @@ def test_output_is_live_while_the_entry_runs(project: Project) -> None:
 def test_exit_status_is_the_entrys(
     project: Project, body: str, code: int, status: str, signal_name: str | None
 ) -> None:
-    entry = project.entry("print('started')\n" + body)
+    entry = project.entry("print('started', flush=True)\n" + body)
     result = run([project.config(entry)], cwd=project.root)
     assert result.code == code, result.describe()
     record = result.record
     assert (record["status"], record["exit_code"], record["signal"]) == (status, code, signal_name)
     assert result.log.startswith(b"started\n")
+    if signal_name == "SIGSEGV":
+        assert b"Fatal Python error: Segmentation fault" in result.log
 
 
 def test_a_traceback_from_the_entry_lands_in_outputs_log(project: Project) -> None:

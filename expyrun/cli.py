@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from expyrun import __version__, console
 from expyrun.errors import ExitCode, ExpyrunError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from expyrun.pipeline import LaunchOptions
 

@@ -11,17 +11,19 @@ import os
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from expyrun import __version__, console
 from expyrun.config import Resolved, dump_config, dump_raw, resolve
 from expyrun.errors import ExitCode
-from expyrun.run import folder, freeze, record, snapshot, supervisor
+from expyrun.run import folder, record, snapshot, supervisor
 from expyrun.run.entry import EntryLocation, locate_entry
 from expyrun.run.record import RunRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
+    from typing import Any
 
 OUTPUTS_LOG = "outputs.log"
 RUN_KEY = "__run__"
@@ -169,6 +171,8 @@ class _Recorder:
         run_dir = prepared.run_dir
         try:
             if not prepared.options.debug:
+                from expyrun.run import freeze
+
                 text = freeze.frozen_requirements()
                 snapshot.write_text_file(run_dir / freeze.FROZEN_REQUIREMENTS_FILE, text)
                 self.fields["requirements"] = freeze.FROZEN_REQUIREMENTS_FILE
@@ -181,7 +185,7 @@ def run_prepared(prepared: PreparedRun, terminal: bool = True) -> int:
     """Run a prepared run folder in the foreground and record how it ended."""
     spec = prepared.resolved.run
     run_dir = prepared.run_dir
-    run_id = uuid.uuid4().hex
+    run_id = os.urandom(16).hex()
     env = dict(os.environ)
     env[CWD_VARIABLE] = str(prepared.cwd)
     env[RUN_DIR_VARIABLE] = str(run_dir)

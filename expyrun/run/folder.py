@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 from expyrun.errors import RunFolderError
@@ -99,5 +98,7 @@ def _make_parents(folder: Path) -> list[Path]:
 
 def remove_created(created: list[Path]) -> None:
     """Remove folders made by `allocate_run_folder`, innermost first (best effort)."""
+    import shutil
+
     for path in reversed(created):
         shutil.rmtree(path, ignore_errors=True)

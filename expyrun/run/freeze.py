@@ -12,7 +12,6 @@ Lines are what `pip-sync` accepts: `name==version`, or a direct reference (`name
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -47,8 +46,13 @@ def _headers(path: str) -> dict[str, str]:
 
 def _direct_reference(dist_info: str, name: str, version: str) -> str | None:
     """The pip-sync line for a distribution installed by URL (PEP 610), else None."""
+    path = os.path.join(dist_info, "direct_url.json")
+    if not os.path.exists(path):
+        return None
+    import json
+
     try:
-        with open(os.path.join(dist_info, "direct_url.json"), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
         return None

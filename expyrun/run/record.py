@@ -15,7 +15,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
+    from typing import Any
 
 RECORD_FILE = "run.json"
 SCHEMA_VERSION = 1

@@ -12,22 +12,25 @@ every process of the run is killed.
 from __future__ import annotations
 
 import os
-import queue
 import select
 import signal
 import sys
 import threading
 import time
+from _queue import Empty, SimpleQueue
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from expyrun.run import worker as worker_module
 
 __all__ = ["WorkerExit", "WorkerLaunch", "kill_run_processes", "run", "worker_module"]
 from expyrun.run.tee import Tee
 from expyrun.run.usage import UsageSampler
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
+    from typing import Any
 
 # Signals the supervisor handles; the first two stop the run.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -85,7 +88,7 @@ class _Events:
     """Thread-to-loop messages, with a pipe the poll loop can wait on."""
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.queue: SimpleQueue[tuple[str, Any]] = SimpleQueue()
         self.read_fd, self._write_fd = os.pipe()
 
     def post(self, kind: str, value: Any) -> None:
@@ -104,7 +107,7 @@ class _Events:
         while True:
             try:
                 items.append(self.queue.get_nowait())
-            except queue.Empty:
+            except Empty:
                 return items
 
 
@@ -168,12 +171,25 @@ def _spawn(launch: WorkerLaunch, reset: set[int]) -> tuple[int, int, int, int]:
     return pid, out_r, err_r, launch_w
 
 
-def _send_payload(fd: int, payload: dict[str, Any]) -> None:
+def _encode_payload(payload: dict[str, Any], same_python: bool) -> bytes:
+    """marshal when the worker runs this interpreter and the data allows it, else pickle."""
+    if same_python:
+        import marshal
+
+        try:
+            data = marshal.dumps(payload)
+        except ValueError:  # a type marshal lacks, e.g. a date from YAML
+            pass
+        else:
+            return b"m" + len(data).to_bytes(8, "big") + data
     import pickle
 
     data = pickle.dumps(payload, protocol=4)
+    return b"p" + len(data).to_bytes(8, "big") + data
+
+
+def _send_payload(fd: int, data: bytes) -> None:
     try:
-        os.write(fd, len(data).to_bytes(8, "big"))
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -307,7 +323,8 @@ def run(
             log_path=str(launch.log_path),
             run_id=launch.run_id,
         )
-        _send_payload(launch_w, payload)
+        same_python = os.path.realpath(launch.python) == os.path.realpath(sys.executable)
+        _send_payload(launch_w, _encode_payload(payload, same_python))
         sampler.start()
         if on_started is not None:
             on_started(pid)

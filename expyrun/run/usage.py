@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 import time
 
-# Sampling period: fine at the start, where short runs live, coarser for long runs.
+# Sampling period: fine at the start, where short runs live, coarser for long runs. The first
+# sample waits one period: a run shorter than that never pays psutil's import, and its peak
+# is the worker's own ru_maxrss.
 FAST_PERIOD_SECONDS = 0.05
 FAST_PHASE_SECONDS = 2.0
 SLOW_PERIOD_SECONDS = 0.5
@@ -29,11 +31,12 @@ class UsageSampler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling; a sample under way is not waited for (the thread is a daemon)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def _sample_forever(self) -> None:
+        if self._stop.wait(FAST_PERIOD_SECONDS):
+            return
         try:
             import psutil
         except ImportError:  # pragma: no cover - psutil is a dependency

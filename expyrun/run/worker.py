@@ -19,15 +19,22 @@ Output design (see docs/supervision.md):
 
 from __future__ import annotations
 
+import _thread
 import io
 import os
-import pickle
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
+
+try:
+    # The C module: `signal` wraps it in enums, and importing enum costs ~3 ms of start-up.
+    import _signal as signal
+except ImportError:  # pragma: no cover - every CPython has it
+    import signal  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds of start-up: only the type checker imports it
+    from collections.abc import Callable
+    from typing import Any
 
 # Flush period of the buffered Python streams: a printed line reaches the supervisor within it.
 LIVE_FLUSH_SECONDS = 0.1
@@ -63,7 +70,7 @@ class _Switchboard:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # reentrant: a signal handler may flush mid-write
+        self._lock = _thread.RLock()  # reentrant: a signal handler may flush mid-write
         self._last_fd = -1
         self.rescue_fd = -1  # when the supervisor is gone, write straight into outputs.log
 
@@ -190,7 +197,7 @@ class _Streams:
                 time.sleep(LIVE_FLUSH_SECONDS)
                 self.flush()
 
-        threading.Thread(target=_flush_forever, name="expyrun-flush", daemon=True).start()
+        _thread.start_new_thread(_flush_forever, ())  # like a daemon thread, without `threading`
 
 
 def _install_flush_then_die(streams: _Streams) -> None:
@@ -278,13 +285,26 @@ def _watch_supervisor(lifeline_fd: int, payload: dict[str, Any], streams: _Strea
             pass
         _rescue(payload, streams)
 
-    threading.Thread(target=_wait_for_eof, name="expyrun-lifeline", daemon=True).start()
+    _thread.start_new_thread(_wait_for_eof, ())
 
 
 def _read_payload(fd: int) -> dict[str, Any]:
-    size = int.from_bytes(_read_exactly(fd, 8), "big")
-    data: dict[str, Any] = pickle.loads(_read_exactly(fd, size))  # noqa: S301 - sent by our supervisor
-    return data
+    """Read the launch payload: marshal when the supervisor runs this same Python, else pickle.
+
+    marshal is built in and needs no import (pickle costs ~10 ms of start-up), but its format
+    may change between Python versions and it has no dates: the supervisor picks.
+    """
+    header = _read_exactly(fd, 9)
+    data = _read_exactly(fd, int.from_bytes(header[1:], "big"))
+    if header[:1] == b"m":
+        import marshal
+
+        payload: dict[str, Any] = marshal.loads(data)  # noqa: S302 - from our supervisor
+    else:
+        import pickle
+
+        payload = pickle.loads(data)  # noqa: S301 - written by our own supervisor
+    return payload
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -315,11 +335,10 @@ def _entry_point_error(text: str) -> None:
 
 
 def _load_entry(module_name: str, function_name: str) -> object:
-    import importlib
-
     entry = f"{module_name}:{function_name}"
     try:
-        module = importlib.import_module(module_name)
+        __import__(module_name)
+        module = sys.modules[module_name]
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
             _entry_point_error(f"entry point '{entry}': no module named '{exc.name}'")

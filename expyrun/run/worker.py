@@ -25,16 +25,17 @@ import os
 import sys
 import time
 
-try:
-    # The C module: `signal` wraps it in enums, and importing enum costs ~3 ms of start-up.
-    import _signal as signal
-except ImportError:  # pragma: no cover - every CPython has it
-    import signal  # type: ignore[no-redef]
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds of start-up: only the type checker imports it
+    import signal
     from collections.abc import Callable
     from typing import Any
+else:
+    try:
+        # The C module: `signal` wraps it in enums, and importing enum costs ~3 ms of start-up.
+        import _signal as signal
+    except ImportError:  # pragma: no cover - every CPython has it
+        import signal
 
 # Flush period of the buffered Python streams: a printed line reaches the supervisor within it.
 LIVE_FLUSH_SECONDS = 0.1

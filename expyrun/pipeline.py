@@ -11,19 +11,18 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from expyrun import __version__, console
-from expyrun.config import Resolved, dump_config, dump_raw, resolve
 from expyrun.errors import ExitCode
 from expyrun.run import folder, record, snapshot, supervisor
 from expyrun.run.entry import EntryLocation, locate_entry
 from expyrun.run.record import RunRecord
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
-    from typing import Any
+if TYPE_CHECKING:
+    from expyrun.config import Resolved
 
 OUTPUTS_LOG = "outputs.log"
 RUN_KEY = "__run__"
@@ -35,8 +34,7 @@ DEFAULT_GRACE_SECONDS = 10.0
 RECORDING_TIMEOUT_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class LaunchOptions:
+class LaunchOptions(NamedTuple):
     """What the command line asked for."""
 
     config_path: str
@@ -48,8 +46,7 @@ class LaunchOptions:
     command: tuple[str, ...] = ()
 
 
-@dataclass
-class PreparedRun:
+class PreparedRun(NamedTuple):
     """A run folder ready to be run: the snapshot is written, the record says `prepared`."""
 
     run_dir: Path
@@ -57,7 +54,7 @@ class PreparedRun:
     options: LaunchOptions
     cwd: Path
     record: RunRecord
-    created: list[Path] = field(default_factory=list)
+    created: tuple[Path, ...] = ()
 
 
 def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str, str]:
@@ -66,6 +63,8 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
     `__output_dir__` becomes the absolute output dir and, outside debug mode, `__code__` the
     run folder, so that launching the stored file again runs the copied code.
     """
+    from expyrun.config import dump_config, dump_raw
+
     texts = []
     for mapping in (resolved.config, resolved.raw):
         run_section = dict(mapping.get(RUN_KEY) or {})
@@ -80,6 +79,9 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
 
 def resolve_and_check(options: LaunchOptions, cwd: Path) -> tuple[Resolved, EntryLocation]:
     """Resolve the config, print its warnings, and check the entry point exists."""
+    # Imported here, not at the top: PyYAML's import overlaps the worker's start-up.
+    from expyrun.config import resolve
+
     resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)
     for warning in resolved.warnings:
         console.warning(warning)
@@ -139,7 +141,7 @@ def prepare(options: LaunchOptions) -> PreparedRun:
     except BaseException:
         folder.remove_created(created)
         raise
-    return PreparedRun(run_dir, resolved, options, cwd, initial, created)
+    return PreparedRun(run_dir, resolved, options, cwd, initial, tuple(created))
 
 
 def _user() -> str:
@@ -181,15 +183,16 @@ class _Recorder:
             console.warning(f"could not record the environment: {exc}")
 
 
-def run_prepared(prepared: PreparedRun, terminal: bool = True) -> int:
-    """Run a prepared run folder in the foreground and record how it ended."""
+def run_prepared(prepared: PreparedRun, worker: supervisor.Worker, terminal: bool = True) -> int:
+    """Run a prepared run folder with a started worker, and record how it ended."""
     spec = prepared.resolved.run
     run_dir = prepared.run_dir
     run_id = os.urandom(16).hex()
-    env = dict(os.environ)
-    env[CWD_VARIABLE] = str(prepared.cwd)
-    env[RUN_DIR_VARIABLE] = str(run_dir)
-    env[supervisor.worker_module.RUN_ID_VARIABLE] = run_id
+    env = {
+        CWD_VARIABLE: str(prepared.cwd),
+        RUN_DIR_VARIABLE: str(run_dir),
+        supervisor.worker_module.RUN_ID_VARIABLE: run_id,
+    }
     code_path = spec.code_dir if prepared.options.debug else run_dir
     payload = {
         "entry": spec.entry,
@@ -204,7 +207,6 @@ def run_prepared(prepared: PreparedRun, terminal: bool = True) -> int:
         "encoding": "utf-8",
     }
     launch = supervisor.WorkerLaunch(
-        python=sys.executable,
         payload=payload,
         env=env,
         run_dir=run_dir,
@@ -231,7 +233,7 @@ def run_prepared(prepared: PreparedRun, terminal: bool = True) -> int:
         running.append(current)
         recorder.start()
 
-    outcome = supervisor.run(launch, on_started=on_started, say=console.info)
+    outcome = supervisor.run(worker, launch, on_started=on_started, say=console.info)
     final = running[0].replace(
         status=outcome.status,
         ended_at=record.now_iso(),
@@ -268,6 +270,12 @@ def launch(options: LaunchOptions) -> int:
     """`expyrun CONFIG ...`: prepare the run folder, then run it in the foreground."""
     if options.print_config:
         return print_config(options)
-    prepared = prepare(options)
+    # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
+    worker = supervisor.spawn_worker(sys.executable)
+    try:
+        prepared = prepare(options)
+    except BaseException:
+        supervisor.discard_worker(worker)
+        raise
     console.info(f"run folder: {prepared.run_dir}")
-    return run_prepared(prepared)
+    return run_prepared(prepared, worker)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from expyrun.errors import EntryPointError
 
 
-@dataclass(frozen=True)
-class EntryLocation:
+class EntryLocation(NamedTuple):
     """Where an entry point's code lives."""
 
     top_level: Path  # the top-level package folder or single-file module to copy

@@ -8,17 +8,12 @@ now belongs to a process started at another time than `pid_started_at`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
-    from typing import Any
+from typing import Any, NamedTuple
 
 RECORD_FILE = "run.json"
 SCHEMA_VERSION = 1
@@ -31,8 +26,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """The content of run.json. Unknown keys read from a newer expyrun are kept in `extra`."""
 
     status: str  # prepared, pending, running, succeeded, failed, killed
@@ -63,27 +57,27 @@ class RunRecord:
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
     slurm: dict[str, Any] | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    attempts: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION
 
     def replace(self, **changes: Any) -> RunRecord:
         """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"
-        }
-        data.update(self.extra)
+        data = self._asdict()
+        data["attempts"] = list(self.attempts)
+        data.update(data.pop("extra") or {})
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = set(cls._fields) - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
+        known["attempts"] = tuple(known.get("attempts") or ())
         extra = {k: v for k, v in data.items() if k not in names}
-        return cls(**known, extra=extra)
+        return cls(**known, extra=extra or None)
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:

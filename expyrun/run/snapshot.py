@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from expyrun.errors import RunFolderError
@@ -35,13 +34,13 @@ def write_text_file(path: Path, text: str) -> None:
         raise RunFolderError(f"cannot write: {exc.strerror}", path=path) from exc
 
 
-@dataclass
 class CodeCopy:
     """What the code copy holds, for the record and for warnings."""
 
-    copied: list[str] = field(default_factory=list)  # top-level names copied
-    skipped_links: list[str] = field(default_factory=list)
-    total_bytes: int = 0
+    def __init__(self) -> None:
+        self.copied: list[str] = []  # top-level names copied
+        self.skipped_links: list[str] = []
+        self.total_bytes = 0
 
 
 def copy_code(code_dir: Path, entry_top_level: Path, run_dir: Path) -> CodeCopy:

@@ -19,18 +19,16 @@ import threading
 import time
 from _queue import Empty, SimpleQueue
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from expyrun.run import worker as worker_module
 
 __all__ = ["WorkerExit", "WorkerLaunch", "kill_run_processes", "run", "worker_module"]
+from typing import Any
+
 from expyrun.run.tee import Tee
 from expyrun.run.usage import UsageSampler
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time: only the type checker imports it
-    from typing import Any
 
 # Signals the supervisor handles; the first two stop the run.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -46,13 +44,21 @@ DRAIN_TIMEOUT_SECONDS = 5.0
 WORKER_SCRIPT = worker_module.__file__
 
 
-@dataclass(frozen=True)
-class WorkerLaunch:
-    """Everything needed to start and supervise one worker."""
+class Worker(NamedTuple):
+    """A started worker interpreter, waiting for the launch payload that `run` sends."""
 
+    pid: int
     python: str
+    stdout_read: int
+    stderr_read: int
+    launch_write: int
+
+
+class WorkerLaunch(NamedTuple):
+    """What a started worker runs, and how to supervise it."""
+
     payload: dict[str, Any]
-    env: dict[str, str]
+    env: dict[str, str]  # variables added to the worker's environment
     run_dir: Path
     log_path: Path
     run_id: str
@@ -61,8 +67,7 @@ class WorkerLaunch:
     terminal: bool = True  # copy output to our stdout/stderr (False when detached)
 
 
-@dataclass(frozen=True)
-class WorkerExit:
+class WorkerExit(NamedTuple):
     """How the worker ended, as the record and the exit code need it."""
 
     status: str  # "succeeded", "failed" or "killed"
@@ -131,8 +136,13 @@ def _wait_worker(pid: int, events: _Events) -> None:
     events.post("exited", (status, rusage))
 
 
-def _spawn(launch: WorkerLaunch, reset: set[int]) -> tuple[int, int, int, int]:
-    """Start the worker; return (pid, stdout read fd, stderr read fd, launch pipe write fd)."""
+def spawn_worker(python: str, detached: bool = False) -> Worker:
+    """Start a worker interpreter that waits for `run` to tell it what to run.
+
+    Called as early as possible: the interpreter starts (~10 ms) while the supervisor resolves
+    the config. A worker that is never run is ended by `discard_worker`.
+    """
+    _, reset = _handled_signals()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     launch_r, launch_w = os.pipe()
@@ -151,13 +161,13 @@ def _spawn(launch: WorkerLaunch, reset: set[int]) -> tuple[int, int, int, int]:
         (os.POSIX_SPAWN_DUP2, out_w, 1),
         (os.POSIX_SPAWN_DUP2, err_w, 2),
     ]
-    if not launch.terminal:
+    if detached:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
         pid = os.posix_spawn(
-            launch.python,
-            [launch.python, WORKER_SCRIPT, str(launch_r)],
-            launch.env,
+            python,
+            [python, WORKER_SCRIPT, str(launch_r)],
+            os.environ,
             file_actions=actions,
             setsigmask=(),
             setsigdef=reset,
@@ -168,7 +178,19 @@ def _spawn(launch: WorkerLaunch, reset: set[int]) -> tuple[int, int, int, int]:
         os.close(out_w)
         os.close(err_w)
     os.close(launch_r)
-    return pid, out_r, err_r, launch_w
+    return Worker(pid, python, out_r, err_r, launch_w)
+
+
+def discard_worker(worker: Worker) -> None:
+    """End a worker that will not run (the launch failed before the run started)."""
+    os.close(worker.launch_write)  # end of file: the worker exits without a word
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
+        os.waitpid(worker.pid, 0)
+    except OSError:
+        pass
+    for fd in (worker.stdout_read, worker.stderr_read):
+        os.close(fd)
 
 
 def _encode_payload(payload: dict[str, Any], same_python: bool) -> bytes:
@@ -292,25 +314,31 @@ class _Supervision:
 
 
 def run(
+    worker: Worker,
     launch: WorkerLaunch,
     on_started: Callable[[int], None] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> WorkerExit:
-    """Run the worker to its end and return how it ended.
+    """Send the worker what to run, supervise it to its end, and return how it ended.
 
     Blocks the handled signals in the calling thread first: call it before starting threads.
-    `on_started(pid)` runs once the worker is spawned (record it, start slow work there).
+    `on_started(pid)` runs once the worker has its payload (record it, start slow work there).
     If anything fails here, every process of the run is killed before the error propagates.
     """
     say = say or (lambda text: None)
-    waited, reset = _handled_signals()
+    waited, _ = _handled_signals()
     for signum in waited:
         signal.signal(signum, signal.SIG_DFL)  # a blocked SIG_IGN signal would be discarded
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     state = _Supervision(launch, say)
     log_flags = os.O_RDWR | os.O_CREAT | (0 if launch.append_log else os.O_TRUNC)
     log_fd = os.open(launch.log_path, log_flags, 0o666)
-    pid, out_r, err_r, launch_w = _spawn(launch, reset)
+    pid, out_r, err_r, launch_w = (
+        worker.pid,
+        worker.stdout_read,
+        worker.stderr_read,
+        worker.launch_write,
+    )
     state.pid = pid
     sampler = UsageSampler(pid)
     try:
@@ -318,12 +346,13 @@ def run(
         threading.Thread(target=_wait_worker, args=(pid, state.events), daemon=True).start()
         payload = dict(
             launch.payload,
+            env=launch.env,
             stdout_read_fd=out_r,
             stderr_read_fd=err_r,
             log_path=str(launch.log_path),
             run_id=launch.run_id,
         )
-        same_python = os.path.realpath(launch.python) == os.path.realpath(sys.executable)
+        same_python = os.path.realpath(worker.python) == os.path.realpath(sys.executable)
         _send_payload(launch_w, _encode_payload(payload, same_python))
         sampler.start()
         if on_started is not None:

@@ -386,7 +386,12 @@ def main(argv: list[str]) -> None:
     # The script's own folder (expyrun/run) must not shadow the user's modules.
     del sys.path[0]
     launch_fd = int(argv[1])
-    payload = _read_payload(launch_fd)
+    try:
+        payload = _read_payload(launch_fd)
+    except BaseException:
+        # The launch was abandoned before the run (a bad config, Ctrl-C): leave without a word.
+        os._exit(1)
+    os.environ.update(payload["env"])  # inherited from here on by everything the run starts
     streams = _Streams(payload)
     streams.install()
     import atexit

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import os
-import signal
-
 from support import Project, session_processes, wait_for
 
 

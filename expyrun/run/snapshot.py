@@ -99,8 +99,16 @@ def _copy_file(source: Path, target: Path) -> int:
             if sent == 0:
                 break
             copied += sent
-    os.chmod(target, stat.S_IMODE(os.stat(source).st_mode))
+    # Keep the source's permission bits (an executable script stays executable), minus the
+    # user's umask: the copy is a new file of this user's.
+    os.chmod(target, stat.S_IMODE(os.stat(source).st_mode) & ~_umask())
     return size
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: set it straight back
+    os.umask(mask)
+    return mask
 
 
 def _walk(root: Path, result: CodeCopy) -> Iterator[tuple[Path, list[Path]]]:

@@ -229,6 +229,7 @@ def kill_run_processes(run_id: str, worker_pid: int | None, sig: int = signal.SI
     if worker_pid is not None:
         import psutil
 
+        pids.add(worker_pid)  # started before the marker existed: not in its /proc environ
         try:
             pids.update(child.pid for child in psutil.Process(worker_pid).children(recursive=True))
         except psutil.Error:

@@ -359,7 +359,9 @@ def test_frozen_requirements_list_this_interpreters_distributions(project: Proje
         check=True,
     ).stdout.splitlines()
     pip_pins = {line.lower() for line in listed} - {
-        line.lower() for line in listed if line.lower().startswith(("pip==", "setuptools==", "wheel=="))
+        line.lower()
+        for line in listed
+        if line.lower().startswith(("pip==", "setuptools==", "wheel=="))
     }
     ours = {line.lower() for line in lines if "==" in line and not line.startswith("#")}
     assert pip_pins <= ours

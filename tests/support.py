@@ -30,7 +30,7 @@ RUN_FOLDER_LINE = re.compile(r"^expyrun: run folder: (.+)$", re.MULTILINE)
 EXPYRUN = [sys.executable, "-m", "expyrun"]
 
 
-def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a process started by a test (no PYTHON* flags that change speed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPYRUN_")}
     env.pop("PYTHONUNBUFFERED", None)
@@ -92,7 +92,7 @@ def run(
     process = subprocess.Popen(
         argv,
         cwd=cwd,
-        env=test_env(env),
+        env=child_env(env),
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -121,7 +121,7 @@ def start(
     return subprocess.Popen(
         [*command, *map(str, args)],
         cwd=cwd,
-        env=test_env(env),
+        env=child_env(env),
         start_new_session=True,
         **popen,
     )

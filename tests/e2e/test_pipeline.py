@@ -71,7 +71,8 @@ def test_record_fields_have_their_types(project: Project) -> None:
     assert record["python"]["executable"] == sys.executable
     assert isinstance(record["expyrun_version"], str)
     assert record["peak_rss_bytes"] > 1_000_000
-    assert record["cpu_user_s"] >= 0 and record["cpu_system_s"] >= 0
+    assert record["cpu_user_s"] >= 0
+    assert record["cpu_system_s"] >= 0
     assert record["slurm"] is None
     assert record["git"] is None  # tmp_path is not in a git repository
 
@@ -395,7 +396,8 @@ def test_print_config_prints_and_creates_nothing(project: Project) -> None:
 
 def test_version_and_help(project: Project) -> None:
     version = run(["--version"], cwd=project.root)
-    assert version.code == 0 and version.stdout.startswith("expyrun ")
+    assert version.code == 0
+    assert version.stdout.startswith("expyrun ")
     assert run(["-h"], cwd=project.root).stdout.startswith("usage: expyrun")
     script = Path(sys.executable).with_name("expyrun")
     if script.exists():

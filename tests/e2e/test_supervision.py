@@ -57,7 +57,7 @@ def test_a_signal_sent_to_expyrun_reaches_the_entry_once(project: Project, name:
     process.send_signal(getattr(signal, name))
     wait_for(lambda: _signals(run_dir), 10, f"the entry's {name} handler")
     (run_dir / "stop").touch()
-    out, err = process.communicate(timeout=30)
+    _out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()
     assert _signals(run_dir) == [name]
     record = read_json(run_dir / "run.json")
@@ -261,7 +261,7 @@ def test_files_are_created_with_the_users_umask(project: Project) -> None:
     process = subprocess.Popen(
         ["sh", "-c", f"umask 027 && exec {' '.join(_expyrun_argv(config))}"],
         cwd=project.root,
-        env=__import__("support").test_env(),
+        env=__import__("support").child_env(),
     )
     assert process.wait(60) == 0
     run_dir = project.output / "exp" / "exp.0"

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
 
-USAGE = "usage: expyrun CONFIG [--debug] [--strict] [--print-config] [--grace S] [--KEY VALUE ...]"
+USAGE = (
+    "usage: expyrun CONFIG [--debug] [--strict] [--print-config] [--detach] [--grace S] "
+    "[--KEY VALUE ...]"
+)
 
 HELP = f"""{USAGE}
 
@@ -38,6 +41,8 @@ Launch:
                       without a code copy or frozen requirements
   --strict            turn every config warning into an error
   --print-config      print the resolved config and the run folder it would get; run nothing
+  --detach            prepare the run here, then run it in the background (immune to the
+                      terminal closing); prints the run folder as its last line
   --grace SECONDS     after SIGINT/SIGTERM, wait this long for the run to end before killing
                       its processes (default 10)
 
@@ -49,7 +54,15 @@ Exit status: the run's own (0, 1 when the entry point raised, n for sys.exit(n),
 died of signal N); 2 for usage, config and entry-point errors, found before anything is created.
 """
 
-_BOOL_FLAGS = {"--debug": "debug", "--strict": "strict", "--print-config": "print_config"}
+_BOOL_FLAGS = {
+    "--debug": "debug",
+    "--strict": "strict",
+    "--print-config": "print_config",
+    "--detach": "detach",
+}
+# Subcommands, recognised only when the first argument is not an existing file, so that
+# `expyrun ls` still runs a config file named `ls`. Names starting with `_` are internal.
+_SUBCOMMANDS = ("_supervise",)
 _VALUE_FLAGS = {"--grace": "grace_seconds"}
 
 
@@ -102,10 +115,34 @@ def _program(args: list[str]) -> int:
     if args[0] == "--version":
         console.out(f"expyrun {__version__}")
         return ExitCode.OK
+    if args[0] in _SUBCOMMANDS and not os.path.isfile(args[0]):
+        return _subcommand(args[0], args[1:])
     options = parse_launch(args)
     from expyrun import pipeline
 
     return pipeline.launch(options)
+
+
+def _subcommand(name: str, args: list[str]) -> int:
+    if name == "_supervise":
+        return _supervise(args)
+    raise UsageError(f"unknown command '{name}'")  # pragma: no cover - names come from the table
+
+
+def _supervise(args: list[str]) -> int:
+    """`expyrun _supervise RUN_DIR [--notify-fd FD]`: run a prepared run folder (internal)."""
+    from pathlib import Path
+
+    from expyrun import detach, pipeline
+
+    if not args or args[0].startswith("-"):
+        raise UsageError("_supervise needs a run folder")
+    on_running = None
+    if args[1:2] == ["--notify-fd"] and len(args) == 3:
+        on_running = detach.notifier(int(args[2]))
+    elif len(args) != 1:
+        raise UsageError("usage: expyrun _supervise RUN_DIR [--notify-fd FD]")
+    return pipeline.supervise_run_folder(Path(args[0]), detached=True, on_running=on_running)
 
 
 def parse_launch(args: list[str]) -> LaunchOptions:

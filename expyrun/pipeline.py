@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,6 +44,7 @@ class LaunchOptions(NamedTuple):
     strict: bool = False
     print_config: bool = False
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    detach: bool = False
     command: tuple[str, ...] = ()
 
 
@@ -136,6 +138,7 @@ def prepare(options: LaunchOptions) -> PreparedRun:
             python={"executable": sys.executable, "version": sys.version.split()[0]},
             expyrun_version=__version__,
             code_copy=code_copy,
+            grace_s=options.grace_seconds,
         )
         record.write_record(run_dir, initial)
     except BaseException:
@@ -183,8 +186,16 @@ class _Recorder:
             console.warning(f"could not record the environment: {exc}")
 
 
-def run_prepared(prepared: PreparedRun, worker: supervisor.Worker, terminal: bool = True) -> int:
-    """Run a prepared run folder with a started worker, and record how it ended."""
+def run_prepared(
+    prepared: PreparedRun,
+    worker: supervisor.Worker,
+    terminal: bool = True,
+    on_running: Callable[[], None] | None = None,
+) -> int:
+    """Run a prepared run folder with a started worker, and record how it ended.
+
+    `on_running` is called once the record says `running` (a detached launch waits for it).
+    """
     spec = prepared.resolved.run
     run_dir = prepared.run_dir
     run_id = os.urandom(16).hex()
@@ -232,6 +243,8 @@ def run_prepared(prepared: PreparedRun, worker: supervisor.Worker, terminal: boo
         record.write_record(run_dir, current)
         running.append(current)
         recorder.start()
+        if on_running is not None:
+            on_running()
 
     outcome = supervisor.run(worker, launch, on_started=on_started, say=console.info)
     final = running[0].replace(
@@ -266,10 +279,56 @@ def _slurm_fields() -> dict[str, Any] | None:
     return {key: os.environ.get(variable) for key, variable in names.items()}
 
 
+def supervise_run_folder(
+    run_dir: Path, detached: bool, on_running: Callable[[], None] | None = None
+) -> int:
+    """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
+
+    What to run comes from the folder itself: the record says which entry point, from which
+    cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
+    """
+    from expyrun.config import resolve
+    from expyrun.errors import RunFolderError
+
+    try:
+        prepared_record = record.read_record(run_dir)
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
+    if prepared_record.status not in ("prepared", "pending"):
+        raise RunFolderError(
+            f"the run is already {prepared_record.status}: a run folder runs once",
+            path=run_dir,
+        )
+    worker = supervisor.spawn_worker(prepared_record.python["executable"], detached=detached)
+    try:
+        cwd = Path(prepared_record.cwd)
+        resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
+        options = LaunchOptions(
+            config_path=str(run_dir / snapshot.CONFIG_FILE),
+            debug=prepared_record.debug,
+            grace_seconds=prepared_record.grace_s or DEFAULT_GRACE_SECONDS,
+            command=tuple(prepared_record.command),
+        )
+        prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
+    except BaseException:
+        supervisor.discard_worker(worker)
+        raise
+    return run_prepared(prepared, worker, terminal=not detached, on_running=on_running)
+
+
 def launch(options: LaunchOptions) -> int:
-    """`expyrun CONFIG ...`: prepare the run folder, then run it in the foreground."""
+    """`expyrun CONFIG ...`: prepare the run folder, then run it here or in the background."""
     if options.print_config:
         return print_config(options)
+    if options.detach:
+        from expyrun import detach
+
+        prepared = prepare(options)
+        pid = detach.start_in_background(prepared.run_dir)
+        console.info(f"started in the background (supervisor pid {pid})")
+        console.info(f"follow it with: expyrun logs -f {prepared.run_dir}")
+        console.out(str(prepared.run_dir))
+        return ExitCode.OK
     # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
     worker = supervisor.spawn_worker(sys.executable)
     try:

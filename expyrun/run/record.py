@@ -53,6 +53,7 @@ class RunRecord(NamedTuple):
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
     output_bytes: int | None = None
+    grace_s: float | None = None
     requirements: str | None = None
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None

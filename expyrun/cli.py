@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from expyrun import __version__, console
 from expyrun.errors import ExitCode, ExpyrunError, UsageError
@@ -46,6 +46,12 @@ Launch:
   --grace SECONDS     after SIGINT/SIGTERM, wait this long for the run to end before killing
                       its processes (default 10)
 
+Manage runs (RUN is a run folder; these words are commands only when no file has that name):
+  expyrun ls [PATH ...] [--json] [--status S]   the runs under PATHs (default .), newest first
+  expyrun logs RUN [-f]                         print outputs.log; -f follows it to the run's end
+  expyrun status RUN [--json]                   the run record; exit 0 if succeeded or running
+  expyrun stop RUN [--kill]                     stop a run as Ctrl-C does (--kill: no grace)
+
 Other:
   -h, --help          show this help
   --version           show the version
@@ -62,7 +68,7 @@ _BOOL_FLAGS = {
 }
 # Subcommands, recognised only when the first argument is not an existing file, so that
 # `expyrun ls` still runs a config file named `ls`. Names starting with `_` are internal.
-_SUBCOMMANDS = ("_supervise",)
+_SUBCOMMANDS = ("ls", "logs", "status", "stop", "_supervise")
 _VALUE_FLAGS = {"--grace": "grace_seconds"}
 
 
@@ -109,13 +115,14 @@ def _program(args: list[str]) -> int:
     """The main program without error handling."""
     if not args:
         raise UsageError("missing the config file", hint=f"{USAGE}; see expyrun --help")
-    if "-h" in args or "--help" in args or args == ["help"]:
+    is_subcommand = args[0] in _SUBCOMMANDS and not os.path.isfile(args[0])
+    if not is_subcommand and ("-h" in args or "--help" in args or args == ["help"]):
         console.out(HELP)
         return ExitCode.OK
     if args[0] == "--version":
         console.out(f"expyrun {__version__}")
         return ExitCode.OK
-    if args[0] in _SUBCOMMANDS and not os.path.isfile(args[0]):
+    if is_subcommand:
         return _subcommand(args[0], args[1:])
     options = parse_launch(args)
     from expyrun import pipeline
@@ -126,7 +133,10 @@ def _program(args: list[str]) -> int:
 def _subcommand(name: str, args: list[str]) -> int:
     if name == "_supervise":
         return _supervise(args)
-    raise UsageError(f"unknown command '{name}'")  # pragma: no cover - names come from the table
+    from expyrun import runs
+
+    command: Callable[[list[str]], int] = getattr(runs, name)
+    return command(args)
 
 
 def _supervise(args: list[str]) -> int:

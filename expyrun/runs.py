@@ -1,0 +1,364 @@
+"""`expyrun ls`, `logs`, `status`, `stop`: look at runs and act on them through their records.
+
+They read run.json files only, never configs, so they are fast and work on any run folder,
+whatever expyrun version or config made it. A record left `running` by a supervisor that is
+gone is shown as `lost`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from expyrun import console
+from expyrun.errors import ExitCode, RunFolderError, UsageError
+from expyrun.run.record import RECORD_FILE, RunRecord, read_record, supervisor_alive
+
+OUTPUTS_LOG = "outputs.log"
+ENDED = ("succeeded", "failed", "killed", "lost")
+STATUSES = ("prepared", "pending", "running", *ENDED)
+_RUN_FOLDER = re.compile(r"^exp\.\d+$")
+# How often `logs -f` and `stop` look at the files of a run they follow.
+POLL_SECONDS = 0.1
+
+
+def effective_status(record: RunRecord) -> str:
+    """The record's status, or `lost` for a `running` record whose supervisor is gone."""
+    if record.status == "running" and supervisor_alive(record) is False:
+        return "lost"
+    return record.status
+
+
+def find_run_folders(root: Path) -> Iterator[Path]:
+    """Run folders under `root` (a folder holding run.json), not looking inside them."""
+    if (root / RECORD_FILE).is_file():
+        yield root
+        return
+    pending = [str(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.startswith((".", "__")) or not entry.is_dir(follow_symlinks=False):
+                    continue
+                is_run = _RUN_FOLDER.match(entry.name) is not None
+                if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
+                    yield Path(entry.path)
+                    continue
+                pending.append(entry.path)
+
+
+def _load(run_dir: Path) -> RunRecord | None:
+    try:
+        return read_record(run_dir)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _open_run(path: str) -> tuple[Path, RunRecord]:
+    run_dir = Path(path)
+    if not (run_dir / RECORD_FILE).is_file():
+        raise RunFolderError("not a run folder (no run.json)", path=run_dir)
+    found = _load(run_dir)
+    if found is None:
+        raise RunFolderError("run.json is not a run record", path=run_dir / RECORD_FILE)
+    return run_dir, found
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"expyrun {prog}", description=description)
+
+    def fail(message: str) -> None:
+        raise UsageError(message, hint=f"see expyrun {prog} --help")
+
+    parser.error = fail  # type: ignore[method-assign, assignment]
+    return parser
+
+
+# --- ls ---------------------------------------------------------------------------------------
+
+
+def ls(args: list[str]) -> int:
+    """`expyrun ls [PATH ...] [--json] [--status S]`: the runs under PATHs, newest first."""
+    parser = _parser("ls", "List the runs under output folders, newest first.")
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    parser.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    parser.add_argument(
+        "--status", action="append", choices=STATUSES, help="only runs with this status"
+    )
+    options = parser.parse_args(args)
+    rows = []
+    for path in options.paths:
+        root = Path(path)
+        if not root.is_dir():
+            raise RunFolderError("no such folder", path=root)
+        for run_dir in find_run_folders(root):
+            found = _load(run_dir)
+            if found is None:
+                continue
+            status = effective_status(found)
+            if options.status and status not in options.status:
+                continue
+            rows.append((run_dir, found, status))
+    rows.sort(key=lambda row: row[1].started_at or "", reverse=True)
+    if options.json:
+        console.out(json.dumps([_summary(d, r, s) for d, r, s in rows], indent=2))
+    else:
+        console.out(_table(rows))
+    return ExitCode.OK
+
+
+def _summary(run_dir: Path, found: RunRecord, status: str) -> dict[str, Any]:
+    return {
+        "run_dir": str(run_dir),
+        "status": status,
+        "name": found.name,
+        "entry": found.entry,
+        "started_at": found.started_at,
+        "ended_at": found.ended_at,
+        "duration_s": found.duration_s,
+        "exit_code": found.exit_code,
+        "signal": found.signal,
+        "peak_rss_bytes": found.peak_rss_bytes,
+        "host": found.host,
+        "pid": found.pid,
+        "slurm": found.slurm,
+    }
+
+
+def _table(rows: list[tuple[Path, RunRecord, str]]) -> str:
+    header = ("RUN", "STATUS", "STARTED", "DURATION", "EXIT", "PEAK MEM")
+    cells = [header]
+    for run_dir, found, status in rows:
+        cells.append(
+            (
+                _display_path(run_dir),
+                status,
+                _short_time(found.started_at),
+                _duration(found),
+                "" if found.exit_code is None else str(found.exit_code),
+                _bytes(found.peak_rss_bytes),
+            )
+        )
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def _display_path(run_dir: Path) -> str:
+    try:
+        return str(run_dir.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(run_dir)
+
+
+def _short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def _duration(found: RunRecord) -> str:
+    seconds = found.duration_s
+    if seconds is None and found.started_at and found.status == "running":
+        try:
+            started = datetime.fromisoformat(found.started_at)
+            seconds = (datetime.now(started.tzinfo) - started).total_seconds()
+        except ValueError:
+            return "-"
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _bytes(count: int | None) -> str:
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return "-"  # pragma: no cover - the loop always returns
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+def logs(args: list[str]) -> int:
+    """`expyrun logs RUN [-f]`: print outputs.log; -f follows it until the run ends."""
+    parser = _parser("logs", "Print a run's outputs.log; with -f, follow it until the run ends.")
+    parser.add_argument("run", metavar="RUN", help="a run folder")
+    parser.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    options = parser.parse_args(args)
+    run_dir, _ = _open_run(options.run)
+    log_path = run_dir / OUTPUTS_LOG
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        offset += _copy_new_bytes(log_path, offset, out)
+        if not options.follow:
+            return ExitCode.OK
+        current = _load(run_dir)
+        status = effective_status(current) if current else "lost"
+        if status in ENDED:
+            offset += _copy_new_bytes(log_path, offset, out)  # what came with the end
+            return _exit_code(current, status)
+        time.sleep(POLL_SECONDS)
+
+
+def _copy_new_bytes(path: Path, offset: int, out: Any) -> int:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return 0
+    if data:
+        try:
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:
+            raise SystemExit(ExitCode.OK) from None
+    return len(data)
+
+
+def _exit_code(found: RunRecord | None, status: str) -> int:
+    if status == "lost" or found is None:
+        return ExitCode.FAILURE
+    return found.exit_code or 0
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def status(args: list[str]) -> int:
+    """`expyrun status RUN [--json]`: the run record, readable; exit 0 if succeeded or running."""
+    parser = _parser("status", "Show a run's record. Exit 0 if it succeeded or runs.")
+    parser.add_argument("run", metavar="RUN", help="a run folder")
+    parser.add_argument("--json", action="store_true", help="the record as JSON, with `status`")
+    options = parser.parse_args(args)
+    run_dir, found = _open_run(options.run)
+    current = effective_status(found)
+    if options.json:
+        console.out(json.dumps({**found.to_dict(), "status": current}, indent=2))
+    else:
+        console.out(_describe(run_dir, found, current))
+    if current in ("succeeded", "running", "prepared", "pending"):
+        return ExitCode.OK
+    return _exit_code(found, current)
+
+
+def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
+    lines = [
+        f"run        {run_dir}",
+        f"status     {current}" + (f" ({found.signal})" if found.signal else ""),
+        f"name       {found.name}",
+        f"entry      {found.entry}" + ("  [debug]" if found.debug else ""),
+        f"started    {_short_time(found.started_at)}",
+        f"ended      {_short_time(found.ended_at)}",
+        f"duration   {_duration(found)}",
+        f"exit code  {'-' if found.exit_code is None else found.exit_code}",
+        f"peak mem   {_bytes(found.peak_rss_bytes)}",
+        f"host       {found.host} (user {found.user}, supervisor pid {found.pid})",
+        f"command    {' '.join(found.command)}",
+    ]
+    if found.git:
+        dirty = ", dirty" if found.git.get("dirty") else ""
+        lines.append(f"git        {found.git.get('commit')} ({found.git.get('branch')}{dirty})")
+    if found.slurm:
+        lines.append(f"slurm      job {found.slurm.get('job_id')}")
+    return "\n".join(lines)
+
+
+# --- stop -------------------------------------------------------------------------------------
+
+
+def stop(args: list[str]) -> int:
+    """`expyrun stop RUN [--kill]`: stop a run as Ctrl-C does (forward, grace, kill)."""
+    parser = _parser(
+        "stop", "Stop a run the way Ctrl-C does: SIGTERM, the grace period, then kill."
+    )
+    parser.add_argument("run", metavar="RUN", help="a run folder")
+    parser.add_argument("--kill", action="store_true", help="kill at once, without the grace")
+    options = parser.parse_args(args)
+    run_dir, found = _open_run(options.run)
+    current = effective_status(found)
+    if current in ENDED:
+        console.info(f"the run has already ended ({current})")
+        return ExitCode.OK
+    if current != "running" or found.pid is None:
+        raise RunFolderError(f"the run is {current}: there is nothing to stop yet", path=run_dir)
+    if supervisor_alive(found) is None:
+        raise RunFolderError(
+            f"the run's supervisor runs on {found.host}: run `expyrun stop` there", path=run_dir
+        )
+    _signal_supervisor(found.pid, signal.SIGTERM)
+    if options.kill:
+        _wait_until_taken(found.pid, signal.SIGTERM)
+        _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
+    grace = found.grace_s if found.grace_s is not None else 10.0
+    ended = _wait_for_end(run_dir, timeout=grace + 30)
+    if ended is None:
+        raise RunFolderError("the run did not end in time", path=run_dir)
+    console.info(f"stopped: {effective_status(ended)}")
+    return ExitCode.OK
+
+
+def _signal_supervisor(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # it ended meanwhile: the record tells how
+
+
+def _wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
+    """Wait until a signal sent to `pid` is no longer pending (its supervisor took it)."""
+    deadline = time.monotonic() + timeout
+    bit = 1 << (signum - 1)
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                pending = {
+                    key: int(value, 16)
+                    for key, _, value in (line.partition(":\t") for line in f)
+                    if key in ("SigPnd", "ShdPnd")
+                }
+        except (OSError, ValueError):
+            return
+        if not any(mask & bit for mask in pending.values()):
+            return
+        time.sleep(0.01)
+
+
+def _wait_for_end(run_dir: Path, timeout: float) -> RunRecord | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = _load(run_dir)
+        if current is not None and effective_status(current) in ENDED:
+            return current
+        time.sleep(POLL_SECONDS)
+    return None

@@ -21,7 +21,13 @@ from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError, UsageError
-from expyrun.run.record import RECORD_FILE, RunRecord, read_record, supervisor_alive
+from expyrun.run.record import (
+    RECORD_FILE,
+    RunRecord,
+    process_matches,
+    read_record,
+    supervisor_alive,
+)
 
 OUTPUTS_LOG = "outputs.log"
 ENDED = ("succeeded", "failed", "killed", "lost")
@@ -38,12 +44,22 @@ def effective_status(record: RunRecord) -> str:
     return record.status
 
 
-def find_run_folders(root: Path) -> Iterator[Path]:
-    """Run folders under `root` (a folder holding run.json), not looking inside them."""
-    if (root / RECORD_FILE).is_file():
+def _status_of(data: dict[str, Any]) -> str:
+    """`effective_status` on a record as read from JSON (ls reads thousands: no objects)."""
+    status = str(data.get("status"))
+    if status == "running":
+        alive = process_matches(data.get("pid"), data.get("host"), data.get("pid_started_at"))
+        if alive is False:
+            return "lost"
+    return status
+
+
+def find_run_folders(root: str) -> Iterator[str]:
+    """Run folders under `root` (folders `exp.N` holding run.json), not looking inside them."""
+    if os.path.isfile(os.path.join(root, RECORD_FILE)):
         yield root
         return
-    pending = [str(root)]
+    pending = [root]
     while pending:
         folder = pending.pop()
         try:
@@ -56,7 +72,7 @@ def find_run_folders(root: Path) -> Iterator[Path]:
                     continue
                 is_run = _RUN_FOLDER.match(entry.name) is not None
                 if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
-                    yield Path(entry.path)
+                    yield entry.path
                     continue
                 pending.append(entry.path)
 
@@ -66,6 +82,15 @@ def _load(run_dir: Path) -> RunRecord | None:
         return read_record(run_dir)
     except (OSError, ValueError, TypeError):
         return None
+
+
+def _load_json(run_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(run_dir, RECORD_FILE), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "status" in data else None
 
 
 def _open_run(path: str) -> tuple[Path, RunRecord]:
@@ -102,18 +127,17 @@ def ls(args: list[str]) -> int:
     options = parser.parse_args(args)
     rows = []
     for path in options.paths:
-        root = Path(path)
-        if not root.is_dir():
-            raise RunFolderError("no such folder", path=root)
-        for run_dir in find_run_folders(root):
-            found = _load(run_dir)
-            if found is None:
+        if not os.path.isdir(path):
+            raise RunFolderError("no such folder", path=path)
+        for run_dir in find_run_folders(os.path.abspath(path)):
+            data = _load_json(run_dir)
+            if data is None:
                 continue
-            status = effective_status(found)
+            status = _status_of(data)
             if options.status and status not in options.status:
                 continue
-            rows.append((run_dir, found, status))
-    rows.sort(key=lambda row: row[1].started_at or "", reverse=True)
+            rows.append((run_dir, data, status))
+    rows.sort(key=lambda row: _timestamp(row[1].get("started_at")), reverse=True)
     if options.json:
         console.out(json.dumps([_summary(d, r, s) for d, r, s in rows], indent=2))
     else:
@@ -121,70 +145,67 @@ def ls(args: list[str]) -> int:
     return ExitCode.OK
 
 
-def _summary(run_dir: Path, found: RunRecord, status: str) -> dict[str, Any]:
-    return {
-        "run_dir": str(run_dir),
-        "status": status,
-        "name": found.name,
-        "entry": found.entry,
-        "started_at": found.started_at,
-        "ended_at": found.ended_at,
-        "duration_s": found.duration_s,
-        "exit_code": found.exit_code,
-        "signal": found.signal,
-        "peak_rss_bytes": found.peak_rss_bytes,
-        "host": found.host,
-        "pid": found.pid,
-        "slurm": found.slurm,
-    }
+_SUMMARY_KEYS = (
+    "name",
+    "entry",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "peak_rss_bytes",
+    "host",
+    "pid",
+    "slurm",
+)
 
 
-def _table(rows: list[tuple[Path, RunRecord, str]]) -> str:
+def _summary(run_dir: str, data: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"run_dir": run_dir, "status": status, **{k: data.get(k) for k in _SUMMARY_KEYS}}
+
+
+def _timestamp(iso: str | None) -> float:
+    """Seconds since the epoch of an ISO 8601 time (0 when missing): the sort key of `ls`."""
+    if not iso:
+        return 0.0
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _table(rows: list[tuple[str, dict[str, Any], str]]) -> str:
     header = ("RUN", "STATUS", "STARTED", "DURATION", "EXIT", "PEAK MEM")
     cells = [header]
-    for run_dir, found, status in rows:
+    here = os.getcwd() + os.sep
+    for path, data, status in rows:
+        code = data.get("exit_code")
         cells.append(
             (
-                _display_path(run_dir),
+                path[len(here) :] if path.startswith(here) else path,
                 status,
-                _short_time(found.started_at),
-                _duration(found),
-                "" if found.exit_code is None else str(found.exit_code),
-                _bytes(found.peak_rss_bytes),
+                _short_time(data.get("started_at")),
+                _duration(data.get("duration_s"), data.get("started_at"), status),
+                "" if code is None else str(code),
+                _bytes(data.get("peak_rss_bytes")),
             )
         )
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [
+    return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in cells
-    ]
-    return "\n".join(lines)
-
-
-def _display_path(run_dir: Path) -> str:
-    try:
-        return str(run_dir.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(run_dir)
+    )
 
 
 def _short_time(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso
+    """The time as the launching host saw it: `2026-11-25 07:34:35`."""
+    return iso[:19].replace("T", " ") if iso else "-"
 
 
-def _duration(found: RunRecord) -> str:
-    seconds = found.duration_s
-    if seconds is None and found.started_at and found.status == "running":
-        try:
-            started = datetime.fromisoformat(found.started_at)
-            seconds = (datetime.now(started.tzinfo) - started).total_seconds()
-        except ValueError:
-            return "-"
+def _duration(seconds: float | None, started_at: str | None, status: str) -> str:
+    if seconds is None and started_at and status == "running":
+        started = _timestamp(started_at)
+        seconds = time.time() - started if started else None
     if seconds is None:
         return "-"
     if seconds < 60:
@@ -280,7 +301,7 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         f"entry      {found.entry}" + ("  [debug]" if found.debug else ""),
         f"started    {_short_time(found.started_at)}",
         f"ended      {_short_time(found.ended_at)}",
-        f"duration   {_duration(found)}",
+        f"duration   {_duration(found.duration_s, found.started_at, current)}",
         f"exit code  {'-' if found.exit_code is None else found.exit_code}",
         f"peak mem   {_bytes(found.peak_rss_bytes)}",
         f"host       {found.host} (user {found.user}, supervisor pid {found.pid})",

@@ -140,11 +140,16 @@ def _boot_time() -> float:
 
 def supervisor_alive(record: RunRecord) -> bool | None:
     """Whether the supervisor that wrote this record still runs (None: cannot tell here)."""
-    if record.pid is None or record.host != os.uname().nodename:
+    return process_matches(record.pid, record.host, record.pid_started_at)
+
+
+def process_matches(pid: int | None, host: str | None, started_at: float | None) -> bool | None:
+    """Whether process `pid` on `host`, started at `started_at`, still runs (None: other host)."""
+    if pid is None or host != os.uname().nodename:
         return None
-    started = process_start_time(record.pid)
+    started = process_start_time(pid)
     if started is None:
         return False
-    if record.pid_started_at is None:
+    if started_at is None:
         return True
-    return abs(started - record.pid_started_at) <= START_TIME_TOLERANCE_SECONDS
+    return abs(started - started_at) <= START_TIME_TOLERANCE_SECONDS

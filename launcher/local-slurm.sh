@@ -231,20 +231,32 @@ cluster_answers() {
 
 node_state() { timeout 5 sinfo -h -N -n "$1" -o %T 2>/dev/null | head -n 1; }
 
-# Cancel every job, wait up to 3 s, then SIGKILL whatever is left of them.
+no_jobs_left() { [[ -z $(timeout 5 squeue -h -o %A 2>/dev/null || true) ]]; }
+
+# wait_no_jobs SECONDS: wait (bounded) until squeue lists no job.
+wait_no_jobs() {
+    local deadline=$((SECONDS + $1))
+    until no_jobs_left; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# Cancel every job, wait up to 3 s, SIGKILL whatever is left of them, then
+# wait (bounded) until slurmctld has seen them end: slurmd stops fast only when
+# it can still tell slurmctld that its jobs are over.
 drain_jobs() {
-    local ids deadline
+    local ids
     if cluster_answers; then
         ids=$(timeout 10 squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ' || true)
         if [[ -n ${ids// /} ]]; then
             say "cancelling jobs: $ids"
             # shellcheck disable=SC2086 # a list of job ids
             timeout 10 scancel $ids 2>/dev/null || true
-            deadline=$(($(date +%s) + 3))
-            while (($(date +%s) < deadline)); do
-                [[ -z $(timeout 5 squeue -h -o %A 2>/dev/null || true) ]] && break
-                sleep 0.2
-            done
+            wait_no_jobs 3 || {
+                kill_job_processes
+                wait_no_jobs 10 || say "jobs still listed by squeue: going on"
+            }
         fi
     fi
     kill_job_processes
@@ -565,7 +577,8 @@ cmd_start() {
             say "configuration changed: restarting our Slurm daemons (running jobs are cancelled)"
         fi
         drain_jobs
-        stop_daemons slurmd slurmctld
+        stop_daemons slurmd
+        stop_daemons slurmctld
     fi
     mkdir -p "$CONF_DIR"
     install_conf "$tmp/slurm.conf" "$SLURM_CONF_FILE"
@@ -595,9 +608,9 @@ cmd_stop() {
     if our_pid slurmctld >/dev/null || our_pid slurmd >/dev/null; then
         drain_jobs
     fi
-    stop_daemons slurmd slurmctld
+    stop_daemons slurmd
     kill_job_processes
-    stop_daemons munged
+    stop_daemons slurmctld munged
     say "stopped in $(since "$t0") s"
 }
 

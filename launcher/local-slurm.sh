@@ -549,12 +549,13 @@ cmd_start() {
     render_slurm_conf "$node" "$cpus" "$mem" "$track" >"$tmp/slurm.conf"
     render_cgroup_conf "$track" >"$tmp/cgroup.conf"
 
-    ensure_munge
-
     for name in slurmctld slurmd; do
         foreign=$(foreign_pids "$name")
         [[ -z $foreign ]] || die "a $name not started by this script runs (pid $foreign): stop it first"
     done
+
+    ensure_munge
+
     ctld=$(our_pid slurmctld || true)
     slurmd_pid=$(our_pid slurmd || true)
     if cmp -s "$tmp/slurm.conf" "$SLURM_CONF_FILE" && cmp -s "$tmp/cgroup.conf" "$CGROUP_CONF_FILE"; then

@@ -98,7 +98,8 @@ def _probe() -> str | None:
         return f"no Slurm: `scontrol ping` did not answer within {timeout:g} s ({hint})"
     out = " ".join((proc.stdout + proc.stderr).split())
     if proc.returncode != 0 or " is UP" not in out:
-        said = out or "(no output)"
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()]
+        said = next((line for line in lines if line), "(no output)")
         return f"no Slurm: `scontrol ping` exited {proc.returncode}: {said} ({hint})"
     return None
 

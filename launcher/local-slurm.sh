@@ -608,9 +608,9 @@ cmd_stop() {
     fi
     if our_pid slurmctld >/dev/null || our_pid slurmd >/dev/null; then
         drain_jobs
+        stop_daemons slurmd
+        kill_job_processes
     fi
-    stop_daemons slurmd
-    kill_job_processes
     stop_daemons slurmctld munged
     say "stopped in $(since "$t0") s"
 }

@@ -172,6 +172,7 @@ foreign_pids() {
 spawn() {
     local name=$1 pid deadline
     shift
+    printf '=== %s local-slurm.sh: %s\n' "$(date '+%F %T')" "$*" >>"$LOG_DIR/$name.out"
     (
         cd /
         for fd in /proc/self/fd/*; do

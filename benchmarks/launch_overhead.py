@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import EXPYRUN, clean_env, machine, make_project, median_times  # noqa: E402
+from _common import EXPYRUN, clean_env, machine, make_project, median_times
 
 
 def launch_figures(repeat: int) -> None:
@@ -56,14 +56,19 @@ def freeze_figures(repeat: int) -> None:
     for _ in range(max(3, repeat // 4)):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "pip", "freeze"], capture_output=True, check=True, env=clean_env()
+            [sys.executable, "-m", "pip", "freeze"],
+            capture_output=True,
+            check=True,
+            env=clean_env(),
         )
         pip.append(time.perf_counter() - start)
     count = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     mine, theirs = statistics.median(ours), statistics.median(pip)
     print(f"frozen requirements, {count} distributions")
     print(f"  expyrun (in process)   {mine * 1000:7.1f} ms")
-    print(f"  pip freeze             {theirs * 1000:7.1f} ms  (expyrun takes 1/{theirs / mine:.0f})")
+    print(
+        f"  pip freeze             {theirs * 1000:7.1f} ms  (expyrun takes 1/{theirs / mine:.0f})"
+    )
 
 
 def main() -> None:

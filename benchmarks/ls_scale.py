@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import EXPYRUN, machine, median_times  # noqa: E402
+from _common import EXPYRUN, machine, median_times
 
 
 def make_tree(root: Path, runs: int) -> None:

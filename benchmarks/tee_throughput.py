@@ -7,20 +7,22 @@ The baseline runs the same entry function with plain python, stdout redirected t
 expyrun runs it with --debug (no snapshot work), its own stdout to /dev/null (the terminal
 copy dropped) and, second figure, to a file (the terminal copy written too). Throughput is
 bytes / wall time; the ratio to the baseline is the figure (target >= 0.8x). Each run checks
-that outputs.log is byte-identical to the baseline's file.
+that outputs.log is byte-identical to the baseline's file. A bare pipe (`python | cat > file`)
+is measured too: output that crosses a pipe cannot go faster than that on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import EXPYRUN, machine, make_project, median_times  # noqa: E402
+from _common import EXPYRUN, machine, make_project, median_times
 
 ENTRY = """
 mode, total = config["mode"], config["megabytes"] * 1024 * 1024
@@ -48,9 +50,14 @@ def measure(mode: str, megabytes: int, repeat: int) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="expyrun-tee-"))
     baseline_file = str(scratch / "baseline.out")
     expyrun_file = str(scratch / "expyrun.out")
-    call = f"from pkg.entry import main; main('bench', {{'mode': '{mode}', 'megabytes': {megabytes}}})"
+    pipe_file = str(scratch / "pipe.out")
+    call = (
+        f"from pkg.entry import main; main('bench', {{'mode': '{mode}', 'megabytes': {megabytes}}})"
+    )
+    piped = f"{shlex.quote(sys.executable)} -c {shlex.quote(call)} | cat > {shlex.quote(pipe_file)}"
     commands = {
         "python > file": dict(argv=[sys.executable, "-c", call], cwd=root, stdout=baseline_file),
+        "python | cat > file": dict(argv=["sh", "-c", piped], cwd=root),
         "expyrun > /dev/null": dict(argv=[*EXPYRUN, "config.yml", "--debug"], cwd=root),
         "expyrun > file": dict(
             argv=[*EXPYRUN, "config.yml", "--debug"], cwd=root, stdout=expyrun_file
@@ -59,13 +66,19 @@ def measure(mode: str, megabytes: int, repeat: int) -> None:
     medians = median_times(commands, repeat)
     logs = sorted((root / "outputs" / "DEBUG" / "bench").glob("exp.*/outputs.log"))
     expected = _digest(Path(baseline_file))
-    exact = all(_digest(log) == expected for log in logs) and _digest(Path(expyrun_file)) == expected
+    exact = (
+        all(_digest(log) == expected for log in logs) and _digest(Path(expyrun_file)) == expected
+    )
     size = Path(baseline_file).stat().st_size
-    base = medians["python > file"]
+    base, pipe = medians["python > file"], medians["python | cat > file"]
     print(f"{mode}: {size / 1e6:.0f} MB, median of {repeat}, outputs.log byte-exact: {exact}")
+    print(f"  {'':22s} {'time':>8s}  {'rate':>10s}  {'vs > file':>9s}  {'vs | cat':>8s}")
     for name, seconds in medians.items():
         rate = size / seconds / 1e6
-        print(f"  {name:22s} {seconds:6.3f} s  {rate:7.0f} MB/s  {base / seconds:5.2f}x")
+        print(
+            f"  {name:22s} {seconds:6.3f} s  {rate:5.0f} MB/s  {base / seconds:8.2f}x"
+            f"  {pipe / seconds:7.2f}x"
+        )
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.machinery
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +28,12 @@ class EntryLocation(NamedTuple):
 
 def locate_entry(entry: str, module: str, function: str, code_dir: Path) -> EntryLocation:
     """Check that `module:function` exists under `code_dir` (or is installed)."""
+    if not code_dir.is_dir():
+        raise EntryPointError(
+            f"entry point '{entry}': the code folder does not exist",
+            path=code_dir,
+            hint="check __run__.__code__",
+        )
     parts = module.split(".")
     top = _find_top_level(parts[0], code_dir)
     if top is None:
@@ -48,7 +55,11 @@ def _find_top_level(name: str, code_dir: Path) -> tuple[Path, bool] | None:
     module = code_dir / f"{name}.py"
     if module.is_file():
         return module, True
-    spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
+    # Installed packages only: not the current folder, which `python -m expyrun` puts first
+    # on sys.path but the worker, running in the run folder, does not have.
+    here = os.getcwd()
+    installed = [p for p in sys.path if p and os.path.abspath(p) != here]
+    spec = importlib.machinery.PathFinder.find_spec(name, installed)
     if spec is None:
         return None
     if spec.submodule_search_locations:

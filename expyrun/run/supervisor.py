@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from expyrun.errors import EntryPointError
 from expyrun.run import worker as worker_module
 
 __all__ = ["WorkerExit", "WorkerLaunch", "kill_run_processes", "run", "worker_module"]
@@ -172,6 +173,12 @@ def spawn_worker(python: str, detached: bool = False) -> Worker:
             setsigmask=(),
             setsigdef=reset,
         )
+    except OSError as exc:
+        for fd in (out_r, err_r, launch_r, launch_w):
+            os.close(fd)
+        raise EntryPointError(
+            f"cannot start the worker interpreter: {exc.strerror}", path=python
+        ) from exc
     finally:
         for fd in passed:
             os.set_inheritable(fd, False)

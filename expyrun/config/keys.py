@@ -128,15 +128,20 @@ def walk(root: ConfigValue, prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Con
             yield from walk(value, path)
 
 
-def closest(wanted: str, root: ConfigValue, count: int = 3) -> list[str]:
-    """The existing dotted keys of `root` closest to `wanted`, best first (for "did you mean")."""
-    candidates = [format_key(path) for path, _ in walk(root)]
+def closest(wanted: str, root: ConfigValue, *, leaves: bool = False, count: int = 3) -> list[str]:
+    """The dotted keys of `root` closest to `wanted`, best first (for "did you mean").
+
+    With `leaves`, only keys whose value is not a mapping (what an override can set).
+    """
+    candidates = [
+        format_key(path) for path, value in walk(root) if not (leaves and isinstance(value, dict))
+    ]
     return difflib.get_close_matches(wanted, candidates, n=count, cutoff=0.6)
 
 
-def did_you_mean(wanted: str, root: ConfigValue) -> str | None:
+def did_you_mean(wanted: str, root: ConfigValue, *, leaves: bool = False) -> str | None:
     """A hint `did you mean 'a.b'?` naming the closest existing keys, or None."""
-    matches = closest(wanted, root)
+    matches = closest(wanted, root, leaves=leaves)
     if not matches:
         return None
     return "did you mean " + " or ".join(f"'{match}'" for match in matches) + "?"

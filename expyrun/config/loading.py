@@ -1,12 +1,9 @@
-"""Read config files safely, with the file and line of every key, and follow `__default__`.
+"""Load a config file and its `__default__` chain, merged, with the origin of every key.
 
-YAML goes through the safe loader only (libyaml's when present). Its nodes are turned into
-values here rather than by PyYAML's constructor, which lets us record where each key is, and
-refuse what a config must not contain: unknown tags (`!!python/...`), non-string keys, duplicate
-keys, an empty file, a top level that is not a mapping. Dotted keys (`a.b: 1`) are split into
-nesting, as in expyrun 0.2.
-
-`__default__` paths follow one rule, decided on the string as written: `~` is expanded; an
+`__default__` is a path or a list of paths, merged in order (later wins), then the file itself
+is merged on top under its `__new_key_policy__`. A file reached twice (diamond inheritance) is
+read once; a file reached again while loading its own defaults is a cycle, an error naming the
+chain. `__default__` paths follow one rule, decided on the string as written: `~` is expanded; an
 absolute path is used as is; a path starting with `./` or `../` is relative to the directory of
 the file that names it; any other path is relative to the launch directory.
 """
@@ -14,14 +11,10 @@ the file that names it; any other path is relative to the launch directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, split_key
+from expyrun.config.keys import ConfigMapping
 from expyrun.config.merging import (
     DEFAULT_POLICY,
     PASS,
@@ -30,21 +23,10 @@ from expyrun.config.merging import (
     merge,
     merge_origins,
 )
+from expyrun.config.parsing import error_at, parse_file
 from expyrun.config.report import Origin, Origins, Report, display_path
-from expyrun.errors import ConfigError
 
 DEFAULT_KEY = "__default__"
-
-# libyaml's parser when PyYAML was built with it (much faster), else the pure-Python one. Only
-# its parser and resolver are used: values are built by `_Builder`, which knows a few safe tags.
-_Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
-try:
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _Loader = yaml.SafeLoader
-
-_TAG = "tag:yaml.org,2002:"
-STR_TAG, MAP_TAG, SEQ_TAG, MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
 
 
 @dataclass
@@ -56,261 +38,6 @@ class Loaded:
     path: str  # the file, as displayed in messages
 
 
-def _error(
-    message: str, origin: Origin, key: KeyPath | str | None = None, hint: str | None = None
-) -> ConfigError:
-    if isinstance(key, tuple):
-        key = format_key(key) if key else None
-    return ConfigError(message, path=origin.path, line=origin.line, key=key, hint=hint)
-
-
-class _Builder:
-    """Turn the nodes of one file into values, recording the origin of every key."""
-
-    def __init__(self, loader: yaml.SafeLoader | yaml.CSafeLoader, display: str) -> None:
-        self.display = display
-        self.origins: Origins = {}
-        self.implicit: set[KeyPath] = set()  # mappings created by a dotted key (`a.b: 1`)
-        self.active: set[int] = set()  # container nodes being built (a recursive alias loops)
-        self.scalars: dict[str, Callable[[ScalarNode], ConfigValue]] = {
-            _TAG + "int": loader.construct_yaml_int,
-            _TAG + "float": loader.construct_yaml_float,
-            _TAG + "bool": loader.construct_yaml_bool,
-            _TAG + "null": _null,
-            _TAG + "timestamp": loader.construct_yaml_timestamp,
-        }
-
-    def origin(self, node: Node) -> Origin:
-        return Origin(self.display, node.start_mark.line + 1)
-
-    def value(self, node: Node, path: KeyPath) -> ConfigValue:
-        if type(node) is ScalarNode:
-            if node.tag == STR_TAG:
-                return str(node.value)
-            return self.scalar(node, path)
-        if id(node) in self.active:
-            raise _error("a YAML alias contains itself", self.origin(node), path)
-        self.active.add(id(node))
-        try:
-            if type(node) is MappingNode and node.tag == MAP_TAG:
-                return self.mapping(node, path)
-            if type(node) is SequenceNode and node.tag == SEQ_TAG:
-                return self.sequence(node, path)
-        finally:
-            self.active.discard(id(node))
-        raise self.bad_tag(node, path)
-
-    def scalar(self, node: ScalarNode, path: KeyPath) -> ConfigValue:
-        construct = self.scalars.get(node.tag)
-        if construct is None:
-            raise self.bad_tag(node, path)
-        try:
-            return construct(node)
-        except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
-            raise _error(
-                f"cannot read {node.value!r} as {_short_tag(node.tag)}", self.origin(node), path
-            ) from exc
-
-    def bad_tag(self, node: Node, path: KeyPath) -> ConfigError:
-        hint = None
-        if node.tag.startswith("!"):
-            hint = "quote a string that starts with '!', like '!P{a}'"
-        return _error(
-            f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)",
-            self.origin(node),
-            path,
-            hint,
-        )
-
-    def sequence(self, node: SequenceNode, path: KeyPath) -> list[ConfigValue]:
-        items: list[ConfigValue] = []
-        for index, item in enumerate(node.value):
-            item_path = (*path, index)
-            self.origins[item_path] = self.origin(item)
-            items.append(self.value(item, item_path))
-        return items
-
-    def mapping(self, node: MappingNode, path: KeyPath) -> ConfigMapping:
-        result: ConfigMapping = {}
-        entries = []
-        for key_node, value_node in node.value:
-            if key_node.tag == MERGE_TAG:
-                # YAML merge keys (`<<: *anchor`) come first: the mapping's own keys win.
-                result.update(self.merge_key(value_node, path))
-            else:
-                entries.append((key_node, value_node))
-        own: ConfigMapping = {}
-        for key_node, value_node in entries:
-            key = self.key(key_node, path)
-            parts = (key,) if "." not in key else split_key(key)
-            if parts is None:
-                raise _error(f"empty part in the key {key!r}", self.origin(key_node), path)
-            self.insert(own, path, parts, key_node, value_node)
-        result.update(own)
-        return result
-
-    def merge_key(self, node: Node, path: KeyPath) -> ConfigMapping:
-        sources = node.value if type(node) is SequenceNode else [node]
-        merged: ConfigMapping = {}
-        for source in reversed(sources):  # the first mapping listed wins
-            value = self.value(source, path)
-            if not isinstance(value, dict):
-                raise _error("a merge key (<<) takes mappings only", self.origin(source), path)
-            merged.update(value)
-        return merged
-
-    def key(self, node: Node, path: KeyPath) -> str:
-        if type(node) is ScalarNode and node.tag == STR_TAG and node.value:
-            return str(node.value)
-        if type(node) is ScalarNode:
-            shown = node.value or "''"
-            what = "an empty key" if node.tag == STR_TAG else f"the non-string key {shown}"
-            hint = None if node.tag == STR_TAG else f"quote it: '{node.value}'"
-            return self._raise_key(f"keys must be non-empty strings, got {what}", node, path, hint)
-        return self._raise_key("keys must be strings, not a mapping or list", node, path, None)
-
-    def _raise_key(self, message: str, node: Node, path: KeyPath, hint: str | None) -> str:
-        raise _error(message, self.origin(node), path or None, hint)
-
-    def insert(
-        self,
-        target: ConfigMapping,
-        path: KeyPath,
-        parts: tuple[str, ...],
-        key_node: Node,
-        value_node: Node,
-    ) -> None:
-        """Set `parts` (one key, or a dotted key split) under `target`; refuse duplicates."""
-        origin = self.origin(key_node)
-        for part in parts[:-1]:
-            path = (*path, part)
-            child = target.get(part)
-            if child is None and part not in target:
-                child = target[part] = {}
-                self.origins[path] = origin
-                self.implicit.add(path)
-            if not isinstance(child, dict):
-                raise self.duplicate(path, origin)
-            target = child
-        last = parts[-1]
-        full = (*path, last)
-        if last not in target:
-            self.origins[full] = origin
-            target[last] = self.value(value_node, full)
-            return
-        existing = target[last]
-        if full not in self.implicit or not isinstance(existing, dict):
-            raise self.duplicate(full, origin)
-        # `a.b: 1` then `a: {c: 2}`: the mapping `a` was only implied so far; fill it in.
-        self.implicit.discard(full)
-        saved, self.origins = self.origins, {}
-        try:
-            value = self.value(value_node, full)
-            new_origins = self.origins
-        finally:
-            self.origins = saved
-        if not isinstance(value, dict):
-            raise self.duplicate(full, origin)
-        self.fill(existing, value, full, new_origins)
-        self.origins.update(new_origins)
-
-    def fill(
-        self, existing: ConfigMapping, new: ConfigMapping, path: KeyPath, new_origins: Origins
-    ) -> None:
-        for key, value in new.items():
-            sub = (*path, key)
-            old = existing.get(key)
-            if key not in existing:
-                existing[key] = value
-            elif isinstance(old, dict) and isinstance(value, dict) and sub in self.implicit:
-                self.implicit.discard(sub)
-                self.fill(old, value, sub, new_origins)
-            else:
-                raise self.duplicate(sub, new_origins.get(sub, Origin(self.display)))
-
-    def duplicate(self, path: KeyPath, origin: Origin) -> ConfigError:
-        first = self.origins.get(path)
-        hint = f"first set at line {first.line}" if first and first.line else None
-        return _error("duplicate key", origin, path, hint)
-
-
-def _null(node: ScalarNode) -> None:
-    return None
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
-
-
-def _read(file: Path, display: str) -> bytes:
-    try:
-        return file.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("no such config file", path=display) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a config file", path=display) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config file: {exc.strerror}", path=display) from exc
-
-
-def parse_node(data: bytes | str, display: str) -> Node | None:
-    """Parse one YAML document into nodes; None when it holds none (empty, comments only)."""
-    loader = _Loader(data)
-    try:
-        return loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, display) from exc
-    except yaml.YAMLError as exc:
-        text = str(exc).strip()
-        first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise ConfigError(f"invalid YAML: {first_line}", path=display) from exc
-    finally:
-        loader.dispose()
-
-
-def build_node(node: Node, display: str) -> ConfigValue:
-    """The value of a node from `parse_node`, with the same checks as for a file."""
-    try:
-        return _Builder(_Loader(""), display).value(node, ())
-    except RecursionError as exc:
-        raise ConfigError("the YAML is nested too deeply", path=display) from exc
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
-    mark = exc.problem_mark or exc.context_mark
-    problem = exc.problem or exc.context or "syntax error"
-    hint = None
-    if exc.context and exc.problem and exc.context_mark is not None:
-        hint = f"{exc.context} at line {exc.context_mark.line + 1}"
-    return ConfigError(
-        f"invalid YAML: {problem}",
-        path=display,
-        line=mark.line + 1 if mark is not None else None,
-        hint=hint,
-    )
-
-
-def parse_file(file: Path, display: str) -> tuple[ConfigMapping, Origins]:
-    """The top-level mapping of a config file and the origin of each of its keys."""
-    node = parse_node(_read(file, display), display)
-    if node is None:
-        raise ConfigError("the config file is empty", path=display, hint="write {} for no keys")
-    if type(node) is not MappingNode:
-        kind = "list" if type(node) is SequenceNode else "single value"
-        raise ConfigError(
-            f"the top level must be a mapping of keys, not a {kind}",
-            path=display,
-            line=node.start_mark.line + 1,
-        )
-    builder = _Builder(_Loader(""), display)
-    try:
-        value = builder.value(node, ())
-    except RecursionError as exc:
-        raise ConfigError("the YAML is nested too deeply", path=display) from exc
-    assert isinstance(value, dict)  # noqa: S101 - a mapping node builds a mapping
-    return value, builder.origins
-
-
 def default_path(spec: str, including_file: Path, cwd: Path) -> Path:
     """Where a `__default__` entry points (see the module docstring for the rule)."""
     expanded = os.path.expanduser(spec)
@@ -319,6 +46,16 @@ def default_path(spec: str, including_file: Path, cwd: Path) -> Path:
     if spec.startswith(("./", "../")) or spec in (".", ".."):
         return including_file.parent / expanded
     return cwd / expanded
+
+
+@dataclass(frozen=True)
+class _Default:
+    """One entry of a `__default__`: as written, where it points, where it is written."""
+
+    spec: str
+    path: Path
+    origin: Origin
+    including: Path
 
 
 class _Chain:
@@ -352,10 +89,10 @@ class _Chain:
         self.done[real] = loaded
         return loaded
 
-    def merged_defaults(self, defaults: list[tuple[Path, Origin]]) -> Loaded:
+    def merged_defaults(self, defaults: list[_Default]) -> Loaded:
         result: Loaded | None = None
-        for path, origin in defaults:
-            loaded = self.load_default(path, origin)
+        for default in defaults:
+            loaded = self.load_default(default)
             if result is None:
                 result = loaded
             else:
@@ -370,22 +107,24 @@ class _Chain:
         assert result is not None  # noqa: S101 - called with at least one default
         return result
 
-    def load_default(self, path: Path, origin: Origin) -> Loaded:
+    def load_default(self, default: _Default) -> Loaded:
+        path, origin = default.path, default.origin
         real = path.resolve()
         display = display_path(Path(os.path.normpath(path)), self.cwd)
         chain = [shown for file, shown in self.stack]
         for index, (file, _) in enumerate(self.stack):
             if file == real:
                 cycle = " -> ".join([*chain[index:], display])
-                raise _error(f"__default__ cycle: {cycle}", origin, DEFAULT_KEY)
+                raise error_at(f"__default__ cycle: {cycle}", origin, DEFAULT_KEY)
         if not path.is_file():
             what = "is a directory, not a config file" if path.is_dir() else "no such file"
-            raise _error(f"default config {display}: {what}", origin, DEFAULT_KEY, _path_hint(path))
+            hint = _path_hint(default, self.cwd)
+            raise error_at(f"default config {display}: {what}", origin, DEFAULT_KEY, hint)
         return self.load(path, display)
 
     def defaults(
         self, own: ConfigMapping, origins: Origins, file: Path, display: str
-    ) -> list[tuple[Path, Origin]]:
+    ) -> list[_Default]:
         if DEFAULT_KEY not in own:
             return []
         value = own.pop(DEFAULT_KEY)
@@ -399,16 +138,24 @@ class _Chain:
                 origins.get((DEFAULT_KEY, index), origin) if isinstance(value, list) else origin
             )
             if not isinstance(entry, str) or not entry:
-                raise _error(
+                raise error_at(
                     f"expected a file path (a string or a list of strings), got {entry!r}",
                     entry_origin,
                     DEFAULT_KEY,
                 )
-            result.append((default_path(entry, file, self.cwd), entry_origin))
+            path = default_path(entry, file, self.cwd)
+            result.append(_Default(entry, path, entry_origin, file))
         return result
 
 
-def _path_hint(path: Path) -> str | None:
+def _path_hint(default: _Default, cwd: Path) -> str | None:
+    """Point at the path rule when the file exists under the other reading of the path."""
+    spec = default.spec
+    if spec.startswith(("./", "../")) and (cwd / spec).is_file():
+        return "paths starting with ./ or ../ are relative to the file naming them"
+    local = default.including.parent / spec
+    if not os.path.isabs(os.path.expanduser(spec)) and local.is_file():
+        return f"other paths are relative to the launch directory: write ./{spec}"
     return None
 
 

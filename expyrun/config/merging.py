@@ -3,11 +3,15 @@
 Mappings merge key by key, recursively; any other value (lists included) replaces the old one
 wholesale. Inputs are never mutated: the result shares the unchanged subtrees with them. A key
 present in the file but not in its defaults is a *new key*, handled by the policy at every
-nesting level; keys starting with `__` are always accepted. A value whose type changes warns.
+nesting level; keys starting with `__` are always accepted. A value whose type changes warns
+(not a string holding `$VAR` or `{ref}`, whose type is only known once resolved).
 """
 
 from __future__ import annotations
 
+import difflib
+
+from expyrun.config.interpolation import needs_parsing
 from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, type_name
 from expyrun.config.report import Origin, Origins, Report
 from expyrun.errors import ConfigError
@@ -70,8 +74,15 @@ def _merge(
 
 def _same_type(old: ConfigValue, new: ConfigValue) -> bool:
     # The original's rule: the new value must be an instance of the old value's type, so an
-    # int replacing a float warns but a bool replacing an int does not (bool is an int).
+    # int replacing a float warns but a bool replacing an int does not (bool is an int). A
+    # string holding `$VAR` or `{ref}` has no type until resolved: it never warns.
+    if _unresolved(old) or _unresolved(new):
+        return True
     return isinstance(new, type(old))
+
+
+def _unresolved(value: ConfigValue) -> bool:
+    return isinstance(value, str) and needs_parsing(value)
 
 
 def _new_key(
@@ -92,8 +103,6 @@ def _new_key(
 
 
 def _closest_sibling(name: str, siblings: ConfigMapping, prefix: KeyPath) -> str | None:
-    import difflib
-
     matches = difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.75)
     if not matches:
         return None

@@ -37,7 +37,9 @@ from expyrun.config.keys import (
     type_name,
     walk,
 )
-from expyrun.config.loading import build_node, parse_node
+from expyrun.config.loading import DEFAULT_KEY
+from expyrun.config.merging import POLICY_KEY
+from expyrun.config.parsing import build_node, parse_node
 from expyrun.config.report import COMMAND_LINE, Origins
 from expyrun.errors import ConfigError
 
@@ -127,6 +129,10 @@ def _shown(value: ConfigValue) -> str:
 
 def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValue, bool]:
     """(path, current value, whether it exists) of the key an override names."""
+    if override.parts[0] in (DEFAULT_KEY, POLICY_KEY):
+        raise ConfigError(
+            "is read while loading the files: it cannot be overridden", key=override.key
+        )
     try:
         path = normalize(raw, override.parts)
     except MissingKey as exc:
@@ -137,7 +143,9 @@ def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValu
             if isinstance(get(raw, parent_path), dict):
                 return (*parent_path, last), None, False
         raise ConfigError(
-            "no such key to override", key=override.key, hint=did_you_mean(override.key, raw)
+            "no such key to override",
+            key=override.key,
+            hint=did_you_mean(override.key, raw, leaves=True),
         ) from None
     old = get(raw, path)
     if isinstance(old, dict):

@@ -59,6 +59,11 @@ class Override:
     text: str
 
 
+def _error(message: str, *, key: str | None = None, hint: str | None = None) -> ConfigError:
+    """An error about the command line (its "file" in messages)."""
+    return ConfigError(message, path=COMMAND_LINE.path, key=key, hint=hint)
+
+
 def parse_overrides(tokens: Sequence[str]) -> list[Override]:
     """Split argv tokens into overrides; refuse what is not `--KEY VALUE` or `--KEY=VALUE`."""
     result = []
@@ -66,7 +71,7 @@ def parse_overrides(tokens: Sequence[str]) -> list[Override]:
     while index < len(tokens):
         token = tokens[index]
         if not token.startswith(PREFIX) or token == PREFIX:
-            raise ConfigError(
+            raise _error(
                 f"expected an override --KEY VALUE or --KEY=VALUE, got {token!r}",
                 hint="overrides come after the config file",
             )
@@ -75,7 +80,7 @@ def parse_overrides(tokens: Sequence[str]) -> list[Override]:
         if not equal:
             if index == len(tokens) or tokens[index].startswith(PREFIX):
                 after = f" (next comes the option {tokens[index]!r})" if index < len(tokens) else ""
-                raise ConfigError(
+                raise _error(
                     f"the override --{key} has no value{after}",
                     key=key,
                     hint=f"write --{key} VALUE, or --{key}=VALUE for a value starting with --",
@@ -84,7 +89,7 @@ def parse_overrides(tokens: Sequence[str]) -> list[Override]:
             index += 1
         parts = split_key(key)
         if parts is None:
-            raise ConfigError(f"malformed key in the override {token!r}", hint="write --a.b VALUE")
+            raise _error(f"malformed key in the override {token!r}", hint="write --a.b VALUE")
         result.append(Override(key, parts, text))
     return result
 
@@ -106,7 +111,7 @@ def apply_overrides(
             else:
                 value = typed(override.text, old)
         except ValueError as exc:
-            raise ConfigError(
+            raise _error(
                 f"cannot override with {override.text!r}: {exc}",
                 key=override.key,
                 hint=f"the current value is {_shown(old)}",
@@ -130,9 +135,7 @@ def _shown(value: ConfigValue) -> str:
 def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValue, bool]:
     """(path, current value, whether it exists) of the key an override names."""
     if override.parts[0] in (DEFAULT_KEY, POLICY_KEY):
-        raise ConfigError(
-            "is read while loading the files: it cannot be overridden", key=override.key
-        )
+        raise _error("is read while loading the files: it cannot be overridden", key=override.key)
     try:
         path = normalize(raw, override.parts)
     except MissingKey as exc:
@@ -142,7 +145,7 @@ def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValu
             parent_path = normalize(raw, parent_parts)
             if isinstance(get(raw, parent_path), dict):
                 return (*parent_path, last), None, False
-        raise ConfigError(
+        raise _error(
             "no such key to override",
             key=override.key,
             hint=did_you_mean(override.key, raw, leaves=True),
@@ -150,7 +153,7 @@ def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValu
     old = get(raw, path)
     if isinstance(old, dict):
         inner = [format_key((*path, key)) for key in list(old)[:3]]
-        raise ConfigError(
+        raise _error(
             "is a mapping: override its keys one by one",
             key=override.key,
             hint=f"for instance --{inner[0]}" if inner else "it is empty",

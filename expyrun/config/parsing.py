@@ -253,11 +253,16 @@ def build_node(node: Node, display: str) -> ConfigValue:
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
+    """One line from PyYAML's multi-line message: the problem, its line, the context."""
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "syntax error"
     hint = None
     if exc.context and exc.problem and exc.context_mark is not None:
         hint = f"{exc.context} at line {exc.context_mark.line + 1}"
+    if exc.context == "expected a single document in the stream":
+        problem, hint = "a second document (---) in a config file", None
+    elif exc.context == "while scanning a tag":
+        hint = "a value starting with '!' is a YAML tag: quote it, like '!P{a}'"
     return ConfigError(
         f"invalid YAML: {problem}",
         path=display,

@@ -36,24 +36,34 @@ def test_parse_overrides(tokens: list[str], expected: list[tuple[str, str]]) -> 
     ("tokens", "message"),
     [
         pytest.param(
-            ["a", "2"], "expected an override --KEY VALUE or --KEY=VALUE, got 'a'", id="no-dashes"
+            ["a", "2"],
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got 'a'",
+            id="no-dashes",
         ),
         pytest.param(
-            ["-a", "2"], "expected an override --KEY VALUE or --KEY=VALUE, got '-a'", id="one-dash"
+            ["-a", "2"],
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got '-a'",
+            id="one-dash",
         ),
         pytest.param(
             ["--", "2"],
-            "expected an override --KEY VALUE or --KEY=VALUE, got '--'",
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got '--'",
             id="bare-dashes",
         ),
-        pytest.param(["--a"], "key 'a': the override --a has no value", id="no-value"),
+        pytest.param(
+            ["--a"], "command line: key 'a': the override --a has no value", id="no-value"
+        ),
         pytest.param(
             ["--s", "--debug"],
-            "key 's': the override --s has no value (next comes the option '--debug')",
+            "command line: key 's': the override --s has no value (next comes the option '--debug')",
             id="option-instead-of-value",
         ),
-        pytest.param(["--a..b", "1"], "malformed key in the override '--a..b'", id="empty-part"),
-        pytest.param(["--=3"], "malformed key in the override '--=3'", id="empty-key"),
+        pytest.param(
+            ["--a..b", "1"], "command line: malformed key in the override '--a..b'", id="empty-part"
+        ),
+        pytest.param(
+            ["--=3"], "command line: malformed key in the override '--=3'", id="empty-key"
+        ),
     ],
 )
 def test_malformed_overrides(tokens: list[str], message: str) -> None:
@@ -135,7 +145,9 @@ def test_untypable_overrides(tmp_path: Path, existing: str, text: str, message: 
     with pytest.raises(ConfigError) as caught:
         resolve_text(tmp_path, f"k: {existing}\n", ["--k", text])
     assert caught.value.key == "k"
-    assert str(caught.value).startswith(f"key 'k': cannot override with {text!r}: {message}")
+    assert str(caught.value).startswith(
+        f"command line: key 'k': cannot override with {text!r}: {message}"
+    )
     assert "\n" not in str(caught.value)
 
 
@@ -185,7 +197,7 @@ def test_a_mapping_cannot_be_overridden_whole(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_text(tmp_path, "model: {name: x}\n", ["--model", "3"])
     assert str(caught.value) == (
-        "key 'model': is a mapping: override its keys one by one (for instance --model.name)"
+        "command line: key 'model': is a mapping: override its keys one by one (for instance --model.name)"
     )
 
 

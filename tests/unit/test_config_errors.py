@@ -51,7 +51,8 @@ CATALOGUE = [
         {"config.yml": RUN + "a: [1, 2\n"},
         (),
         ConfigError,
-        r"config\.yml:6: invalid YAML: did not find expected ',' or '\]' \(while parsing a flow sequence at line 5\)",
+        r"config\.yml:6: invalid YAML: did not find expected ',' or '\]' \(while parsing a "
+        r"flow sequence at line 5\)",
         id="yaml-syntax-error",
     ),
     pytest.param(
@@ -136,7 +137,8 @@ CATALOGUE = [
         {"config.yml": _run(main="pkg.mod")},
         (),
         ConfigError,
-        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got 'pkg\.mod' "
+        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got "
+        r"'pkg\.mod' "
         r"\(for instance my_code\.experiments\.first_method:main\)",
         id="main-without-colon",
     ),
@@ -144,14 +146,16 @@ CATALOGUE = [
         {"config.yml": _run(main="my-pkg.mod:main")},
         (),
         ConfigError,
-        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got 'my-pkg\.mod:main' .*",
+        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got "
+        r"'my-pkg\.mod:main' .*",
         id="main-not-identifiers",
     ),
     pytest.param(
         {"config.yml": _run(main="a:b:c")},
         (),
         ConfigError,
-        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got 'a:b:c' .*",
+        r"config\.yml:2: key '__run__\.__main__': expected package\.module:function, got "
+        r"'a:b:c' .*",
         id="main-two-colons",
     ),
     pytest.param(
@@ -200,7 +204,8 @@ CATALOGUE = [
         {"config.yml": RUN + "__default__:\n  - ./a.yml\n  - 3\n", "a.yml": "a: 1\n"},
         (),
         ConfigError,
-        r"config\.yml:7: key '__default__': expected a file path \(a string or a list of strings\), got 3",
+        r"config\.yml:7: key '__default__': expected a file path \(a string or a list of "
+        r"strings\), got 3",
         id="default-not-a-path",
     ),
     pytest.param(
@@ -221,7 +226,8 @@ CATALOGUE = [
         {"config.yml": RUN + "__new_key_policy__: maybe\n"},
         (),
         ConfigError,
-        r"config\.yml:5: key '__new_key_policy__': unknown policy 'maybe' \(expected one of raise, warn, pass\)",
+        r"config\.yml:5: key '__new_key_policy__': unknown policy 'maybe' \(expected one of "
+        r"raise, warn, pass\)",
         id="bad-policy",
     ),
     pytest.param(
@@ -231,7 +237,8 @@ CATALOGUE = [
         },
         (),
         ConfigError,
-        r"config\.yml:7: key 'm\.lrr': new key, absent from the defaults \(__new_key_policy__ is 'raise'\) "
+        r"config\.yml:7: key 'm\.lrr': new key, absent from the defaults \(__new_key_policy__ "
+        r"is 'raise'\) "
         r"\(did you mean 'm\.lr'\?\)",
         id="raise-policy-hit",
     ),
@@ -239,49 +246,56 @@ CATALOGUE = [
         OK,
         ("--trainer.lrr", "1"),
         ConfigError,
-        r"command line: key 'trainer\.lrr': no such key to override \(did you mean 'trainer\.lr'\?\)",
+        r"command line: key 'trainer\.lrr': no such key to override \(did you mean "
+        r"'trainer\.lr'\?\)",
         id="override-unknown-key",
     ),
     pytest.param(
         OK,
         ("--lr", "fast"),
         ConfigError,
-        r"command line: key 'lr': cannot override with 'fast': expected a number \(the current value is float 0\.1\)",
+        r"command line: key 'lr': cannot override with 'fast': expected a number \(the "
+        r"current value is float 0\.1\)",
         id="override-untypable",
     ),
     pytest.param(
         OK,
         ("--lr",),
         ConfigError,
-        r"command line: key 'lr': the override --lr has no value \(write --lr VALUE, or --lr=VALUE for a value starting with --\)",
+        r"command line: key 'lr': the override --lr has no value \(write --lr VALUE, or "
+        r"--lr=VALUE for a value starting with --\)",
         id="override-without-value",
     ),
     pytest.param(
         OK,
         ("lr", "1"),
         ConfigError,
-        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(overrides come after the config file\)",
+        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(overrides "
+        r"come after the config file\)",
         id="override-without-dashes",
     ),
     pytest.param(
         OK,
         ("--trainer", "1"),
         ConfigError,
-        r"command line: key 'trainer': is a mapping: override its keys one by one \(for instance --trainer\.lr\)",
+        r"command line: key 'trainer': is a mapping: override its keys one by one \(for "
+        r"instance --trainer\.lr\)",
         id="override-a-mapping",
     ),
     pytest.param(
         OK,
         ("--layers.3.size", "1"),
         ConfigError,
-        r"command line: key 'layers\.3\.size': no such key to override \(did you mean .*'layers\.0\.size'.*\)",
+        r"command line: key 'layers\.3\.size': no such key to override \(did you mean "
+        r".*'layers\.0\.size'.*\)",
         id="override-list-index-out-of-range",
     ),
     pytest.param(
         {"config.yml": RUN + "a: !!python/object:os.system {}\n"},
         (),
         ConfigError,
-        r"config\.yml:5: key 'a': unsupported YAML tag !!python/object:os\.system \(only plain values, mappings, lists\)",
+        r"config\.yml:5: key 'a': unsupported YAML tag !!python/object:os\.system \(only "
+        r"plain values, mappings, lists\)",
         id="python-object-tag",
     ),
     pytest.param(
@@ -302,28 +316,32 @@ CATALOGUE = [
         {"config.yml": RUN + "a: !custom x\n"},
         (),
         ConfigError,
-        r"config\.yml:5: key 'a': unsupported YAML tag !custom .* \(quote a string that starts with '!', like '!P\{a\}'\)",
+        r"config\.yml:5: key 'a': unsupported YAML tag !custom .* \(quote a string that "
+        r"starts with '!', like '!P\{a\}'\)",
         id="custom-tag",
     ),
     pytest.param(
         {"config.yml": RUN + "a: !P{lr}\n"},
         (),
         ConfigError,
-        r"config\.yml:5: invalid YAML: .* \(a value starting with '!' is a YAML tag: quote it, like '!P\{a\}'\)",
+        r"config\.yml:5: invalid YAML: .* \(a value starting with '!' is a YAML tag: quote "
+        r"it, like '!P\{a\}'\)",
         id="unquoted-no-parse-prefix",
     ),
     pytest.param(
         {"config.yml": RUN + "1: one\n"},
         (),
         ConfigError,
-        r"config\.yml:5: keys must be non-empty strings, got the non-string key 1 \(quote it: '1'\)",
+        r"config\.yml:5: keys must be non-empty strings, got the non-string key 1 \(quote it: "
+        r"'1'\)",
         id="int-key",
     ),
     pytest.param(
         {"config.yml": RUN + "m:\n  yes: 1\n"},
         (),
         ConfigError,
-        r"config\.yml:6: key 'm': keys must be non-empty strings, got the non-string key yes \(quote it: 'yes'\)",
+        r"config\.yml:6: key 'm': keys must be non-empty strings, got the non-string key yes "
+        r"\(quote it: 'yes'\)",
         id="bool-key-nested",
     ),
     pytest.param(
@@ -407,7 +425,8 @@ CATALOGUE = [
         {"config.yml": _run(out="$NOPE")},
         (),
         ConfigError,
-        r"config\.yml:3: key '__run__\.__output_dir__': must not be empty \(is its environment variable set\?\)",
+        r"config\.yml:3: key '__run__\.__output_dir__': must not be empty \(is its "
+        r"environment variable set\?\)",
         id="output-dir-empty",
     ),
     pytest.param(

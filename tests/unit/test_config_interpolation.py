@@ -187,7 +187,8 @@ def test_chains_resolve_in_any_order(tmp_path: Path) -> None:
 def test_referenced_mappings_are_copies(tmp_path: Path) -> None:
     config = resolve_text(tmp_path, 'model: {l: [1]}\nm: "{model}"\nn: "{model}"\n').entry_config
     assert config["m"] == config["n"] == config["model"]
-    assert config["m"] is not config["model"] and config["m"]["l"] is not config["n"]["l"]
+    assert config["m"] is not config["model"]
+    assert config["m"]["l"] is not config["n"]["l"]
 
 
 def test_keys_are_never_parsed(tmp_path: Path) -> None:
@@ -214,7 +215,8 @@ def test_keys_are_never_parsed(tmp_path: Path) -> None:
             'v: "{lr.x}"\nlr: 1',
             "",
             [
-                "config.yml:5: key 'v': unresolved reference {lr.x}: replaced by '' (did you mean 'lr'?)"
+                "config.yml:5: key 'v': unresolved reference {lr.x}: replaced by '' (did you "
+                "mean 'lr'?)"
             ],
             id="below-a-scalar",
         ),

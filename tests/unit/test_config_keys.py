@@ -105,7 +105,7 @@ def test_split_key(dotted: str, expected: tuple | None) -> None:
 
 @pytest.mark.parametrize(
     ("part", "expected"),
-    [("0", 0), ("12", 12), (3, 3), ("-1", None), (-1, None), ("x", None), ("١", None)],
+    [("0", 0), ("12", 12), (3, 3), ("-1", None), (-1, None), ("x", None), ("\u0661", None)],
 )
 def test_list_index(part: str | int, expected: int | None) -> None:
     assert list_index(part) == expected

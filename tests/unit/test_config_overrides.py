@@ -55,7 +55,8 @@ def test_parse_overrides(tokens: list[str], expected: list[tuple[str, str]]) -> 
         ),
         pytest.param(
             ["--s", "--debug"],
-            "command line: key 's': the override --s has no value (next comes the option '--debug')",
+            "command line: key 's': the override --s has no value (next comes the option "
+            "'--debug')",
             id="option-instead-of-value",
         ),
         pytest.param(
@@ -197,7 +198,8 @@ def test_a_mapping_cannot_be_overridden_whole(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_text(tmp_path, "model: {name: x}\n", ["--model", "3"])
     assert str(caught.value) == (
-        "command line: key 'model': is a mapping: override its keys one by one (for instance --model.name)"
+        "command line: key 'model': is a mapping: override its keys one by one (for instance "
+        "--model.name)"
     )
 
 

@@ -67,7 +67,8 @@ def test_run_name(tmp_path: Path, name: str, expected: str) -> None:
 def test_name_from_references(tmp_path: Path) -> None:
     resolved = resolve_text(
         tmp_path,
-        "__run__: {__main__: a:b, __output_dir__: o, __name__: 'n{i}-{lst}'}\ni: 1\nlst: [10, 10]\n",
+        "__run__: {__main__: a:b, __output_dir__: o, __name__: 'n{i}-{lst}'}\ni: 1\nlst: [10, "
+        "10]\n",
         run=False,
     )
     assert resolved.run.name == "n1-[10, 10]"

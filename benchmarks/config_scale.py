@@ -57,6 +57,19 @@ def _plain_value(index: int) -> object:
     return None
 
 
+def _reset(value: object, level: int) -> object:
+    """A new value of the same type, as a later level would set it (no type-change warning)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + level
+    if isinstance(value, str):
+        return f"{value}-{level}" if "{" not in value and "$" not in value else f"reset-{level}"
+    if isinstance(value, list):
+        return [*value, level]
+    return value
+
+
 def _level_keys(level: int, scale: int) -> list[str]:
     return [
         _leaf(level, section, sub, group, leaf)
@@ -106,11 +119,14 @@ def generate(root: Path, scale: int = 1) -> tuple[Path, dict[str, str]]:
     root.mkdir(parents=True, exist_ok=True)
     environ: dict[str, str] = {}
     below: list[str] = []
+    values_below: dict[str, object] = {}
     for level in range(LEVELS):
         keys = _level_keys(level, scale)
         flat = _values(level, scale, keys, below)
-        for key in below[: RESET_PER_LEVEL * scale]:
-            flat[key] = f"reset-{level}"
+        resets = {key: _reset(values_below[key], level) for key in below[: RESET_PER_LEVEL * scale]}
+        values_below.update(flat)
+        values_below.update(resets)
+        flat.update(resets)
         content = _nest(flat)
         content[f"layers{level}"] = [{"size": i * 8, "act": "relu"} for i in range(3)]
         if level:
@@ -157,7 +173,11 @@ def engine_figures(root: Path, scale: int, repeat: int) -> tuple[float, float, i
     environ = {**os.environ, **variables}
     files = sorted(top.parent.glob("level*.yml"))
     resolved = resolve(top, cwd=root, environ=environ)
-    leaves = sum(1 for _, value in walk(resolved.entry_config) if not isinstance(value, dict))
+    leaves = sum(  # keys holding a value, not list items
+        1
+        for path, value in walk(resolved.entry_config)
+        if isinstance(path[-1], str) and not isinstance(value, dict)
+    )
     engine = median_seconds(lambda: resolve(top, cwd=root, environ=environ), repeat)
     baseline = median_seconds(lambda: parse_only(files), repeat)
     return engine, baseline, leaves

@@ -13,8 +13,10 @@ the first one, with `strict`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +78,28 @@ def resolve(
     variables[CWD_VARIABLE] = str(launch_dir)
     report = Report(strict)
     parsed = parse_overrides(overrides)
-    loaded = load_config(path, launch_dir, report)
-    raw, origins = loaded.value, loaded.origins
-    apply_overrides(raw, parsed, origins, TEXT_KEYS)
-    config = interpolate(raw, variables, origins, report)
+    with _cyclic_gc_paused():
+        loaded = load_config(path, launch_dir, report)
+        raw, origins = loaded.value, loaded.origins
+        apply_overrides(raw, parsed, origins, TEXT_KEYS)
+        config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
     return Resolved(config, raw, run, tuple(report.warnings))
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a config is built.
+
+    Building a config allocates ~10 objects per key and frees none: the collector, triggered
+    by allocation counts, would scan the growing live set again and again (a quarter of the
+    time on 10,000 keys, and more than linear). The engine makes no reference cycles, so
+    nothing waits for the collector; reference counting frees as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -119,3 +119,21 @@ def test_strict_raises_the_first_warning(tmp_path: Path) -> None:
 
 def test_strict_without_warnings_resolves(tmp_path: Path) -> None:
     assert resolve_text(tmp_path, "a: 1\n", strict=True).entry_config == {"a": 1}
+
+
+def test_resolve_leaves_its_inputs_alone(tmp_path: Path) -> None:
+    environ = {"A": "1"}
+    overrides = ["--a", "2"]
+    resolve_text(tmp_path, "a: $A\n", overrides, environ=environ)
+    assert environ == {"A": "1"}
+    assert overrides == ["--a", "2"]
+
+
+def test_each_resolution_is_independent(tmp_path: Path) -> None:
+    first = resolve_text(tmp_path, "a: [1]\nb: {c: 1}\n", ["--a", "2,3"])
+    config = tmp_path / "config.yml"
+    second = resolve(str(config), cwd=str(tmp_path), environ={})
+    assert first.entry_config == {"a": [2, 3], "b": {"c": 1}}
+    assert second.entry_config == {"a": [1], "b": {"c": 1}}
+    first.raw["b"]["c"] = 5
+    assert first.config["b"]["c"] == 1

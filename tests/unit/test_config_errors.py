@@ -380,6 +380,13 @@ CATALOGUE = [
         id="recursive-alias",
     ),
     pytest.param(
+        {"config.yml": RUN + "a: " + "{a: " * 400 + "1" + "}" * 400 + "\n"},
+        (),
+        ConfigError,
+        r"config\.yml: the YAML is nested too deeply",
+        id="nested-too-deeply",
+    ),
+    pytest.param(
         OK,
         ("--__run__.__name__", "../../up"),
         ConfigError,

@@ -259,3 +259,42 @@ def test_origins_name_file_and_line_of_each_key(tmp_path: Path) -> None:
         "config.yml:8: key 'm.z': new key, absent from the defaults",
         "config.yml:7: key 'm.y': unresolved reference {nope}: replaced by ''",
     ]
+
+
+def test_absolute_default_path(tmp_path: Path) -> None:
+    base = write(tmp_path, "elsewhere/base.yml", "b: 1\n")
+    assert resolve_text(tmp_path, f"__default__: {base}\n").entry_config == {"b": 1}
+
+
+def test_the_original_example_folder(tmp_path: Path) -> None:
+    """behaviour.md §12: list defaults, override order, variables, cross-file references."""
+    write(tmp_path, "example/config/train.yml", "training: {lr: 0.001, batch_size: 64, epoch: 3}\n")
+    write(tmp_path, "example/config/data.yml", "data: {location: $DATA_FOLDER, preprocess: True}\n")
+    write(
+        tmp_path,
+        "example/config/scheduler.yml",
+        'scheduler: {decay: [10, 10, 10], lr: "{training.lr}"}\n',
+    )
+    write(
+        tmp_path,
+        "example/config/example.yml",
+        """
+        __default__: [./scheduler.yml, ./data.yml, ./train.yml]
+        __run__:
+            __main__: src.hello:main
+            __output_dir__: /tmp/expyrun-example
+            __name__: "example-{training.batch_size}-{training.lr}"
+        training:
+            lr: 10.0
+        """,
+    )
+    resolved = resolve(
+        "config/example.yml", cwd=tmp_path / "example", environ={"DATA_FOLDER": "/some/dir"}
+    )
+    assert resolved.run.name == "example-64-10.0"
+    assert resolved.entry_config == {
+        "scheduler": {"decay": [10, 10, 10], "lr": 10.0},
+        "data": {"location": "/some/dir", "preprocess": True},
+        "training": {"lr": 10.0, "batch_size": 64, "epoch": 3},
+    }
+    assert resolved.warnings == ()

@@ -26,6 +26,8 @@ from expyrun.errors import ConfigError
             ["--a", "1", "--b=2", "--a", "3"], [("a", "1"), ("b", "2"), ("a", "3")], id="several"
         ),
         pytest.param(["--s=--debug"], [("s", "--debug")], id="value-starting-with-dashes"),
+        # Defect 22: a key named `debug` is set with --debug=VALUE (the CLI keeps that token).
+        pytest.param(["--debug=3"], [("debug", "3")], id="key-named-debug"),
     ],
 )
 def test_parse_overrides(tokens: list[str], expected: list[tuple[str, str]]) -> None:

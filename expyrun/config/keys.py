@@ -32,8 +32,10 @@ class MissingKey(LookupError):
 
 
 def format_key(path: KeyPath) -> str:
-    """Write a key path the way users write it: `layers.1.size`."""
-    return SEPARATOR.join(str(part) for part in path)
+    """Write a key path the way users write it: `layers.1.size` (on one line, always)."""
+    text = SEPARATOR.join(str(part) for part in path)
+    # A quoted YAML key may hold a newline: messages stay one line.
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def split_key(dotted: str) -> tuple[str, ...] | None:

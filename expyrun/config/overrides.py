@@ -87,7 +87,7 @@ def parse_overrides(tokens: Sequence[str]) -> list[Override]:
                 )
             text = tokens[index]
             index += 1
-        parts = split_key(key)
+        parts = split_key(key) if key.isprintable() else None
         if parts is None:
             raise _error(f"malformed key in the override {token!r}", hint="write --a.b VALUE")
         result.append(Override(key, parts, text))
@@ -114,7 +114,7 @@ def apply_overrides(
             raise _error(
                 f"cannot override with {override.text!r}: {exc}",
                 key=override.key,
-                hint=f"the current value is {_shown(old)}",
+                hint=f"the current value is {_shown(old)}" if exists else None,
             ) from None
         parent = get(raw, path[:-1])
         if isinstance(parent, dict):

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import os
 from dataclasses import dataclass, field
@@ -71,8 +72,6 @@ def _error(message: str, path: KeyPath, origins: Origins, top: Origin) -> Config
 
 
 def _missing(key: str, section: ConfigMapping, origins: Origins, top: Origin) -> ConfigError:
-    import difflib
-
     state = "is null" if key in section else "is missing"
     error = _error(f"{key} {state}: it is mandatory", (RUN_KEY, key), origins, top)
     close = difflib.get_close_matches(key, [k for k in section if k not in MANDATORY], n=1)

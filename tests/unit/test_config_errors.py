@@ -504,3 +504,14 @@ def test_bad_config(
 
 def test_the_catalogue_is_long_enough() -> None:
     assert len(CATALOGUE) >= 30
+
+
+def test_messages_stay_on_one_line_with_odd_keys(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_text(RUN + '"a\\nb": "{nope}"\n')
+    resolved = resolve("config.yml", cwd=tmp_path, environ={})
+    assert str(resolved.warnings[0]) == (
+        "config.yml:5: key 'a\\nb': unresolved reference {nope}: replaced by ''"
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve("config.yml", ["--a\nb", "1"], cwd=tmp_path, environ={})
+    assert "\n" not in str(caught.value)

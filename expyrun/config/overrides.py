@@ -33,6 +33,7 @@ from expyrun.config.keys import (
     format_key,
     get,
     normalize,
+    set_value,
     split_key,
     type_name,
     walk,
@@ -116,11 +117,7 @@ def apply_overrides(
                 key=override.key,
                 hint=f"the current value is {_shown(old)}" if exists else None,
             ) from None
-        parent = get(raw, path[:-1])
-        if isinstance(parent, dict):
-            parent[str(path[-1])] = value
-        elif isinstance(parent, list) and isinstance(path[-1], int):
-            parent[path[-1]] = value
+        set_value(raw, path, value)
         origins[path] = COMMAND_LINE
         for sub, _ in walk(value, path):
             origins[sub] = COMMAND_LINE

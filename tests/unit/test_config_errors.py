@@ -328,6 +328,7 @@ CATALOGUE = [
         r"it, like '!P\{a\}'\)",
         id="unquoted-no-parse-prefix",
     ),
+    # Defect 18: non-string keys and empty files crashed (AttributeError).
     pytest.param(
         {"config.yml": RUN + "1: one\n"},
         (),
@@ -386,6 +387,7 @@ CATALOGUE = [
         r"config\.yml: the YAML is nested too deeply",
         id="nested-too-deeply",
     ),
+    # Defect 17: the run name could leave the output dir.
     pytest.param(
         OK,
         ("--__run__.__name__", "../../up"),

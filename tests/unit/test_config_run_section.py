@@ -51,7 +51,7 @@ def test_entry_point(tmp_path: Path, main: str, module: str, function: str) -> N
         pytest.param("first_method/MyModel-0.001", "first_method/MyModel-0.001", id="nested"),
         pytest.param("a/./b/", "a/b", id="normalized"),
         pytest.param("./x", "x", id="dot-slash"),
-        pytest.param("5", "5", id="int-as-text"),
+        pytest.param("5", "5", id="int-as-text"),  # defect 18: a TypeError
         pytest.param("0.5", "0.5", id="float-as-text"),
         pytest.param("'[10, 10]'", "[10, 10]", id="brackets"),
         pytest.param("a..b", "a..b", id="dots-inside-a-part"),

@@ -251,8 +251,9 @@ def _read(file: Path, display: str) -> bytes:
 
 def parse_node(data: bytes | str, display: str) -> Node | None:
     """Parse one YAML document into nodes; None when it holds none (empty, comments only)."""
-    loader = _ConfigLoader(data)
+    loader = None
     try:
+        loader = _ConfigLoader(data)  # the pure-Python reader decodes here: may fail
         node: Node | None = loader.get_single_node()
         return node
     except yaml.MarkedYAMLError as exc:
@@ -262,7 +263,8 @@ def parse_node(data: bytes | str, display: str) -> Node | None:
         first_line = text.splitlines()[0] if text else type(exc).__name__
         raise ConfigError(f"invalid YAML: {first_line}", path=display) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def build_node(node: Node, display: str) -> ConfigValue:

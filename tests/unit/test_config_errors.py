@@ -51,15 +51,16 @@ CATALOGUE = [
         {"config.yml": RUN + "a: [1, 2\n"},
         (),
         ConfigError,
-        r"config\.yml:6: invalid YAML: did not find expected ',' or '\]' \(while parsing a "
-        r"flow sequence at line 5\)",
+        # libyaml and PyYAML's own parser word it differently; both give the line and context
+        r"config\.yml:6: invalid YAML: .*expected ',' or '\]'.* \(while parsing a flow sequence "
+        r"at line 5\)",
         id="yaml-syntax-error",
     ),
     pytest.param(
         {"config.yml": RUN + "a: 1\n b: 2\n"},
         (),
         ConfigError,
-        r"config\.yml:6: invalid YAML: mapping values are not allowed in this context",
+        r"config\.yml:6: invalid YAML: mapping values are not allowed (here|in this context)",
         id="yaml-bad-indentation",
     ),
     pytest.param(
@@ -70,10 +71,10 @@ CATALOGUE = [
         id="two-documents",
     ),
     pytest.param(
-        {"config.yml": RUN.encode().decode() + "a: caf\udcff\n"},
+        {"config.yml": RUN + "a: caf\udcff\n"},
         (),
         ConfigError,
-        r"config\.yml: invalid YAML: .*UTF-8.*",
+        r"config\.yml: invalid YAML: unacceptable character #x00ff: .*",
         id="not-utf8",
     ),
     pytest.param(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from config_support import RUN, resolve_text, warning_texts, write
 
-from expyrun.config import resolve
+from expyrun.config import dump_config, resolve
 from expyrun.config.loading import default_path
 from expyrun.errors import ConfigError
 
@@ -298,3 +301,23 @@ def test_the_original_example_folder(tmp_path: Path) -> None:
         "training": {"lr": 10.0, "batch_size": 64, "epoch": 3},
     }
     assert resolved.warnings == ()
+
+
+def test_pure_python_yaml_gives_the_same_results(tmp_path: Path) -> None:
+    """Without libyaml, PyYAML's own parser and emitter are used: same config, same lines."""
+    resolved = resolve_text(tmp_path, "a: [1, {b: '{a.0}'}]\nd: 2024-01-02\nn: '{nope}'\n")
+    script = (
+        "import json, sys, yaml\n"
+        "del yaml.CSafeLoader, yaml.CSafeDumper\n"
+        "from expyrun.config import resolve, dump_config\n"
+        "r = resolve('config.yml', cwd=sys.argv[1], environ={})\n"
+        "print(json.dumps([dump_config(r.config), [str(w) for w in r.warnings]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout) == [dump_config(resolved.config), warning_texts(resolved)]

@@ -321,3 +321,22 @@ def test_pure_python_yaml_gives_the_same_results(tmp_path: Path) -> None:
         timeout=60,
     )
     assert json.loads(done.stdout) == [dump_config(resolved.config), warning_texts(resolved)]
+
+
+def test_missing_dot_slash_default_hints_at_the_launch_directory(tmp_path: Path) -> None:
+    write(tmp_path, "base.yml", "b: 1\n")
+    config = write(tmp_path, "configs/c.yml", RUN + "__default__: ./base.yml\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(config, cwd=tmp_path, environ={})
+    assert str(caught.value) == (
+        "configs/c.yml:5: key '__default__': default config configs/base.yml: no such file "
+        "(paths starting with ./ or ../ are relative to the file naming them)"
+    )
+
+
+def test_merge_key_lists_the_first_mapping_first(tmp_path: Path) -> None:
+    resolved = resolve_text(
+        tmp_path,
+        "a: &a {x: a, y: a}\nb: &b {x: b, z: b}\nc:\n  <<: [*a, *b]\n  y: own\n",
+    )
+    assert resolved.entry_config["c"] == {"x": "a", "y": "own", "z": "b"}

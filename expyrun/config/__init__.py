@@ -1,0 +1,105 @@
+"""The config engine: YAML files and command-line overrides in, a resolved config out.
+
+Pure: it reads the config files and nothing else, writes nothing, starts no process, never
+prints. Errors are `ConfigError`s; warnings are returned as `ConfigWarning`s (raised instead,
+the first one, with `strict`).
+
+    resolved = resolve("configs/first.yml", ["--training.lr", "0.01"])
+    resolved.config        # resolved, with __run__ (config.yml)
+    resolved.raw           # merged and overridden, $VAR and {ref} unresolved (raw_config.yml)
+    resolved.run           # RunSpec: entry, name, output_dir, code_dir, slurm
+    resolved.entry_config  # what the entry point receives: config without __run__
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from expyrun.config.dumping import dump_config, dump_raw
+from expyrun.config.interpolation import CWD_VARIABLE, interpolate
+from expyrun.config.keys import ConfigMapping, ConfigValue
+from expyrun.config.loading import load_config
+from expyrun.config.overrides import apply_overrides, parse_overrides
+from expyrun.config.report import Origin, Report
+from expyrun.config.run_section import RUN_KEY, TEXT_KEYS, RunSpec, read_run_section
+from expyrun.errors import ConfigWarning
+
+__all__ = [
+    "ConfigMapping",
+    "ConfigValue",
+    "Resolved",
+    "RunSpec",
+    "dump_config",
+    "dump_raw",
+    "resolve",
+]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The outcome of resolving a config: both configs, the run section, the warnings."""
+
+    config: ConfigMapping  # fully resolved, `__run__` included (config.yml)
+    raw: ConfigMapping  # merged + overridden, variables and references unresolved
+    run: RunSpec
+    warnings: tuple[ConfigWarning, ...] = ()
+
+    @property
+    def entry_config(self) -> ConfigMapping:
+        """The config given to the entry point: `config` without `__run__`."""
+        return {key: value for key, value in self.config.items() if key != RUN_KEY}
+
+
+def resolve(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    strict: bool = False,
+    cwd: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Load `path` with its defaults, apply `overrides`, resolve, validate `__run__`.
+
+    Args:
+        path: the config file as the user typed it (relative paths from `cwd`).
+        overrides: argv tokens such as `("--a.b", "3", "--c=x")`.
+        strict: raise the first warning (a `ConfigWarning`) instead of returning it.
+        cwd: the launch directory (default: the current one): cwd-relative defaults, paths of
+            `__run__`, `$EXPYRUN_CWD`.
+        environ: the variables `$VAR` reads (default: `os.environ`, which is never changed).
+    """
+    launch_dir = Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
+    variables = dict(os.environ if environ is None else environ)
+    variables[CWD_VARIABLE] = str(launch_dir)
+    report = Report(strict)
+    parsed = parse_overrides(overrides)
+    with _cyclic_gc_paused():
+        loaded = load_config(path, launch_dir, report)
+        raw, origins = loaded.value, loaded.origins
+        apply_overrides(raw, parsed, origins, TEXT_KEYS)
+        config = interpolate(raw, variables, origins, report)
+    run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
+    return Resolved(config, raw, run, tuple(report.warnings))
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a config is built.
+
+    Building a config allocates ~10 objects per key and frees none: the collector, triggered
+    by allocation counts, would scan the growing live set again and again (a quarter of the
+    time on 10,000 keys, and more than linear). The engine makes no reference cycles, so
+    nothing waits for the collector; reference counting frees as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -1,0 +1,76 @@
+"""YAML text for config.yml and raw_config.yml: block style, keys sorted, no aliases.
+
+`dump_config` writes a resolved config so that resolving the file again gives the same config:
+a string that resolution would change (holding `$` or `{`, or starting with `!P`) is written
+with the `!P` prefix, which resolution removes. `dump_raw` writes the raw config as is: its
+variables and references are meant to be resolved again.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+import yaml
+
+from expyrun.config.interpolation import escape
+from expyrun.config.keys import ConfigValue
+
+_BaseDumper: type[yaml.SafeDumper] | type[yaml.CSafeDumper]
+try:
+    _BaseDumper = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _BaseDumper = yaml.SafeDumper
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]  # a class chosen at import time
+    """The safe dumper, writing shared values twice instead of as `&id001` anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_path(dumper: yaml.SafeDumper, path: PurePath) -> yaml.Node:
+    return dumper.represent_str(str(path))
+
+
+def _represent_tuple(dumper: yaml.SafeDumper, items: tuple[Any, ...]) -> yaml.Node:
+    return dumper.represent_list(list(items))
+
+
+_Dumper.add_multi_representer(PurePath, _represent_path)
+_Dumper.add_representer(tuple, _represent_tuple)
+
+# Long strings stay on one line (the default folds them at 80 columns).
+_WIDTH = 1 << 20
+
+
+def _dump(mapping: object) -> str:
+    return yaml.dump(
+        mapping,
+        Dumper=_Dumper,
+        default_flow_style=False,
+        sort_keys=True,
+        allow_unicode=True,
+        width=_WIDTH,
+    )
+
+
+def _escaped(value: ConfigValue) -> ConfigValue:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
+
+
+def dump_config(mapping: dict[str, Any]) -> str:
+    """YAML text of a resolved config (config.yml); resolving it gives the same config."""
+    return _dump(_escaped(mapping))
+
+
+def dump_raw(mapping: dict[str, Any]) -> str:
+    """YAML text of a raw config (raw_config.yml), its `$VAR` and `{ref}` left to resolve."""
+    return _dump(mapping)

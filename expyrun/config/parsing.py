@@ -1,0 +1,315 @@
+"""Read YAML safely into config values, with the file and line of every key.
+
+YAML goes through the safe loader only (libyaml's when present). Its nodes are turned into
+values here rather than by PyYAML's constructor, which lets us record where each key is, and
+refuse what a config must not contain: unknown tags (`!!python/...`), non-string keys, duplicate
+keys, an empty file, a top level that is not a mapping. Dotted keys (`a.b: 1`) are split into
+nesting, as in expyrun 0.2. YAML aliases are copied, never shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, split_key
+from expyrun.config.report import Origin, Origins
+from expyrun.errors import ConfigError
+
+# libyaml's parser when PyYAML was built with it (much faster), else the pure-Python one. Only
+# its parser and resolver are used: values are built by `_Builder`, which knows a few safe tags.
+_Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+try:
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _Loader = yaml.SafeLoader
+
+
+class _ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen at import time
+    """The safe loader, with the tags of plain scalars cached: keys and values repeat a lot."""
+
+    def __init__(self, stream: bytes | str) -> None:
+        super().__init__(stream)
+        self.plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit[0]:
+            # A plain scalar's tag depends on its text alone (no path resolvers are registered).
+            tag = self.plain_tags.get(value)
+            if tag is None:
+                tag = self.plain_tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return str(super().resolve(kind, value, implicit))
+
+
+_new_tuple = tuple.__new__  # Origin(...) calls a Python-level __new__: 3x slower per key
+
+_TAG = "tag:yaml.org,2002:"
+STR_TAG, MAP_TAG, SEQ_TAG, MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
+
+
+def error_at(
+    message: str, origin: Origin, key: KeyPath | str | None = None, hint: str | None = None
+) -> ConfigError:
+    """A `ConfigError` at `origin` about `key` (a path or a dotted key)."""
+    if isinstance(key, tuple):
+        key = format_key(key) if key else None
+    return ConfigError(message, path=origin.path, line=origin.line, key=key, hint=hint)
+
+
+class _Builder:
+    """Turn the nodes of one file into values, recording the origin of every key."""
+
+    def __init__(self, loader: yaml.SafeLoader | yaml.CSafeLoader, display: str) -> None:
+        self.display = display
+        self.origins: Origins = {}
+        self.implicit: set[KeyPath] = set()  # mappings created by a dotted key (`a.b: 1`)
+        self.active: set[int] = set()  # container nodes being built (a recursive alias loops)
+        self.scalars: dict[str, Callable[[ScalarNode], ConfigValue]] = {
+            _TAG + "int": loader.construct_yaml_int,
+            _TAG + "float": loader.construct_yaml_float,
+            _TAG + "bool": loader.construct_yaml_bool,
+            _TAG + "null": _null,
+            _TAG + "timestamp": loader.construct_yaml_timestamp,
+        }
+
+    def origin(self, node: Node) -> Origin:
+        return _new_tuple(Origin, (self.display, node.start_mark.line + 1))
+
+    def value(self, node: Node, path: KeyPath) -> ConfigValue:
+        if type(node) is ScalarNode:
+            if node.tag == STR_TAG:
+                return str(node.value)
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            raise error_at("a YAML alias contains itself", self.origin(node), path)
+        self.active.add(id(node))
+        try:
+            if type(node) is MappingNode and node.tag == MAP_TAG:
+                return self.mapping(node, path)
+            if type(node) is SequenceNode and node.tag == SEQ_TAG:
+                return self.sequence(node, path)
+        finally:
+            self.active.discard(id(node))
+        raise self.bad_tag(node, path)
+
+    def scalar(self, node: ScalarNode, path: KeyPath) -> ConfigValue:
+        construct = self.scalars.get(node.tag)
+        if construct is None:
+            raise self.bad_tag(node, path)
+        try:
+            return construct(node)
+        except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            raise error_at(
+                f"cannot read {node.value!r} as {_short_tag(node.tag)}", self.origin(node), path
+            ) from exc
+
+    def bad_tag(self, node: Node, path: KeyPath) -> ConfigError:
+        hint = None
+        if node.tag.startswith("!"):
+            hint = "quote a string that starts with '!', like '!P{a}'"
+        return error_at(
+            f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)",
+            self.origin(node),
+            path,
+            hint,
+        )
+
+    def sequence(self, node: SequenceNode, path: KeyPath) -> list[ConfigValue]:
+        items: list[ConfigValue] = []
+        for index, item in enumerate(node.value):
+            item_path = (*path, index)
+            self.origins[item_path] = self.origin(item)
+            items.append(self.value(item, item_path))
+        return items
+
+    def mapping(self, node: MappingNode, path: KeyPath) -> ConfigMapping:
+        result: ConfigMapping = {}
+        entries = []
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                # YAML merge keys (`<<: *anchor`) come first: the mapping's own keys win.
+                result.update(self.merge_key(value_node, path))
+            else:
+                entries.append((key_node, value_node))
+        own: ConfigMapping = {}
+        for key_node, value_node in entries:
+            key = self.key(key_node, path)
+            parts = (key,) if "." not in key else split_key(key)
+            if parts is None:
+                raise error_at(f"empty part in the key {key!r}", self.origin(key_node), path)
+            self.insert(own, path, parts, key_node, value_node)
+        result.update(own)
+        return result
+
+    def merge_key(self, node: Node, path: KeyPath) -> ConfigMapping:
+        sources = node.value if type(node) is SequenceNode else [node]
+        merged: ConfigMapping = {}
+        for source in reversed(sources):  # the first mapping listed wins
+            value = self.value(source, path)
+            if not isinstance(value, dict):
+                raise error_at("a merge key (<<) takes mappings only", self.origin(source), path)
+            merged.update(value)
+        return merged
+
+    def key(self, node: Node, path: KeyPath) -> str:
+        if type(node) is ScalarNode and node.tag == STR_TAG and node.value:
+            return str(node.value)
+        if type(node) is ScalarNode:
+            shown = node.value or "''"
+            what = "an empty key" if node.tag == STR_TAG else f"the non-string key {shown}"
+            hint = None if node.tag == STR_TAG else f"quote it: '{node.value}'"
+            return self._raise_key(f"keys must be non-empty strings, got {what}", node, path, hint)
+        return self._raise_key("keys must be strings, not a mapping or list", node, path, None)
+
+    def _raise_key(self, message: str, node: Node, path: KeyPath, hint: str | None) -> str:
+        raise error_at(message, self.origin(node), path or None, hint)
+
+    def insert(
+        self,
+        target: ConfigMapping,
+        path: KeyPath,
+        parts: tuple[str, ...],
+        key_node: Node,
+        value_node: Node,
+    ) -> None:
+        """Set `parts` (one key, or a dotted key split) under `target`; refuse duplicates."""
+        origin = self.origin(key_node)
+        for part in parts[:-1]:
+            path = (*path, part)
+            child = target.get(part)
+            if child is None and part not in target:
+                child = target[part] = {}
+                self.origins[path] = origin
+                self.implicit.add(path)
+            if not isinstance(child, dict):
+                raise self.duplicate(path, origin)
+            target = child
+        last = parts[-1]
+        full = (*path, last)
+        if last not in target:
+            self.origins[full] = origin
+            target[last] = self.value(value_node, full)
+            return
+        existing = target[last]
+        if full not in self.implicit or not isinstance(existing, dict):
+            raise self.duplicate(full, origin)
+        # `a.b: 1` then `a: {c: 2}`: the mapping `a` was only implied so far; fill it in.
+        self.implicit.discard(full)
+        saved, self.origins = self.origins, {}
+        try:
+            value = self.value(value_node, full)
+            new_origins = self.origins
+        finally:
+            self.origins = saved
+        if not isinstance(value, dict):
+            raise self.duplicate(full, origin)
+        self.fill(existing, value, full, new_origins)
+        self.origins.update(new_origins)
+
+    def fill(
+        self, existing: ConfigMapping, new: ConfigMapping, path: KeyPath, new_origins: Origins
+    ) -> None:
+        for key, value in new.items():
+            sub = (*path, key)
+            old = existing.get(key)
+            if key not in existing:
+                existing[key] = value
+            elif isinstance(old, dict) and isinstance(value, dict) and sub in self.implicit:
+                self.implicit.discard(sub)
+                self.fill(old, value, sub, new_origins)
+            else:
+                raise self.duplicate(sub, new_origins.get(sub, Origin(self.display)))
+
+    def duplicate(self, path: KeyPath, origin: Origin) -> ConfigError:
+        first = self.origins.get(path)
+        hint = f"first set at line {first.line}" if first and first.line else None
+        return error_at("duplicate key", origin, path, hint)
+
+
+def _null(node: ScalarNode) -> None:
+    return None
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _read(file: Path, display: str) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such config file", path=display) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", path=display) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", path=display) from exc
+
+
+def parse_node(data: bytes | str, display: str) -> Node | None:
+    """Parse one YAML document into nodes; None when it holds none (empty, comments only)."""
+    loader = None
+    try:
+        loader = _ConfigLoader(data)  # the pure-Python reader decodes here: may fail
+        node: Node | None = loader.get_single_node()
+        return node
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, display) from exc
+    except yaml.YAMLError as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise ConfigError(f"invalid YAML: {first_line}", path=display) from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def build_node(node: Node, display: str) -> ConfigValue:
+    """The value of a node from `parse_node`, with the same checks as for a file."""
+    try:
+        return _Builder(_ConfigLoader(""), display).value(node, ())
+    except RecursionError as exc:
+        raise ConfigError("the YAML is nested too deeply", path=display) from exc
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
+    """One line from PyYAML's multi-line message: the problem, its line, the context."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "syntax error"
+    hint = None
+    if exc.context and exc.problem and exc.context_mark is not None:
+        hint = f"{exc.context} at line {exc.context_mark.line + 1}"
+    if exc.context == "expected a single document in the stream":
+        problem, hint = "a second document (---) in a config file", None
+    elif exc.context == "while scanning a tag":
+        hint = "a value starting with '!' is a YAML tag: quote it, like '!P{a}'"
+    return ConfigError(
+        f"invalid YAML: {problem}",
+        path=display,
+        line=mark.line + 1 if mark is not None else None,
+        hint=hint,
+    )
+
+
+def parse_file(file: Path, display: str) -> tuple[ConfigMapping, Origins]:
+    """The top-level mapping of a config file and the origin of each of its keys."""
+    node = parse_node(_read(file, display), display)
+    if node is None:
+        raise ConfigError("the config file is empty", path=display, hint="write {} for no keys")
+    if type(node) is not MappingNode:
+        kind = "list" if type(node) is SequenceNode else "single value"
+        raise ConfigError(
+            f"the top level must be a mapping of keys, not a {kind}",
+            path=display,
+            line=node.start_mark.line + 1,
+        )
+    builder = _Builder(_ConfigLoader(""), display)
+    try:
+        value = builder.value(node, ())
+    except RecursionError as exc:
+        raise ConfigError("the YAML is nested too deeply", path=display) from exc
+    assert isinstance(value, dict)  # noqa: S101 - a mapping node builds a mapping
+    return value, builder.origins

@@ -1,0 +1,148 @@
+"""The `__run__` section of a resolved config, validated into a `RunSpec`.
+
+`__main__` (mandatory) names the entry point, `package.module:function`; `__name__`
+(mandatory) names the run, a relative path that stays inside the output dir; `__output_dir__`
+(mandatory) is where runs go; `__code__` (optional) is where the entry point's package is;
+`__slurm__` (optional) holds Slurm options. Other keys are kept but unused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, Scalar, format_key, type_name
+from expyrun.config.report import Origin, Origins
+from expyrun.errors import ConfigError
+
+RUN_KEY = "__run__"
+MAIN_KEY = "__main__"
+NAME_KEY = "__name__"
+OUTPUT_DIR_KEY = "__output_dir__"
+CODE_KEY = "__code__"
+SLURM_KEY = "__slurm__"
+MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
+
+# Overrides of these keys are kept as text (a name `5` stays "5", a path stays a path).
+TEXT_KEYS = frozenset((RUN_KEY, key) for key in (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY, CODE_KEY))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run and where to keep it, from `__run__`."""
+
+    entry: str  # "package.module:function"
+    module: str  # "package.module"
+    function: str  # "function"
+    name: str  # relative, normalized ("a/b"), never escapes output_dir
+    output_dir: Path  # absolute
+    code_dir: Path  # absolute
+    slurm: dict[str, Scalar] = field(default_factory=dict)
+
+
+def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Origin) -> RunSpec:
+    """Validate the resolved `__run__` of `config`; relative paths are taken from `cwd`."""
+    section = config.get(RUN_KEY)
+    if not isinstance(section, dict):
+        if RUN_KEY not in config:
+            raise ConfigError(
+                f"no {RUN_KEY} section",
+                path=top.path,
+                hint=f"add {RUN_KEY} with {', '.join(MANDATORY)}",
+            )
+        raise _error(f"expected a mapping, got a {type_name(section)}", (RUN_KEY,), origins, top)
+    for key in MANDATORY:
+        if section.get(key) is None:
+            raise _missing(key, section, origins, top)
+    entry, module, function = _entry(section[MAIN_KEY], origins, top)
+    name = _name(section[NAME_KEY], origins, top)
+    output_dir = _directory(section[OUTPUT_DIR_KEY], OUTPUT_DIR_KEY, cwd, origins, top)
+    code = section.get(CODE_KEY)
+    code_dir = cwd if code is None else _directory(code, CODE_KEY, cwd, origins, top)
+    slurm = _slurm(section.get(SLURM_KEY), origins, top)
+    return RunSpec(entry, module, function, name, output_dir, code_dir, slurm)
+
+
+def _error(message: str, path: KeyPath, origins: Origins, top: Origin) -> ConfigError:
+    origin = origins.get(path) or origins.get(path[:1]) or top
+    return ConfigError(message, path=origin.path, line=origin.line, key=format_key(path))
+
+
+def _missing(key: str, section: ConfigMapping, origins: Origins, top: Origin) -> ConfigError:
+    state = "is null" if key in section else "is missing"
+    error = _error(f"{key} {state}: it is mandatory", (RUN_KEY, key), origins, top)
+    close = difflib.get_close_matches(key, [k for k in section if k not in MANDATORY], n=1)
+    if close:
+        error.hint = f"did you mean to write {key} instead of {close[0]}?"
+    return error
+
+
+def _entry(value: ConfigValue, origins: Origins, top: Origin) -> tuple[str, str, str]:
+    module, colon, function = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if colon and _dotted_identifier(module) and _dotted_identifier(function, dots=False):
+        return f"{module}:{function}", module, function
+    error = _error(
+        f"expected package.module:function, got {value!r}", (RUN_KEY, MAIN_KEY), origins, top
+    )
+    error.hint = "for instance my_code.experiments.first_method:main"
+    raise error
+
+
+def _dotted_identifier(text: str, dots: bool = True) -> bool:
+    parts = text.split(".") if dots else [text]
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
+
+
+def _as_text(value: ConfigValue, key: str, origins: Origins, top: Origin) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # `__name__: 5`: a number names a run as well as text does
+    raise _error(f"expected a string, got a {type_name(value)}", (RUN_KEY, key), origins, top)
+
+
+def _name(value: ConfigValue, origins: Origins, top: Origin) -> str:
+    """The run name as a normalized relative path that cannot leave the output dir."""
+    text = _as_text(value, NAME_KEY, origins, top)
+    path = PurePosixPath(text)
+    problem = None
+    if path.is_absolute() or text.startswith("~"):
+        problem = "must be a relative path (the run folder is OUTPUT_DIR/NAME)"
+    elif ".." in path.parts:
+        problem = "must not contain '..' (the run folder would leave the output dir)"
+    elif not path.parts or "\0" in text:
+        problem = "must not be empty"
+    if problem:
+        raise _error(f"{problem}, got {text!r}", (RUN_KEY, NAME_KEY), origins, top)
+    return str(path)
+
+
+def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: Origin) -> Path:
+    text = _as_text(value, key, origins, top)
+    if not text.strip():
+        error = _error("must not be empty", (RUN_KEY, key), origins, top)
+        error.hint = "is its environment variable set?"
+        raise error
+    return Path(os.path.normpath(cwd / os.path.expanduser(text)))
+
+
+def _slurm(value: ConfigValue, origins: Origins, top: Origin) -> dict[str, Scalar]:
+    if value is None:
+        return {}
+    path = (RUN_KEY, SLURM_KEY)
+    if not isinstance(value, dict):
+        raise _error(f"expected a mapping of options, got a {type_name(value)}", path, origins, top)
+    options: dict[str, Scalar] = {}
+    for option, setting in value.items():
+        if isinstance(setting, (dict, list)):
+            raise _error(
+                f"expected a single value, got a {type_name(setting)}",
+                (*path, option),
+                origins,
+                top,
+            )
+        options[option] = setting
+    return options

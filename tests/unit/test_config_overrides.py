@@ -1,0 +1,254 @@
+"""Command-line overrides: parsing, typing from the replaced value, lists of mappings."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+
+import pytest
+from config_support import resolve_text, warning_texts
+
+from expyrun.config.overrides import Override, parse_overrides
+from expyrun.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        pytest.param(["--a", "2"], [("a", "2")], id="pair"),
+        pytest.param(["--a=2"], [("a", "2")], id="equals"),
+        pytest.param(["--a.b=x=y"], [("a.b", "x=y")], id="equals-in-value"),
+        pytest.param(["--a="], [("a", "")], id="empty-value"),
+        pytest.param(["--a", "-3"], [("a", "-3")], id="negative-number"),
+        pytest.param(["--a", ""], [("a", "")], id="empty-token"),
+        pytest.param(
+            ["--a", "1", "--b=2", "--a", "3"], [("a", "1"), ("b", "2"), ("a", "3")], id="several"
+        ),
+        pytest.param(["--s=--debug"], [("s", "--debug")], id="value-starting-with-dashes"),
+        # Defect 22: a key named `debug` is set with --debug=VALUE (the CLI keeps that token).
+        pytest.param(["--debug=3"], [("debug", "3")], id="key-named-debug"),
+    ],
+)
+def test_parse_overrides(tokens: list[str], expected: list[tuple[str, str]]) -> None:
+    assert [(o.key, o.text) for o in parse_overrides(tokens)] == expected
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        pytest.param(
+            ["a", "2"],
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got 'a'",
+            id="no-dashes",
+        ),
+        pytest.param(
+            ["-a", "2"],
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got '-a'",
+            id="one-dash",
+        ),
+        pytest.param(
+            ["--", "2"],
+            "command line: expected an override --KEY VALUE or --KEY=VALUE, got '--'",
+            id="bare-dashes",
+        ),
+        pytest.param(
+            ["--a"], "command line: key 'a': the override --a has no value", id="no-value"
+        ),
+        pytest.param(
+            ["--s", "--debug"],
+            "command line: key 's': the override --s has no value (next comes the option "
+            "'--debug')",
+            id="option-instead-of-value",
+        ),
+        pytest.param(
+            ["--a..b", "1"], "command line: malformed key in the override '--a..b'", id="empty-part"
+        ),
+        pytest.param(
+            ["--=3"], "command line: malformed key in the override '--=3'", id="empty-key"
+        ),
+    ],
+)
+def test_malformed_overrides(tokens: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_overrides(tokens)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_override_is_a_frozen_record() -> None:
+    assert parse_overrides(["--a.b", "1"]) == [Override("a.b", ("a", "b"), "1")]
+
+
+@pytest.mark.parametrize(
+    ("existing", "text", "expected"),
+    [
+        pytest.param("true", "FALSE", False, id="bool-false-any-case"),
+        pytest.param("false", "yes", True, id="bool-yes"),
+        pytest.param("true", "no", False, id="bool-no"),
+        pytest.param("false", "1", True, id="bool-1"),
+        pytest.param("true", "0", False, id="bool-0"),
+        pytest.param("1", "-3", -3, id="int"),
+        pytest.param("1", " 7 ", 7, id="int-spaces"),
+        pytest.param("1.5", "3", 3.0, id="float-from-int-text"),
+        pytest.param("1.5", "1e3", 1000.0, id="float-exponent"),
+        pytest.param("1.5", "inf", math.inf, id="float-inf"),
+        pytest.param("'5'", "9", "9", id="str-verbatim"),
+        pytest.param("s", "1,2", "1,2", id="str-with-commas"),
+        pytest.param("s", "[1, 2]", "[1, 2]", id="str-with-brackets"),
+        pytest.param("s", "!Pnull", "null", id="str-escaped-null"),
+        pytest.param("null", "4.5", 4.5, id="null-to-float"),
+        pytest.param("null", "abc", "abc", id="null-to-str"),
+        pytest.param("null", "007", "007", id="null-lossless"),
+        pytest.param("null", "true", True, id="null-to-bool"),
+        pytest.param("null", "no", "no", id="null-no-stays-text"),
+        pytest.param("null", "[1, a]", [1, "a"], id="null-to-flow-list"),
+        # Defect 21: null, empty lists and items with commas could not be set.
+        pytest.param("s", "null", None, id="null-into-str"),
+        pytest.param("1", "~", None, id="tilde-into-int"),
+        pytest.param("[1, 2]", "null", None, id="null-into-list"),
+        pytest.param("[1, 2]", "[]", [], id="empty-list"),
+        pytest.param("[a]", '["x,y", z]', ["x,y", "z"], id="flow-items-with-commas"),
+        pytest.param("[1, a, 2.5]", "3,4,5", [3, "4", 5.0], id="list-same-length-per-item"),
+        pytest.param("[1, 2]", "5,6,7", [5, 6, 7], id="list-other-length-like-first"),
+        pytest.param("[]", "1,x,2.0,true", [1, "x", 2.0, True], id="list-empty-converted"),
+        pytest.param("[a]", "", [""], id="list-empty-text"),
+        pytest.param("[1.5]", "[1, 2]", [1.0, 2.0], id="flow-typed-like-first"),
+        pytest.param("[a, b]", "[1, '2']", ["1", "2"], id="flow-str-items"),
+        pytest.param("[[1]]", "[[2, 3]]", [[2, 3]], id="flow-nested"),
+        pytest.param("[1]", "[null]", [None], id="flow-null-item"),
+        pytest.param("[{a: 1}]", "[{a: 2}, {b: x}]", [{"a": 2}, {"b": "x"}], id="flow-mappings"),
+        pytest.param("2024-01-02", "2025-03-04", datetime.date(2025, 3, 4), id="date"),
+        pytest.param("'{other}'", "5", 5, id="reference-typed-once-resolved"),
+        pytest.param("'x{other}'", "{other}", 1, id="override-with-a-reference"),
+    ],
+)
+def test_override_typing(tmp_path: Path, existing: str, text: str, expected: object) -> None:
+    resolved = resolve_text(tmp_path, f"k: {existing}\nother: 1\n", ["--k", text])
+    assert resolved.entry_config["k"] == expected
+    assert type(resolved.entry_config["k"]) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("existing", "text", "message"),
+    [
+        pytest.param("true", "maybe", "expected a boolean (true/false, yes/no, 1/0)", id="bool"),
+        pytest.param("1", "1.5", "expected an integer", id="int"),
+        pytest.param("1.5", "fast", "expected a number", id="float"),
+        pytest.param("[1, 2]", "", "expected an integer", id="int-list-empty-text"),
+        pytest.param("[1, 2]", "[1, x]", "expected an integer", id="flow-list-bad-item"),
+        pytest.param("[1, 2]", "[1", "invalid YAML", id="flow-list-syntax"),
+        pytest.param(
+            "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"
+        ),
+        pytest.param("2024-01-02", "soon", "expected a date", id="date"),
+    ],
+)
+def test_untypable_overrides(tmp_path: Path, existing: str, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, f"k: {existing}\n", ["--k", text])
+    assert caught.value.key == "k"
+    assert str(caught.value).startswith(
+        f"command line: key 'k': cannot override with {text!r}: {message}"
+    )
+    assert "\n" not in str(caught.value)
+
+
+def test_overrides_reach_into_lists_of_mappings(tmp_path: Path) -> None:
+    resolved = resolve_text(
+        tmp_path,
+        "layers: [{size: 3, act: relu}, {size: 4, act: relu}]\n",
+        ["--layers.1.size", "5", "--layers.0.act=tanh"],
+    )
+    assert resolved.entry_config["layers"] == [
+        {"size": 3, "act": "tanh"},
+        {"size": 5, "act": "relu"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        pytest.param("trainer.lrr", "did you mean 'trainer.lr'?", id="typo"),
+        pytest.param(
+            "layers.2.size",
+            "did you mean 'layers.1.size' or 'layers.0.size' or 'layers'?",
+            id="index-out-of-range",
+        ),
+        pytest.param(
+            "layers.-1.size",
+            "did you mean 'layers.1.size' or 'layers.0.size' or 'layers'?",
+            id="negative-index",
+        ),
+        pytest.param("trainer.lr.x", "did you mean 'trainer.lr'?", id="below-a-scalar"),
+        pytest.param("zzz", None, id="nothing-close"),
+    ],
+)
+def test_unknown_keys_are_errors_with_suggestions(
+    tmp_path: Path, key: str, hint: str | None
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(
+            tmp_path, "trainer: {lr: 1}\nlayers: [{size: 1}, {size: 2}]\n", [f"--{key}", "1"]
+        )
+    assert caught.value.key == key
+    assert caught.value.message == "no such key to override"
+    assert caught.value.hint == hint
+
+
+def test_a_mapping_cannot_be_overridden_whole(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, "model: {name: x}\n", ["--model", "3"])
+    assert str(caught.value) == (
+        "command line: key 'model': is a mapping: override its keys one by one (for instance "
+        "--model.name)"
+    )
+
+
+@pytest.mark.parametrize("key", ["__default__", "__new_key_policy__"])
+def test_loading_keys_cannot_be_overridden(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match="cannot be overridden"):
+        resolve_text(tmp_path, "a: 1\n", [f"--{key}", "x"])
+
+
+def test_overrides_apply_before_resolution(tmp_path: Path) -> None:
+    resolved = resolve_text(
+        tmp_path,
+        'i: 1\nderived: "n{i}"\nhome: x\n',
+        ["--i", "12", "--home", "$HOME", "--__run__.__name__", "run-{i}"],
+        environ={"HOME": "/h"},
+    )
+    assert resolved.entry_config == {"i": 12, "derived": "n12", "home": "/h"}
+    assert resolved.run.name == "run-12"
+    assert resolved.raw["__run__"]["__name__"] == "run-{i}"
+    assert resolved.raw["i"] == 12
+
+
+def test_run_keys_are_typed_as_text(tmp_path: Path) -> None:
+    resolved = resolve_text(
+        tmp_path,
+        "__run__: {__main__: a:b, __output_dir__: out, __name__: 5}\n",
+        ["--__run__.__name__", "abc", "--__run__.__output_dir__", "7"],
+        run=False,
+    )
+    assert resolved.config["__run__"]["__name__"] == "abc"
+    assert resolved.config["__run__"]["__output_dir__"] == "7"
+    assert resolved.run.output_dir == resolved.run.code_dir / "7"
+
+
+def test_dunder_keys_may_be_added_to_an_existing_mapping(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, "", ["--__run__.__code__", "src", "--__x__", "5"])
+    assert resolved.run.code_dir == tmp_path / "src"
+    assert resolved.config["__x__"] == 5
+
+
+def test_an_overridden_value_is_reported_from_the_command_line(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, "s: x\n", ["--s", "{nope}"])
+    assert warning_texts(resolved) == [
+        "command line: key 's': unresolved reference {nope}: replaced by ''"
+    ]
+
+
+def test_overrides_never_warn_about_types(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, "a: 1\nb: null\n", ["--a", "2", "--b", "x"])
+    assert resolved.warnings == ()

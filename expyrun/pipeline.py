@@ -7,9 +7,9 @@ frozen requirements, the git state) runs in a thread while the worker runs.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +69,8 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
 
     texts = []
     for mapping in (resolved.config, resolved.raw):
-        run_section = dict(mapping.get(RUN_KEY) or {})
+        section = mapping.get(RUN_KEY)
+        run_section = dict(section) if isinstance(section, dict) else {}
         run_section["__output_dir__"] = str(resolved.run.output_dir)
         if not debug:
             run_section["__code__"] = str(run_dir)
@@ -162,16 +163,25 @@ class _Recorder:
     def __init__(self, prepared: PreparedRun) -> None:
         self._prepared = prepared
         self.fields: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._record, daemon=True)
+        self._done = _thread.allocate_lock()
 
     def start(self) -> None:
-        self._thread.start()
+        # Not threading.Thread: its start() waits for the thread to run (launch-path time).
+        self._done.acquire()
+        _thread.start_new_thread(self._record, ())
 
     def join(self) -> dict[str, Any]:
-        self._thread.join(RECORDING_TIMEOUT_SECONDS)
+        if self._done.acquire(timeout=RECORDING_TIMEOUT_SECONDS):
+            self._done.release()
         return dict(self.fields)
 
     def _record(self) -> None:
+        try:
+            self._gather()
+        finally:
+            self._done.release()
+
+    def _gather(self) -> None:
         prepared = self._prepared
         run_dir = prepared.run_dir
         try:

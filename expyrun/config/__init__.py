@@ -17,8 +17,8 @@ import contextlib
 import gc
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from expyrun.config.dumping import dump_config, dump_raw
 from expyrun.config.interpolation import CWD_VARIABLE, interpolate
@@ -40,8 +40,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """The outcome of resolving a config: both configs, the run section, the warnings."""
 
     config: ConfigMapping  # fully resolved, `__run__` included (config.yml)

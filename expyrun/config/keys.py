@@ -9,7 +9,6 @@ the edges (messages, overrides, references).
 from __future__ import annotations
 
 import datetime
-import difflib
 from collections.abc import Iterator
 from typing import TypeAlias
 
@@ -138,6 +137,8 @@ def closest(wanted: str, root: ConfigValue, *, leaves: bool = False, count: int 
     candidates = [
         format_key(path) for path, value in walk(root) if not (leaves and isinstance(value, dict))
     ]
+    import difflib  # only when a hint is needed: it costs start-up time
+
     return difflib.get_close_matches(wanted, candidates, n=count, cutoff=0.6)
 
 

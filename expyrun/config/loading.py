@@ -11,8 +11,8 @@ the file that names it; any other path is relative to the launch directory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from expyrun.config.keys import ConfigMapping
 from expyrun.config.merging import (
@@ -29,8 +29,7 @@ from expyrun.config.report import Origin, Origins, Report, display_path
 DEFAULT_KEY = "__default__"
 
 
-@dataclass
-class Loaded:
+class Loaded(NamedTuple):
     """A config file merged with its defaults, and where each of its keys was set."""
 
     value: ConfigMapping
@@ -48,8 +47,7 @@ def default_path(spec: str, including_file: Path, cwd: Path) -> Path:
     return cwd / expanded
 
 
-@dataclass(frozen=True)
-class _Default:
+class _Default(NamedTuple):
     """One entry of a `__default__`: as written, where it points, where it is written."""
 
     spec: str

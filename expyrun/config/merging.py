@@ -9,8 +9,6 @@ nesting level; keys starting with `__` are always accepted. A value whose type c
 
 from __future__ import annotations
 
-import difflib
-
 from expyrun.config.interpolation import needs_parsing
 from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, type_name
 from expyrun.config.report import Origin, Origins, Report
@@ -103,6 +101,8 @@ def _new_key(
 
 
 def _closest_sibling(name: str, siblings: ConfigMapping, prefix: KeyPath) -> str | None:
+    import difflib  # only when a hint is needed: it costs start-up time
+
     matches = difflib.get_close_matches(name, list(siblings), n=1, cutoff=0.75)
     if not matches:
         return None

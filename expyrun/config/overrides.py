@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -51,8 +51,7 @@ FALSE = frozenset({"false", "no", "0"})
 RESERVED_PREFIX = "__"
 
 
-@dataclass(frozen=True)
-class Override:
+class Override(NamedTuple):
     """One `--key value` of the command line."""
 
     key: str  # as typed: `layers.1.size`

@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import os
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, Scalar, format_key, type_name
 from expyrun.config.report import Origin, Origins
@@ -30,8 +29,7 @@ MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
 TEXT_KEYS = frozenset((RUN_KEY, key) for key in (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY, CODE_KEY))
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     """What to run and where to keep it, from `__run__`."""
 
     entry: str  # "package.module:function"
@@ -40,7 +38,7 @@ class RunSpec:
     name: str  # relative, normalized ("a/b"), never escapes output_dir
     output_dir: Path  # absolute
     code_dir: Path  # absolute
-    slurm: dict[str, Scalar] = field(default_factory=dict)
+    slurm: dict[str, Scalar]  # the `__slurm__` mapping of `__run__`, {} when absent
 
 
 def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Origin) -> RunSpec:
@@ -74,6 +72,8 @@ def _error(message: str, path: KeyPath, origins: Origins, top: Origin) -> Config
 def _missing(key: str, section: ConfigMapping, origins: Origins, top: Origin) -> ConfigError:
     state = "is null" if key in section else "is missing"
     error = _error(f"{key} {state}: it is mandatory", (RUN_KEY, key), origins, top)
+    import difflib  # only when a hint is needed: it costs start-up time
+
     close = difflib.get_close_matches(key, [k for k in section if k not in MANDATORY], n=1)
     if close:
         error.hint = f"did you mean to write {key} instead of {close[0]}?"

@@ -11,11 +11,11 @@ every process of the run is killed.
 
 from __future__ import annotations
 
+import _thread
 import os
 import select
 import signal
 import sys
-import threading
 import time
 from _queue import Empty, SimpleQueue
 from collections.abc import Callable
@@ -350,8 +350,10 @@ def run(
     state.pid = pid
     sampler = UsageSampler(pid)
     try:
-        threading.Thread(target=_watch_signals, args=(waited, state.events), daemon=True).start()
-        threading.Thread(target=_wait_worker, args=(pid, state.events), daemon=True).start()
+        # _thread, not threading.Thread: Thread.start() waits until the thread runs, which
+        # costs milliseconds while the worker starts on the other core.
+        _thread.start_new_thread(_watch_signals, (waited, state.events))
+        _thread.start_new_thread(_wait_worker, (pid, state.events))
         payload = dict(
             launch.payload,
             env=launch.env,

@@ -7,6 +7,7 @@ with the worker's own ru_maxrss from wait4(2), which catches a spike between two
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 
@@ -24,11 +25,11 @@ class UsageSampler:
     def __init__(self, pid: int) -> None:
         self._pid = pid
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_forever, daemon=True)
         self.peak_rss_bytes = 0
 
     def start(self) -> None:
-        self._thread.start()
+        # Not threading.Thread: its start() waits for the thread to run (launch-path time).
+        _thread.start_new_thread(self._sample_forever, ())
 
     def stop(self) -> None:
         """Stop sampling; a sample under way is not waited for (the thread is a daemon)."""

@@ -39,7 +39,8 @@ def main(name: str, config: dict) -> None:
     if os.path.exists(CHECKPOINT):
         with open(CHECKPOINT) as f:
             state = json.load(f)
-        print(f"resuming from epoch {state['epoch']} (attempt {os.environ.get('EXPYRUN_ATTEMPT', '1')})")
+        attempt = os.environ.get("EXPYRUN_ATTEMPT", "1")
+        print(f"resuming from epoch {state['epoch']} (attempt {attempt})")
     print(f"{name}: {model['name']} on {len(train)} points, lr={training['lr']}")
     rng = random.Random(training["seed"])
     w, b = state["weights"]

@@ -261,3 +261,20 @@ def test_signal_names_are_not_left_pending(project: Project) -> None:
     (run_dir / "go").touch()
     wait_for(lambda: not process_alive(pid), 20, "the background supervisor to exit")
     assert signal.SIGTERM  # the run ended by itself
+
+
+def test_a_detached_run_survives_sighup_to_its_former_process_group(project: Project) -> None:
+    entry = project.entry(WAITING_ENTRY)
+    config = project.config(entry)
+    command = " ".join([*EXPYRUN, str(config), "--detach"])
+    shell = start(  # a group leader: bash, which starts the run, then waits
+        [], cwd=project.root, command=["bash", "-c", f"{command} && exec sleep 60"]
+    )
+    run_dir = project.output / "exp" / "exp.0"
+    wait_for(lambda: (run_dir / "ready").exists(), 30, "the detached entry to start")
+    os.killpg(shell.pid, signal.SIGHUP)
+    shell.communicate(timeout=10)
+    assert shell.returncode == -signal.SIGHUP
+    assert process_alive(read_json(run_dir / "run.json")["pid"])
+    (run_dir / "go").touch()
+    wait_for(lambda: _status(run_dir) == "succeeded", 20, "the run to finish after the SIGHUP")

@@ -236,20 +236,39 @@ def find_run_processes(run_id: str) -> list[int]:
     return found
 
 
-def _drain_into(fds: list[int], log_fd: int) -> None:
-    for fd in fds:
-        while True:
+def _drain_into(fds: list[int], log_fd: int, until_eof: bool = False) -> None:
+    """Copy what the pipes hold into the log; with `until_eof`, wait for every writer to close.
+
+    Waiting for EOF matters: a write(2) already under way in another thread or in a process
+    that was just killed still lands in the pipe after a read found it empty. A writer that
+    never closes (a process that escaped the kill) is given up on after a few seconds.
+    """
+    deadline = time.monotonic() + 3.0
+    open_fds = list(fds)
+    while open_fds:
+        for fd in list(open_fds):
             try:
                 chunk = os.read(fd, 1 << 20)
             except BlockingIOError:
-                break
+                if not until_eof:
+                    open_fds.remove(fd)
+                continue
             except OSError:
-                break
+                open_fds.remove(fd)
+                continue
             if not chunk:
-                break
+                open_fds.remove(fd)
+                continue
             view = memoryview(chunk)
             while view:
                 view = view[os.write(log_fd, view) :]
+        if open_fds and until_eof:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            import select  # only a rescue needs it: kept off the start-up path
+
+            select.select(open_fds, [], [], min(remaining, 0.05))
 
 
 def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
@@ -269,11 +288,14 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     acquired = streams.switchboard._lock.acquire(timeout=2)
     _drain_into(read_fds, log_fd)
     streams.switchboard.rescue_fd = log_fd
+    # From here on even a raw os.write(1, ...) of the entry goes straight into the log; the
+    # pipes then have no writer left in this process, so their EOF means nothing is in flight.
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    _drain_into(read_fds, log_fd, until_eof=True)
     if acquired:
         streams.switchboard._lock.release()
     streams.flush()
-    _drain_into(read_fds, log_fd)
-    os.close(log_fd)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

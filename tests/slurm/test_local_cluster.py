@@ -99,9 +99,10 @@ if [ "$n" = 0 ]; then exec sleep 300; fi
     )
     assert requeue.returncode == 0, requeue.stderr
     pending = slurm.wait_for_state(job, {"PENDING"})
-    # Slurm holds a requeued job back ~2 min (Reason=BeginTime); release it now.
+    # Slurm holds a requeued job back ~2 min (Reason=BeginTime); release it in the next second:
+    # slurmd refuses a start in the same second as the requeue ("Job credential revoked").
     update = subprocess.run(
-        ["scontrol", "update", f"JobId={job}", "StartTime=now"],
+        ["scontrol", "update", f"JobId={job}", "StartTime=now+1"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -233,3 +233,46 @@ class Project:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    modules: dict[str, str],
+    requires: Sequence[str] = (),
+) -> Path:
+    """Write a pure-Python wheel `name-version-py3-none-any.whl` into `folder`.
+
+    `modules` maps file paths inside the wheel (`tinya/__init__.py`) to their text. Built by
+    hand (a zip with a dist-info folder), so tests need no build backend and no network.
+    """
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    project = re.sub(r"[-_.]+", "_", name)
+    dist_info = f"{project}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    files = {
+        **modules,
+        f"{dist_info}/METADATA": metadata,
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: expyrun-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        digest = hashlib.sha256(text.encode()).digest()
+        encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        record.append(f"{path},sha256={encoded},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    wheel = folder / f"{project}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return wheel

@@ -92,7 +92,7 @@ _PAST_RUN_BOOL_FLAGS = {
     "rerun": {"--exact": "exact"},
     "reproduce": {"--check": "check"},
 }
-_PAST_RUN_VALUE_FLAGS = {"rerun": {}, "reproduce": {"--env": "env", "--python": "python"}}
+_PAST_RUN_VALUE_FLAGS = {"rerun": {}, "reproduce": {"--env": "env", "--python": "base_python"}}
 _PIP_BOOL_FLAGS = ("--no-index",)
 _PIP_VALUE_FLAGS = ("--find-links", "--index-url", "--extra-index-url")
 

@@ -38,7 +38,7 @@ class PastRunOptions(NamedTuple):
     exact: bool = False  # rerun: RUN/config.yml instead of RUN/raw_config.yml
     check: bool = False  # reproduce: only compare an environment with the run's
     env: str | None = None  # reproduce: the virtual environment to use (default: the cache)
-    python: str | None = None  # reproduce: the interpreter to build the environment with
+    base_python: str | None = None  # reproduce: the interpreter to build the environment with
     pip_options: tuple[str, ...] = ()  # reproduce: passed to pip-sync (--find-links DIR, ...)
 
 
@@ -102,7 +102,7 @@ def reproduce(options: PastRunOptions) -> int:
     launch_options = options.launch._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(origin=past.origin(REPRODUCES)))
-    python = environments.choose_python(past.record.python, options.python)
+    python = environments.choose_python(past.record.python, options.base_python)
     target = Path(options.env) if options.env else None
     environment = environments.prepare_environment(
         past.requirements_file, python, target, options.pip_options

@@ -418,6 +418,7 @@ def _call(argv: list[str], what: str, timeout: float) -> None:
     import threading
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
+    console.detail("$ " + " ".join(argv))
     try:
         process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
             argv,

@@ -294,6 +294,7 @@ def run_prepared(
         CWD_VARIABLE: str(prepared.cwd),
         RUN_DIR_VARIABLE: str(run_dir),
         supervisor.worker_module.RUN_ID_VARIABLE: run_id,
+        **_environment_variables(prepared.options.origin),
     }
     code_path = spec.code_dir if prepared.options.debug else run_dir
     payload = {
@@ -353,6 +354,18 @@ def run_prepared(
     )
     record.write_record(run_dir, final)
     return outcome.exit_code
+
+
+def _environment_variables(origin: Origin | None) -> dict[str, str]:
+    """A reproduced run's virtual environment, as activated: `python` and its tools come first."""
+    if origin is None or origin.environment is None:
+        return {}
+    bin_dir = str(origin.environment / "bin")
+    path = os.environ.get("PATH")
+    return {
+        "VIRTUAL_ENV": str(origin.environment),
+        "PATH": f"{bin_dir}{os.pathsep}{path}" if path else bin_dir,
+    }
 
 
 def _slurm_fields() -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ import tinya, tinyb
 print("values", tinya.VALUE, tinyb.VALUE, config["lr"], name)
 print("python", sys.executable)
 print("expyrun importable", importlib.util.find_spec("expyrun") is not None)
+print("which python", __import__("shutil").which("python"))
 print("code", "snapshot")
 """
 # A build takes a few seconds (venv + ensurepip + pip-sync); allow for a loaded machine.
@@ -129,6 +130,7 @@ def test_reproduce_rebuilds_the_environment_then_reuses_it(
     assert "values a-1.0 b-2.0 0.5 exp-0.5\n" in log
     assert f"python {environment / 'bin' / 'python'}\n" in log
     assert "expyrun importable False\n" in log  # the worker runs without expyrun installed
+    assert f"which python {environment / 'bin' / 'python'}\n" in log  # as if activated
     assert "code snapshot\n" in log
     assert cold.run_dir == source.parent / "exp.1"
     assert requirement_lines(cold.run_dir) == requirement_lines(source)

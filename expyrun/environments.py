@@ -82,10 +82,10 @@ def cache_root() -> Path:
     return Path(base) / "expyrun" / "envs"
 
 
-def environment_key(requirements: Iterable[Requirement], python: Python) -> str:
+def environment_key(requirements: Iterable[Requirement], python_version: str) -> str:
     """The cache key of an environment: the requirement set and the Python version."""
     lines = sorted({f"{r.key} {r.spec}" for r in requirements if not r.own_code})
-    data = json.dumps({"python": python.version, "requirements": lines}, sort_keys=True)
+    data = json.dumps({"python": python_version, "requirements": lines}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -192,36 +192,69 @@ def installed_requirements(python: Path | str, own_code_dirs: Sequence[str] = ()
 
 def prepare_environment(
     requirements_file: Path,
-    python: Python,
-    target: Path | None,
+    recorded_python: dict[str, str],
+    explicit_python: str | None = None,
+    target: Path | None = None,
     pip_options: Sequence[str] = (),
 ) -> Environment:
-    """A virtual environment holding exactly the requirements: reused, synced or built."""
+    """A virtual environment holding exactly the requirements: reused, synced or built.
+
+    The fast path, a ready environment of the run's own Python version, starts no
+    interpreter but the environment's own (to list what it holds).
+    """
     requirements = freeze.parse_requirements(requirements_file.read_text(encoding="utf-8"))[0]
     _check_local_paths(requirements_file, requirements)
-    cached = target is None
-    key = environment_key(requirements, python)
-    path = Path(os.path.abspath(cache_root() / key if target is None else target))
+    wanted = recorded_python.get("version", "")
+    checked: set[Path] = set()
+    if wanted and explicit_python is None:
+        key = environment_key(requirements, wanted)
+        path = _location(target, key)
+        checked.add(path)
+        ready = _ready(path, requirements, key)
+        if ready is not None:
+            return ready
+    python = choose_python(recorded_python, explicit_python)
+    key = environment_key(requirements, python.version)
+    path = _location(target, key)
+    if path not in checked:
+        ready = _ready(path, requirements, key)
+        if ready is not None:
+            return ready
+    if path.exists() and target is not None:
+        _sync_in_place(path, requirements_file, requirements, pip_options)
+        found = probe_python(str(venv_python(path)))
+        if found is None:
+            raise ReproduceError("the environment's python does not run", path=venv_python(path))
+        return Environment(path, found)
     if path.exists():
-        if _holds(path, requirements, key):
-            console.info(f"reusing the environment {path}")
-            return Environment(path, _environment_python(path, python))
-        if not cached:
-            _sync_in_place(path, requirements_file, requirements, pip_options)
-            return Environment(path, _environment_python(path, python))
         console.info(f"the cached environment {path} has changed: building it again")
     _build(path, key, requirements_file, requirements, python, pip_options)
     return Environment(path, Python(str(venv_python(path)), python.version))
 
 
-def _environment_python(path: Path, built_with: Python) -> Python:
-    executable = str(venv_python(path))
-    found = probe_python(executable)
-    if found is None:
-        raise ReproduceError("the environment's python does not run", path=executable)
-    if found.version != built_with.version:
-        console.warning(f"the environment {path} has Python {found.version}")
-    return found
+def _location(target: Path | None, key: str) -> Path:
+    return Path(os.path.abspath(cache_root() / key if target is None else target))
+
+
+def _ready(path: Path, requirements: list[Requirement], key: str) -> Environment | None:
+    """The environment at `path` if it holds the requirement set (as it was built), else None."""
+    python = venv_python(path)
+    if not python.exists():
+        return None
+    try:
+        text = freeze.frozen_requirements_of(str(python))
+    except OSError:
+        return None
+    current, version = freeze.parse_requirements(text)
+    expected = requirements
+    marker = _read_marker(path)
+    if marker is not None and marker.get("key") == key:
+        # What the build left, extra dependencies pip pulled in included (reported then).
+        expected = freeze.parse_requirements(str(marker.get("installed", "")))[0]
+    if compare(expected, current):
+        return None
+    console.info(f"reusing the environment {path}")
+    return Environment(path, Python(str(python), version or ""))
 
 
 def _check_local_paths(requirements_file: Path, requirements: list[Requirement]) -> None:
@@ -237,24 +270,6 @@ def _check_local_paths(requirements_file: Path, requirements: list[Requirement])
                 key=None,
                 hint=f"requirement {number}; edit a copy of the file and sync it by hand",
             )
-
-
-def _holds(path: Path, requirements: list[Requirement], key: str) -> bool:
-    """Whether the environment at `path` holds the requirement set (as it was built)."""
-    python = venv_python(path)
-    if not python.exists():
-        return False
-    try:
-        text = freeze.frozen_requirements_of(str(python))
-    except OSError:
-        return False
-    current = freeze.parse_requirements(text)[0]
-    expected = requirements
-    marker = _read_marker(path)
-    if marker is not None and marker.get("key") == key:
-        # What the build left, extra dependencies pip pulled in included (reported then).
-        expected = freeze.parse_requirements(str(marker.get("installed", "")))[0]
-    return not compare(expected, current)
 
 
 def _read_marker(path: Path) -> dict[str, object] | None:

@@ -102,10 +102,12 @@ def reproduce(options: PastRunOptions) -> int:
     launch_options = options.launch._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(origin=past.origin(REPRODUCES)))
-    python = environments.choose_python(past.record.python, options.base_python)
-    target = Path(options.env) if options.env else None
     environment = environments.prepare_environment(
-        past.requirements_file, python, target, options.pip_options
+        past.requirements_file,
+        past.record.python,
+        options.base_python,
+        Path(options.env) if options.env else None,
+        options.pip_options,
     )
     console.info(f"reproducing {past.run_dir} with {environment.python.executable}")
     return launch(

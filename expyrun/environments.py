@@ -226,9 +226,10 @@ def prepare_environment(
         if found is None:
             raise ReproduceError("the environment's python does not run", path=venv_python(path))
         return Environment(path, found)
-    if path.exists():
+    stale = path.exists()
+    if stale:
         console.info(f"the cached environment {path} has changed: building it again")
-    _build(path, key, requirements_file, requirements, python, pip_options)
+    _build(path, key, requirements_file, requirements, python, pip_options, stale)
     return Environment(path, Python(str(venv_python(path)), python.version))
 
 
@@ -304,8 +305,14 @@ def _build(
     requirements: list[Requirement],
     python: Python,
     pip_options: Sequence[str],
+    replace_stale: bool = False,
 ) -> None:
-    """Build the environment in a temporary sibling folder, then rename it to `path`."""
+    """Build the environment in a temporary sibling folder, then rename it to `path`.
+
+    `replace_stale`: `path` holds an environment that changed since it was built; it is
+    replaced. Otherwise an environment found at `path` was built meanwhile by another expyrun,
+    and is kept.
+    """
     count = sum(1 for r in requirements if not r.own_code)
     console.info(f"building the environment {path} (Python {python.version}, {count} packages)")
     started = time.monotonic()
@@ -333,7 +340,7 @@ def _build(
         (temporary / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", "utf-8")
         _relocate(temporary, path)
         os.chmod(temporary, 0o777 & ~_umask())
-        _move_into_place(temporary, path)
+        _move_into_place(temporary, path, replace_stale)
     except ReproduceError as exc:
         shutil.rmtree(temporary, ignore_errors=True)
         exc.hint = "; ".join(filter(None, [exc.hint, f"nothing was left in {path.parent}"]))
@@ -352,10 +359,10 @@ def _report_extras(path: Path, requirements: list[Requirement]) -> str:
     return installed
 
 
-def _move_into_place(temporary: Path, path: Path) -> None:
-    """Rename the built environment to `path`, replacing a stale one there."""
+def _move_into_place(temporary: Path, path: Path, replace_stale: bool) -> None:
+    """Rename the built environment to `path` (replacing a stale one there if asked)."""
     old = None
-    if path.exists():
+    if replace_stale and path.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
         os.rename(path, old)  # onto an empty folder: allowed, and atomic
     try:
@@ -392,12 +399,13 @@ def _relocate(temporary: Path, path: Path) -> None:
 
 
 def _remove_abandoned_builds(parent: Path) -> None:
-    """Remove temporary folders of builds whose expyrun is gone (killed mid-build)."""
-    for entry in parent.glob(".*.tmp-*-*"):
-        pid_text = entry.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
+    """Remove the hidden folders of builds whose expyrun is gone (killed mid-build)."""
+    import re
+
+    for entry in parent.glob(".*"):
+        match = re.match(r"^\..+\.(tmp|old)-(\d+)-", entry.name)
+        if match and not _pid_alive(int(match.group(2))):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _pid_alive(pid: int) -> bool:

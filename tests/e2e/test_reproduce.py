@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,14 @@ import yaml
 from support import (
     Project,
     Result,
+    kill_group,
     make_user_env,
     make_wheel,
     pip_install,
     read_json,
     run,
+    start,
+    wait_for,
 )
 
 ENTRY = """
@@ -402,8 +406,6 @@ def test_detached_reproduce_records_the_environment(
     )
     assert result.code == 0, result.describe()
     run_dir = Path(result.stdout.strip().splitlines()[-1])
-    from support import wait_for
-
     wait_for(
         lambda: read_json(run_dir / "run.json")["status"] == "succeeded", 30, "the detached run"
     )
@@ -412,3 +414,43 @@ def test_detached_reproduce_records_the_environment(
     assert record["python"]["executable"] == str(Path(record["environment"]) / "bin" / "python")
     assert requirement_lines(run_dir) == ["tinya==1.0", "tinyb==2.0"]
     assert "expyrun importable False\n" in (run_dir / "outputs.log").read_text()
+
+
+def test_ctrl_c_during_a_build_leaves_nothing(
+    project: Project, user_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    source = original_run(project, user_python).run_dir
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as sink:
+        process = start(["reproduce", source, *offline(wheelhouse)], cwd=project.root, stderr=sink)
+    try:
+        wait_for(lambda: "-m venv" in stderr.read_text(), 60, "the build to start")
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        assert process.wait(timeout=60) == 130, stderr.read_text()
+    finally:
+        kill_group(process.pid)
+        process.wait()
+    assert "expyrun: error: interrupted" in stderr.read_text()
+    assert list(envs_folder(tmp_path).iterdir()) == []
+    assert sorted(p.name for p in source.parent.iterdir()) == ["exp.0"]
+
+
+def test_a_changed_cached_environment_is_built_again(
+    project: Project, user_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    source = original_run(project, user_python).run_dir
+    first = run(
+        ["reproduce", source, *offline(wheelhouse)], cwd=project.root, timeout=BUILD_TIMEOUT
+    )
+    assert first.code == 0, first.describe()
+    [environment] = list(envs_folder(tmp_path).iterdir())
+    pip_install(environment / "bin" / "python", wheelhouse, ["tinyc==0.1"])
+
+    again = run(
+        ["reproduce", source, *offline(wheelhouse)], cwd=project.root, timeout=BUILD_TIMEOUT
+    )
+
+    assert again.code == 0, again.describe()
+    assert "has changed: building it again" in again.stderr
+    assert [p.name for p in envs_folder(tmp_path).iterdir()] == [environment.name]
+    assert requirement_lines(again.run_dir) == ["tinya==1.0", "tinyb==2.0"]

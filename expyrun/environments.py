@@ -202,8 +202,9 @@ def prepare_environment(
     The fast path, a ready environment of the run's own Python version, starts no
     interpreter but the environment's own (to list what it holds).
     """
-    requirements = freeze.parse_requirements(requirements_file.read_text(encoding="utf-8"))[0]
-    _check_local_paths(requirements_file, requirements)
+    text = requirements_file.read_text(encoding="utf-8")
+    requirements = freeze.parse_requirements(text)[0]
+    _check_local_paths(requirements_file, text)
     wanted = recorded_python.get("version", "")
     checked: set[Path] = set()
     if wanted and explicit_python is None:
@@ -220,13 +221,15 @@ def prepare_environment(
         ready = _ready(path, requirements, key)
         if ready is not None:
             return ready
-    if path.exists() and target is not None:
+    if target is not None and path.exists() and not _is_empty_folder(path):
         _sync_in_place(path, requirements_file, requirements, pip_options)
         found = probe_python(str(venv_python(path)))
         if found is None:
             raise ReproduceError("the environment's python does not run", path=venv_python(path))
+        if found.version != python.version:
+            console.warning(f"the environment {path} has Python {found.version}")
         return Environment(path, found)
-    stale = path.exists()
+    stale = target is None and path.exists()
     if stale:
         console.info(f"the cached environment {path} has changed: building it again")
     _build(path, key, requirements_file, requirements, python, pip_options, stale)
@@ -258,9 +261,20 @@ def _ready(path: Path, requirements: list[Requirement], key: str) -> Environment
     return Environment(path, Python(str(python), version or ""))
 
 
-def _check_local_paths(requirements_file: Path, requirements: list[Requirement]) -> None:
-    """Refuse, before building anything, a requirement on a local folder that is gone."""
-    for number, requirement in enumerate(requirements, 1):
+def _is_empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
+def _check_local_paths(requirements_file: Path, text: str) -> None:
+    """Refuse, before building anything, a requirement on a local path that is gone."""
+    for number, line in enumerate(text.splitlines(), 1):
+        parsed = freeze.parse_requirements(line)[0]
+        if not parsed or parsed[0].own_code:
+            continue
+        requirement = parsed[0]
         spec = requirement.spec
         url = spec.split(" ", 1)[1] if spec.startswith(("-e ", "@ ")) else ""
         local = freeze.file_url_path(url.split("#", 1)[0]) if url else None
@@ -268,8 +282,8 @@ def _check_local_paths(requirements_file: Path, requirements: list[Requirement])
             raise ReproduceError(
                 f"{requirement.name} was installed from {local}, which no longer exists",
                 path=requirements_file,
-                key=None,
-                hint=f"requirement {number}; edit a copy of the file and sync it by hand",
+                line=number,
+                hint="edit a copy of the file and sync it by hand",
             )
 
 

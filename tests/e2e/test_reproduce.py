@@ -164,7 +164,14 @@ def test_reproduce_into_a_chosen_environment_and_check_it(
     project: Project, user_python: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:
     source = original_run(project, user_python).run_dir
+    not_a_venv = tmp_path / "not-a-venv"
+    not_a_venv.mkdir()
+    (not_a_venv / "notes.txt").write_text("mine\n")
+    refused = run(["reproduce", source, "--env", not_a_venv], cwd=project.root)
+    assert_one_error_line(refused, "not-a-venv: exists and is not a virtual environment")
+    assert [p.name for p in not_a_venv.iterdir()] == ["notes.txt"]
     chosen = tmp_path / "chosen-env"
+    chosen.mkdir()  # an empty folder is built into
 
     made = run(
         ["reproduce", source, "--env", chosen, *offline(wheelhouse)],
@@ -330,7 +337,7 @@ def _other_python() -> str | None:
         pytest.param(
             ("tinyb==2.0", "tinyb @ file:///nonexistent/tinyb"),
             [],
-            "tinyb was installed from /nonexistent/tinyb, which no longer exists",
+            "frozen_requirements.txt:3: tinyb was installed from /nonexistent/tinyb, which no",
             id="local-path-gone",
         ),
     ],

@@ -265,15 +265,35 @@ def test_rerun_copies_only_the_code_copy_and_keeps_the_git_state(project: Projec
     project.write("helpers.py", "HELP = 1\n")
     source = run([project.config(entry)], cwd=project.root).run_dir
     assert (source / "written.py").is_file()  # the run wrote a module into its folder
+    git = '{"commit": "abc", "dirty": true, "diff": "git.diff"}'
     (source / "run.json").write_text(
-        (source / "run.json").read_text().replace('"git": null', '"git": {"commit": "abc"}')
+        (source / "run.json").read_text().replace('"git": null', f'"git": {git}')
     )
+    (source / "git.diff").write_text("+# edited\n")
 
     rerun = run(["rerun", source], cwd=project.root)
 
     assert rerun.code == 0, rerun.describe()
     assert sorted(rerun.record["code_copy"]["copied"]) == ["helpers.py", "pkg"]
-    assert rerun.record["git"] == {"commit": "abc"}
+    assert rerun.record["git"] == {"commit": "abc", "dirty": True, "diff": "git.diff"}
+    assert (rerun.run_dir / "git.diff").read_text() == "+# edited\n"
+
+
+def test_expyrun_installed_from_its_source_tree_is_not_synced(project: Project) -> None:
+    import expyrun
+
+    dist = next(Path(sys.prefix).glob("lib/python3*/site-packages/expyrun-*.dist-info"), None)
+    if dist is None or '"editable": true' not in _read(dist / "direct_url.json"):
+        pytest.skip("expyrun is not installed editable here")
+    result = run([project.config(project.entry('print("ok")'))], cwd=project.root)
+    frozen = (result.run_dir / "frozen_requirements.txt").read_text().splitlines()
+    [line] = [line for line in frozen if "expyrun" in line]
+    source = Path(expyrun.__file__).parent.parent
+    assert line == f"# expyrun=={expyrun.__version__}  (own code from {source}, not synced)"
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def test_reproduce_in_another_python_version(

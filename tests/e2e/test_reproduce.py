@@ -67,6 +67,8 @@ def _offline_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # pip's logs of failed builds
     return cache
 
 
@@ -380,6 +382,10 @@ def test_a_failed_build_is_one_line_and_leaves_nothing(
     result = run(["reproduce", source, *options], cwd=project.root, timeout=BUILD_TIMEOUT)
 
     assert_one_error_line(result, pattern)
+    if "pip-sync failed" in pattern:  # the hint names pip's full output
+        [log] = list((tmp_path / "tmp").glob("expyrun-pip-sync-*.log"))
+        assert f"full output in {log}" in result.stderr
+        assert "ERROR:" in log.read_text()
     envs = envs_folder(tmp_path)
     assert (list(envs.iterdir()) if envs.exists() else []) == []  # no half-built environment
     assert sorted(p.name for p in source.parent.iterdir()) == ["exp.0"]  # no run folder

@@ -18,6 +18,7 @@ from expyrun.errors import ExitCode, ExpyrunError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from expyrun.pipeline import LaunchOptions
+    from expyrun.reproduce import PastRunOptions
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
 
@@ -52,12 +53,28 @@ Manage runs (RUN is a run folder; these words are commands only when no file has
   expyrun status RUN [--json]                   the run record; exit 0 if succeeded or running
   expyrun stop RUN [--kill]                     stop a run as Ctrl-C does (--kill: no grace)
 
+Run a past run again, from its code copy (RUN is a run folder; launch options apply):
+  expyrun rerun RUN [--exact] [--KEY VALUE ...]
+                      in this environment, from RUN/raw_config.yml and the overrides (values
+                      derived from them, such as the name, follow); --exact: RUN/config.yml
+  expyrun reproduce RUN [--env PATH] [--python PATH] [PIP OPTIONS] [--KEY VALUE ...]
+                      from RUN/config.yml, in a virtual environment synced with pip-sync to
+                      RUN/frozen_requirements.txt: built once, then cached (under
+                      $XDG_CACHE_HOME/expyrun/envs, or at PATH); --python: the interpreter
+                      to build it with (default: one of the run's Python version)
+  expyrun reproduce RUN --check [--env PATH]
+                      list how this environment (or PATH) differs from the run's; exit 1 if
+                      it does
+  PIP OPTIONS         --find-links DIR, --no-index, --index-url URL, --extra-index-url URL
+  --                  what follows is overrides only (a key named like a flag: -- --env x)
+
 Other:
   -h, --help          show this help
   --version           show the version
 
 Exit status: the run's own (0, 1 when the entry point raised, n for sys.exit(n), 128+N when it
-died of signal N); 2 for usage, config and entry-point errors, found before anything is created.
+died of signal N); 2 for usage, config and entry-point errors, found before anything is created,
+and for an environment that cannot be built.
 """
 
 _BOOL_FLAGS = {
@@ -68,8 +85,16 @@ _BOOL_FLAGS = {
 }
 # Subcommands, recognised only when the first argument is not an existing file, so that
 # `expyrun ls` still runs a config file named `ls`. Names starting with `_` are internal.
-_SUBCOMMANDS = ("ls", "logs", "status", "stop", "_supervise")
+_SUBCOMMANDS = ("ls", "logs", "status", "stop", "rerun", "reproduce", "_supervise")
 _VALUE_FLAGS = {"--grace": "grace_seconds"}
+# Flags of `rerun` and `reproduce` besides the launch flags. Pip options go to pip-sync as they are.
+_PAST_RUN_BOOL_FLAGS = {
+    "rerun": {"--exact": "exact"},
+    "reproduce": {"--check": "check"},
+}
+_PAST_RUN_VALUE_FLAGS = {"rerun": {}, "reproduce": {"--env": "env", "--python": "base_python"}}
+_PIP_BOOL_FLAGS = ("--no-index",)
+_PIP_VALUE_FLAGS = ("--find-links", "--index-url", "--extra-index-url")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,6 +158,15 @@ def _program(args: list[str]) -> int:
 def _subcommand(name: str, args: list[str]) -> int:
     if name == "_supervise":
         return _supervise(args)
+    if name in ("rerun", "reproduce"):
+        from expyrun import reproduce
+
+        if args[:1] in (["-h"], ["--help"]):
+            console.out(HELP)
+            return ExitCode.OK
+
+        past_run: Callable[[PastRunOptions], int] = getattr(reproduce, name)
+        return past_run(parse_past_run(name, args))
     from expyrun import runs
 
     command: Callable[[list[str]], int] = getattr(runs, name)
@@ -159,34 +193,7 @@ def parse_launch(args: list[str]) -> LaunchOptions:
     """Split a launch command line into expyrun's flags, the config file and overrides."""
     from expyrun.pipeline import LaunchOptions
 
-    config: str | None = None
-    overrides: list[str] = []
-    flags: dict[str, object] = {}
-    i = 0
-    while i < len(args):
-        token = args[i]
-        i += 1
-        if token in _BOOL_FLAGS:
-            flags[_BOOL_FLAGS[token]] = True
-            continue
-        name, equals, value = token.partition("=")
-        if name in _VALUE_FLAGS:
-            if not equals:
-                if i >= len(args):
-                    raise UsageError(f"{name} needs a value")
-                value = args[i]
-                i += 1
-            flags[_VALUE_FLAGS[name]] = _seconds(name, value)
-            continue
-        if config is None:
-            if token.startswith("-") and token != "-":  # noqa: S105 - not a password
-                raise UsageError(
-                    f"expected the config file first, got '{token}'",
-                    hint="expyrun CONFIG [--KEY VALUE ...]",
-                )
-            config = token
-            continue
-        overrides.append(token)
+    config, overrides, flags = _split(args, _BOOL_FLAGS, _VALUE_FLAGS)
     if config is None:
         raise UsageError("missing the config file", hint=f"{USAGE}; see expyrun --help")
     return LaunchOptions(
@@ -195,6 +202,94 @@ def parse_launch(args: list[str]) -> LaunchOptions:
         command=("expyrun", *args),
         **flags,  # type: ignore[arg-type]
     )
+
+
+def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
+    """Split `expyrun rerun|reproduce RUN ...` into the run folder, flags and overrides."""
+    from expyrun.pipeline import LaunchOptions
+    from expyrun.reproduce import PastRunOptions
+
+    bool_flags = {**_BOOL_FLAGS, **_PAST_RUN_BOOL_FLAGS[command]}
+    value_flags = {**_VALUE_FLAGS, **_PAST_RUN_VALUE_FLAGS[command]}
+    pip_flags = command == "reproduce"
+    usage = f"expyrun {command} RUN [options] [--KEY VALUE ...]"
+    run_dir, overrides, flags = _split(
+        args, bool_flags, value_flags, pip_flags, first="run folder", usage=usage
+    )
+    if run_dir is None:
+        raise UsageError("missing the run folder", hint=f"expyrun {command} RUN [options]")
+    launch_flags = {key: flags.pop(key) for key in list(flags) if key in LaunchOptions._fields}
+    launch = LaunchOptions(
+        config_path="",
+        overrides=tuple(overrides),
+        command=("expyrun", command, *args),
+        **launch_flags,  # type: ignore[arg-type]
+    )
+    return PastRunOptions(run_dir=run_dir, launch=launch, **flags)  # type: ignore[arg-type]
+
+
+def _split(
+    args: list[str],
+    bool_flags: dict[str, str],
+    value_flags: dict[str, str],
+    pip_flags: bool = False,
+    first: str = "config file",
+    usage: str = "expyrun CONFIG [--KEY VALUE ...]",
+) -> tuple[str | None, list[str], dict[str, object]]:
+    """The first positional argument, the overrides, and the flags found (by field name).
+
+    After `--`, every token is an override. With `pip_flags`, pip's options are collected in
+    order under `pip_options`.
+    """
+    positional: str | None = None
+    overrides: list[str] = []
+    flags: dict[str, object] = {}
+    pip_options: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "--" and positional is not None:  # noqa: S105 - not a password
+            overrides += args[i:]
+            break
+        if token in bool_flags:
+            flags[bool_flags[token]] = True
+        elif pip_flags and token in _PIP_BOOL_FLAGS:
+            pip_options.append(token)
+        elif (taken := _value_flag(args, i, value_flags, pip_flags)) is not None:
+            name, value, i = taken
+            if name in _VALUE_FLAGS:
+                flags[value_flags[name]] = _seconds(name, value)
+            elif name in value_flags:
+                flags[value_flags[name]] = value
+            else:
+                pip_options += [name, value]
+        elif positional is None:
+            if token.startswith("-") and token != "-":  # noqa: S105 - not a password
+                raise UsageError(f"expected the {first} first, got '{token}'", hint=usage)
+            positional = token
+        else:
+            overrides.append(token)
+    if pip_options:
+        flags["pip_options"] = tuple(pip_options)
+    return positional, overrides, flags
+
+
+def _value_flag(
+    args: list[str], i: int, value_flags: dict[str, str], pip_flags: bool
+) -> tuple[str, str, int] | None:
+    """`args[i - 1]` as a flag taking a value (`--flag value`, `--flag=value`), else None.
+
+    Returns the flag, its value and the index of the next token.
+    """
+    name, equals, value = args[i - 1].partition("=")
+    if name not in value_flags and not (pip_flags and name in _PIP_VALUE_FLAGS):
+        return None
+    if equals:
+        return name, value, i
+    if i >= len(args):
+        raise UsageError(f"{name} needs a value")
+    return name, args[i], i + 1
 
 
 def _seconds(flag: str, value: str) -> float:

@@ -35,6 +35,15 @@ def info(text: object) -> None:
     _emit("", str(text))
 
 
+def detail(text: object) -> None:
+    """Print `  TEXT` on stderr: a line of a tool expyrun runs for the user (pip's progress)."""
+    try:
+        sys.stderr.write(f"  {text}\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
 def out(text: str) -> None:
     """Print TEXT on stdout: results meant for scripts (run folders, tables, JSON, YAML)."""
     try:

@@ -35,6 +35,26 @@ DEFAULT_GRACE_SECONDS = 10.0
 RECORDING_TIMEOUT_SECONDS = 60.0
 
 
+class Interpreter(NamedTuple):
+    """A Python interpreter for the worker, as run.json records it."""
+
+    executable: str
+    version: str
+
+
+class Origin(NamedTuple):
+    """The past run that `expyrun rerun` or `expyrun reproduce` launches again.
+
+    Its run folder is the code folder of the new run: the new run copies the code copy the
+    past run's record lists, and keeps its git state (the code is that copy, not a working
+    tree). All three fields are in the new run's record, so a detached supervisor has them.
+    """
+
+    relation: str  # the run.json key naming it: "rerun_of" or "reproduces"
+    run_dir: Path
+    environment: Path | None = None  # `reproduce`: the virtual environment the run uses
+
+
 class LaunchOptions(NamedTuple):
     """What the command line asked for."""
 
@@ -46,6 +66,8 @@ class LaunchOptions(NamedTuple):
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     detach: bool = False
     command: tuple[str, ...] = ()
+    python: Interpreter | None = None  # the worker's interpreter (default: this one)
+    origin: Origin | None = None  # the past run this launch runs again
 
 
 class PreparedRun(NamedTuple):
@@ -108,6 +130,7 @@ def prepare(options: LaunchOptions) -> PreparedRun:
     cwd = Path.cwd()
     resolved, location = resolve_and_check(options, cwd)
     spec = resolved.run
+    past = _read_origin(options.origin) if options.origin else None
     run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
     try:
         config_text, raw_text = stored_configs(resolved, run_dir, options.debug)
@@ -115,17 +138,7 @@ def prepare(options: LaunchOptions) -> PreparedRun:
         snapshot.write_text_file(run_dir / snapshot.RAW_CONFIG_FILE, raw_text)
         code_copy = None
         if not options.debug and location.in_code_dir:
-            copied = snapshot.copy_code(spec.code_dir, location.top_level, run_dir)
-            code_copy = {
-                "copied": copied.copied,
-                "bytes": copied.total_bytes,
-                "skipped_links": copied.skipped_links,
-            }
-            for link in copied.skipped_links:
-                console.warning(f"{link}: symbolic link to outside the package, not copied")
-            if copied.total_bytes > snapshot.LARGE_COPY_BYTES:
-                size = copied.total_bytes / 1e6
-                console.warning(f"the code copy takes {size:.0f} MB: data inside the package?")
+            code_copy = _copy_code(spec.code_dir, location, run_dir, _copied_names(past))
         initial = RunRecord(
             status="prepared",
             run_dir=str(run_dir),
@@ -136,16 +149,72 @@ def prepare(options: LaunchOptions) -> PreparedRun:
             cwd=str(cwd),
             host=os.uname().nodename,
             user=_user(),
-            python={"executable": sys.executable, "version": sys.version.split()[0]},
+            python=_worker_python(options)._asdict(),
             expyrun_version=__version__,
             code_copy=code_copy,
             grace_s=options.grace_seconds,
+            **_origin_fields(options.origin),
         )
+        if options.origin and past:
+            git = snapshot.copy_git_state(past.git, options.origin.run_dir, run_dir)
+            initial = initial.replace(git=git)
         record.write_record(run_dir, initial)
     except BaseException:
         folder.remove_created(created)
         raise
     return PreparedRun(run_dir, resolved, options, cwd, initial, tuple(created))
+
+
+def _copy_code(
+    code_dir: Path, location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
+) -> dict[str, Any]:
+    """Copy the code into the run folder; warn about what looks wrong; the record's entry."""
+    copied = snapshot.copy_code(code_dir, location.top_level, run_dir, only)
+    for link in copied.skipped_links:
+        console.warning(f"{link}: symbolic link to outside the package, not copied")
+    if copied.total_bytes > snapshot.LARGE_COPY_BYTES:
+        size = copied.total_bytes / 1e6
+        console.warning(f"the code copy takes {size:.0f} MB: data inside the package?")
+    return {
+        "copied": copied.copied,
+        "bytes": copied.total_bytes,
+        "skipped_links": copied.skipped_links,
+    }
+
+
+def _worker_python(options: LaunchOptions) -> Interpreter:
+    return options.python or Interpreter(sys.executable, sys.version.split()[0])
+
+
+def _origin_fields(origin: Origin | None) -> dict[str, Any]:
+    if origin is None:
+        return {}
+    environment = str(origin.environment) if origin.environment else None
+    return {origin.relation: str(origin.run_dir), "environment": environment}
+
+
+def _origin_from_record(prepared: RunRecord) -> Origin | None:
+    for relation in ("reproduces", "rerun_of"):
+        past = getattr(prepared, relation)
+        if past:
+            environment = Path(prepared.environment) if prepared.environment else None
+            return Origin(relation, Path(past), environment)
+    return None
+
+
+def _read_origin(origin: Origin) -> RunRecord:
+    from expyrun.errors import RunFolderError
+
+    try:
+        return record.read_record(origin.run_dir)
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"not a run folder: {exc}", path=origin.run_dir) from exc
+
+
+def _copied_names(origin: RunRecord | None) -> tuple[str, ...] | None:
+    """The top-level names of a past run's code copy (None: copy what the folder holds)."""
+    copied = (origin.code_copy or {}).get("copied") if origin else None
+    return tuple(copied) if isinstance(copied, list) else None
 
 
 def _user() -> str:
@@ -184,16 +253,38 @@ class _Recorder:
     def _gather(self) -> None:
         prepared = self._prepared
         run_dir = prepared.run_dir
+        origin = prepared.options.origin
         try:
             if not prepared.options.debug:
                 from expyrun.run import freeze
 
-                text = freeze.frozen_requirements()
+                text = self._frozen_requirements()
                 snapshot.write_text_file(run_dir / freeze.FROZEN_REQUIREMENTS_FILE, text)
                 self.fields["requirements"] = freeze.FROZEN_REQUIREMENTS_FILE
-            self.fields["git"] = snapshot.git_state(prepared.resolved.run.code_dir, run_dir)
+            if origin is None:  # else the record has the past run's git state already
+                self.fields["git"] = snapshot.git_state(prepared.resolved.run.code_dir, run_dir)
         except Exception as exc:
             console.warning(f"could not record the environment: {exc}")
+
+    def _frozen_requirements(self) -> str:
+        """The worker interpreter's distributions, the run's own code written as comments."""
+        from expyrun.run import freeze
+
+        options = self._prepared.options
+        # The code folder, and expyrun's own package: installed from a source tree, both are
+        # code a sync must not reinstall.
+        own_dirs = [str(self._prepared.resolved.run.code_dir), os.path.dirname(__file__)]
+        own_names = set()
+        if options.origin:  # the past run's own code is this run's own code too
+            past = options.origin.run_dir / freeze.FROZEN_REQUIREMENTS_FILE
+            if past.is_file():
+                requirements = freeze.parse_requirements(past.read_text(encoding="utf-8"))[0]
+                own_names = {r.key for r in requirements if r.own_code}
+        python = _worker_python(options).executable
+        if python == sys.executable:
+            return freeze.frozen_requirements(own_code=own_names, own_code_dirs=own_dirs)
+        # Another interpreter (a reproduced run's environment): freeze.py runs in it.
+        return freeze.frozen_requirements_of(python, own_dirs, own_names)
 
 
 def run_prepared(
@@ -213,6 +304,7 @@ def run_prepared(
         CWD_VARIABLE: str(prepared.cwd),
         RUN_DIR_VARIABLE: str(run_dir),
         supervisor.worker_module.RUN_ID_VARIABLE: run_id,
+        **_environment_variables(prepared.options.origin),
     }
     code_path = spec.code_dir if prepared.options.debug else run_dir
     payload = {
@@ -274,6 +366,18 @@ def run_prepared(
     return outcome.exit_code
 
 
+def _environment_variables(origin: Origin | None) -> dict[str, str]:
+    """A reproduced run's virtual environment, as activated: `python` and its tools come first."""
+    if origin is None or origin.environment is None:
+        return {}
+    bin_dir = str(origin.environment / "bin")
+    path = os.environ.get("PATH")
+    return {
+        "VIRTUAL_ENV": str(origin.environment),
+        "PATH": f"{bin_dir}{os.pathsep}{path}" if path else bin_dir,
+    }
+
+
 def _slurm_fields() -> dict[str, Any] | None:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
@@ -309,7 +413,10 @@ def supervise_run_folder(
             f"the run is already {prepared_record.status}: a run folder runs once",
             path=run_dir,
         )
-    worker = supervisor.spawn_worker(prepared_record.python["executable"], detached=detached)
+    python = Interpreter(
+        prepared_record.python["executable"], prepared_record.python.get("version", "")
+    )
+    worker = supervisor.spawn_worker(python.executable, detached=detached)
     try:
         cwd = Path(prepared_record.cwd)
         resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
@@ -318,6 +425,8 @@ def supervise_run_folder(
             debug=prepared_record.debug,
             grace_seconds=prepared_record.grace_s or DEFAULT_GRACE_SECONDS,
             command=tuple(prepared_record.command),
+            python=python,
+            origin=_origin_from_record(prepared_record),
         )
         prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
     except BaseException:
@@ -340,7 +449,7 @@ def launch(options: LaunchOptions) -> int:
         console.out(str(prepared.run_dir))
         return ExitCode.OK
     # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
-    worker = supervisor.spawn_worker(sys.executable)
+    worker = supervisor.spawn_worker(_worker_python(options).executable)
     try:
         prepared = prepare(options)
     except BaseException:

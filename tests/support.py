@@ -233,3 +233,93 @@ class Project:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    modules: dict[str, str],
+    requires: Sequence[str] = (),
+) -> Path:
+    """Write a pure-Python wheel `name-version-py3-none-any.whl` into `folder`.
+
+    `modules` maps file paths inside the wheel (`tinya/__init__.py`) to their text. Built by
+    hand (a zip with a dist-info folder), so tests need no build backend and no network.
+    """
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    project = re.sub(r"[-_.]+", "_", name)
+    dist_info = f"{project}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    files = {
+        **modules,
+        f"{dist_info}/METADATA": metadata,
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: expyrun-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        digest = hashlib.sha256(text.encode()).digest()
+        encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        record.append(f"{path},sha256={encoded},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    wheel = folder / f"{project}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+# What the expyrun supervisor imports besides the standard library (see pyproject.toml).
+SUPERVISOR_MODULES = ("expyrun", "yaml", "_yaml", "psutil")
+
+
+def make_user_env(path: Path, wheelhouse: Path, requirements: Sequence[str]) -> Path:
+    """A virtual environment holding exactly `requirements` (from `wheelhouse`), that runs expyrun.
+
+    The packages are installed offline by this interpreter's pip (`--python`). expyrun and
+    the modules it imports are made importable through a .pth file pointing at a folder of
+    symbolic links, with no distribution metadata: the environment's frozen requirements
+    list only `requirements`, as a real project's would list only its own. Returns its python.
+    """
+    import importlib.util
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    if requirements:
+        pip_install(python, wheelhouse, requirements)
+    links = path / "expyrun-links"
+    links.mkdir()
+    for name in SUPERVISOR_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        (links / name).symlink_to(next(iter(spec.submodule_search_locations)))
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "expyrun-links.pth").write_text(f"{links}\n")
+    return python
+
+
+def pip_install(python: Path, wheelhouse: Path, requirements: Sequence[str]) -> None:
+    """Install `requirements` from `wheelhouse` into `python`'s environment, offline."""
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "--python", str(python), "install", "-q"),
+            *("--no-index", "--find-links", str(wheelhouse), *requirements),
+        ],
+        check=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )

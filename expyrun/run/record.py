@@ -58,6 +58,9 @@ class RunRecord(NamedTuple):
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
     slurm: dict[str, Any] | None = None
+    rerun_of: str | None = None  # `expyrun rerun`: the run folder this run comes from
+    reproduces: str | None = None  # `expyrun reproduce`: the run folder it reproduces
+    environment: str | None = None  # `expyrun reproduce`: the virtual environment it ran in
     attempts: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from expyrun.errors import RunFolderError
@@ -43,10 +43,18 @@ class CodeCopy:
         self.total_bytes = 0
 
 
-def copy_code(code_dir: Path, entry_top_level: Path, run_dir: Path) -> CodeCopy:
-    """Copy the entry's top-level package and its sibling packages/modules into `run_dir`."""
+def copy_code(
+    code_dir: Path, entry_top_level: Path, run_dir: Path, only: Collection[str] | None = None
+) -> CodeCopy:
+    """Copy the entry's top-level package and its sibling packages/modules into `run_dir`.
+
+    `only` limits the siblings to these names: when the code folder is a past run folder, the
+    names its record lists as its code copy, not files the run itself wrote there.
+    """
     result = CodeCopy()
     for source in _top_level_sources(code_dir, entry_top_level):
+        if only is not None and source != entry_top_level and source.name not in only:
+            continue
         target = run_dir / source.name
         try:
             if source.is_dir():
@@ -165,6 +173,18 @@ def git_state(code_dir: Path, run_dir: Path) -> dict[str, object] | None:
             (run_dir / GIT_DIFF_FILE).write_text(diff, encoding="utf-8", errors="surrogateescape")
             state["diff"] = GIT_DIFF_FILE
     return state
+
+
+def copy_git_state(
+    state: dict[str, object] | None, source_run: Path, run_dir: Path
+) -> dict[str, object] | None:
+    """A past run's git state for a run of its code copy, with its `git.diff` copied along."""
+    if state is None:
+        return None
+    diff = state.get("diff")
+    if isinstance(diff, str) and (source_run / diff).is_file():
+        _copy_file(source_run / diff, run_dir / diff)
+    return dict(state)
 
 
 def _git(code_dir: Path, *args: str) -> str | None:

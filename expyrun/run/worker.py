@@ -410,9 +410,15 @@ def main(argv: list[str]) -> None:
     launch_fd = int(argv[1])
     try:
         payload = _read_payload(launch_fd)
-    except BaseException:
+    except (EOFError, KeyboardInterrupt, OSError):
         # The launch was abandoned before the run (a bad config, Ctrl-C): leave without a word.
         os._exit(1)
+    except BaseException as exc:
+        # The payload does not load in this interpreter (a pickled type it lacks, in an
+        # environment rebuilt by `expyrun reproduce`): say so, as an entry-point error.
+        message = f"expyrun: error: the worker cannot read the launch payload: {exc!r}\n"
+        os.write(2, message.encode())
+        os._exit(ENTRY_POINT_ERROR)
     os.environ.update(payload["env"])  # inherited from here on by everything the run starts
     streams = _Streams(payload)
     streams.install()

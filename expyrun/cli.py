@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
 
 USAGE = (
-    "usage: expyrun CONFIG [--debug] [--strict] [--print-config] [--detach] [--grace S] "
-    "[--KEY VALUE ...]"
+    "usage: expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
+    "[--grace S] [--KEY VALUE ...]"
 )
 
 HELP = f"""{USAGE}
@@ -44,14 +44,19 @@ Launch:
   --print-config      print the resolved config and the run folder it would get; run nothing
   --detach            prepare the run here, then run it in the background (immune to the
                       terminal closing); prints the run folder as its last line
+  --slurm             prepare the run folder now (config, code copy, requirements) and
+                      submit a Slurm job that runs it; sbatch options come from
+                      __run__.__slurm__ (--__run__.__slurm__.time 60); prints the job id,
+                      then the run folder as the last line
   --grace SECONDS     after SIGINT/SIGTERM, wait this long for the run to end before killing
-                      its processes (default 10)
+                      its processes (default 10; in a Slurm job, at most KillWait - 2)
 
 Manage runs (RUN is a run folder; these words are commands only when no file has that name):
   expyrun ls [PATH ...] [--json] [--status S]   the runs under PATHs (default .), newest first
   expyrun logs RUN [-f]                         print outputs.log; -f follows it to the run's end
   expyrun status RUN [--json]                   the run record; exit 0 if succeeded or running
-  expyrun stop RUN [--kill]                     stop a run as Ctrl-C does (--kill: no grace)
+  expyrun stop RUN [--kill]                     stop a run as Ctrl-C does (--kill: no grace);
+                                                a --slurm run: scancel
 
 Run a past run again, from its code copy (RUN is a run folder; launch options apply):
   expyrun rerun RUN [--exact] [--KEY VALUE ...]
@@ -82,6 +87,7 @@ _BOOL_FLAGS = {
     "--strict": "strict",
     "--print-config": "print_config",
     "--detach": "detach",
+    "--slurm": "slurm",
 }
 # Subcommands, recognised only when the first argument is not an existing file, so that
 # `expyrun ls` still runs a config file named `ls`. Names starting with `_` are internal.
@@ -174,7 +180,11 @@ def _subcommand(name: str, args: list[str]) -> int:
 
 
 def _supervise(args: list[str]) -> int:
-    """`expyrun _supervise RUN_DIR [--notify-fd FD]`: run a prepared run folder (internal)."""
+    """`expyrun _supervise RUN_DIR [--notify-fd FD | --copy-output]`: run a prepared run folder.
+
+    Internal: `--detach` starts it with `--notify-fd` (its output goes to outputs.log only), a
+    `--slurm` batch script with `--copy-output` (also to the job's output file).
+    """
     from pathlib import Path
 
     from expyrun import detach, pipeline
@@ -182,11 +192,14 @@ def _supervise(args: list[str]) -> int:
     if not args or args[0].startswith("-"):
         raise UsageError("_supervise needs a run folder")
     on_running = None
+    terminal = False
     if args[1:2] == ["--notify-fd"] and len(args) == 3:
         on_running = detach.notifier(int(args[2]))
+    elif args[1:] == ["--copy-output"]:
+        terminal = True
     elif len(args) != 1:
-        raise UsageError("usage: expyrun _supervise RUN_DIR [--notify-fd FD]")
-    return pipeline.supervise_run_folder(Path(args[0]), detached=True, on_running=on_running)
+        raise UsageError("usage: expyrun _supervise RUN_DIR [--notify-fd FD | --copy-output]")
+    return pipeline.supervise_run_folder(Path(args[0]), terminal=terminal, on_running=on_running)
 
 
 def parse_launch(args: list[str]) -> LaunchOptions:

@@ -15,14 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from expyrun import __version__, console
-from expyrun.errors import ExitCode
+from expyrun import __version__, console, slurm
+from expyrun.errors import ExitCode, RunFolderError, UsageError
 from expyrun.run import folder, record, snapshot, supervisor
 from expyrun.run.entry import EntryLocation, locate_entry
 from expyrun.run.record import RunRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from expyrun.config import Resolved
 
 OUTPUTS_LOG = "outputs.log"
@@ -30,9 +32,15 @@ RUN_KEY = "__run__"
 # Environment variables the worker gets.
 CWD_VARIABLE = "EXPYRUN_CWD"
 RUN_DIR_VARIABLE = "EXPYRUN_RUN_DIR"
+# 1 for a run's first attempt, n for its n-th (a requeued Slurm job resumes its run folder).
+ATTEMPT_VARIABLE = "EXPYRUN_ATTEMPT"
 DEFAULT_GRACE_SECONDS = 10.0
-# How long the end of a run waits for the recording thread (git on a huge repository).
+# How long the end of a run waits for the recording thread (git on a huge repository), and,
+# when Slurm is ending the job (SIGKILL after KillWait), how long it still waits.
 RECORDING_TIMEOUT_SECONDS = 60.0
+RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS = 0.5
+# Statuses of a run folder that has not run yet.
+NOT_STARTED = ("prepared", "pending")
 
 
 class Interpreter(NamedTuple):
@@ -63,8 +71,9 @@ class LaunchOptions(NamedTuple):
     debug: bool = False
     strict: bool = False
     print_config: bool = False
-    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    grace_seconds: float | None = None  # None: the default (capped below KillWait in a job)
     detach: bool = False
+    slurm: bool = False
     command: tuple[str, ...] = ()
     python: Interpreter | None = None  # the worker's interpreter (default: this one)
     origin: Origin | None = None  # the past run this launch runs again
@@ -102,14 +111,22 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
     return dump_config(texts[0]), dump_raw(texts[1])
 
 
-def resolve_and_check(options: LaunchOptions, cwd: Path) -> tuple[Resolved, EntryLocation]:
-    """Resolve the config, print its warnings, and check the entry point exists."""
+def resolve_and_check(
+    options: LaunchOptions,
+    cwd: Path,
+    environ: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> tuple[Resolved, EntryLocation]:
+    """Resolve the config, print its warnings (unless `quiet`), check the entry point exists."""
     # Imported here, not at the top: PyYAML's import overlaps the worker's start-up.
     from expyrun.config import resolve
 
-    resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)
-    for warning in resolved.warnings:
-        console.warning(warning)
+    resolved = resolve(
+        options.config_path, options.overrides, strict=options.strict, cwd=cwd, environ=environ
+    )
+    if not quiet:
+        for warning in resolved.warnings:
+            console.warning(warning)
     spec = resolved.run
     return resolved, locate_entry(spec.entry, spec.module, spec.function, spec.code_dir)
 
@@ -129,6 +146,13 @@ def prepare(options: LaunchOptions) -> PreparedRun:
     """Resolve, check, allocate and snapshot. Leaves nothing behind when it fails."""
     cwd = Path.cwd()
     resolved, location = resolve_and_check(options, cwd)
+    return allocate_and_snapshot(options, cwd, resolved, location)
+
+
+def allocate_and_snapshot(
+    options: LaunchOptions, cwd: Path, resolved: Resolved, location: EntryLocation
+) -> PreparedRun:
+    """Allocate the run folder of a checked config and snapshot it; the record: `prepared`."""
     spec = resolved.run
     past = _read_origin(options.origin) if options.origin else None
     run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
@@ -226,21 +250,74 @@ def _user() -> str:
         return os.environ.get("USER", str(os.getuid()))
 
 
+def snapshot_environment(
+    code_dir: Path, run_dirs: Sequence[Path], options: LaunchOptions, git: bool = True
+) -> dict[str, Any]:
+    """Write frozen_requirements.txt (not in debug mode) and the git state into the run folders.
+
+    Computed once, written into each folder (the tasks of a Slurm array share them). Returns
+    the record's `requirements` and `git` fields.
+    """
+    fields: dict[str, Any] = {}
+    if not options.debug:
+        from expyrun.run import freeze
+
+        text = frozen_requirements(code_dir, options)
+        for run_dir in run_dirs:
+            snapshot.write_text_file(run_dir / freeze.FROZEN_REQUIREMENTS_FILE, text)
+        fields["requirements"] = freeze.FROZEN_REQUIREMENTS_FILE
+    if git:
+        state = snapshot.git_state(code_dir, run_dirs[0])
+        if state and state.get("diff"):
+            diff = (run_dirs[0] / snapshot.GIT_DIFF_FILE).read_bytes()
+            for run_dir in run_dirs[1:]:
+                (run_dir / snapshot.GIT_DIFF_FILE).write_bytes(diff)
+        fields["git"] = state
+    return fields
+
+
+def frozen_requirements(code_dir: Path, options: LaunchOptions) -> str:
+    """The worker interpreter's distributions, the run's own code written as comments."""
+    from expyrun.run import freeze
+
+    # The code folder, and expyrun's own package: installed from a source tree, both are
+    # code a sync must not reinstall.
+    own_dirs = [str(code_dir), os.path.dirname(__file__)]
+    own_names = set()
+    if options.origin:  # the past run's own code is this run's own code too
+        past = options.origin.run_dir / freeze.FROZEN_REQUIREMENTS_FILE
+        if past.is_file():
+            requirements = freeze.parse_requirements(past.read_text(encoding="utf-8"))[0]
+            own_names = {r.key for r in requirements if r.own_code}
+    python = _worker_python(options).executable
+    if python == sys.executable:
+        return freeze.frozen_requirements(own_code=own_names, own_code_dirs=own_dirs)
+    # Another interpreter (a reproduced run's environment): freeze.py runs in it.
+    return freeze.frozen_requirements_of(python, own_dirs, own_names)
+
+
 class _Recorder:
-    """Frozen requirements and git state, gathered in a thread while the worker runs."""
+    """Frozen requirements and git state, gathered in a thread while the worker runs.
+
+    Only for a run folder's first run when nothing took them yet: a `--slurm` submission takes
+    them at submit time, and a resumed run keeps those of its first attempt. They describe
+    what the run folder was prepared from.
+    """
 
     def __init__(self, prepared: PreparedRun) -> None:
         self._prepared = prepared
         self.fields: dict[str, Any] = {}
         self._done = _thread.allocate_lock()
+        self._needed = prepared.record.status == "prepared"
 
     def start(self) -> None:
         # Not threading.Thread: its start() waits for the thread to run (launch-path time).
-        self._done.acquire()
-        _thread.start_new_thread(self._record, ())
+        if self._needed:
+            self._done.acquire()
+            _thread.start_new_thread(self._record, ())
 
-    def join(self) -> dict[str, Any]:
-        if self._done.acquire(timeout=RECORDING_TIMEOUT_SECONDS):
+    def join(self, timeout: float = RECORDING_TIMEOUT_SECONDS) -> dict[str, Any]:
+        if self._needed and self._done.acquire(timeout=timeout):
             self._done.release()
         return dict(self.fields)
 
@@ -252,39 +329,17 @@ class _Recorder:
 
     def _gather(self) -> None:
         prepared = self._prepared
-        run_dir = prepared.run_dir
-        origin = prepared.options.origin
         try:
-            if not prepared.options.debug:
-                from expyrun.run import freeze
-
-                text = self._frozen_requirements()
-                snapshot.write_text_file(run_dir / freeze.FROZEN_REQUIREMENTS_FILE, text)
-                self.fields["requirements"] = freeze.FROZEN_REQUIREMENTS_FILE
-            if origin is None:  # else the record has the past run's git state already
-                self.fields["git"] = snapshot.git_state(prepared.resolved.run.code_dir, run_dir)
+            self.fields.update(
+                snapshot_environment(
+                    prepared.resolved.run.code_dir,
+                    [prepared.run_dir],
+                    prepared.options,
+                    git=prepared.options.origin is None,  # else the past run's git state is kept
+                )
+            )
         except Exception as exc:
             console.warning(f"could not record the environment: {exc}")
-
-    def _frozen_requirements(self) -> str:
-        """The worker interpreter's distributions, the run's own code written as comments."""
-        from expyrun.run import freeze
-
-        options = self._prepared.options
-        # The code folder, and expyrun's own package: installed from a source tree, both are
-        # code a sync must not reinstall.
-        own_dirs = [str(self._prepared.resolved.run.code_dir), os.path.dirname(__file__)]
-        own_names = set()
-        if options.origin:  # the past run's own code is this run's own code too
-            past = options.origin.run_dir / freeze.FROZEN_REQUIREMENTS_FILE
-            if past.is_file():
-                requirements = freeze.parse_requirements(past.read_text(encoding="utf-8"))[0]
-                own_names = {r.key for r in requirements if r.own_code}
-        python = _worker_python(options).executable
-        if python == sys.executable:
-            return freeze.frozen_requirements(own_code=own_names, own_code_dirs=own_dirs)
-        # Another interpreter (a reproduced run's environment): freeze.py runs in it.
-        return freeze.frozen_requirements_of(python, own_dirs, own_names)
 
 
 def run_prepared(
@@ -295,14 +350,21 @@ def run_prepared(
 ) -> int:
     """Run a prepared run folder with a started worker, and record how it ended.
 
-    `on_running` is called once the record says `running` (a detached launch waits for it).
+    A folder that already ran (a requeued Slurm job) runs a new attempt: outputs.log is
+    appended to after a separator line and run.json keeps every attempt. `on_running` is
+    called once the record says `running` (a detached launch waits for it).
     """
     spec = prepared.resolved.run
     run_dir = prepared.run_dir
+    job = slurm.job_fields(os.environ)
+    earlier = record.earlier_attempts(prepared.record, NOT_STARTED)
+    attempt = len(earlier) + 1
+    grace = _grace_seconds(prepared.options.grace_seconds, job)
     run_id = os.urandom(16).hex()
     env = {
         CWD_VARIABLE: str(prepared.cwd),
         RUN_DIR_VARIABLE: str(run_dir),
+        ATTEMPT_VARIABLE: str(attempt),
         supervisor.worker_module.RUN_ID_VARIABLE: run_id,
         **_environment_variables(prepared.options.origin),
     }
@@ -319,28 +381,35 @@ def run_prepared(
         "stderr_isatty": terminal and os.isatty(2),
         "encoding": "utf-8",
     }
+    if attempt > 1:
+        _write_separator(run_dir / OUTPUTS_LOG, attempt, job)
     launch = supervisor.WorkerLaunch(
         payload=payload,
         env=env,
         run_dir=run_dir,
         log_path=run_dir / OUTPUTS_LOG,
         run_id=run_id,
-        grace_seconds=prepared.options.grace_seconds,
+        grace_seconds=grace,
+        append_log=attempt > 1,
         terminal=terminal,
     )
     recorder = _Recorder(prepared)
     started_at = record.now_iso()
     started = time.monotonic()
     running: list[RunRecord] = []
+    slurm_fields = _slurm_fields(prepared.record.slurm, job)
 
     def on_started(child_pid: int) -> None:
-        current = prepared.record.replace(
-            status="running",
+        current = record.new_attempt(
+            prepared.record,
+            earlier,
+            host=os.uname().nodename,
             pid=os.getpid(),
             pid_started_at=record.process_start_time(os.getpid()),
             child_pid=child_pid,
             started_at=started_at,
-            slurm=_slurm_fields(),
+            grace_s=grace,
+            slurm=slurm_fields,
         )
         record.write_record(run_dir, current)
         running.append(current)
@@ -349,7 +418,17 @@ def run_prepared(
             on_running()
 
     outcome = supervisor.run(worker, launch, on_started=on_started, say=console.info)
-    final = running[0].replace(
+    stopped = outcome.signal in ("SIGTERM", "SIGINT")
+    if job is not None and stopped and slurm_fields is not None:
+        # Slurm's SIGKILL follows KillWait after its SIGTERM: record now, say why if Slurm knows.
+        reason = slurm.end_reason(str(job["job_id"]))
+        if reason is not None:
+            slurm_fields = {**slurm_fields, "end_reason": reason}
+    environment = recorder.join(
+        RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS if job and stopped else RECORDING_TIMEOUT_SECONDS
+    )
+    final = record.end_attempt(
+        running[0],
         status=outcome.status,
         ended_at=record.now_iso(),
         duration_s=round(time.monotonic() - started, 3),
@@ -360,7 +439,8 @@ def run_prepared(
         cpu_user_s=round(outcome.cpu_user_s, 3),
         cpu_system_s=round(outcome.cpu_system_s, 3),
         output_bytes=outcome.bytes_logged,
-        **recorder.join(),
+        slurm=slurm_fields,
+        **environment,
     )
     record.write_record(run_dir, final)
     return outcome.exit_code
@@ -378,52 +458,99 @@ def _environment_variables(origin: Origin | None) -> dict[str, str]:
     }
 
 
-def _slurm_fields() -> dict[str, Any] | None:
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
-        return None
-    names = {
-        "job_id": "SLURM_JOB_ID",
-        "array_job_id": "SLURM_ARRAY_JOB_ID",
-        "array_task_id": "SLURM_ARRAY_TASK_ID",
-        "node_list": "SLURM_JOB_NODELIST",
-        "partition": "SLURM_JOB_PARTITION",
-        "restart_count": "SLURM_RESTART_COUNT",
-    }
-    return {key: os.environ.get(variable) for key, variable in names.items()}
+def _slurm_fields(
+    recorded: dict[str, Any] | None, job: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The record's `slurm` fields for this attempt: the job's, over those taken at submit."""
+    if job is None:
+        return recorded
+    kept = {k: v for k, v in (recorded or {}).items() if k != "end_reason"}
+    return {**kept, **job}
+
+
+def _grace_seconds(requested: float | None, job: dict[str, Any] | None) -> float:
+    """The grace period: `--grace`, else the default, kept below Slurm's KillWait in a job.
+
+    In a job, Slurm SIGKILLs every process KillWait seconds after its SIGTERM (time limit,
+    scancel, requeue, preemption): the run must be recorded before that.
+    """
+    if job is None:
+        return DEFAULT_GRACE_SECONDS if requested is None else requested
+    kill_wait, problem = slurm.kill_wait_seconds()
+    if problem is not None:
+        console.warning(f"could not read Slurm's KillWait ({problem}): assuming {kill_wait:g} s")
+    if requested is None:
+        return slurm.grace_within_kill_wait(kill_wait, DEFAULT_GRACE_SECONDS)
+    if requested > slurm.grace_within_kill_wait(kill_wait, requested):
+        console.warning(
+            f"--grace {requested:g} s does not end before Slurm's KillWait ({kill_wait:g} s): "
+            "Slurm may kill the run before expyrun records how it ended"
+        )
+    return requested
+
+
+def _write_separator(log_path: Path, attempt: int, job: dict[str, Any] | None) -> None:
+    """Mark where a new attempt starts in outputs.log (on a line of its own)."""
+    where = os.uname().nodename
+    if job is not None:
+        where = f"Slurm job {job['job_id']}, restart {job['restart_count']}, on {where}"
+    line = f"===== expyrun: attempt {attempt} ({where}) at {record.now_iso()} =====\n"
+    fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+
+
+def _check_runnable(run_dir: Path, found: RunRecord) -> None:
+    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job."""
+    recorded = found.slurm
+    if found.status in NOT_STARTED:
+        handle = slurm.job_handle(recorded or {})
+        submitted = found.status == "pending" and handle is not None
+        if submitted and not slurm.same_job(recorded, slurm.job_fields(os.environ)):
+            raise RunFolderError(
+                f"the run folder waits for Slurm job {handle}: it runs in that job only",
+                path=run_dir,
+            )
+        return
+    if slurm.is_requeue_of(recorded, os.environ):
+        return
+    raise RunFolderError(f"the run is already {found.status}: a run folder runs once", path=run_dir)
 
 
 def supervise_run_folder(
-    run_dir: Path, detached: bool, on_running: Callable[[], None] | None = None
+    run_dir: Path, terminal: bool, on_running: Callable[[], None] | None = None
 ) -> int:
     """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
 
     What to run comes from the folder itself: the record says which entry point, from which
     cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
+    A folder that already ran is run again only by a requeued start of its Slurm job: as a
+    new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
     """
     from expyrun.config import resolve
-    from expyrun.errors import RunFolderError
 
     try:
         prepared_record = record.read_record(run_dir)
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-    if prepared_record.status not in ("prepared", "pending"):
-        raise RunFolderError(
-            f"the run is already {prepared_record.status}: a run folder runs once",
-            path=run_dir,
-        )
+    _check_runnable(run_dir, prepared_record)
     python = Interpreter(
         prepared_record.python["executable"], prepared_record.python.get("version", "")
     )
-    worker = supervisor.spawn_worker(python.executable, detached=detached)
+    worker = supervisor.spawn_worker(python.executable, detached=not terminal)
     try:
         cwd = Path(prepared_record.cwd)
         resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
         options = LaunchOptions(
             config_path=str(run_dir / snapshot.CONFIG_FILE),
             debug=prepared_record.debug,
-            grace_seconds=prepared_record.grace_s or DEFAULT_GRACE_SECONDS,
+            grace_seconds=prepared_record.grace_s,
             command=tuple(prepared_record.command),
             python=python,
             origin=_origin_from_record(prepared_record),
@@ -432,13 +559,45 @@ def supervise_run_folder(
     except BaseException:
         supervisor.discard_worker(worker)
         raise
-    return run_prepared(prepared, worker, terminal=not detached, on_running=on_running)
+    if terminal:
+        console.info(f"run folder: {run_dir}")
+    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running)
+
+
+def _requeued_run_folder(options: LaunchOptions) -> Path | None:
+    """In a requeued Slurm job: the run folder an earlier start of the job made, if any."""
+    from expyrun.config import resolve
+
+    cwd = Path.cwd()
+    resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)
+    spec = resolved.run
+    parent = folder.name_folder(spec.output_dir, spec.name, options.debug)
+    run_dir = slurm.find_requeued_run(parent, os.environ)
+    if run_dir is None:
+        return None
+    try:
+        stored = (run_dir / snapshot.CONFIG_FILE).read_text(encoding="utf-8")
+    except OSError:
+        stored = None
+    if stored != stored_configs(resolved, run_dir, options.debug)[0]:
+        console.warning(
+            f"{options.config_path} now resolves to another config than when the run started: "
+            "the resumed run keeps its own config.yml and code copy"
+        )
+    return run_dir
 
 
 def launch(options: LaunchOptions) -> int:
-    """`expyrun CONFIG ...`: prepare the run folder, then run it here or in the background."""
+    """`expyrun CONFIG ...`: prepare the run folder, then run it here, in the background, or
+    in a Slurm job; in a requeued Slurm job, resume the run folder of its earlier start."""
     if options.print_config:
         return print_config(options)
+    if options.slurm:
+        if options.detach:
+            raise UsageError("--slurm and --detach exclude each other: a Slurm job runs apart")
+        from expyrun import submit
+
+        return submit.submit(options)
     if options.detach:
         from expyrun import detach
 
@@ -448,6 +607,10 @@ def launch(options: LaunchOptions) -> int:
         console.info(f"follow it with: expyrun logs -f {prepared.run_dir}")
         console.out(str(prepared.run_dir))
         return ExitCode.OK
+    if slurm.restart_count(os.environ) > 0:
+        resumed = _requeued_run_folder(options)
+        if resumed is not None:
+            return supervise_run_folder(resumed, terminal=True)
     # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
     worker = supervisor.spawn_worker(_worker_python(options).executable)
     try:

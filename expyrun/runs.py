@@ -2,7 +2,9 @@
 
 They read run.json files only, never configs, so they are fast and work on any run folder,
 whatever expyrun version or config made it. A record left `running` by a supervisor that is
-gone is shown as `lost`.
+gone is shown as `lost`. A `pending` record (a `--slurm` run whose job has not started) is
+the only one Slurm is asked about, all of them in one `squeue`: a job cancelled before it
+started shows as `cancelled`, one Slurm ended or forgot without running it as `lost`.
 """
 
 from __future__ import annotations
@@ -19,29 +21,65 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from expyrun import console
+from expyrun import console, slurm
 from expyrun.errors import ExitCode, RunFolderError, UsageError
 from expyrun.run.record import (
     RECORD_FILE,
     RunRecord,
+    now_iso,
     process_matches,
     read_record,
     supervisor_alive,
+    write_record,
 )
 
 OUTPUTS_LOG = "outputs.log"
-ENDED = ("succeeded", "failed", "killed", "lost")
+ENDED = ("succeeded", "failed", "killed", "cancelled", "lost")
 STATUSES = ("prepared", "pending", "running", *ENDED)
 _RUN_FOLDER = re.compile(r"^exp\.\d+$")
-# How often `logs -f` and `stop` look at the files of a run they follow.
+# How often `logs -f` and `stop` look at the files of a run they follow, and how often they
+# ask Slurm about a pending job (squeue costs the controller more than reading a file).
 POLL_SECONDS = 0.1
+SLURM_POLL_SECONDS = 5.0
+STOP_POLL_SLURM_SECONDS = 0.3
+# Slurm job states after which a job that has not started its run never will.
+SLURM_ENDED_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+    }
+)
 
 
-def effective_status(record: RunRecord) -> str:
-    """The record's status, or `lost` for a `running` record whose supervisor is gone."""
+def effective_status(record: RunRecord, ask_slurm: bool = True) -> str:
+    """The record's status; `lost` for a `running` record whose supervisor is gone; for a
+    `pending` one, what Slurm says of its job (`cancelled`, `lost`) unless `ask_slurm` is
+    False or Slurm cannot be asked."""
     if record.status == "running" and supervisor_alive(record) is False:
         return "lost"
+    if record.status == "pending" and ask_slurm:
+        handle = slurm.job_handle(record.slurm or {})
+        if handle is not None:
+            states = slurm.job_states([handle])
+            if states is not None:
+                return pending_status(states.get(handle))
     return record.status
+
+
+def pending_status(state: str | None) -> str:
+    """The status of a `pending` record whose job Slurm says is in `state` (None: unknown)."""
+    if state is None:
+        return "lost"  # Slurm forgot the job (MinJobAge) or never had it: it did not run
+    if state == "CANCELLED":
+        return "cancelled"
+    return "lost" if state in SLURM_ENDED_STATES else "pending"
 
 
 def _status_of(data: dict[str, Any]) -> str:
@@ -133,16 +171,51 @@ def ls(args: list[str]) -> int:
             data = _load_json(run_dir)
             if data is None:
                 continue
-            status = _status_of(data)
-            if options.status and status not in options.status:
-                continue
-            rows.append((run_dir, data, status))
-    rows.sort(key=lambda row: _timestamp(row[1].get("started_at")), reverse=True)
+            rows.append((run_dir, data, _status_of(data)))
+    rows = _ask_slurm_about_pending(rows)
+    if options.status:
+        rows = [row for row in rows if row[2] in options.status]
+    rows.sort(key=lambda row: _timestamp(_start_or_submit_time(row[1])), reverse=True)
     if options.json:
         console.out(json.dumps([_summary(d, r, s) for d, r, s in rows], indent=2))
     else:
         console.out(_table(rows))
     return ExitCode.OK
+
+
+def _ask_slurm_about_pending(
+    rows: list[tuple[str, dict[str, Any], str]],
+) -> list[tuple[str, dict[str, Any], str]]:
+    """The status of each `pending` row from Slurm, one squeue for all of them."""
+    handles = {}
+    for i, (_, data, status) in enumerate(rows):
+        fields = data.get("slurm")
+        if status == "pending" and isinstance(fields, dict):
+            handle = slurm.job_handle(fields)
+            if handle is not None:
+                handles[i] = handle
+    if not handles:
+        return rows
+    states = slurm.job_states(sorted(set(handles.values())))
+    if states is None:
+        return rows  # Slurm cannot be asked from here: the records say pending
+    rows = list(rows)
+    for i, handle in handles.items():
+        run_dir, data, _ = rows[i]
+        status = pending_status(states.get(handle))
+        if status != "pending":
+            # The job may have started and ended since the record was read: read it again.
+            fresh = _load_json(run_dir)
+            if fresh is not None and fresh.get("status") != "pending":
+                data, status = fresh, _status_of(fresh)
+        rows[i] = (run_dir, data, status)
+    return rows
+
+
+def _start_or_submit_time(data: dict[str, Any]) -> str | None:
+    fields = data.get("slurm")
+    submitted = fields.get("submitted_at") if isinstance(fields, dict) else None
+    return data.get("started_at") or submitted
 
 
 _SUMMARY_KEYS = (
@@ -157,6 +230,7 @@ _SUMMARY_KEYS = (
     "host",
     "pid",
     "slurm",
+    "attempts",
 )
 
 
@@ -239,12 +313,16 @@ def logs(args: list[str]) -> int:
     log_path = run_dir / OUTPUTS_LOG
     out = sys.stdout.buffer
     offset = 0
+    asked_slurm = -SLURM_POLL_SECONDS
     while True:
         offset += _copy_new_bytes(log_path, offset, out)
         if not options.follow:
             return ExitCode.OK
         current = _load(run_dir)
-        status = effective_status(current) if current else "lost"
+        ask = time.monotonic() - asked_slurm >= SLURM_POLL_SECONDS
+        if ask and current is not None and current.status == "pending":
+            asked_slurm = time.monotonic()
+        status = effective_status(current, ask_slurm=ask) if current else "lost"
         if status in ENDED:
             offset += _copy_new_bytes(log_path, offset, out)  # what came with the end
             return _exit_code(current, status)
@@ -268,7 +346,7 @@ def _copy_new_bytes(path: Path, offset: int, out: Any) -> int:
 
 
 def _exit_code(found: RunRecord | None, status: str) -> int:
-    if status == "lost" or found is None:
+    if status in ("lost", "cancelled") or found is None:
         return ExitCode.FAILURE
     return found.exit_code or 0
 
@@ -311,8 +389,41 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         dirty = ", dirty" if found.git.get("dirty") else ""
         lines.append(f"git        {found.git.get('commit')} ({found.git.get('branch')}{dirty})")
     if found.slurm:
-        lines.append(f"slurm      job {found.slurm.get('job_id')}")
+        lines.append(f"slurm      {_describe_job(found.slurm)}")
+    if len(found.attempts) > 1:
+        lines.append(f"attempts   {len(found.attempts)}")
+        for entry in found.attempts:
+            stopped = f" ({entry['signal']})" if entry.get("signal") else ""
+            reason = (
+                f", Slurm: {entry['slurm_end_reason']}" if entry.get("slurm_end_reason") else ""
+            )
+            lines.append(
+                f"  {entry.get('attempt')}. {entry.get('status')}{stopped}{reason}, "
+                f"{_short_time(entry.get('started_at'))} -> {_short_time(entry.get('ended_at'))}"
+                f" on {entry.get('host')}"
+            )
     return "\n".join(lines)
+
+
+def _describe_job(fields: dict[str, Any]) -> str:
+    text = f"job {fields.get('job_id')}"
+    if fields.get("array_task_id") is not None:
+        text += f" (array {fields.get('array_job_id')}, task {fields.get('array_task_id')})"
+    details = [
+        f"{label} {fields[key]}"
+        for key, label in (
+            ("partition", "partition"),
+            ("node_list", "nodes"),
+            ("restart_count", "restarts"),
+            ("end_reason", "ending:"),
+        )
+        if fields.get(key) not in (None, "")
+    ]
+    if details:
+        text += ", " + ", ".join(details)
+    if fields.get("output"):
+        text += f"; output {fields['output']}"
+    return text
 
 
 # --- stop -------------------------------------------------------------------------------------
@@ -331,11 +442,19 @@ def stop(args: list[str]) -> int:
     if current in ENDED:
         console.info(f"the run has already ended ({current})")
         return ExitCode.OK
+    handle = slurm.job_handle(found.slurm or {})
+    submitted = bool((found.slurm or {}).get("submitted_at"))
+    if current == "pending" and handle is not None:
+        return _stop_pending(run_dir, handle)
+    if current == "running" and submitted and handle is not None:
+        return _stop_slurm_run(run_dir, found, handle, options.kill)
     if current != "running" or found.pid is None:
         raise RunFolderError(f"the run is {current}: there is nothing to stop yet", path=run_dir)
     if supervisor_alive(found) is None:
+        job = f", or `scancel {handle}`" if handle is not None else ""
         raise RunFolderError(
-            f"the run's supervisor runs on {found.host}: run `expyrun stop` there", path=run_dir
+            f"the run's supervisor runs on {found.host}: run `expyrun stop` there{job}",
+            path=run_dir,
         )
     _signal_supervisor(found.pid, signal.SIGTERM)
     if options.kill:
@@ -346,6 +465,56 @@ def stop(args: list[str]) -> int:
     if ended is None:
         raise RunFolderError("the run did not end in time", path=run_dir)
     console.info(f"stopped: {effective_status(ended)}")
+    return ExitCode.OK
+
+
+def _stop_pending(run_dir: Path, handle: str) -> int:
+    """scancel a job that has not started its run; record `cancelled` once Slurm ended it."""
+    slurm.cancel(handle)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = _load(run_dir)
+        if current is not None and current.status != "pending":
+            # It started meanwhile: scancel's SIGTERM takes the graceful path.
+            grace = current.grace_s if current.grace_s is not None else 10.0
+            ended = _wait_for_end(run_dir, timeout=grace + 30)
+            if ended is None:
+                raise RunFolderError("the run did not end in time", path=run_dir)
+            console.info(f"stopped: {effective_status(ended)}")
+            return ExitCode.OK
+        states = slurm.job_states([handle])
+        if states is not None and pending_status(states.get(handle)) != "pending":
+            current = _load(run_dir)
+            if current is not None and current.status == "pending":
+                write_record(run_dir, current.replace(status="cancelled", ended_at=now_iso()))
+                console.info(f"cancelled Slurm job {handle} before it started")
+                return ExitCode.OK
+            continue  # it started and ended meanwhile: the record says how
+        time.sleep(STOP_POLL_SLURM_SECONDS)
+    raise RunFolderError(f"Slurm did not cancel job {handle} in time", path=run_dir)
+
+
+def _stop_slurm_run(run_dir: Path, found: RunRecord, handle: str, kill: bool) -> int:
+    """Stop a running `--slurm` run through Slurm (its supervisor may run on another node).
+
+    `scancel` sends SIGTERM to the batch task, expyrun, which takes the graceful path within
+    KillWait. `--kill`: two SIGTERMs to the batch task (the second kills at once); on this
+    host, the second waits until the supervisor took the first.
+    """
+    if not kill:
+        slurm.cancel(handle)
+    elif supervisor_alive(found) and found.pid is not None:
+        slurm.cancel(handle, "TERM", batch=True)
+        _wait_until_taken(found.pid, signal.SIGTERM)
+        _signal_supervisor(found.pid, signal.SIGTERM)
+    else:
+        for _ in range(2):  # two scancel calls: two signals, not one merged pending signal
+            slurm.cancel(handle, "TERM", batch=True)
+    grace = found.grace_s if found.grace_s is not None else 10.0
+    ended = _wait_for_end(run_dir, timeout=grace + 30)
+    if ended is None:
+        raise RunFolderError("the run did not end in time", path=run_dir)
+    console.info(f"stopped: {effective_status(ended)} (Slurm job {handle})")
     return ExitCode.OK
 
 

@@ -29,7 +29,7 @@ def now_iso() -> str:
 class RunRecord(NamedTuple):
     """The content of run.json. Unknown keys read from a newer expyrun are kept in `extra`."""
 
-    status: str  # prepared, pending, running, succeeded, failed, killed
+    status: str  # prepared, pending, running, succeeded, failed, killed, cancelled
     run_dir: str
     name: str
     entry: str
@@ -82,6 +82,80 @@ class RunRecord(NamedTuple):
         known["attempts"] = tuple(known.get("attempts") or ())
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**known, extra=extra or None)
+
+
+# What each entry of `attempts` keeps of the record's top level at the end of its attempt.
+ATTEMPT_FIELDS = (
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "killed_after_grace",
+    "host",
+)
+# The top-level fields that describe one attempt: cleared when a new attempt starts.
+_PER_ATTEMPT_FIELDS = (
+    "pid",
+    "pid_started_at",
+    "child_pid",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "peak_rss_bytes",
+    "cpu_user_s",
+    "cpu_system_s",
+    "output_bytes",
+)
+
+
+def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"attempt": number}
+    entry.update((name, getattr(record, name)) for name in ATTEMPT_FIELDS)
+    slurm = record.slurm or {}
+    if "job_id" in slurm or "restart_count" in slurm:
+        entry["slurm_job_id"] = slurm.get("job_id")
+        entry["restart_count"] = slurm.get("restart_count")
+    if slurm.get("end_reason"):
+        entry["slurm_end_reason"] = slurm["end_reason"]
+    return entry
+
+
+def earlier_attempts(record: RunRecord, not_started: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The attempts a run folder already made, closed, before it runs again.
+
+    None when its record says it never started. The record's top level describes the last
+    attempt: its entry is taken from there, `lost` if its supervisor died while it ran.
+    """
+    if record.status in not_started:
+        return []
+    attempts = [dict(entry) for entry in record.attempts] or [{}]
+    last = _attempt_entry(record, len(attempts))
+    if last["status"] == "running":
+        last["status"] = "lost"
+    attempts[-1] = last
+    return attempts
+
+
+def new_attempt(record: RunRecord, earlier: list[dict[str, Any]], **fields: Any) -> RunRecord:
+    """The `running` record of a new attempt after `earlier` ones (fields: host, pid, ...)."""
+    changes: dict[str, Any] = dict.fromkeys(_PER_ATTEMPT_FIELDS)
+    changes.update(killed_after_grace=False, status="running", **fields)
+    current = record.replace(**changes)
+    return current.replace(
+        attempts=(*earlier, _attempt_entry(current, len(earlier) + 1)),
+    )
+
+
+def end_attempt(record: RunRecord, **fields: Any) -> RunRecord:
+    """The record at the end of the current attempt (its last `attempts` entry updated)."""
+    ended = record.replace(**fields)
+    attempts = list(ended.attempts) or [{}]
+    attempts[-1] = _attempt_entry(ended, len(attempts))
+    return ended.replace(attempts=tuple(attempts))
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:

@@ -34,6 +34,11 @@ def launch_figures(repeat: int) -> None:
     }
     if script:
         commands["expyrun (console script)"] = dict(argv=[script, "config.yml"], cwd=root)
+    # The project above is in no git repository (expyrun then starts no git); in one, the run
+    # also pays `git status` (in a thread, but a no-op run ends before it does).
+    repo = make_project("pass")
+    if _git_init(repo):
+        commands["expyrun cfg.yml (git repo)"] = dict(argv=[*EXPYRUN, "config.yml"], cwd=repo)
     for spec in commands.values():  # warm the page cache and bytecode caches
         subprocess.run(spec["argv"], cwd=root, env=clean_env(), capture_output=True, check=True)
     medians = median_times(commands, repeat)
@@ -42,6 +47,23 @@ def launch_figures(repeat: int) -> None:
     for name, seconds in medians.items():
         print(f"  {name:28s} {seconds * 1000:7.1f} ms  {seconds / base:5.2f}x")
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(repo, ignore_errors=True)
+
+
+def _git_init(folder: Path) -> bool:
+    """A repository with one commit of the project and outputs/ ignored; False without git."""
+    (folder / ".gitignore").write_text("outputs/\n")
+    steps = [
+        ["git", "init", "-q"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, cwd=folder, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
 
 
 def freeze_figures(repeat: int) -> None:

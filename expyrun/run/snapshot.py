@@ -147,6 +147,8 @@ def git_state(code_dir: Path, run_dir: Path) -> dict[str, object] | None:
 
     Returns None when the code is not in a git repository or git is not installed.
     """
+    if not _may_be_in_repository(code_dir):
+        return None
     status = _git(code_dir, "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
     if status is None:
         return None
@@ -185,6 +187,23 @@ def copy_git_state(
     if isinstance(diff, str) and (source_run / diff).is_file():
         _copy_file(source_run / diff, run_dir / diff)
     return dict(state)
+
+
+def _may_be_in_repository(code_dir: Path) -> bool:
+    """False when git would find no repository: no `.git` in the folder or above, no GIT_DIR.
+
+    Saves starting git (and importing subprocess) for code outside any repository.
+    """
+    if os.environ.get("GIT_DIR"):
+        return True
+    folder = os.path.abspath(code_dir)
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
 
 
 def _git(code_dir: Path, *args: str) -> str | None:

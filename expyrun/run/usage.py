@@ -8,7 +8,6 @@ with the worker's own ru_maxrss from wait4(2), which catches a spike between two
 from __future__ import annotations
 
 import _thread
-import threading
 import time
 
 # Sampling period: fine at the start, where short runs live, coarser for long runs. The first
@@ -24,7 +23,11 @@ class UsageSampler:
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
-        self._stop = threading.Event()
+        # Held until stop(): waiting to acquire it is the sampling period (threading.Event
+        # would do, but importing threading costs a millisecond of launch time).
+        self._stop_lock = _thread.allocate_lock()
+        self._stop_lock.acquire()
+        self._stopped = False
         self.peak_rss_bytes = 0
 
     def start(self) -> None:
@@ -33,10 +36,19 @@ class UsageSampler:
 
     def stop(self) -> None:
         """Stop sampling; a sample under way is not waited for (the thread is a daemon)."""
-        self._stop.set()
+        if not self._stopped:
+            self._stopped = True
+            self._stop_lock.release()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds`, or less if stopped meanwhile; True once stopped."""
+        if self._stop_lock.acquire(timeout=seconds):
+            self._stop_lock.release()
+            return True
+        return self._stopped
 
     def _sample_forever(self) -> None:
-        if self._stop.wait(FAST_PERIOD_SECONDS):
+        if self._wait(FAST_PERIOD_SECONDS):
             return
         try:
             import psutil
@@ -47,10 +59,10 @@ class UsageSampler:
         except psutil.Error:
             return
         started = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stopped:
             self.peak_rss_bytes = max(self.peak_rss_bytes, _tree_rss(root, psutil))
             fast = time.monotonic() - started < FAST_PHASE_SECONDS
-            self._stop.wait(FAST_PERIOD_SECONDS if fast else SLOW_PERIOD_SECONDS)
+            self._wait(FAST_PERIOD_SECONDS if fast else SLOW_PERIOD_SECONDS)
 
 
 def _tree_rss(root: object, psutil: object) -> int:

@@ -310,9 +310,14 @@ def option_value(options: Sequence[tuple[str, str | None]], *names: str) -> str 
 
 
 def option_line(name: str, value: str | None) -> str:
-    """One `#SBATCH` line. A value with spaces or `#` is quoted (sbatch drops `# ...`)."""
-    if value is not None and any(char.isspace() or char in "#'" for char in value):
-        value = f'"{value}"'
+    """One `#SBATCH` line, whose value sbatch reads back as it is.
+
+    sbatch splits these lines itself (`_get_argument` in Slurm's src/sbatch/opt.c): spaces
+    separate, `'` and `"` quote, `#` starts a comment, `\\` escapes the next character, inside
+    quotes too. A value holding any of these is double-quoted, its `\\` and `"` escaped.
+    """
+    if value is not None and any(char.isspace() or char in "#'\"\\" for char in value):
+        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if len(name) == 1:
         return f"#SBATCH -{name}" + ("" if value is None else f" {value}")
     return f"#SBATCH --{name}" + ("" if value is None else f"={value}")
@@ -368,7 +373,9 @@ def render_script(
     lines = [
         "#!/bin/bash",
         f"# Written by expyrun {version} at submit time for:",
-        f"#   {shlex.join(command)}",
+        # A line break in an argument must not end the comments: sbatch reads #SBATCH lines
+        # up to the first command only, and bash would run the rest of the argument.
+        "#   " + shlex.join(command).replace("\n", "\n#   "),
         "# The job runs the run folder prepared then (config, code copy, requirements): edits",
         "# made after the submission do not reach it. expyrun is the batch task (exec), so",
         "# Slurm's signals reach it; a requeued job resumes in the same run folder.",

@@ -48,7 +48,7 @@ REASON_TIMEOUT_SECONDS = 1.0
 REFUSED_OPTIONS = {
     "parsable": "expyrun reads the job id itself",
     "wait": "the submission returns once the job is queued; follow it with `expyrun logs -f`",
-    "test-only": "use --print-config to see the script without submitting",
+    "test-only": "--print-config shows the resolved options without submitting",
     "wrap": "the job runs the run folder prepared at submit time",
 }
 # The one-letter names of refused options (sbatch(1): -W is --wait).

@@ -648,7 +648,11 @@ def test_sbatch_options(mapping: dict | None, options: list) -> None:
         ),
         pytest.param({"wait": True}, r"sets --wait itself \(.*expyrun logs -f`\)$", id="wait"),
         pytest.param({"W": True}, r"'__run__\.__slurm__\.W': expyrun sets --wait", id="short-W"),
-        pytest.param({"test_only": True}, r"sets --test-only itself", id="test-only"),
+        pytest.param(
+            {"test_only": True},
+            r"sets --test-only itself \(--print-config shows the resolved options without",
+            id="test-only",
+        ),
         pytest.param({"wrap": "python x.py"}, r"sets --wrap itself", id="wrap"),
         pytest.param(
             {"comment": 'say "hi"'}, r"comment': an sbatch option value cannot hold quotes", id="q"

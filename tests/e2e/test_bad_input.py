@@ -405,3 +405,25 @@ def test_an_entry_signature_only_visible_at_run_time_is_refused_by_the_worker(
     result = run([_config(project, data)], cwd=project.root)
     assert result.code != 0
     assert "Traceback" not in result.stderr or "TypeError" in result.log.decode()
+
+
+def test_a_submission_slurm_will_not_release_is_cancelled(project: Project) -> None:
+    """sbatch queued the job held, `scontrol release` fails: the job is cancelled, the run
+    folder removed, and the error is scontrol's."""
+    args, env = _slurm(sbatch="echo 4242")(project)
+    calls = project.root / "sbatch-calls"
+    for name, body in [
+        ("scontrol", "echo 'scontrol: error: Access/permission denied' >&2; exit 1"),
+        ("scancel", ""),
+    ]:
+        fake = project.root / "bin" / name
+        fake.write_text(f'#!/bin/sh\necho "{name} $@" >> {calls}\n{body}\n')
+        fake.chmod(0o755)
+    result = run(args, cwd=project.root, env=env)
+    _assert_one_clear_line(
+        result, r"^expyrun: error: scontrol failed \(exit 1\): Access/permission denied$", project
+    )
+    assert not project.output.exists(), "the run folder of a cancelled job was left"
+    lines = calls.read_text().splitlines()
+    assert lines[0].startswith("--parsable --hold ")
+    assert lines[1:] == ["scontrol release 4242", "scancel 4242"]

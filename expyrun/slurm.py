@@ -48,9 +48,14 @@ REASON_TIMEOUT_SECONDS = 1.0
 REFUSED_OPTIONS = {
     "parsable": "expyrun reads the job id itself",
     "wait": "the submission returns once the job is queued; follow it with `expyrun logs -f`",
-    "test-only": "use --print-config to see the script without submitting",
+    "test-only": "--print-config shows the resolved options without submitting",
     "wrap": "the job runs the run folder prepared at submit time",
 }
+# The one-letter names of refused options (sbatch(1): -W is --wait).
+_SHORT_NAMES = {"W": "wait"}
+# `key: false` leaves an option out, except where expyrun sets the option by default: there
+# it says the opposite (`requeue: false` is --no-requeue, not expyrun's --requeue).
+NEGATED_FLAGS = {"requeue": "no-requeue"}
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _ARRAY_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 
@@ -263,9 +268,10 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
     """`__run__.__slurm__` as sbatch options: (name, value), value None for a flag.
 
     `key: value` gives `--key=value`, `true` a flag `--key`, `false` and null nothing (a child
-    config removes an inherited option with null), a list its items joined by commas. `_` in
-    a key becomes `-` (`cpus_per_task` is `--cpus-per-task`); one-letter keys are short
-    options (`p: debug` is `-p debug`). Anything else is passed to sbatch as it is.
+    config removes an inherited option with null; `requeue: false` is `--no-requeue`, see
+    NEGATED_FLAGS), a list its items joined by commas. `_` in a key becomes `-`
+    (`cpus_per_task` is `--cpus-per-task`); one-letter keys are short options (`p: debug` is
+    `-p debug`). Anything else is passed to sbatch as it is.
     """
     options: list[tuple[str, str | None]] = []
     for key, value in (mapping or {}).items():
@@ -274,9 +280,13 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
         if not _OPTION_NAME.match(name):
             raise ConfigError("not an sbatch option name", key=where)
         name = name.replace("_", "-") if len(name) > 1 else name
-        if name in REFUSED_OPTIONS:
-            hint = REFUSED_OPTIONS[name]
-            raise ConfigError(f"expyrun sets --{name} itself", key=where, hint=hint)
+        refused = _SHORT_NAMES.get(name, name)
+        if refused in REFUSED_OPTIONS:
+            hint = REFUSED_OPTIONS[refused]
+            raise ConfigError(f"expyrun sets --{refused} itself", key=where, hint=hint)
+        if value is False and name in NEGATED_FLAGS:
+            options.append((NEGATED_FLAGS[name], None))
+            continue
         if value is None or value is False:
             continue
         if value is True:
@@ -310,9 +320,14 @@ def option_value(options: Sequence[tuple[str, str | None]], *names: str) -> str 
 
 
 def option_line(name: str, value: str | None) -> str:
-    """One `#SBATCH` line. A value with spaces or `#` is quoted (sbatch drops `# ...`)."""
-    if value is not None and any(char.isspace() or char in "#'" for char in value):
-        value = f'"{value}"'
+    """One `#SBATCH` line, whose value sbatch reads back as it is.
+
+    sbatch splits these lines itself (`_get_argument` in Slurm's src/sbatch/opt.c): spaces
+    separate, `'` and `"` quote, `#` starts a comment, `\\` escapes the next character, inside
+    quotes too. A value holding any of these is double-quoted, its `\\` and `"` escaped.
+    """
+    if value is not None and any(char.isspace() or char in "#'\"\\" for char in value):
+        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if len(name) == 1:
         return f"#SBATCH -{name}" + ("" if value is None else f" {value}")
     return f"#SBATCH --{name}" + ("" if value is None else f"={value}")
@@ -368,7 +383,9 @@ def render_script(
     lines = [
         "#!/bin/bash",
         f"# Written by expyrun {version} at submit time for:",
-        f"#   {shlex.join(command)}",
+        # A line break in an argument must not end the comments: sbatch reads #SBATCH lines
+        # up to the first command only, and bash would run the rest of the argument.
+        "#   " + shlex.join(command).replace("\n", "\n#   "),
         "# The job runs the run folder prepared then (config, code copy, requirements): edits",
         "# made after the submission do not reach it. expyrun is the batch task (exec), so",
         "# Slurm's signals reach it; a requeued job resumes in the same run folder.",

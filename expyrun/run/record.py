@@ -127,7 +127,7 @@ def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
 def earlier_attempts(record: RunRecord, not_started: tuple[str, ...]) -> list[dict[str, Any]]:
     """The attempts a run folder already made, closed, before it runs again.
 
-    None when its record says it never started. The record's top level describes the last
+    Empty when its record says it never started. The record's top level describes the last
     attempt: its entry is taken from there, `lost` if its supervisor died while it ran.
     """
     if record.status in not_started:

@@ -1,9 +1,10 @@
 """The bad-input catalogue: each row is a mistake a user makes, through the real CLI.
 
 Every row must give exit code 2, exactly one line on stderr that names the file, the key or
-the entry point (matching `pattern`), no traceback, and no run folder. Rows after the table
-check failures inside the user's code: they get the child's exit code and the traceback lands
-in outputs.log instead.
+the entry point (matching `pattern`), no traceback, and no run folder. The `--slurm` rows
+also leave no output dir and print nothing on stdout; they never reach a real Slurm (a fake
+`sbatch`, or none, is the whole PATH). Rows after the tables check failures inside the user's
+code: they get the child's exit code and the traceback lands in outputs.log instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import EXPYRUN, Project, child_env, run
+from support import EXPYRUN, Project, Result, child_env, run
 
 ENTRY = "def main(name, config):\n    print('ran')\n"
 
@@ -181,12 +182,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "pattern"), CASES)
-def test_bad_input_gets_one_clear_line_and_exit_2(
-    project: Project, setup: Callable[[Project], list[str]], pattern: str
-) -> None:
-    args = setup(project)
-    result = run(args, cwd=project.root)
+def _assert_one_clear_line(result: Result, pattern: str, project: Project) -> None:
     assert result.code == 2, result.describe()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.describe()
@@ -196,8 +192,158 @@ def test_bad_input_gets_one_clear_line_and_exit_2(
     assert not (project.output / "exp").exists(), "a run folder was created"
 
 
+@pytest.mark.parametrize(("setup", "pattern"), CASES)
+def test_bad_input_gets_one_clear_line_and_exit_2(
+    project: Project, setup: Callable[[Project], list[str]], pattern: str
+) -> None:
+    args = setup(project)
+    result = run(args, cwd=project.root)
+    _assert_one_clear_line(result, pattern, project)
+
+
 def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 30
+
+
+# --- `--slurm` -------------------------------------------------------------------------------
+# These rows run with a PATH of one folder holding only a fake `sbatch` (or nothing), so that
+# a row never reaches a real Slurm. The fake writes its arguments to `sbatch-calls`: a row whose
+# mistake must be found before the submission checks that sbatch was not called.
+
+SBATCH_FAILS = (
+    "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\n"
+    "exit 1"
+)
+
+
+def _slurm(
+    change: Callable[[dict], None] | None = None, *extra: str, sbatch: str | None = SBATCH_FAILS
+) -> Callable[[Project], tuple[list[str], dict[str, str]]]:
+    def setup(project: Project) -> tuple[list[str], dict[str, str]]:
+        data = _base(project)
+        if change is not None:
+            change(data)
+        bin_dir = project.root / "bin"
+        bin_dir.mkdir()
+        if sbatch is not None:
+            fake = bin_dir / "sbatch"
+            calls = project.root / "sbatch-calls"
+            fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n{sbatch}\n')
+            fake.chmod(0o755)
+        return [str(_config(project, data)), "--slurm", *extra], {"PATH": str(bin_dir)}
+
+    return setup
+
+
+def _slurm_option(key: str, value: object) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        data["__run__"]["__slurm__"] = {"partition": "debug", key: value}
+
+    return change
+
+
+SLURM_CASES = [
+    pytest.param(
+        _slurm(_run_key("__slurm__", "gpu")),
+        r"config\.yml:\d+: key '__run__\.__slurm__': expected a mapping of options, got a string",
+        False,
+        id="slurm-not-a-mapping",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("gres", ["gpu:1", "tmp:1G"])),
+        r"key '__run__\.__slurm__\.gres': expected a single value, got a list",
+        False,
+        id="slurm-value-is-a-list",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("gres", {"gpu": 1})),
+        r"key '__run__\.__slurm__\.gres': expected a single value, got a mapping",
+        False,
+        id="slurm-value-is-a-mapping",
+    ),
+    pytest.param(
+        _slurm(None, "--__run__.__slurm__", "gpu"),
+        r"__slurm__",
+        False,
+        id="slurm-mapping-overridden-by-a-string",
+    ),
+    pytest.param(
+        _slurm(None, "--detach"), r"--slurm and --detach exclude each other", False, id="detach"
+    ),
+    pytest.param(
+        _slurm(_slurm_option("wait", True)),
+        r"key '__run__\.__slurm__\.wait': expyrun sets --wait itself",
+        False,
+        id="slurm-refused-option",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("W", True)),
+        r"key '__run__\.__slurm__\.W': expyrun sets --wait itself",
+        False,
+        id="slurm-refused-short-option",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("1gpu", 1)),
+        r"key '__run__\.__slurm__\.1gpu': not an sbatch option name",
+        False,
+        id="slurm-bad-option-name",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("comment", 'say "hi"')),
+        r"__slurm__\.comment': an sbatch option value cannot hold quotes",
+        False,
+        id="slurm-quote-in-a-value",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("array", "3-1")),
+        r"key '__run__\.__slurm__\.array': empty array range '3-1'",
+        False,
+        id="slurm-empty-array",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("array", "0-3x")),
+        r"'0-3x' is not an array spec",
+        False,
+        id="slurm-bad-array",
+    ),
+    pytest.param(
+        _slurm(sbatch=None),
+        r"^expyrun: error: sbatch: command not found \(is Slurm installed on this machine\?\)$",
+        False,
+        id="slurm-no-sbatch",
+    ),
+    pytest.param(
+        _slurm(),
+        r"^expyrun: error: sbatch failed \(exit 1\): Batch job submission failed: "
+        r"Invalid partition name specified$",
+        True,
+        id="slurm-sbatch-fails",
+    ),
+    pytest.param(
+        _slurm(_slurm_option("array", "0-3")),
+        r"sbatch failed \(exit 1\): Batch job submission failed",
+        True,
+        id="slurm-sbatch-fails-for-an-array",
+    ),
+]
+
+
+@pytest.mark.parametrize(("setup", "pattern", "submitted"), SLURM_CASES)
+def test_bad_slurm_input_gets_one_clear_line_and_exit_2(
+    project: Project,
+    setup: Callable[[Project], tuple[list[str], dict[str, str]]],
+    pattern: str,
+    submitted: bool,
+) -> None:
+    args, env = setup(project)
+    result = run(args, cwd=project.root, env=env)
+    _assert_one_clear_line(result, pattern, project)
+    assert result.stdout == "", result.describe()
+    assert not project.output.exists(), "the output dir made for the run folder was left"
+    calls = project.root / "sbatch-calls"
+    assert calls.exists() is submitted, "sbatch was called" if not submitted else "no sbatch call"
+    if submitted:
+        assert calls.read_text().startswith("--parsable --hold ")
 
 
 def test_unreadable_config_and_unwritable_output_dir(project: Project) -> None:
@@ -259,3 +405,25 @@ def test_an_entry_signature_only_visible_at_run_time_is_refused_by_the_worker(
     result = run([_config(project, data)], cwd=project.root)
     assert result.code != 0
     assert "Traceback" not in result.stderr or "TypeError" in result.log.decode()
+
+
+def test_a_submission_slurm_will_not_release_is_cancelled(project: Project) -> None:
+    """sbatch queued the job held, `scontrol release` fails: the job is cancelled, the run
+    folder removed, and the error is scontrol's."""
+    args, env = _slurm(sbatch="echo 4242")(project)
+    calls = project.root / "sbatch-calls"
+    for name, body in [
+        ("scontrol", "echo 'scontrol: error: Access/permission denied' >&2; exit 1"),
+        ("scancel", ""),
+    ]:
+        fake = project.root / "bin" / name
+        fake.write_text(f'#!/bin/sh\necho "{name} $@" >> {calls}\n{body}\n')
+        fake.chmod(0o755)
+    result = run(args, cwd=project.root, env=env)
+    _assert_one_clear_line(
+        result, r"^expyrun: error: scontrol failed \(exit 1\): Access/permission denied$", project
+    )
+    assert not project.output.exists(), "the run folder of a cancelled job was left"
+    lines = calls.read_text().splitlines()
+    assert lines[0].startswith("--parsable --hold ")
+    assert lines[1:] == ["scontrol release 4242", "scancel 4242"]

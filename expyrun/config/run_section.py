@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
@@ -24,6 +25,8 @@ OUTPUT_DIR_KEY = "__output_dir__"
 CODE_KEY = "__code__"
 SLURM_KEY = "__slurm__"
 MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
+# A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600).
+_SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$")
 
 # Overrides of these keys are kept as text (a name `5` stays "5", a path stays a path).
 TEXT_KEYS = frozenset((RUN_KEY, key) for key in (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY, CODE_KEY))
@@ -60,7 +63,7 @@ def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Or
     output_dir = _directory(section[OUTPUT_DIR_KEY], OUTPUT_DIR_KEY, cwd, origins, top)
     code = section.get(CODE_KEY)
     code_dir = cwd if code is None else _directory(code, CODE_KEY, cwd, origins, top)
-    slurm = _slurm(section.get(SLURM_KEY), origins, top)
+    slurm = _slurm(section.get(SLURM_KEY), origins, top, cwd)
     return RunSpec(entry, module, function, name, output_dir, code_dir, slurm)
 
 
@@ -129,7 +132,7 @@ def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: O
     return Path(os.path.normpath(cwd / os.path.expanduser(text)))
 
 
-def _slurm(value: ConfigValue, origins: Origins, top: Origin) -> dict[str, Scalar]:
+def _slurm(value: ConfigValue, origins: Origins, top: Origin, cwd: Path) -> dict[str, Scalar]:
     if value is None:
         return {}
     path = (RUN_KEY, SLURM_KEY)
@@ -144,5 +147,35 @@ def _slurm(value: ConfigValue, origins: Origins, top: Origin) -> dict[str, Scala
                 origins,
                 top,
             )
+        if isinstance(setting, int | float) and not isinstance(setting, bool):
+            written = _sexagesimal_text(origins.get((*path, option)), cwd)
+            if written is not None:
+                error = _error(
+                    f"YAML reads {written} as the base-60 number {setting}, not a time",
+                    (*path, option),
+                    origins,
+                    top,
+                )
+                error.hint = f'quote it: {option}: "{written}"'
+                raise error
         options[option] = setting
     return options
+
+
+def _sexagesimal_text(origin: Origin | None, cwd: Path) -> str | None:
+    """The `1:00:00` a number was read from, when its line in the config file shows one.
+
+    sbatch never wants a base-60 number: `time: 1:00:00` unquoted would ask for 3600 minutes.
+    Read only for numbers in `__slurm__`, so it costs nothing elsewhere.
+    """
+    if origin is None or origin.line is None:
+        return None
+    try:
+        with open(cwd / origin.path, encoding="utf-8", errors="replace") as file:
+            for number, text in enumerate(file, 1):
+                if number == origin.line:
+                    match = _SEXAGESIMAL.search(text.rstrip("\r\n"))
+                    return match.group(1) if match else None
+    except OSError:
+        return None
+    return None

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from config_support import resolve_text
+from config_support import RUN, resolve_text
 
 from expyrun import slurm, submit
 from expyrun.errors import ConfigError, SlurmError
@@ -996,11 +996,24 @@ def test_the_single_script_runs_its_folder(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="YAML 1.1 reads an unquoted 1:00:00 as the base-60 integer 3600: sbatch then gets "
-    "--time=3600 (minutes); config/parsing.py would have to drop the sexagesimal resolvers",
+@pytest.mark.parametrize(
+    ("written", "number"), [("1:00:00", 3600), ("10:00", 600), ("1:30:00  # comment", 5400)]
 )
-def test_a_time_limit_written_h_m_s_reaches_sbatch_as_written(tmp_path: Path) -> None:
-    resolved = resolve_text(tmp_path, "  __slurm__:\n    time: 1:00:00\n")
-    assert slurm.sbatch_options(submit.slurm_mapping(resolved)) == [("time", "1:00:00")]
+def test_a_time_limit_read_as_a_base_60_number_is_a_config_error(
+    tmp_path: Path, written: str, number: int
+) -> None:
+    # YAML 1.1 reads an unquoted 1:00:00 as 3600: sbatch would get --time=3600 (minutes).
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, f"{RUN}  __slurm__:\n    time: {written}\n", run=False)
+    message = str(caught.value)
+    assert f"as the base-60 number {number}" in message
+    assert "__run__.__slurm__.time" in message
+    assert 'quote it: time: "' in message
+    assert "config.yml:6:" in message
+
+
+def test_a_quoted_time_limit_reaches_sbatch_as_written(tmp_path: Path) -> None:
+    text = f'{RUN}  __slurm__:\n    time: "1:00:00"\n    mem: 4000\n'
+    resolved = resolve_text(tmp_path, text, run=False)
+    options = slurm.sbatch_options(submit.slurm_mapping(resolved))
+    assert options == [("time", "1:00:00"), ("mem", "4000")]

@@ -69,16 +69,29 @@ def output_path(pattern: str, cwd: Path, job_id: str, task: int | None, name: st
 def _resolve_tasks(
     options: pipeline.LaunchOptions, cwd: Path
 ) -> tuple[dict[int | None, tuple[Resolved, EntryLocation]], list[Option]]:
-    resolved, location = pipeline.resolve_and_check(options, cwd)
+    # A first resolution reads the sbatch options. For an array, it lacks the task's variables:
+    # a key reading $SLURM_ARRAY_TASK_ID would warn (and fail under --strict) though each task
+    # resolves it. So its warnings are dropped, and those of the tasks' resolutions shown.
+    probe = options._replace(strict=False)
+    resolved, location = pipeline.resolve_and_check(probe, cwd, quiet=True)
     user = slurm.sbatch_options(slurm_mapping(resolved))
     spec = slurm.option_value(user, "array", "a")
     if spec is None:
+        if options.strict and resolved.warnings:
+            raise resolved.warnings[0]  # what the strict resolution raises
+        for warning in resolved.warnings:
+            console.warning(warning)
         return {None: (resolved, location)}, user
     ids = slurm.array_task_ids(spec)
     tasks: dict[int | None, tuple[Resolved, EntryLocation]] = {}
+    shown: set[str] = set()
     for task in ids:
         environ = {**os.environ, **slurm.array_environ(task, ids)}
         tasks[task] = pipeline.resolve_and_check(options, cwd, environ=environ, quiet=True)
+        for text in map(str, tasks[task][0].warnings):
+            if text not in shown:  # once, not once per task
+                shown.add(text)
+                console.warning(text)
     return tasks, user
 
 

@@ -44,6 +44,8 @@ DEFAULT_KILL_WAIT_SECONDS = 30.0
 KILL_WAIT_MARGIN_SECONDS = 2.0
 MIN_GRACE_SECONDS = 0.5
 REASON_TIMEOUT_SECONDS = 1.0
+# The record's `end_reason` for an attempt ended by a requeue (Slurm's Reason says nothing).
+REQUEUED_REASON = "Requeued"
 # sbatch options expyrun sets itself: they would break the submission or the run folder.
 REFUSED_OPTIONS = {
     "parsable": "expyrun reads the job id itself",
@@ -137,16 +139,24 @@ def parse_kill_wait(config_text: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def end_reason(job_id: str) -> str | None:
-    """Why Slurm is ending a job (`TimeLimit`, ...), asked while it ends; None when none."""
+def end_reason(job_id: str, restart_count: int = 0) -> str | None:
+    """Why Slurm is ending a job, asked while it ends; None when it does not say.
+
+    Its Reason (`TimeLimit`, ...), else `Requeued` when its restart count is already above
+    this start's: a requeue (`scontrol requeue`, preemption) says nothing in Reason, but
+    Slurm counts the restart before it signals the job. A plain `scancel` leaves no trace.
+    """
     try:
         text = call(["scontrol", "show", "job", "-o", job_id], timeout=REASON_TIMEOUT_SECONDS)
     except SlurmError:
         return None
     match = re.search(r"(?:^|\s)Reason=(\S+)", text)
-    if match is None or match.group(1) == "None":
-        return None
-    return match.group(1)
+    if match is not None and match.group(1) != "None":
+        return match.group(1)
+    restarts = re.search(r"(?:^|\s)Restarts=(\d+)", text)
+    if restarts is not None and int(restarts.group(1)) > restart_count:
+        return REQUEUED_REASON
+    return None
 
 
 # --- commands ---------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 time limits, requeue and arrays (issue 7).
 
 Every job runs the same entry point: it counts the SIGUSR1 it receives in `usr1`, saves a
-checkpoint on SIGTERM and returns, and resumes from the checkpoint an earlier attempt left
-in its cwd (the run folder). It writes `ready.N` once attempt N installed its handlers: the
-tests signal a job only after that file exists, and never sleep to synchronise. Jobs ask
-for one CPU, so two fit on the test node at once.
+checkpoint on SIGTERM and returns (or ignores SIGTERM), and resumes from the checkpoint an
+earlier attempt left in its cwd (the run folder). It writes `ready.N` once attempt N
+installed its handlers: the tests signal a job only after that file exists, and never sleep
+to synchronise. Jobs ask for one CPU, so two fit on the test node at once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from support import Project, child_env, read_json, run, start
+
+from expyrun import slurm as expyrun_slurm
 
 RECIPE = Path(__file__).resolve().parents[2] / "launcher" / "sbatch-expyrun.sh"
 # The recipe asks for 2 CPUs and 4 GB: the test node has 2 CPUs, so jobs would queue.
@@ -34,7 +36,8 @@ def note(path, text):
 
 stopping = []
 signal.signal(signal.SIGUSR1, lambda signum, frame: note("usr1", "USR1"))
-signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append("SIGTERM"))
+on_term = signal.SIG_IGN if config.get("ignore_term") else lambda *_: stopping.append("SIGTERM")
+signal.signal(signal.SIGTERM, on_term)
 attempt = os.environ["EXPYRUN_ATTEMPT"]
 step = int(open("checkpoint").read()) if os.path.exists("checkpoint") else 0
 task = os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -86,6 +89,7 @@ def _submit_expyrun(slurm, project: Project, config: Path, *args: str) -> tuple[
     job, *run_dirs = result.stdout.split()
     slurm.track(job)
     assert job.isdigit(), result.describe()
+    assert "warning" not in result.stderr, result.describe()
     return job, [Path(path) for path in run_dirs]
 
 
@@ -248,6 +252,38 @@ def test_requeue_resumes_the_same_run_folder_as_attempt_2(slurm, project, how):
     assert [a["restart_count"] for a in attempts] == [0, 1]
     assert [a["signal"] for a in attempts] == ["SIGTERM", None]
     assert [a["status"] for a in attempts] == ["succeeded", "succeeded"]
+    assert [a.get("slurm_end_reason") for a in attempts] == ["Requeued", None]
+    assert "end_reason" not in record["slurm"]  # the last attempt's, which just ended
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(90)
+def test_requeue_after_expyrun_was_killed_records_the_lost_attempt(slurm, project):
+    """As after a node failure: the first attempt never recorded its end."""
+    config = _project(project, seconds=600)
+    job, [run_dir] = _submit_expyrun(slurm, project, config)
+    _wait_ready(slurm, run_dir, job)
+
+    done = subprocess.run(
+        ["scancel", "--signal=KILL", "--batch", job], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    slurm.wait_for_state(job, {"FAILED"})
+    assert read_json(run_dir / "run.json")["status"] == "running"
+    assert "status     lost" in _expyrun(project, "status", run_dir).stdout
+    (run_dir / "stop").touch()
+    _scontrol("requeue", job)
+    slurm.wait_for_state(job, {"PENDING"})
+    slurm.start_requeued(job)
+    slurm.wait_for_state(job, {"COMPLETED"}, timeout=60)
+
+    assert project.run_dirs() == [run_dir]
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "succeeded", record
+    assert [a["status"] for a in record["attempts"]] == ["lost", "succeeded"]
+    log = (run_dir / "outputs.log").read_text()
+    assert f"===== expyrun: attempt 2 (Slurm job {job}, restart 1, on " in log
+    assert "attempt 2 from step 0" in log  # no checkpoint: the first attempt was killed
 
 
 # --- expyrun CONFIG --slurm -------------------------------------------------------------------
@@ -332,6 +368,28 @@ def test_stop_ends_a_running_submission_gracefully(slurm, project):
     assert "SIGTERM: checkpoint saved" in (run_dir / "outputs.log").read_text()
 
 
+@pytest.mark.slurm
+@pytest.mark.timeout(60)
+def test_entry_ignoring_sigterm_is_killed_and_recorded_within_killwait(slurm, project):
+    config = _project(project, seconds=600, ignore_term=True)
+    job, [run_dir] = _submit_expyrun(slurm, project, config)
+    _wait_ready(slurm, run_dir, job)
+
+    done = subprocess.run(["scancel", job], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    info = slurm.wait_for_state(job, {"CANCELLED"})
+
+    # expyrun exited by itself (128 + SIGTERM), before Slurm's SIGKILL (it would read 0:9).
+    assert info["ExitCode"] == "143:0"
+    kill_wait, _ = expyrun_slurm.kill_wait_seconds()
+    record = read_json(run_dir / "run.json")
+    assert record["grace_s"] == kill_wait - expyrun_slurm.KILL_WAIT_MARGIN_SECONDS
+    assert record["status"] == "killed", record
+    assert record["signal"] == "SIGTERM"
+    assert record["killed_after_grace"] is True
+    assert not (run_dir / "checkpoint").exists()
+
+
 # --- arrays -----------------------------------------------------------------------------------
 
 
@@ -340,7 +398,8 @@ def test_stop_ends_a_running_submission_gracefully(slurm, project):
 def test_slurm_array_of_four_gives_four_run_folders(slurm, project):
     config = _project(project, seconds=0, slurm={"array": "0-3"}, seed="${SLURM_ARRAY_TASK_ID}")
 
-    job, run_dirs = _submit_expyrun(slurm, project, config)
+    # Each task's config is resolved with its task id: no warning, even under --strict.
+    job, run_dirs = _submit_expyrun(slurm, project, config, "--strict")
     slurm.wait_for_state(job, {"COMPLETED"}, timeout=60)
 
     assert run_dirs == project.run_dirs()
@@ -384,4 +443,4 @@ def test_sbatch_refusing_the_job_leaves_no_run_folder(slurm, project):
     [line] = result.stderr.splitlines()
     assert line.startswith("expyrun: error: sbatch failed"), line
     assert "Invalid partition name specified" in line
-    assert project.run_dirs() == []
+    assert not project.output.exists()

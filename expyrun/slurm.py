@@ -46,11 +46,12 @@ MIN_GRACE_SECONDS = 0.5
 REASON_TIMEOUT_SECONDS = 1.0
 # The record's `end_reason` for an attempt ended by a requeue (Slurm's Reason says nothing).
 REQUEUED_REASON = "Requeued"
-# sbatch options expyrun sets itself: they would break the submission or the run folder.
+# sbatch options a submission cannot take: they would break it or the run folder. Why, and
+# what to do instead.
 REFUSED_OPTIONS = {
     "parsable": "expyrun reads the job id itself",
     "wait": "the submission returns once the job is queued; follow it with `expyrun logs -f`",
-    "test-only": "use --print-config to see the script without submitting",
+    "test-only": "with hold: true the job waits; its script is slurm.sbatch in the run folder",
     "wrap": "the job runs the run folder prepared at submit time",
 }
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -286,7 +287,9 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
         name = name.replace("_", "-") if len(name) > 1 else name
         if name in REFUSED_OPTIONS:
             hint = REFUSED_OPTIONS[name]
-            raise ConfigError(f"expyrun sets --{name} itself", key=where, hint=hint)
+            raise ConfigError(
+                f"--{name} cannot be given to a --slurm submission", key=where, hint=hint
+            )
         if value is None or value is False:
             continue
         if value is True:

@@ -74,6 +74,17 @@ def _run_key(key: str, value: object) -> Callable[[dict], None]:
     return change
 
 
+def _slurm_options(options: dict) -> Callable[[Project], list[str]]:
+    """`CONFIG --slurm` with these `__run__.__slurm__` options: refused before sbatch runs."""
+
+    def setup(project: Project) -> list[str]:
+        data = _base(project)
+        data["__run__"]["__slurm__"] = options
+        return [str(_config(project, data)), "--slurm"]
+
+    return setup
+
+
 def _entry_module(text: str) -> Callable[[Project], list[str]]:
     def setup(project: Project) -> list[str]:
         data = _base(project)
@@ -132,6 +143,7 @@ CASES = [
     pytest.param(_args("--lrr", "2"), r"lrr.*did you mean.*lr", id="override-unknown-key"),
     pytest.param(_args("--lr", "fast"), r"lr.*fast", id="override-untypable"),
     pytest.param(_args("--layers.5.size", "2"), r"layers", id="override-index-out-of-range"),
+    pytest.param(_args("--slurm", "--detach"), r"--slurm and --detach", id="slurm-and-detach"),
     # --- the config file ---
     pytest.param(_missing_file, r"nope\.yml", id="missing-file"),
     pytest.param(_directory, r"cfgdir", id="directory-not-file"),
@@ -161,6 +173,14 @@ CASES = [
         _with(lambda d: d.update(__new_key_policy__="maybe")), r"maybe", id="bad-key-policy"
     ),
     pytest.param(_args("--strict", "--lr", "{nothing}"), r"nothing", id="strict-warning"),
+    # --- sbatch options of --slurm, refused before sbatch runs ---
+    pytest.param(_slurm_options({"wait": True}), r"__slurm__\.wait.*--wait", id="slurm-wait"),
+    pytest.param(
+        _slurm_options({"a b": 1}), r"__slurm__\.a b.*not an sbatch option", id="slurm-bad-name"
+    ),
+    pytest.param(_slurm_options({"array": "3-1"}), r"array.*empty", id="slurm-empty-array"),
+    pytest.param(_slurm_options({"array": "x"}), r"array.*'x'", id="slurm-bad-array"),
+    pytest.param(_slurm_options({"mem": '4"G'}), r"mem.*quotes", id="slurm-quote-in-value"),
     # --- the entry point, found before anything is created ---
     pytest.param(_with(_run_key("__main__", "nopkg.main:main")), r"nopkg", id="missing-package"),
     pytest.param(_with(_run_key("__main__", "pkg.nomod:main")), r"nomod", id="missing-module"),
@@ -198,6 +218,24 @@ def test_bad_input_gets_one_clear_line_and_exit_2(
 
 def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 30
+
+
+def test_slurm_without_sbatch_is_one_line_and_leaves_no_run_folder(
+    project: Project, tmp_path: Path
+) -> None:
+    """`--slurm` where Slurm is not installed: found when sbatch runs, after the run folder was
+    prepared, which is then removed."""
+    bin_dir = tmp_path / "bin"  # git only: the snapshot takes the git state before sbatch
+    bin_dir.mkdir()
+    git = shutil.which("git")
+    if git is not None:
+        (bin_dir / "git").symlink_to(git)
+    result = run(_args("--slurm")(project), cwd=project.root, env={"PATH": str(bin_dir)})
+    assert result.code == 2, result.describe()
+    assert result.stderr.splitlines() == [
+        "expyrun: error: sbatch: command not found (is Slurm installed on this machine?)"
+    ]
+    assert not project.output.exists(), "a run folder was left"
 
 
 def test_unreadable_config_and_unwritable_output_dir(project: Project) -> None:

@@ -21,7 +21,9 @@ from support import Project, child_env, read_json, run, start
 
 from expyrun import slurm as expyrun_slurm
 
-RECIPE = Path(__file__).resolve().parents[2] / "launcher" / "sbatch-expyrun.sh"
+LAUNCHER = Path(__file__).resolve().parents[2] / "launcher"
+RECIPE = LAUNCHER / "sbatch-expyrun.sh"
+GPU_RECIPE = LAUNCHER / "sbatch-expyrun-gpu.sh"
 # The recipe asks for 2 CPUs and 4 GB: the test node has 2 CPUs, so jobs would queue.
 SMALL_JOB = ("--cpus-per-task=1", "--mem=1G")
 
@@ -41,7 +43,9 @@ signal.signal(signal.SIGTERM, on_term)
 attempt = os.environ["EXPYRUN_ATTEMPT"]
 step = int(open("checkpoint").read()) if os.path.exists("checkpoint") else 0
 task = os.environ.get("SLURM_ARRAY_TASK_ID")
+threads = os.environ.get("OMP_NUM_THREADS")
 print(f"attempt {attempt} from step {step}, code {CODE}, seed {config['seed']}, task {task}")
+print(f"OMP_NUM_THREADS={threads}")
 sys.stdout.flush()
 open(f"ready.{attempt}", "w").close()
 deadline = time.monotonic() + config["seconds"]
@@ -72,9 +76,11 @@ def _job_env() -> dict[str, str]:
     return child_env({"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")})
 
 
-def _submit_recipe(slurm, project: Project, config: Path, *options: str, args=()) -> str:
+def _submit_recipe(
+    slurm, project: Project, config: Path, *options: str, args=(), recipe: Path = RECIPE
+) -> str:
     return slurm.submit(
-        RECIPE,
+        recipe,
         cwd=project.root,
         env=_job_env(),
         options=[*SMALL_JOB, *options],
@@ -134,10 +140,17 @@ def _expyrun(project: Project, *args: str | Path):
 
 @pytest.mark.slurm
 @pytest.mark.timeout(60)
-def test_recipe_job_succeeds_and_records_its_slurm_ids(slurm, project):
+@pytest.mark.parametrize(
+    ("recipe", "options"),
+    [
+        pytest.param(RECIPE, (), id="cpu"),
+        pytest.param(GPU_RECIPE, ("--gres=none",), id="gpu"),  # the test node has no GPU
+    ],
+)
+def test_recipe_job_succeeds_and_records_its_slurm_ids(slurm, project, recipe, options):
     config = _project(project, seconds=0)
 
-    job = _submit_recipe(slurm, project, config)
+    job = _submit_recipe(slurm, project, config, *options, recipe=recipe)
     info = slurm.wait_for_state(job, {"COMPLETED"})
 
     assert info["ExitCode"] == "0:0"
@@ -155,6 +168,8 @@ def test_recipe_job_succeeds_and_records_its_slurm_ids(slurm, project):
     assert f"expyrun: run folder: {run_dir}" in job_output
     assert "attempt 1 from step 0, code original" in job_output
     assert "attempt 1 from step 0" in (run_dir / "outputs.log").read_text()
+    if recipe == GPU_RECIPE:  # numpy/torch threads: the CPUs the job has, not the node's
+        assert "OMP_NUM_THREADS=1\n" in job_output
 
 
 @pytest.mark.slurm

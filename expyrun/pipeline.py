@@ -465,6 +465,8 @@ def _slurm_fields(
     if job is None:
         return recorded
     kept = {k: v for k, v in (recorded or {}).items() if k != "end_reason"}
+    if isinstance(kept.get("output"), str):
+        kept["output"] = slurm.fill_job_id(kept["output"], job)
     return {**kept, **job}
 
 

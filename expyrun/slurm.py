@@ -107,6 +107,12 @@ def is_requeue_of(recorded: Mapping[str, Any] | None, environ: Mapping[str, str]
     return same_job(recorded, current) and restart_count(environ) > recorded_restart_count(recorded)
 
 
+def fill_job_id(output: str, fields: Mapping[str, Any]) -> str:
+    """The job's output file: `%j` of the path recorded at submit is this job's id (an array
+    task's own id is only known once it runs)."""
+    return output.replace("%j", str(fields.get("job_id")))
+
+
 def grace_within_kill_wait(kill_wait: float, requested: float) -> float:
     """The grace period that ends `KILL_WAIT_MARGIN_SECONDS` before Slurm's SIGKILL."""
     return max(MIN_GRACE_SECONDS, min(requested, kill_wait - KILL_WAIT_MARGIN_SECONDS))

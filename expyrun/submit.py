@@ -58,11 +58,14 @@ def script_options(user: list[Option], name: str, run_dir: Path | None, cwd: Pat
     return options + user
 
 
-def output_path(pattern: str, cwd: Path, job_id: str, task: int | None, name: str) -> str:
-    """Where Slurm writes the job's output: the pattern with what is known filled in."""
-    path = pattern.replace("%j", job_id).replace("%A", job_id).replace("%x", name)
-    if task is not None:
-        path = path.replace("%a", str(task))
+def output_path(pattern: str, cwd: Path, job_id: str, task: int | None, job_name: str) -> str:
+    """Where Slurm writes the job's output: the pattern with what is known at submit filled in.
+
+    An array task gets its own job id (`%j`) only when it starts: the job fills it in
+    (`slurm.fill_job_id`).
+    """
+    path = pattern.replace("%A", job_id).replace("%x", job_name)
+    path = path.replace("%j", job_id) if task is None else path.replace("%a", str(task))
     return str(cwd / path)
 
 
@@ -171,6 +174,7 @@ def _record_pending(
 ) -> None:
     submitted_at = record.now_iso()
     pattern = slurm.option_value(sbatch, "output", "o") or "slurm-%j.out"
+    job_name = slurm.option_value(sbatch, "job-name", "J") or ""
     for task, run in prepared.items():
         fields: dict[str, Any] = {"job_id": job_id}
         if task is not None:
@@ -179,7 +183,7 @@ def _record_pending(
             submitted_at=submitted_at,
             submit_host=os.uname().nodename,
             script=slurm.SCRIPT_FILE,
-            output=output_path(pattern, cwd, job_id, task, run.resolved.run.name),
+            output=output_path(pattern, cwd, job_id, task, job_name),
         )
         pending = run.record.replace(status="pending", slurm=fields, **environment)
         record.write_record(run.run_dir, pending)

@@ -411,7 +411,9 @@ def test_entry_ignoring_sigterm_is_killed_and_recorded_within_killwait(slurm, pr
 @pytest.mark.slurm
 @pytest.mark.timeout(90)
 def test_slurm_array_of_four_gives_four_run_folders(slurm, project):
-    config = _project(project, seconds=0, slurm={"array": "0-3"}, seed="${SLURM_ARRAY_TASK_ID}")
+    # Each task writes its own output file, named with its own job id (%j).
+    options = {"array": "0-3", "job-name": "four", "output": "%x-%A_%a-%j.out"}
+    config = _project(project, seconds=0, slurm=options, seed="${SLURM_ARRAY_TASK_ID}")
 
     # Each task's config is resolved with its task id: no warning, even under --strict.
     job, run_dirs = _submit_expyrun(slurm, project, config, "--strict")
@@ -425,6 +427,9 @@ def test_slurm_array_of_four_gives_four_run_folders(slurm, project):
         assert record["slurm"]["array_job_id"] == job
         assert record["slurm"]["array_task_id"] == str(task)
         assert f"seed {task}, task {task}" in (run_dir / "outputs.log").read_text()
+        output = Path(record["slurm"]["output"])
+        assert output.name == f"four-{job}_{task}-{record['slurm']['job_id']}.out"
+        assert f"seed {task}, task {task}" in output.read_text()
 
 
 @pytest.mark.slurm

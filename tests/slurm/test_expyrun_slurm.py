@@ -150,7 +150,8 @@ def _expyrun(project: Project, *args: str | Path):
 def test_recipe_job_succeeds_and_records_its_slurm_ids(slurm, project, recipe, options):
     config = _project(project, seconds=0)
 
-    job = _submit_recipe(slurm, project, config, *options, recipe=recipe)
+    # The recipe's arguments are expyrun's: the config, then overrides.
+    job = _submit_recipe(slurm, project, config, *options, args=["--seed", "7"], recipe=recipe)
     info = slurm.wait_for_state(job, {"COMPLETED"})
 
     assert info["ExitCode"] == "0:0"
@@ -166,7 +167,7 @@ def test_recipe_job_succeeds_and_records_its_slurm_ids(slurm, project, recipe, o
     # expyrun is the batch task: its messages and the run's output reach the job's output file.
     job_output = Path(info["StdOut"]).read_text()
     assert f"expyrun: run folder: {run_dir}" in job_output
-    assert "attempt 1 from step 0, code original" in job_output
+    assert "attempt 1 from step 0, code original, seed 7" in job_output
     assert "attempt 1 from step 0" in (run_dir / "outputs.log").read_text()
     if recipe == GPU_RECIPE:  # numpy/torch threads: the CPUs the job has, not the node's
         assert "OMP_NUM_THREADS=1\n" in job_output

@@ -147,20 +147,25 @@ def parse_kill_wait(config_text: str) -> float | None:
 
 
 def end_reason(job_id: str, restart_count: int = 0) -> str | None:
-    """Why Slurm is ending a job, asked while it ends; None when it does not say.
-
-    Its Reason (`TimeLimit`, ...), else `Requeued` when its restart count is already above
-    this start's: a requeue (`scontrol requeue`, preemption) says nothing in Reason, but
-    Slurm counts the restart before it signals the job. A plain `scancel` leaves no trace.
-    """
+    """Why Slurm is ending a job, asked while it ends; None when it does not say."""
     try:
         text = call(["scontrol", "show", "job", "-o", job_id], timeout=REASON_TIMEOUT_SECONDS)
     except SlurmError:
         return None
-    match = re.search(r"(?:^|\s)Reason=(\S+)", text)
+    return parse_end_reason(text, restart_count)
+
+
+def parse_end_reason(job_text: str, restart_count: int) -> str | None:
+    """Why a job ends, from `scontrol show job -o` while it ends; None when it does not say.
+
+    Its Reason (`TimeLimit`, ...), else `Requeued` when its restart count is already above
+    this start's (`restart_count`): a requeue (`scontrol requeue`, preemption) says nothing in
+    Reason, but Slurm counts the restart before it signals the job. `scancel` leaves no trace.
+    """
+    match = re.search(r"(?:^|\s)Reason=(\S+)", job_text)
     if match is not None and match.group(1) != "None":
         return match.group(1)
-    restarts = re.search(r"(?:^|\s)Restarts=(\d+)", text)
+    restarts = re.search(r"(?:^|\s)Restarts=(\d+)", job_text)
     if restarts is not None and int(restarts.group(1)) > restart_count:
         return REQUEUED_REASON
     return None

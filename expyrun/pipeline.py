@@ -421,7 +421,7 @@ def run_prepared(
     stopped = outcome.signal in ("SIGTERM", "SIGINT")
     if job is not None and stopped and slurm_fields is not None:
         # Slurm's SIGKILL follows KillWait after its SIGTERM: record now, say why if Slurm knows.
-        reason = slurm.end_reason(str(job["job_id"]))
+        reason = slurm.end_reason(str(job["job_id"]), job["restart_count"])
         if reason is not None:
             slurm_fields = {**slurm_fields, "end_reason": reason}
     environment = recorder.join(
@@ -465,6 +465,8 @@ def _slurm_fields(
     if job is None:
         return recorded
     kept = {k: v for k, v in (recorded or {}).items() if k != "end_reason"}
+    if isinstance(kept.get("output"), str):
+        kept["output"] = slurm.fill_job_id(kept["output"], job)
     return {**kept, **job}
 
 

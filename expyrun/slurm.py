@@ -44,11 +44,14 @@ DEFAULT_KILL_WAIT_SECONDS = 30.0
 KILL_WAIT_MARGIN_SECONDS = 2.0
 MIN_GRACE_SECONDS = 0.5
 REASON_TIMEOUT_SECONDS = 1.0
-# sbatch options expyrun sets itself: they would break the submission or the run folder.
+# The record's `end_reason` for an attempt ended by a requeue (Slurm's Reason says nothing).
+REQUEUED_REASON = "Requeued"
+# sbatch options a submission cannot take: they would break it or the run folder. Why, and
+# what to do instead.
 REFUSED_OPTIONS = {
     "parsable": "expyrun reads the job id itself",
     "wait": "the submission returns once the job is queued; follow it with `expyrun logs -f`",
-    "test-only": "--print-config shows the resolved options without submitting",
+    "test-only": "with hold: true the job waits; its script is slurm.sbatch in the run folder",
     "wrap": "the job runs the run folder prepared at submit time",
 }
 # The one-letter names of refused options (sbatch(1): -W is --wait).
@@ -109,6 +112,12 @@ def is_requeue_of(recorded: Mapping[str, Any] | None, environ: Mapping[str, str]
     return same_job(recorded, current) and restart_count(environ) > recorded_restart_count(recorded)
 
 
+def fill_job_id(output: str, fields: Mapping[str, Any]) -> str:
+    """The job's output file: `%j` of the path recorded at submit is this job's id (an array
+    task's own id is only known once it runs)."""
+    return output.replace("%j", str(fields.get("job_id")))
+
+
 def grace_within_kill_wait(kill_wait: float, requested: float) -> float:
     """The grace period that ends `KILL_WAIT_MARGIN_SECONDS` before Slurm's SIGKILL."""
     return max(MIN_GRACE_SECONDS, min(requested, kill_wait - KILL_WAIT_MARGIN_SECONDS))
@@ -142,16 +151,29 @@ def parse_kill_wait(config_text: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def end_reason(job_id: str) -> str | None:
-    """Why Slurm is ending a job (`TimeLimit`, ...), asked while it ends; None when none."""
+def end_reason(job_id: str, restart_count: int = 0) -> str | None:
+    """Why Slurm is ending a job, asked while it ends; None when it does not say."""
     try:
         text = call(["scontrol", "show", "job", "-o", job_id], timeout=REASON_TIMEOUT_SECONDS)
     except SlurmError:
         return None
-    match = re.search(r"(?:^|\s)Reason=(\S+)", text)
-    if match is None or match.group(1) == "None":
-        return None
-    return match.group(1)
+    return parse_end_reason(text, restart_count)
+
+
+def parse_end_reason(job_text: str, restart_count: int) -> str | None:
+    """Why a job ends, from `scontrol show job -o` while it ends; None when it does not say.
+
+    Its Reason (`TimeLimit`, ...), else `Requeued` when its restart count is already above
+    this start's (`restart_count`): a requeue (`scontrol requeue`, preemption) says nothing in
+    Reason, but Slurm counts the restart before it signals the job. `scancel` leaves no trace.
+    """
+    match = re.search(r"(?:^|\s)Reason=(\S+)", job_text)
+    if match is not None and match.group(1) != "None":
+        return match.group(1)
+    restarts = re.search(r"(?:^|\s)Restarts=(\d+)", job_text)
+    if restarts is not None and int(restarts.group(1)) > restart_count:
+        return REQUEUED_REASON
+    return None
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -283,7 +305,9 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
         refused = _SHORT_NAMES.get(name, name)
         if refused in REFUSED_OPTIONS:
             hint = REFUSED_OPTIONS[refused]
-            raise ConfigError(f"expyrun sets --{refused} itself", key=where, hint=hint)
+            raise ConfigError(
+                f"--{refused} cannot be given to a --slurm submission", key=where, hint=hint
+            )
         if value is False and name in NEGATED_FLAGS:
             options.append((NEGATED_FLAGS[name], None))
             continue

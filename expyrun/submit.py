@@ -58,27 +58,43 @@ def script_options(user: list[Option], name: str, run_dir: Path | None, cwd: Pat
     return options + user
 
 
-def output_path(pattern: str, cwd: Path, job_id: str, task: int | None, name: str) -> str:
-    """Where Slurm writes the job's output: the pattern with what is known filled in."""
-    path = pattern.replace("%j", job_id).replace("%A", job_id).replace("%x", name)
-    if task is not None:
-        path = path.replace("%a", str(task))
+def output_path(pattern: str, cwd: Path, job_id: str, task: int | None, job_name: str) -> str:
+    """Where Slurm writes the job's output: the pattern with what is known at submit filled in.
+
+    An array task gets its own job id (`%j`) only when it starts: the job fills it in
+    (`slurm.fill_job_id`).
+    """
+    path = pattern.replace("%A", job_id).replace("%x", job_name)
+    path = path.replace("%j", job_id) if task is None else path.replace("%a", str(task))
     return str(cwd / path)
 
 
 def _resolve_tasks(
     options: pipeline.LaunchOptions, cwd: Path
 ) -> tuple[dict[int | None, tuple[Resolved, EntryLocation]], list[Option]]:
-    resolved, location = pipeline.resolve_and_check(options, cwd)
+    # A first resolution reads the sbatch options. For an array, it lacks the task's variables:
+    # a key reading $SLURM_ARRAY_TASK_ID would warn (and fail under --strict) though each task
+    # resolves it. So its warnings are dropped, and those of the tasks' resolutions shown.
+    probe = options._replace(strict=False)
+    resolved, location = pipeline.resolve_and_check(probe, cwd, quiet=True)
     user = slurm.sbatch_options(slurm_mapping(resolved))
     spec = slurm.option_value(user, "array", "a")
     if spec is None:
+        if options.strict and resolved.warnings:
+            raise resolved.warnings[0]  # what the strict resolution raises
+        for warning in resolved.warnings:
+            console.warning(warning)
         return {None: (resolved, location)}, user
     ids = slurm.array_task_ids(spec)
     tasks: dict[int | None, tuple[Resolved, EntryLocation]] = {}
+    shown: set[str] = set()
     for task in ids:
         environ = {**os.environ, **slurm.array_environ(task, ids)}
         tasks[task] = pipeline.resolve_and_check(options, cwd, environ=environ, quiet=True)
+        for text in map(str, tasks[task][0].warnings):
+            if text not in shown:  # once, not once per task
+                shown.add(text)
+                console.warning(text)
     return tasks, user
 
 
@@ -158,6 +174,7 @@ def _record_pending(
 ) -> None:
     submitted_at = record.now_iso()
     pattern = slurm.option_value(sbatch, "output", "o") or "slurm-%j.out"
+    job_name = slurm.option_value(sbatch, "job-name", "J") or ""
     for task, run in prepared.items():
         fields: dict[str, Any] = {"job_id": job_id}
         if task is not None:
@@ -166,7 +183,7 @@ def _record_pending(
             submitted_at=submitted_at,
             submit_host=os.uname().nodename,
             script=slurm.SCRIPT_FILE,
-            output=output_path(pattern, cwd, job_id, task, run.resolved.run.name),
+            output=output_path(pattern, cwd, job_id, task, job_name),
         )
         pending = run.record.replace(status="pending", slurm=fields, **environment)
         record.write_record(run.run_dir, pending)

@@ -11,11 +11,12 @@
 #SBATCH --gres=gpu:1                # one GPU; Slurm sets CUDA_VISIBLE_DEVICES
 #SBATCH --cpus-per-task=8           # data loading workers
 #SBATCH --mem=32G
-#SBATCH --signal=B:USR1@300         # USR1 to expyrun ~5 min before the time limit
+#SBATCH --signal=B:USR1@300         # USR1 to expyrun 5-5.5 min before the time limit
 #SBATCH --requeue                   # preempted or node failure: requeued, the run resumes
 
 # Threads of numpy/torch CPU ops: the CPUs Slurm gave, not every CPU of the node.
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 
-# exec: expyrun becomes the batch task, so Slurm's signals reach it (see sbatch-expyrun.sh).
+# exec: expyrun becomes the batch task, so Slurm's signals reach it; the entry point must
+# handle SIGUSR1, or USR1 ends the run (see sbatch-expyrun.sh).
 exec expyrun "$@"

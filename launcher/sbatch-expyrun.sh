@@ -11,9 +11,11 @@
 #SBATCH --time=01:00:00
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=4G
-#SBATCH --signal=B:USR1@120         # USR1 to expyrun ~120 s before the time limit
+#SBATCH --signal=B:USR1@120         # USR1 to expyrun 120-150 s before the time limit
 #SBATCH --requeue                   # preempted or node failure: requeued, the run resumes
 
 # exec: expyrun becomes the batch task, so Slurm's signals (USR1, the time limit's SIGTERM)
-# reach it, and it forwards them to the experiment.
+# reach it, and it forwards them to the experiment. The entry point must handle SIGUSR1
+# (signal.signal(signal.SIGUSR1, ...)): by default USR1 ends the run. Without a handler,
+# delete the --signal line: the time limit's SIGTERM still comes, KillWait before SIGKILL.
 exec expyrun "$@"

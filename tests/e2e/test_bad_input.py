@@ -272,13 +272,13 @@ SLURM_CASES = [
     ),
     pytest.param(
         _slurm(_slurm_option("wait", True)),
-        r"key '__run__\.__slurm__\.wait': expyrun sets --wait itself",
+        r"key '__run__\.__slurm__\.wait': --wait cannot be given to a --slurm submission",
         False,
         id="slurm-refused-option",
     ),
     pytest.param(
         _slurm(_slurm_option("W", True)),
-        r"key '__run__\.__slurm__\.W': expyrun sets --wait itself",
+        r"key '__run__\.__slurm__\.W': --wait cannot be given to a --slurm submission",
         False,
         id="slurm-refused-short-option",
     ),

@@ -12,9 +12,10 @@ The ``slurm`` fixture gives the helpers the Slurm tests share::
         info = slurm.wait_for_state(job, {"FAILED"})
         assert info["ExitCode"] == "3:0"
 
-- ``submit(script, cwd, env=None, options=())`` runs ``sbatch --parsable``
-  and returns the job id (a string). ``script`` is the text of a batch script
-  (str), a batch script file (Path), or a command line (a sequence of str,
+- ``submit(script, cwd, env=None, options=(), args=())`` runs ``sbatch
+  --parsable`` and returns the job id (a string). ``script`` is the text of a
+  batch script (str), a batch script file (Path, given ``args``: ``sbatch
+  launcher/sbatch-expyrun.sh cfg.yml``), or a command line (a sequence of str,
   passed as ``--wrap``). ``env`` is the whole environment of sbatch, and so of
   the job (default: this process's). Unless ``options`` say otherwise the job
   is named after the test, runs in ``cwd`` and has a 10-minute limit.
@@ -30,6 +31,8 @@ The ``slurm`` fixture gives the helpers the Slurm tests share::
   ``scancel``-ed and awaited (bounded), so the next test finds a free node.
 - ``wait_for(predicate, timeout, what)``: poll anything else (a file a job
   writes) with a monotonic deadline.
+- ``start_requeued(job_id)``: start a requeued (PENDING) job now instead of
+  after Slurm's ~2 min requeue delay.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -152,6 +156,13 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
+
+
+def _checked(argv: Sequence[str]) -> str:
+    proc = _run(argv)
+    if proc.returncode != 0:
+        pytest.fail(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr}", pytrace=False)
+    return proc.stdout
 
 
 def parse_job_record(line: str) -> dict[str, str]:
@@ -285,8 +296,12 @@ class SlurmJobs:
         cwd: str | Path,
         env: Mapping[str, str] | None = None,
         options: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> str:
-        """``sbatch --parsable`` the script (text, file or command line); return the job id."""
+        """``sbatch --parsable`` the script (text, file or command line); return the job id.
+
+        ``args`` are the batch script's own arguments (a script file only).
+        """
         options = list(options)
         argv = ["sbatch", "--parsable", f"--chdir={cwd}"]
         if not _has_option(options, "--job-name", "-J"):
@@ -295,8 +310,10 @@ class SlurmJobs:
             argv.append("--time=10")
         argv += options
         stdin_text = None
+        if args and not isinstance(script, Path):
+            raise TypeError("args are given to a batch script file only")
         if isinstance(script, Path):
-            argv.append(str(script))
+            argv += [str(script), *args]
         elif isinstance(script, str):
             stdin_text = script if script.startswith("#!") else "#!/bin/bash\n" + script
         else:
@@ -318,6 +335,21 @@ class SlurmJobs:
                 pytrace=False,
             )
         return self.track(parse_sbatch_job_id(proc.stdout))
+
+    def start_requeued(self, job_id: str | int, timeout: float = 10.0) -> None:
+        """Start a requeued job (PENDING, Reason=BeginTime) now, not ~2 min later.
+
+        slurmd refuses a start in the second of the requeue ("Job credential revoked": the
+        job FAILS), so the begin time is first set to the next second. Nothing schedules the
+        job when that second comes but the backfill pass (every 30 s): once it has come,
+        setting the begin time to now schedules the job at once. That second update fails
+        ("no longer pending") when the job started meanwhile, which is fine.
+        """
+        job_id = str(job_id)
+        _checked(["scontrol", "update", f"JobId={job_id}", "StartTime=now+1"])
+        eligible = datetime.fromisoformat(job_info(job_id)["EligibleTime"])
+        wait_for(lambda: datetime.now() >= eligible, timeout, f"job {job_id}'s begin time")
+        _run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
 
     def cancel_all(self, timeout: float = 30.0) -> list[str]:
         """scancel every tracked job and wait (bounded) until none runs; return the stragglers."""

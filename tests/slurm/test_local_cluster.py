@@ -99,16 +99,10 @@ if [ "$n" = 0 ]; then exec sleep 300; fi
     )
     assert requeue.returncode == 0, requeue.stderr
     pending = slurm.wait_for_state(job, {"PENDING"})
-    # Slurm holds a requeued job back ~2 min (Reason=BeginTime); release it in the next second:
-    # slurmd refuses a start in the same second as the requeue ("Job credential revoked").
-    update = subprocess.run(
-        ["scontrol", "update", f"JobId={job}", "StartTime=now+1"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    # Slurm holds a requeued job back ~2 min (Reason=BeginTime): start it in the next second
+    # (slurmd refuses a start in the second of the requeue: "Job credential revoked").
+    slurm.start_requeued(job)
 
-    assert update.returncode == 0, update.stderr
     info = slurm.wait_for_state(job, {"COMPLETED"})
     assert pending["Reason"] == "BeginTime"
     assert (tmp_path / "run.1").read_text().split() == [job, "1"]

@@ -644,16 +644,23 @@ def test_sbatch_options(mapping: dict | None, options: list) -> None:
         pytest.param({"mem per cpu": 1}, r"not an sbatch option name", id="spaces"),
         pytest.param({"": 1}, r"not an sbatch option name", id="empty-name"),
         pytest.param(
-            {"parsable": True}, r"'__run__\.__slurm__\.parsable': expyrun sets --parsable itself"
+            {"parsable": True},
+            r"'__run__\.__slurm__\.parsable': --parsable cannot be given to a --slurm submission",
         ),
-        pytest.param({"wait": True}, r"sets --wait itself \(.*expyrun logs -f`\)$", id="wait"),
-        pytest.param({"W": True}, r"'__run__\.__slurm__\.W': expyrun sets --wait", id="short-W"),
+        pytest.param(
+            {"wait": True},
+            r"--wait cannot be given to a --slurm submission \(.*expyrun logs -f`\)$",
+            id="wait",
+        ),
+        pytest.param({"W": True}, r"'__run__\.__slurm__\.W': --wait cannot be given", id="short-W"),
         pytest.param(
             {"test_only": True},
-            r"sets --test-only itself \(--print-config shows the resolved options without",
+            r"--test-only cannot be given to a --slurm submission \(with hold: true the job waits",
             id="test-only",
         ),
-        pytest.param({"wrap": "python x.py"}, r"sets --wrap itself", id="wrap"),
+        pytest.param(
+            {"wrap": "python x.py"}, r"--wrap cannot be given to a --slurm submission", id="wrap"
+        ),
         pytest.param(
             {"comment": 'say "hi"'}, r"comment': an sbatch option value cannot hold quotes", id="q"
         ),

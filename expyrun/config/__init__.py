@@ -26,7 +26,13 @@ from expyrun.config.keys import ConfigMapping, ConfigValue
 from expyrun.config.loading import load_config
 from expyrun.config.overrides import apply_overrides, parse_overrides
 from expyrun.config.report import Origin, Report
-from expyrun.config.run_section import RUN_KEY, TEXT_KEYS, RunSpec, read_run_section
+from expyrun.config.run_section import (
+    OPTION_MAPS,
+    RUN_KEY,
+    TEXT_KEYS,
+    RunSpec,
+    read_run_section,
+)
 from expyrun.errors import ConfigWarning
 
 __all__ = [
@@ -80,7 +86,7 @@ def resolve(
     with _cyclic_gc_paused():
         loaded = load_config(path, launch_dir, report)
         raw, origins = loaded.value, loaded.origins
-        apply_overrides(raw, parsed, origins, TEXT_KEYS)
+        apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS)
         config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
     return Resolved(config, raw, run, tuple(report.warnings))

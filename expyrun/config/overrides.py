@@ -99,13 +99,22 @@ def apply_overrides(
     overrides: Sequence[Override],
     origins: Origins,
     text_keys: frozenset[KeyPath] = frozenset(),
+    option_maps: frozenset[KeyPath] = frozenset(),
 ) -> None:
-    """Set each override in `raw` (in order: the last wins); `text_keys` are typed as strings."""
+    """Set each override in `raw` (in order: the last wins); `text_keys` are typed as strings.
+
+    `option_maps` are mappings of options for another program (`__run__.__slurm__`): an
+    override may add a key there (and the mapping itself), and its value is kept as written,
+    but for null and booleans, since the program reads text (`1:00:00` stays a time).
+    """
     for override in overrides:
-        path, old, exists = _locate(raw, override)
+        path, old, exists = _locate(raw, override, option_maps)
         try:
-            if path in text_keys:
-                value: ConfigValue = None if override.text in NULLS else override.text
+            value: ConfigValue
+            if path[:-1] in option_maps:
+                value = _option_text(override.text)
+            elif path in text_keys:
+                value = None if override.text in NULLS else override.text
             elif not exists:
                 value = _loose(override.text)
             else:
@@ -128,10 +137,14 @@ def _shown(value: ConfigValue) -> str:
     return f"{type_name(value)} {text}"
 
 
-def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValue, bool]:
+def _locate(
+    raw: ConfigMapping, override: Override, option_maps: frozenset[KeyPath] = frozenset()
+) -> tuple[KeyPath, ConfigValue, bool]:
     """(path, current value, whether it exists) of the key an override names."""
     if override.parts[0] in (DEFAULT_KEY, POLICY_KEY):
         raise _error("is read while loading the files: it cannot be overridden", key=override.key)
+    if tuple(override.parts[:-1]) in option_maps:
+        return _locate_option(raw, override)
     try:
         path = normalize(raw, override.parts)
     except MissingKey as exc:
@@ -155,6 +168,34 @@ def _locate(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValu
             hint=f"for instance --{inner[0]}" if inner else "it is empty",
         )
     return path, old, True
+
+
+def _locate_option(raw: ConfigMapping, override: Override) -> tuple[KeyPath, ConfigValue, bool]:
+    """A key of an option mapping: the mapping is made if its parent mapping has none."""
+    *parents, last = override.parts
+    section: ConfigValue = raw
+    for depth, part in enumerate(parents):
+        if not isinstance(section, dict):
+            break
+        if section.get(part) is None and depth == len(parents) - 1:
+            section[part] = {}
+        section = section.get(part)
+    if not isinstance(section, dict):
+        raise _error(f"{format_key(tuple(parents))} is not a mapping of options", key=override.key)
+    path = (*parents, last)
+    return path, section.get(last), last in section
+
+
+def _option_text(text: str) -> ConfigValue:
+    """An option's value as written: null and true/false (yes/no) aside, a string."""
+    lowered = text.strip().lower()
+    if text in NULLS:
+        return None
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    return text
 
 
 def typed(text: str, old: ConfigValue) -> ConfigValue:

@@ -30,6 +30,8 @@ _SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)
 
 # Overrides of these keys are kept as text (a name `5` stays "5", a path stays a path).
 TEXT_KEYS = frozenset((RUN_KEY, key) for key in (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY, CODE_KEY))
+# Overrides may add keys to these mappings of another program's options (kept as text).
+OPTION_MAPS = frozenset({(RUN_KEY, SLURM_KEY)})
 
 
 class RunSpec(NamedTuple):
@@ -54,7 +56,7 @@ def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Or
                 path=top.path,
                 hint=f"add {RUN_KEY} with {', '.join(MANDATORY)}",
             )
-        raise _error(f"expected a mapping, got a {type_name(section)}", (RUN_KEY,), origins, top)
+        raise _error(f"expected a mapping, got {_a(type_name(section))}", (RUN_KEY,), origins, top)
     for key in MANDATORY:
         if section.get(key) is None:
             raise _missing(key, section, origins, top)
@@ -104,7 +106,7 @@ def _as_text(value: ConfigValue, key: str, origins: Origins, top: Origin) -> str
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `__name__: 5`: a number names a run as well as text does
-    raise _error(f"expected a string, got a {type_name(value)}", (RUN_KEY, key), origins, top)
+    raise _error(f"expected a string, got {_a(type_name(value))}", (RUN_KEY, key), origins, top)
 
 
 def _name(value: ConfigValue, origins: Origins, top: Origin) -> str:
@@ -137,12 +139,14 @@ def _slurm(value: ConfigValue, origins: Origins, top: Origin, cwd: Path) -> dict
         return {}
     path = (RUN_KEY, SLURM_KEY)
     if not isinstance(value, dict):
-        raise _error(f"expected a mapping of options, got a {type_name(value)}", path, origins, top)
+        raise _error(
+            f"expected a mapping of options, got {_a(type_name(value))}", path, origins, top
+        )
     options: dict[str, Scalar] = {}
     for option, setting in value.items():
         if isinstance(setting, (dict, list)):
             raise _error(
-                f"expected a single value, got a {type_name(setting)}",
+                f"expected a single value, got {_a(type_name(setting))}",
                 (*path, option),
                 origins,
                 top,
@@ -179,3 +183,8 @@ def _sexagesimal_text(origin: Origin | None, cwd: Path) -> str | None:
     except OSError:
         return None
     return None
+
+
+def _a(noun: str) -> str:
+    """`noun` with its article, for messages: a string, an integer."""
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"

@@ -242,6 +242,45 @@ def test_dunder_keys_may_be_added_to_an_existing_mapping(tmp_path: Path) -> None
     assert resolved.config["__x__"] == 5
 
 
+def test_slurm_options_may_be_added_from_the_command_line(tmp_path: Path) -> None:
+    # No __slurm__ in the config: the mapping is made; the values stay as written (sbatch
+    # reads text: 1:00:00 must not become YAML's base-60 3600), but for booleans and null.
+    resolved = resolve_text(
+        tmp_path,
+        "",
+        [
+            *("--__run__.__slurm__.time", "1:00:00"),
+            *("--__run__.__slurm__.gpus", "1"),
+            *("--__run__.__slurm__.exclusive", "true"),
+            *("--__run__.__slurm__.requeue", "no"),
+            *("--__run__.__slurm__.comment", "null"),
+        ],
+    )
+    assert resolved.run.slurm == {
+        "time": "1:00:00",
+        "gpus": "1",
+        "exclusive": True,
+        "requeue": False,
+        "comment": None,
+    }
+
+
+def test_slurm_options_of_the_config_are_overridden_as_text(tmp_path: Path) -> None:
+    resolved = resolve_text(
+        tmp_path,
+        "__run__:\n  __main__: a:b\n  __output_dir__: out\n  __name__: n\n"
+        "  __slurm__:\n    time: 60\n    partition: debug\n",
+        ["--__run__.__slurm__.time", "2:00:00", "--__run__.__slurm__.partition", "gpu"],
+        run=False,
+    )
+    assert resolved.run.slurm == {"time": "2:00:00", "partition": "gpu"}
+
+
+def test_an_option_below_a_slurm_option_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no such key to override"):
+        resolve_text(tmp_path, "", ["--__run__.__slurm__.time.x", "1"])
+
+
 def test_an_overridden_value_is_reported_from_the_command_line(tmp_path: Path) -> None:
     resolved = resolve_text(tmp_path, "s: x\n", ["--s", "{nope}"])
     assert warning_texts(resolved) == [

@@ -11,6 +11,17 @@ import pytest
 from support import Project, session_processes, wait_for
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the commands the tests start take SIGINT as a terminal's Ctrl-C.
+
+    A shell starting pytest in the background (`pytest &` in a script) makes it ignore SIGINT,
+    and an ignored signal stays ignored across exec: every expyrun a test starts would then
+    ignore the Ctrl-C the test sends. A handler, unlike SIG_IGN, is reset by exec.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A throwaway project folder (code, configs, outputs) under the test's tmp_path."""

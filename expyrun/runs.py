@@ -460,12 +460,7 @@ def stop(args: list[str]) -> int:
     if options.kill:
         _wait_until_taken(found.pid, signal.SIGTERM)
         _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
-    grace = found.grace_s if found.grace_s is not None else 10.0
-    ended = _wait_for_end(run_dir, timeout=grace + 30)
-    if ended is None:
-        raise RunFolderError("the run did not end in time", path=run_dir)
-    console.info(f"stopped: {effective_status(ended)}")
-    return ExitCode.OK
+    return _await_stopped(run_dir, found)
 
 
 def _stop_pending(run_dir: Path, handle: str) -> int:
@@ -476,12 +471,7 @@ def _stop_pending(run_dir: Path, handle: str) -> int:
         current = _load(run_dir)
         if current is not None and current.status != "pending":
             # It started meanwhile: scancel's SIGTERM takes the graceful path.
-            grace = current.grace_s if current.grace_s is not None else 10.0
-            ended = _wait_for_end(run_dir, timeout=grace + 30)
-            if ended is None:
-                raise RunFolderError("the run did not end in time", path=run_dir)
-            console.info(f"stopped: {effective_status(ended)}")
-            return ExitCode.OK
+            return _await_stopped(run_dir, current)
         states = slurm.job_states([handle])
         if states is not None and pending_status(states.get(handle)) != "pending":
             current = _load(run_dir)
@@ -510,11 +500,16 @@ def _stop_slurm_run(run_dir: Path, found: RunRecord, handle: str, kill: bool) ->
     else:
         for _ in range(2):  # two scancel calls: two signals, not one merged pending signal
             slurm.cancel(handle, "TERM", batch=True)
+    return _await_stopped(run_dir, found, f" (Slurm job {handle})")
+
+
+def _await_stopped(run_dir: Path, found: RunRecord, where: str = "") -> int:
+    """Wait until the record says the run ended: its grace period, plus time to record it."""
     grace = found.grace_s if found.grace_s is not None else 10.0
     ended = _wait_for_end(run_dir, timeout=grace + 30)
     if ended is None:
         raise RunFolderError("the run did not end in time", path=run_dir)
-    console.info(f"stopped: {effective_status(ended)} (Slurm job {handle})")
+    console.info(f"stopped: {effective_status(ended)}{where}")
     return ExitCode.OK
 
 

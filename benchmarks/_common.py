@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 EXPYRUN = [sys.executable, "-m", "expyrun"]
@@ -48,11 +48,18 @@ def time_command(
     return elapsed
 
 
-def median_times(commands: dict[str, dict], repeat: int) -> dict[str, float]:
-    """Run each command `repeat` times, interleaved (noise hits all alike); medians in s."""
+def median_times(
+    commands: dict[str, dict], repeat: int, before: Callable[[], None] | None = None
+) -> dict[str, float]:
+    """Run each command `repeat` times, interleaved (noise hits all alike); medians in s.
+
+    `before` runs, untimed, before each command (to clean up and settle the machine).
+    """
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, spec in commands.items():
+            if before is not None:
+                before()
             samples[name].append(time_command(**spec))
     return {name: statistics.median(values) for name, values in samples.items()}
 

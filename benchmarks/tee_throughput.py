@@ -7,14 +7,17 @@ The baseline runs the same entry function with plain python, stdout redirected t
 expyrun runs it with --debug (no snapshot work), its own stdout to /dev/null (the terminal
 copy dropped) and, second figure, to a file (the terminal copy written too). Throughput is
 bytes / wall time; the ratio to the baseline is the figure (target >= 0.8x). Each run checks
-that outputs.log is byte-identical to the baseline's file. A bare pipe (`python | cat > file`)
-is measured too: output that crosses a pipe cannot go faster than that on the same machine.
+that outputs.log is byte-identical to the baseline's file. Before each command, untimed, the
+last run's outputs.log is checked and deleted and dirty pages are synced to disk. A bare pipe
+(`python | cat > file`) is measured too: output that crosses a pipe cannot go faster than that
+on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shlex
 import shutil
 import sys
@@ -63,12 +66,21 @@ def measure(mode: str, megabytes: int, repeat: int) -> None:
             argv=[*EXPYRUN, "config.yml", "--debug"], cwd=root, stdout=expyrun_file
         ),
     }
-    medians = median_times(commands, repeat)
-    logs = sorted((root / "outputs" / "DEBUG" / "bench").glob("exp.*/outputs.log"))
+    digests: set[str] = set()
+
+    def settle() -> None:
+        # Check, then delete, the outputs.log of the last expyrun run, and write every dirty
+        # page to disk: 200 MB files piling up in the page cache would slow the commands that
+        # run after them (writeback), whichever they are.
+        for log in (root / "outputs" / "DEBUG" / "bench").glob("exp.*/outputs.log"):
+            digests.add(_digest(log))
+            shutil.rmtree(log.parent)
+        os.sync()
+
+    medians = median_times(commands, repeat, before=settle)
+    settle()
     expected = _digest(Path(baseline_file))
-    exact = (
-        all(_digest(log) == expected for log in logs) and _digest(Path(expyrun_file)) == expected
-    )
+    exact = digests == {expected} and _digest(Path(expyrun_file)) == expected
     size = Path(baseline_file).stat().st_size
     base, pipe = medians["python > file"], medians["python | cat > file"]
     print(f"{mode}: {size / 1e6:.0f} MB, median of {repeat}, outputs.log byte-exact: {exact}")

@@ -291,7 +291,7 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
 
     `key: value` gives `--key=value`, `true` a flag `--key`, `false` and null nothing (a child
     config removes an inherited option with null; `requeue: false` is `--no-requeue`, see
-    NEGATED_FLAGS), a list its items joined by commas. `_` in a key becomes `-`
+    NEGATED_FLAGS). `_` in a key becomes `-`
     (`cpus_per_task` is `--cpus-per-task`); one-letter keys are short options (`p: debug` is
     `-p debug`). Anything else is passed to sbatch as it is.
     """
@@ -321,11 +321,7 @@ def sbatch_options(mapping: Mapping[str, Any] | None) -> list[tuple[str, str | N
 
 
 def _option_value(value: Any, where: str) -> str:
-    if isinstance(value, list | tuple):
-        parts = [_option_value(item, where) for item in value]
-        return ",".join(parts)
-    if isinstance(value, dict):
-        raise ConfigError("expected a value or a list, got a mapping", key=where)
+    # A single value: the config engine refuses lists and mappings in `__slurm__`.
     text = str(value)
     if any(char in text for char in '"\n\r\0'):
         raise ConfigError("an sbatch option value cannot hold quotes or line breaks", key=where)

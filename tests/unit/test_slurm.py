@@ -617,7 +617,6 @@ def sbatch_script_arguments(script: str) -> list[str]:
         pytest.param({"cpus-per-task": 4}, [("cpus-per-task", "4")], id="dashes-kept"),
         pytest.param({"p": "debug"}, [("p", "debug")], id="short-option"),
         pytest.param({"array": "0-3%2"}, [("array", "0-3%2")], id="array"),
-        pytest.param({"gres": ["gpu:1", "tmp:10G"]}, [("gres", "gpu:1,tmp:10G")], id="list"),
         pytest.param({"comment": "two words"}, [("comment", "two words")], id="spaces-kept"),
         pytest.param(
             {"time": 5, "partition": "a", "p": "b"},
@@ -666,10 +665,6 @@ def test_sbatch_options(mapping: dict | None, options: list) -> None:
         ),
         pytest.param({"comment": "a\nb"}, r"cannot hold quotes or line breaks", id="newline"),
         pytest.param({"comment": ""}, r"empty sbatch option value \(use null", id="empty"),
-        pytest.param(
-            {"gres": {"gpu": 1}}, r"gres': expected a value or a list, got a mapping", id="map"
-        ),
-        pytest.param({"gres": [{"gpu": 1}]}, r"got a mapping", id="mapping-in-a-list"),
     ],
 )
 def test_sbatch_options_errors(mapping: dict, message: str) -> None:

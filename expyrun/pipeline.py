@@ -10,7 +10,6 @@ from __future__ import annotations
 import _thread
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -360,12 +359,10 @@ def run_prepared(
     earlier = record.earlier_attempts(prepared.record, NOT_STARTED)
     attempt = len(earlier) + 1
     grace = _grace_seconds(prepared.options.grace_seconds, job)
-    run_id = os.urandom(16).hex()
     env = {
         CWD_VARIABLE: str(prepared.cwd),
         RUN_DIR_VARIABLE: str(run_dir),
         ATTEMPT_VARIABLE: str(attempt),
-        supervisor.worker_module.RUN_ID_VARIABLE: run_id,
         **_environment_variables(prepared.options.origin),
     }
     code_path = spec.code_dir if prepared.options.debug else run_dir
@@ -388,14 +385,12 @@ def run_prepared(
         env=env,
         run_dir=run_dir,
         log_path=run_dir / OUTPUTS_LOG,
-        run_id=run_id,
         grace_seconds=grace,
         append_log=attempt > 1,
         terminal=terminal,
     )
     recorder = _Recorder(prepared)
     started_at = record.now_iso()
-    started = time.monotonic()
     running: list[RunRecord] = []
     slurm_fields = _slurm_fields(prepared.record.slurm, job)
 
@@ -431,7 +426,7 @@ def run_prepared(
         running[0],
         status=outcome.status,
         ended_at=record.now_iso(),
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=round(outcome.duration_s, 3),
         exit_code=outcome.exit_code,
         signal=outcome.signal,
         killed_after_grace=outcome.killed_after_grace,
@@ -439,6 +434,8 @@ def run_prepared(
         cpu_user_s=round(outcome.cpu_user_s, 3),
         cpu_system_s=round(outcome.cpu_system_s, 3),
         output_bytes=outcome.bytes_logged,
+        tracking=outcome.tracking,
+        leftover_processes=outcome.leftovers,
         slurm=slurm_fields,
         **environment,
     )

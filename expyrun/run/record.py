@@ -53,6 +53,8 @@ class RunRecord(NamedTuple):
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
     output_bytes: int | None = None
+    tracking: str | None = None  # how the run's processes were tracked: cgroup, subreaper, marker
+    leftover_processes: int | None = None  # still running at the worker's exit, then stopped
     grace_s: float | None = None
     requirements: str | None = None
     code_copy: dict[str, Any] | None = None
@@ -109,6 +111,8 @@ _PER_ATTEMPT_FIELDS = (
     "cpu_user_s",
     "cpu_system_s",
     "output_bytes",
+    "tracking",
+    "leftover_processes",
 )
 
 

@@ -2,23 +2,32 @@
 
 outputs.log comes first: on Linux the bytes move from the pipe into the file with splice(2), so
 they never sit in the supervisor's memory, and a supervisor killed at any instant loses nothing
-(what is still in the pipe is saved by the worker, which holds a read end too). The terminal
-copy is then read back from the file's page cache. Elsewhere, or when the file system refuses
-splice, a plain read and two writes do the same job.
+(what is still in the pipe is saved by the worker, which holds a read end too). Elsewhere, or
+when the file system refuses splice, a plain read and write do the same job.
 
-The terminal side is best effort: if the supervisor's stdout or stderr goes away (terminal
-closed, `| head`), that copy stops and the run and outputs.log go on. Bytes are never decoded.
+The terminal copy is read back from the file's page cache by a thread of its own, so a terminal
+that does not read (`| less` paused, Ctrl-S, a stalled ssh) never delays outputs.log nor the
+supervisor's handling of signals. It keeps the order of the bytes across stdout and stderr. It
+is best effort: if the supervisor's stdout or stderr goes away (terminal closed, `| head`), that
+copy stops and the run and outputs.log go on. Bytes are never decoded.
 """
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import select
 import stat
+from _queue import SimpleQueue
+from collections import deque
 
 # Largest chunk moved per call: big enough for throughput, small enough to stay responsive.
 CHUNK_BYTES = 1 << 20
+# The terminal copy's backlog is a list of (stream, start, length) runs of the log; past this
+# many, the supervisor stops reading the pipes until the terminal catches up (memory bound:
+# ~100 bytes a run). Runs of one stream merge, so only stream switches count.
+TERMINAL_BACKLOG_RUNS = 100_000
 
 
 def _is_dev_null(fd: int) -> bool:
@@ -28,6 +37,93 @@ def _is_dev_null(fd: int) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+
+
+class _TerminalCopy:
+    """A thread that copies runs of outputs.log to the terminal streams, in order."""
+
+    def __init__(self, log_fd: int) -> None:
+        self._log_fd = log_fd
+        self._runs: deque[list[int]] = deque()  # [sink, start, length]
+        self._lock = _thread.allocate_lock()
+        self._wakeup: SimpleQueue[None] = SimpleQueue()
+        self._idle = True
+        self._closed = False
+        self._abandoned = False
+        self._finished = _thread.allocate_lock()
+        self._finished.acquire()  # released when the thread has copied everything and ended
+        self.dead_sinks: set[int] = set()
+        _thread.start_new_thread(self._copy_forever, ())
+
+    def add(self, sink: int, start: int, length: int) -> None:
+        with self._lock:
+            if sink in self.dead_sinks:
+                return
+            last = self._runs[-1] if self._runs else None
+            if last is not None and last[0] == sink and last[1] + last[2] == start:
+                last[2] += length
+            else:
+                self._runs.append([sink, start, length])
+            wake, self._idle = self._idle, False
+        if wake:
+            self._wakeup.put(None)
+
+    def backlog(self) -> int:
+        return len(self._runs)
+
+    def close(self) -> None:
+        """No more runs will come: the thread ends once it has copied the backlog."""
+        with self._lock:
+            self._closed = True
+            wake, self._idle = self._idle, False
+        if wake:
+            self._wakeup.put(None)
+
+    def wait(self, timeout: float) -> bool:
+        if self._finished.acquire(timeout=timeout):
+            self._finished.release()
+            return True
+        return False
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            self._runs.clear()
+        self.close()
+
+    def _next(self) -> list[int] | None:
+        while True:
+            with self._lock:
+                if self._runs and not self._abandoned:
+                    return self._runs.popleft()
+                if self._closed:
+                    return None
+                self._idle = True
+            self._wakeup.get()
+
+    def _copy_forever(self) -> None:
+        try:
+            while (run := self._next()) is not None:
+                sink, start, length = run
+                if sink not in self.dead_sinks:
+                    self._copy(sink, start, length)
+        finally:
+            self._finished.release()
+
+    def _copy(self, sink: int, start: int, length: int) -> None:
+        while length > 0 and not self._abandoned:
+            data = os.pread(self._log_fd, min(length, CHUNK_BYTES), start)
+            if not data:
+                return
+            try:
+                _write_all(sink, data)
+            except OSError:
+                # EPIPE (`| head` exited), EIO (terminal closed): stop copying, keep logging.
+                with self._lock:
+                    self.dead_sinks.add(sink)
+                return
+            start += len(data)
+            length -= len(data)
 
 
 class Tee:
@@ -45,7 +141,8 @@ class Tee:
             for pipe, sink in sinks.items()
         }
         self._can_splice = hasattr(os, "splice")
-        self.lost_terminals: list[int] = []
+        wanted = any(sink is not None for sink in self._sinks.values())
+        self._terminal = _TerminalCopy(log_fd) if wanted else None
 
     @property
     def bytes_logged(self) -> int:
@@ -53,39 +150,43 @@ class Tee:
 
     def pump(self, pipe_fd: int) -> bool:
         """Move what `pipe_fd` holds (at least one byte, or EOF); return False at EOF."""
+        start = self._log_offset
+        moved = self._to_log(pipe_fd)
+        if moved == 0:
+            return False
+        self._log_offset += moved
+        sink = self._sinks.get(pipe_fd)
+        if sink is not None and self._terminal is not None:
+            self._terminal.add(sink, start, moved)
+        return True
+
+    def _to_log(self, pipe_fd: int) -> int:
         if self._can_splice:
             try:
-                moved = os.splice(pipe_fd, self._log_fd, CHUNK_BYTES)
+                return os.splice(pipe_fd, self._log_fd, CHUNK_BYTES)
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self._can_splice = False  # e.g. a file system without splice support
-            else:
-                if moved == 0:
-                    return False
-                start = self._log_offset
-                self._log_offset += moved
-                sink = self._sinks.get(pipe_fd)
-                if sink is not None:
-                    self._to_terminal(pipe_fd, sink, os.pread(self._log_fd, moved, start))
-                return True
         data = os.read(pipe_fd, CHUNK_BYTES)
-        if not data:
-            return False
         _write_all(self._log_fd, data)
-        self._log_offset += len(data)
-        sink = self._sinks.get(pipe_fd)
-        if sink is not None:
-            self._to_terminal(pipe_fd, sink, data)
-        return True
+        return len(data)
 
-    def _to_terminal(self, pipe_fd: int, sink: int, data: bytes) -> None:
-        try:
-            _write_all(sink, data)
-        except OSError:
-            # EPIPE (`| head` exited), EIO (terminal closed): stop copying, keep logging.
-            self._sinks[pipe_fd] = None
-            self.lost_terminals.append(sink)
+    def backlogged(self) -> bool:
+        """True while the terminal copy is too far behind to take more (see the constant)."""
+        return self._terminal is not None and self._terminal.backlog() >= TERMINAL_BACKLOG_RUNS
+
+    def terminal_done(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the terminal copy to finish (call after the last pump)."""
+        if self._terminal is None:
+            return True
+        self._terminal.close()
+        return self._terminal.wait(timeout)
+
+    def abandon_terminal(self) -> None:
+        """Stop copying to the terminal; a write under way is left to finish by itself."""
+        if self._terminal is not None:
+            self._terminal.abandon()
 
 
 def _write_all(fd: int, data: bytes) -> None:

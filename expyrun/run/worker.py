@@ -215,25 +215,247 @@ def _install_flush_then_die(streams: _Streams) -> None:
             signal.signal(signum, _flush_then_die)
 
 
-def find_run_processes(run_id: str) -> list[int]:
-    """Pids of the processes that carry this run's marker in their environment (Linux /proc)."""
-    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
-    me = os.getpid()
-    found: list[int] = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
+# Environment variable set in the supervisor once the worker is spawned: the processes the
+# supervisor itself starts later (git, freeze, scontrol) carry it, and are not the run's.
+SUPERVISOR_HELPER_VARIABLE = "EXPYRUN_SUPERVISOR_HELPER"
+# Rounds of scan-and-kill: a process may fork between a scan and the kill (a pool respawning).
+KILL_ROUNDS = 5
+_O_ACCMODE = 3
+
+
+class ProcessScan:
+    """What /proc says about the processes this user can see, read once.
+
+    Linux only (proc(5)): each process's parent (`stat`), its start time (`stat` field 22,
+    clock ticks since boot: with the pid, a process's identity), whether its exec-time
+    environment (`environ`) holds the run's marker or the supervisor-helper tag, and which
+    pipes it holds open for writing (`fd` and `fdinfo`).
+    """
+
+    def __init__(self, marker: bytes, helper_tag: bytes, pipe_inodes: frozenset[int]) -> None:
+        self.parent: dict[int, int] = {}
+        self.started: dict[int, int] = {}
+        self.marked: set[int] = set()
+        self.helpers: set[int] = set()
+        self.pipe_writers: set[int] = set()
         try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    found.append(int(name))
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for name in names:
+            if name.isdigit():
+                self._read(int(name), marker, helper_tag, pipe_inodes)
+
+    def _read(self, pid: int, marker: bytes, tag: bytes, inodes: frozenset[int]) -> None:
+        stat = _proc_stat(pid)
+        if stat is None:
+            return
+        self.parent[pid], self.started[pid] = stat
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                variables = f.read().split(b"\0")
+        except OSError:
+            variables = []
+        if marker in variables:
+            self.marked.add(pid)
+        if tag and tag in variables:
+            self.helpers.add(pid)
+        if inodes and _writes_to_pipe(pid, inodes):
+            self.pipe_writers.add(pid)
+
+    def descendants(self, root: int) -> set[int]:
+        """The processes below `root`, except the subtrees of supervisor helpers."""
+        children: dict[int, list[int]] = {}
+        for pid, parent in self.parent.items():
+            children.setdefault(parent, []).append(pid)
+        found: set[int] = set()
+        todo = [root]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found and child not in self.helpers:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of a live process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(b")") + 2 :].split()  # the name may hold spaces and parentheses
+    if fields[0] in (b"Z", b"X"):  # a zombie has ended: nothing left to stop
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def _writes_to_pipe(pid: int, inodes: frozenset[int]) -> bool:
+    folder = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(folder)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"{folder}/{fd}")
         except OSError:
             continue
-    return found
+        if not target.startswith("pipe:[") or int(target[6:-1]) not in inodes:
+            continue
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as f:
+                for line in f:
+                    if line.startswith(b"flags:"):
+                        if int(line.split()[1], 8) & _O_ACCMODE != os.O_RDONLY:
+                            return True
+                        break
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+class RunProcesses:
+    """Every process of one run, found without their cooperation, and how to stop them all.
+
+    A run's processes are the union of (docs/supervision.md, "Which processes are the run's"):
+    - the members of the run's cgroup, when the supervisor could create one (cgroup v2);
+    - the descendants of `root` (the supervisor, a child subreaper, so orphans of the run are
+      reparented to it; or the worker in its rescue), except the supervisor's own helpers;
+    - the processes whose exec-time environment holds the run's marker: everything forked
+      from the worker (multiprocessing's fork, daemons) and what it exec'd with its env;
+    - the processes holding the run's stdout/stderr pipes open for writing.
+    `exclude` (the caller, and the worker while the supervisor lets it end itself) is never
+    signalled.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        root: int,
+        pipe_inodes: frozenset[int] = frozenset(),
+        cgroup: str | None = None,
+        helper_tag: str = "",
+    ) -> None:
+        self.marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+        self.root = root
+        self.pipe_inodes = pipe_inodes
+        self.cgroup = cgroup
+        tag = f"{SUPERVISOR_HELPER_VARIABLE}={helper_tag}".encode()
+        self.helper_tag = tag if helper_tag else b""
+        self.signalled: set[int] = set()  # every pid signalled, for the subreaper to reap
+
+    def find(self, exclude: frozenset[int] = frozenset()) -> dict[int, int]:
+        """The run's live processes now: {pid: start time}, without `exclude` and the caller."""
+        scan = ProcessScan(self.marker, self.helper_tag, self.pipe_inodes)
+        pids = scan.descendants(self.root) | scan.marked | scan.pipe_writers
+        pids |= set(cgroup_members(self.cgroup))
+        pids -= scan.helpers
+        pids -= exclude | {os.getpid()}
+        return {pid: scan.started[pid] for pid in pids if pid in scan.started}
+
+    def signal_all(self, signum: int, exclude: frozenset[int] = frozenset()) -> int:
+        """Send `signum` once to every process of the run; return how many got it."""
+        found = self.find(exclude)
+        self.signalled.update(found)
+        return _signal_confirmed(found, signum)
+
+    def kill_all(self, exclude: frozenset[int] = frozenset()) -> int:
+        """SIGKILL every process of the run, again until none is found; return how many."""
+        killed = 0
+        if self.cgroup is not None:
+            _kill_cgroup(self.cgroup)
+        for _ in range(KILL_ROUNDS):
+            found = self.find(exclude)
+            if not found:
+                break
+            self.signalled.update(found)
+            killed += _signal_confirmed(found, signal.SIGKILL)
+        return killed
+
+
+def _signal_confirmed(processes: dict[int, int], signum: int) -> int:
+    """Signal each process whose identity (pid and start time) still holds.
+
+    A pidfd (pidfd_open(2), Linux 5.3) pins the process: once it is open and the start time
+    still matches, the pid cannot be reused before the signal is sent.
+    """
+    sent = 0
+    for pid, started in processes.items():
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else -1
+            stat = _proc_stat(pid)
+            if stat is None or stat[1] != started:
+                continue  # gone, or the pid now names another process
+            if pidfd >= 0:
+                signal.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
+            sent += 1
+        except OSError:
+            continue
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+    return sent
+
+
+def cgroup_members(cgroup: str | None) -> list[int]:
+    """Pids in a cgroup v2 folder and its sub-cgroups (empty when there is none)."""
+    if cgroup is None:
+        return []
+    pids: list[int] = []
+    for folder, _dirs, _files in os.walk(cgroup):
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                pids.extend(int(line) for line in f if line.strip())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _kill_cgroup(cgroup: str) -> None:
+    """SIGKILL every process of a cgroup at once: cgroup.kill (Linux 5.14), else one by one."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.kill"), "w") as f:
+            f.write("1")
+    except OSError:
+        for pid in cgroup_members(cgroup):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def leave_cgroup(cgroup: str) -> None:
+    """Move the calling process to the parent of `cgroup` (so it can be emptied and removed)."""
+    try:
+        with open(os.path.join(os.path.dirname(cgroup), "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    except OSError:
+        pass
+
+
+def remove_cgroup(cgroup: str, timeout: float = 2.0) -> bool:
+    """Remove an emptied cgroup, waiting up to `timeout` s for its last processes to go."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(cgroup)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def pipe_inode(fd: int) -> int:
+    """The inode of the pipe behind `fd`, as /proc/PID/fd shows it (`pipe:[INODE]`)."""
+    return os.fstat(fd).st_ino
 
 
 def _drain_into(fds: list[int], log_fd: int, until_eof: bool = False) -> None:
@@ -276,12 +498,18 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     read_fds = [payload["stdout_read_fd"], payload["stderr_read_fd"]]
     for fd in read_fds:
         os.set_blocking(fd, False)
-    # Stop every other process of the run first, so the pipes stop filling.
-    for pid in find_run_processes(payload["run_id"]):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    # Stop every other process of the run first, so the pipes stop filling: the worker's
+    # descendants, what carries the run's marker or holds its pipes, the run's cgroup.
+    cgroup = payload.get("cgroup")
+    if cgroup:
+        leave_cgroup(cgroup)  # so that killing the cgroup spares us until the log is saved
+    processes = RunProcesses(
+        payload["run_id"],
+        root=os.getpid(),
+        pipe_inodes=frozenset(pipe_inode(fd) for fd in read_fds),
+        cgroup=cgroup,
+    )
+    processes.kill_all()
     log_fd = os.open(payload["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     # Free a writer blocked on a full pipe, then take the switchboard and point it at the log.
     _drain_into(read_fds, log_fd)
@@ -296,6 +524,8 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     if acquired:
         streams.switchboard._lock.release()
     streams.flush()
+    if cgroup:
+        remove_cgroup(cgroup)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -287,5 +287,5 @@ def test_no_process_of_a_finished_run_is_left(project: Project) -> None:
     process = start([project.config(entry)], cwd=project.root)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0
-    assert "left processes behind" in err.decode()
+    assert "process(es) behind: terminating them" in err.decode()
     wait_for(lambda: not session_processes(), 10, "the leftover processes to be killed")

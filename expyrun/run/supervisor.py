@@ -490,8 +490,10 @@ def run(
         raise
     finally:
         sampler.stop()
+        # Whatever is still running now was missed at the worker's exit (it was being
+        # reparented) or started since: nothing of the run outlives it.
+        state.leftovers += processes.kill_all()
         if cgroup is not None:
-            processes.kill_all()  # nothing should be left; the folder cannot go while it is
             worker_module.remove_cgroup(cgroup)
         for fd in (out_r, err_r, launch_w, log_fd):
             os.close(fd)

@@ -234,7 +234,7 @@ class ProcessScan:
 
     def __init__(self, marker: bytes, helper_tag: bytes, pipe_inodes: frozenset[int]) -> None:
         self.parent: dict[int, int] = {}
-        self.started: dict[int, int] = {}
+        self.started: dict[int, int] = {}  # live processes only (not zombies)
         self.marked: set[int] = set()
         self.helpers: set[int] = set()
         self.pipe_writers: set[int] = set()
@@ -247,10 +247,14 @@ class ProcessScan:
                 self._read(int(name), marker, helper_tag, pipe_inodes)
 
     def _read(self, pid: int, marker: bytes, tag: bytes, inodes: frozenset[int]) -> None:
-        stat = _proc_stat(pid)
+        stat = _proc_stat(pid, zombies=True)
         if stat is None:
             return
-        self.parent[pid], self.started[pid] = stat
+        # A zombie stays in the tree: a process read before its parent exited names it.
+        self.parent[pid] = stat[0]
+        if stat[2]:
+            return
+        self.started[pid] = stat[1]
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 variables = f.read().split(b"\0")
@@ -278,17 +282,21 @@ class ProcessScan:
         return found
 
 
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks) of a live process, None when it is gone."""
+def _proc_stat(pid: int, zombies: bool = False) -> tuple[int, int, bool] | None:
+    """(parent pid, start time in clock ticks, ended) of a process, None when it is gone.
+
+    A zombie has ended (nothing left to stop): None unless `zombies`.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read()
     except OSError:
         return None
     fields = text[text.rindex(b")") + 2 :].split()  # the name may hold spaces and parentheses
-    if fields[0] in (b"Z", b"X"):  # a zombie has ended: nothing left to stop
+    ended = fields[0] in (b"Z", b"X")
+    if ended and not zombies:
         return None
-    return int(fields[1]), int(fields[19])
+    return int(fields[1]), int(fields[19]), ended
 
 
 def _writes_to_pipe(pid: int, inodes: frozenset[int]) -> bool:
@@ -498,8 +506,13 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     read_fds = [payload["stdout_read_fd"], payload["stderr_read_fd"]]
     for fd in read_fds:
         os.set_blocking(fd, False)
-    # Stop every other process of the run first, so the pipes stop filling: the worker's
-    # descendants, what carries the run's marker or holds its pipes, the run's cgroup.
+    # No more forks from this process's other threads (a multiprocessing Pool replaces the
+    # workers we kill): os.fork() takes the import lock first (PyOS_BeforeFork), so holding
+    # it stops them. Then stop every other process of the run, so the pipes stop filling:
+    # the worker's descendants, what carries the run's marker or holds its pipes, the cgroup.
+    import _imp
+
+    _imp.acquire_lock()
     cgroup = payload.get("cgroup")
     if cgroup:
         leave_cgroup(cgroup)  # so that killing the cgroup spares us until the log is saved
@@ -524,6 +537,7 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     if acquired:
         streams.switchboard._lock.release()
     streams.flush()
+    processes.kill_all()  # what a thread forked outside Python's fork, meanwhile
     if cgroup:
         remove_cgroup(cgroup)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,289 @@
+"""Every process of a run is found without its cooperation and stopped with the run.
+
+The entries below use the process patterns ML code really has: multiprocessing's fork start
+method (Linux's default, PyTorch DataLoader's), a python-daemon style double fork that closes
+its fds, a child exec'd with an explicit environment (no run marker), a process that holds the
+output pipes. Each test runs with each tracking mechanism this machine offers: the run's own
+cgroup v2 (when the supervisor may create one; skipped otherwise) and the subreaper fallback
+(EXPYRUN_TRACKING=subreaper). The entries write their processes' pids to files; a test then
+checks that none of them is alive (zombies count as ended).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support import Project, process_alive, read_json, run, start, wait_for
+
+# A fork Pool of two, whose tasks sleep; pids in pool.pids, then `ready`.
+POOL_ENTRY = """
+import multiprocessing
+pool = multiprocessing.get_context("fork").Pool(2)
+pool.map_async(time.sleep, [120, 120])
+open("pool.pids", "w").write(" ".join(str(p.pid) for p in pool._pool))
+open("ready", "w").close()
+while not os.path.exists("stop"):
+    time.sleep(0.01)
+"""
+
+# A python-daemon style daemon (fork, setsid, fork, fds to /dev/null), then the entry returns.
+DAEMON_ENTRY = """
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    open("daemon.pid", "w").write(str(os.getpid()))
+    time.sleep(120)
+    os._exit(0)
+os.wait()
+wait = time.monotonic() + 10
+while not os.path.exists("daemon.pid") and time.monotonic() < wait:
+    time.sleep(0.01)
+print("entry returned", flush=True)
+"""
+
+# A daemon exec'd with an explicit environment (no marker), double-forked, fds closed: only
+# the cgroup or the subreaper can find it.
+HIDDEN_DAEMON = r"""
+import os, sys, time
+if os.fork() > 0:
+    os._exit(0)
+os.setsid()
+if os.fork() > 0:
+    os._exit(0)
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(120)
+"""
+HIDDEN_DAEMON_ENTRY = """
+subprocess.run(
+    [sys.executable, "-c", HIDDEN_DAEMON, "daemon.pid"],
+    env={"PATH": os.environ.get("PATH", "")},
+    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    close_fds=True, check=True,
+)
+wait = time.monotonic() + 10
+while not os.path.exists("daemon.pid") and time.monotonic() < wait:
+    time.sleep(0.01)
+print("entry returned", flush=True)
+"""
+
+# A leftover that keeps the output pipes open (fork, no exec, not a daemon).
+PIPE_HOLDER_ENTRY = """
+if os.fork() == 0:
+    open("holder.pid", "w").write(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+wait = time.monotonic() + 10
+while not os.path.exists("holder.pid") and time.monotonic() < wait:
+    time.sleep(0.01)
+print("entry returned", flush=True)
+"""
+
+MODES = ["cgroup", "subreaper"]
+
+
+def _pids(run_dir: Path, name: str) -> list[int]:
+    return [int(pid) for pid in (run_dir / name).read_text().split()]
+
+
+def _read_until(process: subprocess.Popen[bytes], text: bytes) -> None:
+    """Read expyrun's stderr line by line until one holds `text` (fails at end of file)."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"expyrun's stderr ended without {text!r}")
+
+
+def _all_ended(pids: list[int]) -> bool:
+    return not any(process_alive(pid) for pid in pids)
+
+
+def _entry(project: Project, body: str) -> str:
+    prelude = f"HIDDEN_DAEMON = {HIDDEN_DAEMON!r}\n"
+    return project.entry(prelude + "import subprocess, sys\n" + body)
+
+
+def _check_mode(run_dir: Path, mode: str) -> None:
+    tracking = read_json(run_dir / "run.json").get("tracking")
+    if mode == "cgroup" and tracking != "cgroup":
+        pytest.skip("cgroup v2 is not writable by this user here: the subreaper is used")
+    assert tracking == mode
+
+
+def _env(mode: str) -> dict[str, str]:
+    return {"EXPYRUN_TRACKING": mode}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGTERM-twice", "SIGKILL"])
+def test_fork_pool_children_end_with_a_stopped_run(project: Project, mode: str, how: str) -> None:
+    config = project.config(_entry(project, POOL_ENTRY))
+    process = start([config, "--grace", "30"], cwd=project.root, env=_env(mode))
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 30, "the pool to start")
+        pool = _pids(run_dir, "pool.pids")
+        assert all(process_alive(pid) for pid in pool)
+        if how == "SIGKILL":
+            process.send_signal(signal.SIGKILL)
+        else:
+            process.send_signal(signal.SIGTERM)
+            if how == "SIGTERM-twice":
+                _read_until(process, b"received SIGTERM")
+                process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)  # far less than the 30 s grace
+        wait_for(lambda: _all_ended(pool), 10, "the fork pool's children to end")
+    finally:
+        process.kill()
+        process.communicate()
+    if how == "SIGKILL":
+        return  # the record is left `running` (stale): `ls` shows it as lost
+    record = read_json(run_dir / "run.json")
+    _check_mode(run_dir, mode)
+    assert process.returncode == 128 + signal.SIGTERM, err.decode()
+    assert record["status"] == "killed"
+    assert record["signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_expyrun_stop_ends_a_detached_run_with_a_fork_pool(project: Project, mode: str) -> None:
+    config = project.config(_entry(project, POOL_ENTRY))
+    detached = run([config, "--detach", "--grace", "30"], cwd=project.root, env=_env(mode))
+    assert detached.code == 0, detached.describe()
+    run_dir = project.output / "exp" / "exp.0"
+    wait_for(lambda: (run_dir / "ready").exists(), 30, "the pool to start")
+    pool = _pids(run_dir, "pool.pids")
+    stopped = run(["stop", str(run_dir)], cwd=project.root, timeout=60)
+    assert stopped.code == 0, stopped.describe()
+    wait_for(lambda: _all_ended(pool), 10, "the fork pool's children to end")
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "killed"
+    _check_mode(run_dir, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("body", "pid_file"),
+    [
+        pytest.param(DAEMON_ENTRY, "daemon.pid", id="double-fork-daemon"),
+        pytest.param(HIDDEN_DAEMON_ENTRY, "daemon.pid", id="explicit-env-daemon"),
+        pytest.param(PIPE_HOLDER_ENTRY, "holder.pid", id="pipe-holder"),
+    ],
+)
+def test_a_leftover_ends_soon_after_the_entry_returns(
+    project: Project, mode: str, body: str, pid_file: str
+) -> None:
+    config = project.config(_entry(project, body))
+    started = time.monotonic()
+    result = run([config], cwd=project.root, env=_env(mode), timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result.describe()
+    run_dir = result.run_dir
+    leftover = _pids(run_dir, pid_file)
+    assert _all_ended(leftover), "the leftover outlived expyrun"
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "succeeded"
+    assert record["leftover_processes"] >= 1
+    assert record["duration_s"] < elapsed  # the entry's time, not the drain's
+    assert "process(es) behind: terminating them" in result.stderr
+    assert "entry returned" in (run_dir / "outputs.log").read_text()
+    _check_mode(run_dir, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stop_signal_during_the_drain_is_acted_on(project: Project, mode: str) -> None:
+    """A leftover that ignores SIGTERM holds the pipes: a SIGTERM to expyrun ends it now."""
+    body = """
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    open("holder.pid", "w").write(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+while not os.path.exists("holder.pid"):
+    time.sleep(0.01)
+print("entry returned", flush=True)
+"""
+    config = project.config(_entry(project, body))
+    process = start([config], cwd=project.root, env=_env(mode))
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _read_until(process, b"process(es) behind")
+        holder = _pids(run_dir, "holder.pid")
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+        process.communicate()
+    assert _all_ended(holder)
+    assert process.returncode == 0, err.decode()
+    assert "received SIGTERM after the worker exited: killing what is left now" in err.decode()
+    assert read_json(run_dir / "run.json")["status"] == "succeeded"
+
+
+def test_the_worker_that_left_the_process_group_gets_the_terminals_ctrl_c(
+    project: Project,
+) -> None:
+    """Under plain python the entry is its job's leader, so os.setpgrp() changes nothing."""
+    import fcntl
+    import termios
+
+    body = """
+os.setpgrp()
+try:
+    open("ready", "w").close()
+    while True:
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    print("entry saw KeyboardInterrupt", flush=True)
+"""
+    config = project.config(_entry(project, body))
+    master, slave = os.openpty()
+
+    def become_terminal_owner() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = start(
+        [config, "--grace", "30"],
+        cwd=project.root,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=become_terminal_owner,
+    )
+    os.close(slave)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to leave the group")
+        os.write(master, b"\x03")
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+    assert process.returncode == 0
+    assert "entry saw KeyboardInterrupt" in (run_dir / "outputs.log").read_text()
+
+
+def test_the_cgroup_is_removed_at_the_end(project: Project) -> None:
+    config = project.config(_entry(project, PIPE_HOLDER_ENTRY))
+    result = run([config], cwd=project.root, env=_env("cgroup"), timeout=60)
+    assert result.code == 0, result.describe()
+    _check_mode(result.run_dir, "cgroup")
+    mounts = subprocess.run(
+        ["findmnt", "-n", "-t", "cgroup2", "-o", "TARGET"], capture_output=True, text=True
+    ).stdout.split()
+    supervisor = f"expyrun-{result.record['pid']}-"
+    left = [p for m in mounts for p in Path(m).rglob("expyrun-*") if p.name.startswith(supervisor)]
+    assert left == []

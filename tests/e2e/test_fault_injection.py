@@ -1,7 +1,8 @@
 """Kill the supervisor or the worker at random moments; nothing survives, nothing is lost.
 
-Each round starts a run whose entry writes numbered lines from three sources (print, a raw
-os.write to fd 1, and a grandchild process in its own session) and, after each line has left
+Each round starts a run whose entry starts a fork Pool and a double-forked daemon, writes
+numbered lines from three sources (print, a raw os.write to fd 1, and a grandchild process in
+its own session) and, after each line has left
 its process, appends the line's number to a progress file. Then it kills, at a random moment
 (seeded), the supervisor or the worker, with SIGKILL, or stops the run with SIGTERM. Afterwards
 no process of the run may be alive, and outputs.log must hold, in order and exactly once,
@@ -20,10 +21,22 @@ import pytest
 from support import Project, read_json, session_processes, start, wait_for
 
 ENTRY = """
+import multiprocessing
 progress = os.open("progress", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 child = subprocess.Popen(
     [sys.executable, "-c", CHILD], start_new_session=True, stdout=None, stderr=None
 )
+# The patterns that escaped supervision before: fork children (multiprocessing's default,
+# PyTorch DataLoader's) and a python-daemon style daemon (fork, setsid, fork, no exec).
+pool = multiprocessing.get_context("fork").Pool(2)
+pool.map_async(time.sleep, [600, 600])
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    time.sleep(600)
+    os._exit(0)
+os.wait()
 for i in range(10**9):
     if i % 2:
         print(f"main {i}", flush=True)
@@ -64,7 +77,14 @@ def test_a_random_kill_leaves_no_process_and_loses_no_written_line(
     rng = random.Random(seed)
     action = ACTIONS[seed % len(ACTIONS)]
     entry = project.entry(f"CHILD = {CHILD!r}\n" + ENTRY)
-    process = start([project.config(entry), "--grace", "1"], cwd=project.root)
+    # Half the rounds track the run with its cgroup (where this machine allows one), half
+    # with the subreaper alone.
+    tracking = "cgroup" if seed < 10 else "subreaper"
+    process = start(
+        [project.config(entry), "--grace", "1"],
+        cwd=project.root,
+        env={"EXPYRUN_TRACKING": tracking},
+    )
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the run to be writing")

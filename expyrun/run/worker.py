@@ -663,6 +663,13 @@ def main(argv: list[str]) -> None:
         message = f"expyrun: error: the worker cannot read the launch payload: {exc!r}\n"
         os.write(2, message.encode())
         os._exit(ENTRY_POINT_ERROR)
+    # Our own fds (the launch pipe, read ends of our pipes) are not the entry's: close-on-exec,
+    # so os.system() and subprocesses do not inherit them.
+    for fd in (launch_fd, payload["stdout_read_fd"], payload["stderr_read_fd"]):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
     os.environ.update(payload["env"])  # inherited from here on by everything the run starts
     streams = _Streams(payload)
     streams.install()

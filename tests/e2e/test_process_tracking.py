@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -287,3 +288,22 @@ def test_the_cgroup_is_removed_at_the_end(project: Project) -> None:
     supervisor = f"expyrun-{result.record['pid']}-"
     left = [p for m in mounts for p in Path(m).rglob("expyrun-*") if p.name.startswith(supervisor)]
     assert left == []
+
+
+def test_a_child_started_with_os_system_inherits_only_what_plain_python_gives(
+    project: Project,
+) -> None:
+    """The worker's own fds (launch pipe, read ends of its pipes) are close-on-exec."""
+    body = 'os.system("ls /proc/$$/fd > fds.txt")\n'
+    result = run([project.config(_entry(project, body))], cwd=project.root, timeout=60)
+    assert result.code == 0, result.describe()
+    under_expyrun = sorted((result.run_dir / "fds.txt").read_text().split())
+    plain = subprocess.run(
+        [sys.executable, "-c", "import os; os.system('ls /proc/$$/fd > fds.txt')"],
+        cwd=project.root,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+    )
+    assert plain.returncode == 0
+    assert under_expyrun == sorted((project.root / "fds.txt").read_text().split())

@@ -376,7 +376,8 @@ def run_prepared(
         "run_dir": str(run_dir),
         "stdout_isatty": terminal and os.isatty(1),
         "stderr_isatty": terminal and os.isatty(2),
-        "encoding": "utf-8",
+        "argv": list(prepared.record.command),
+        "unbuffered": bool(getattr(sys.__stdout__, "write_through", False)),  # python -u
     }
     if attempt > 1:
         _write_separator(run_dir / OUTPUTS_LOG, attempt, job)

@@ -141,6 +141,26 @@ class _PipeRaw:
         pass
 
 
+def _unbuffered(payload: dict[str, Any]) -> bool:
+    """-u or PYTHONUNBUFFERED, for this interpreter or the supervisor's (`python -u -m expyrun`).
+
+    Python then makes its stdio text layer write-through over an unbuffered binary layer.
+    """
+    return bool(payload.get("unbuffered") or getattr(sys.__stdout__, "write_through", False))
+
+
+def _buffered(raw: _PipeRaw, size: int, unbuffered: bool) -> Any:
+    """The binary layer: none when unbuffered (the text layer then writes to the raw)."""
+    if unbuffered:
+        return raw
+    return io.BufferedWriter(raw, size)
+
+
+def _stream_attribute(stream: Any, name: str, default: str) -> str:
+    value = getattr(stream, name, None)
+    return value if isinstance(value, str) else default
+
+
 class _Streams:
     """The worker's sys.stdout and sys.stderr, and every way to flush them."""
 
@@ -148,17 +168,26 @@ class _Streams:
         self.switchboard = _Switchboard()
         out_raw = _PipeRaw(1, "<stdout>", self.switchboard, payload.get("stdout_isatty", False))
         err_raw = _PipeRaw(2, "<stderr>", self.switchboard, payload.get("stderr_isatty", False))
-        encoding = payload.get("encoding") or "utf-8"
+        # The encoding and error handler this interpreter chose for its own streams, by
+        # Python's rules (PYTHONIOENCODING with its `:errors` part, the locale, UTF-8 mode;
+        # surrogateescape under the C/POSIX locale): fd 1 and 2 are pipes, as under `> file`.
+        unbuffered = _unbuffered(payload)
         self.stdout = io.TextIOWrapper(
-            io.BufferedWriter(out_raw, STDOUT_BUFFER_BYTES),  # type: ignore[type-var]
-            encoding=encoding,
-            errors="strict",
+            _buffered(out_raw, STDOUT_BUFFER_BYTES, unbuffered),
+            encoding=_stream_attribute(sys.__stdout__, "encoding", "utf-8"),
+            errors=_stream_attribute(sys.__stdout__, "errors", "strict"),
+            # Python's rules (Python/pylifecycle.c, create_stdio): write-through under -u or
+            # PYTHONUNBUFFERED, line-buffered when the output is a terminal (here: when the
+            # terminal copy goes to one), else block-buffered (flushed every 0.1 s here).
+            line_buffering=bool(payload.get("stdout_isatty")) and not unbuffered,
+            write_through=unbuffered,
         )
         self.stderr = io.TextIOWrapper(
-            io.BufferedWriter(err_raw),  # type: ignore[type-var]
-            encoding=encoding,
-            errors="backslashreplace",
-            line_buffering=True,
+            _buffered(err_raw, io.DEFAULT_BUFFER_SIZE, unbuffered),
+            encoding=_stream_attribute(sys.__stderr__, "encoding", "utf-8"),
+            errors=_stream_attribute(sys.__stderr__, "errors", "backslashreplace"),
+            line_buffering=not unbuffered,
+            write_through=unbuffered,
         )
         err_raw.before_write = self._flush_stdout
 
@@ -595,6 +624,26 @@ def _user_traceback(exc: BaseException) -> None:
     traceback.print_exception(type(exc), exc, tb)
 
 
+def _report(exc: BaseException) -> None:
+    """Report an exception from the entry as plain python would: through sys.excepthook.
+
+    A hook the user or a library installed (rich, better_exceptions, IPython's post-mortem,
+    Sentry) is called; the default hook is replaced by our traceback without the worker's
+    frames. A hook that fails is reported as Python does ("Error in sys.excepthook:").
+    """
+    hook = sys.excepthook
+    if hook is sys.__excepthook__:
+        _user_traceback(exc)
+        return
+    try:
+        hook(type(exc), exc, exc.__traceback__)
+    except BaseException as failure:
+        sys.stderr.write("Error in sys.excepthook:\n")
+        _user_traceback(failure)
+        sys.stderr.write("\nOriginal exception was:\n")
+        _user_traceback(exc)
+
+
 def _entry_point_error(text: str) -> None:
     sys.stderr.write(f"expyrun: error: {text}\n")
     sys.stderr.flush()
@@ -664,7 +713,7 @@ def main(argv: list[str]) -> None:
         os.write(2, message.encode())
         os._exit(ENTRY_POINT_ERROR)
     # Our own fds (the launch pipe, read ends of our pipes) are not the entry's: close-on-exec,
-    # so os.system() and subprocesses do not inherit them.
+    # so a shell started by the entry and its subprocesses do not inherit them.
     for fd in (launch_fd, payload["stdout_read_fd"], payload["stderr_read_fd"]):
         try:
             os.set_inheritable(fd, False)
@@ -686,7 +735,9 @@ def main(argv: list[str]) -> None:
 
     sys.path[0:0] = payload["sys_path"]
     os.chdir(payload["run_dir"])
-    sys.argv = [payload["entry"]]
+    # The command line the user typed, as run.json's `command` records it: code that reads
+    # sys.argv (loggers, trackers, absl-style flags) sees what the in-process expyrun showed.
+    sys.argv = list(payload.get("argv") or [payload["entry"]])
 
     try:
         func = _load_entry(payload["module"], payload["function"])
@@ -694,11 +745,11 @@ def main(argv: list[str]) -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt as exc:
-        _user_traceback(exc)
+        _report(exc)
         streams.flush()
         _die_of(signal.SIGINT)
     except BaseException as exc:
-        _user_traceback(exc)
+        _report(exc)
         sys.exit(1)
 
 

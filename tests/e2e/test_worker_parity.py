@@ -1,0 +1,218 @@
+"""The entry point runs as under plain `python`: buffering, encoding, sys.excepthook, sys.argv.
+
+Each test runs the same module twice in the same environment: through expyrun, and with plain
+python (`python -c "import pkg.main as m; m.main(name, config)"`, stdout and stderr to one file,
+as `> file 2>&1`), and compares what each left. Nothing is a hard-coded guess of what Python
+does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import termios
+
+import pytest
+from support import Project, child_env, run, start
+
+# The module under test: module-level code can install hooks, as a library would at import.
+MODULE = """
+import ctypes, os, sys
+
+{module_code}
+
+def main(name, config):
+{body}
+"""
+
+
+def _module(project: Project, body: str, module_code: str = "") -> str:
+    indented = "".join(f"    {line}\n" for line in body.strip("\n").splitlines())
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/main.py", MODULE.format(module_code=module_code, body=indented))
+    return "pkg.main:main"
+
+
+def _plain(project: Project, env: dict[str, str], config: dict[str, object]) -> tuple[int, bytes]:
+    """Run the entry with plain python, stdout and stderr into one file; (code, bytes)."""
+    code = f"import sys; sys.path.insert(0, '.'); import pkg.main as m; m.main('exp', {config!r})"
+    out = project.root / "plain.log"
+    with out.open("wb") as sink:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=project.root,
+            env=child_env({"EXPYRUN_CWD": str(project.root), **env}),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            timeout=60,
+            check=False,
+        )
+    return done.returncode, out.read_bytes()
+
+
+CRASH = """
+print("epoch 3: loading batch 1234")
+if config["crash"] == "segv":
+    ctypes.string_at(0)
+elif config["crash"] == "abort":
+    os.abort()
+else:
+    os.kill(os.getpid(), signal_number)
+"""
+
+
+@pytest.mark.parametrize("crash", ["segv", "abort", "SIGKILL"])
+@pytest.mark.parametrize("how", ["PYTHONUNBUFFERED", "python -u"])
+def test_a_line_printed_before_a_hard_crash_is_kept_when_unbuffered(
+    project: Project, crash: str, how: str
+) -> None:
+    module_code = "import signal\nsignal_number = signal.SIGKILL"
+    entry = _module(project, CRASH, module_code)
+    config = project.config(entry, extra={"crash": crash})
+    env = {"PYTHONUNBUFFERED": "1"} if how == "PYTHONUNBUFFERED" else {}
+    command = [sys.executable, "-u", "-m", "expyrun"] if how == "python -u" else None
+    result = run([config], cwd=project.root, env=env, **({"command": command} if command else {}))
+    assert result.code >= 128, result.describe()
+    plain_code, plain_log = _plain(project, {"PYTHONUNBUFFERED": "1"}, {"crash": crash})
+    assert plain_code < 0  # plain python died of the signal too
+    assert b"epoch 3: loading batch 1234" in plain_log
+    assert b"epoch 3: loading batch 1234" in result.log
+
+
+def test_a_line_printed_before_a_crash_is_kept_when_the_terminal_copy_is_a_tty(
+    project: Project,
+) -> None:
+    """Plain python line-buffers stdout on a terminal: so does the worker then."""
+    entry = _module(project, CRASH, "signal_number = 9")
+    config = project.config(entry, extra={"crash": "segv"})
+    master, slave = os.openpty()
+
+    def become_terminal_owner() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = start(
+        [config],
+        cwd=project.root,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=become_terminal_owner,
+    )
+    os.close(slave)
+    try:
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+    assert process.returncode == 128 + signal.SIGSEGV
+    log = (project.output / "exp" / "exp.0" / "outputs.log").read_bytes()
+    assert b"epoch 3: loading batch 1234" in log
+
+
+def test_without_a_tty_nor_unbuffered_output_is_block_buffered_as_in_plain_python(
+    project: Project,
+) -> None:
+    """The fast path stays: like plain python to a file, a hard crash may lose the buffer."""
+    entry = _module(project, CRASH, "signal_number = 9")
+    config = project.config(entry, extra={"crash": "segv"})
+    result = run([config], cwd=project.root)
+    _plain_code, plain_log = _plain(project, {}, {"crash": "segv"})
+    assert b"epoch 3: loading batch 1234" not in plain_log
+    assert result.code == 128 + signal.SIGSEGV
+
+
+NON_UTF8_NAME = """
+folder = os.fsencode(os.environ["EXPYRUN_CWD"]) + b"/names"
+print("stdout:", sys.stdout.encoding, sys.stdout.errors)
+print("stderr:", sys.stderr.encoding, sys.stderr.errors, file=sys.stderr)
+for name in sorted(os.listdir(os.fsdecode(folder))):
+    print("found", name)
+print("done")
+"""
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({"PYTHONIOENCODING": "utf-8:surrogateescape"}, id="utf8-surrogateescape"),
+        pytest.param({"PYTHONIOENCODING": "latin-1"}, id="latin1"),
+        pytest.param({"PYTHONIOENCODING": "ascii:backslashreplace"}, id="ascii-backslash"),
+        pytest.param({"LC_ALL": "C", "PYTHONIOENCODING": ""}, id="C-locale"),
+        pytest.param({"PYTHONUTF8": "1"}, id="utf8-mode"),
+    ],
+)
+def test_stdio_encoding_and_errors_are_the_interpreters(
+    project: Project, env: dict[str, str]
+) -> None:
+    names = project.root / "names"
+    names.mkdir(parents=True)
+    (names / "plain.txt").touch()
+    with open(os.fsencode(names) + b"/caf\xe9.png", "wb"):
+        pass
+    entry = _module(project, NON_UTF8_NAME)
+    config = project.config(entry)
+    env = {key: value for key, value in env.items() if value}
+    result = run([config], cwd=project.root, env=env)
+    plain_code, plain_log = _plain(project, env, {})
+    assert result.code == (0 if plain_code == 0 else 1), result.describe()
+    if plain_code != 0:
+        assert b"UnicodeEncodeError" in plain_log
+        assert b"UnicodeEncodeError" in result.log
+    for line in plain_log.splitlines():
+        if line.startswith((b"stdout:", b"stderr:", b"done")) or line.endswith((b".png", b".txt")):
+            assert line in result.log.splitlines(), (line, result.log)
+
+
+HOOK_MODULE = """
+def _hook(kind, value, traceback):
+    sys.stderr.write(f"HOOK CALLED: {kind.__name__}: {value}\\n")
+sys.excepthook = _hook
+"""
+
+
+@pytest.mark.parametrize("where", ["entry module", "library", "hook fails"])
+def test_sys_excepthook_is_called_as_by_plain_python(project: Project, where: str) -> None:
+    body = 'raise ValueError("loss is nan")'
+    if where == "library":
+        project.write("reporting.py", "import sys\n" + HOOK_MODULE)
+        entry = _module(project, body, "import reporting")
+    elif where == "hook fails":
+        failing = "def _hook(kind, value, traceback):\n    raise RuntimeError('hook broke')\n"
+        entry = _module(project, body, failing + "sys.excepthook = _hook")
+    else:
+        entry = _module(project, body, HOOK_MODULE)
+    result = run([project.config(entry)], cwd=project.root)
+    plain_code, plain_log = _plain(project, {}, {})
+    assert result.code == plain_code == 1, result.describe()
+    if where == "hook fails":
+        for text in (b"Error in sys.excepthook:", b"hook broke", b"Original exception was:"):
+            assert text in plain_log
+            assert text in result.log
+        assert b"ValueError: loss is nan" in result.log
+    else:
+        assert b"HOOK CALLED: ValueError: loss is nan" in plain_log
+        assert b"HOOK CALLED: ValueError: loss is nan" in result.log
+        assert b"Traceback" not in result.log  # the hook replaced the default report
+
+
+def test_without_a_hook_the_traceback_is_the_users(project: Project) -> None:
+    entry = _module(project, 'raise ValueError("loss is nan")')
+    result = run([project.config(entry)], cwd=project.root)
+    assert result.code == 1
+    assert b"ValueError: loss is nan" in result.log
+    assert b"worker.py" not in result.log  # the worker's frames are left out
+
+
+def test_sys_argv_is_the_command_line_the_user_typed(project: Project) -> None:
+    entry = _module(project, 'open("argv.txt", "w").write(repr(sys.argv))')
+    config = project.config(entry, extra={"lr": 0.1})
+    result = run([config, "--lr", "0.5"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    argv = eval((result.run_dir / "argv.txt").read_text())  # noqa: S307 - our own repr
+    assert argv == ["expyrun", str(config), "--lr", "0.5"]
+    assert argv == result.record["command"]

@@ -19,6 +19,10 @@ ConfigMapping: TypeAlias = "dict[str, ConfigValue]"
 KeyPath: TypeAlias = "tuple[str | int, ...]"
 
 SEPARATOR = "."
+# The deepest nesting a config may have, the top-level mapping being level 1: every stage of
+# the engine (and YAML's dumper, pickle) walks a config recursively. serde_yaml and serde_json
+# stop at the same depth by default; configs written by hand use under 10 levels.
+MAX_DEPTH = 128
 
 
 class MissingKey(LookupError):
@@ -150,13 +154,38 @@ def did_you_mean(wanted: str, root: ConfigValue, *, leaves: bool = False) -> str
     return "did you mean " + " or ".join(f"'{match}'" for match in matches) + "?"
 
 
-def copy_value(value: ConfigValue) -> ConfigValue:
-    """A copy of `value` sharing no mapping or list with it (scalars are immutable)."""
+def copy_value(value: ConfigValue, levels: int = MAX_DEPTH) -> ConfigValue:
+    """A copy of `value` sharing no mapping or list with it (scalars are immutable).
+
+    Raises `TooDeep` when its mappings and lists nest more than `levels` deep (a mapping of
+    scalars is 1 level), before copying more than `levels` of them.
+    """
     if isinstance(value, dict):
-        return {key: copy_value(item) for key, item in value.items()}
+        if levels <= 0:
+            raise TooDeep
+        return {key: copy_value(item, levels - 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [copy_value(item) for item in value]
+        if levels <= 0:
+            raise TooDeep
+        return [copy_value(item, levels - 1) for item in value]
     return value
+
+
+def nesting(value: ConfigValue) -> int:
+    """How many levels of mappings and lists `value` has (0 for a scalar); not recursive."""
+    deepest = 0
+    stack: list[tuple[ConfigValue, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, level + 1)
+            items = current.values() if isinstance(current, dict) else current
+            stack.extend((item, level + 1) for item in items)
+    return deepest
+
+
+class TooDeep(ValueError):
+    """A value nests deeper than the levels left for it (`MAX_DEPTH` in all)."""
 
 
 def type_name(value: ConfigValue) -> str:

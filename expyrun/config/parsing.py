@@ -96,6 +96,7 @@ class _Builder:
         self.built: set[int] = set()  # container nodes built once: built again, an alias copy
         self.copying = 0  # alias copies being built (nested)
         self.copied = 0  # values built by alias copies so far
+        self.copy_root: KeyPath = ()  # where the outermost alias copy being built goes
         self.scalars: dict[str, Callable[[ScalarNode], ConfigValue]] = {
             _TAG + "int": loader.construct_yaml_int,
             _TAG + "float": loader.construct_yaml_float,
@@ -115,11 +116,14 @@ class _Builder:
         key = id(node)
         if key in self.active:
             raise error_at("a YAML alias contains itself", self.origin(node), path)
-        if len(path) >= MAX_DEPTH:
-            raise self.too_deep(node, path)
         again = key in self.built
+        if again and not self.copying:
+            self.copy_root = path
+        if len(path) >= MAX_DEPTH:
+            where = self.copy_site() if again or self.copying else self.origin(node)
+            raise error_at(f"nested deeper than {MAX_DEPTH} levels", where)
         if again or self.copying:
-            self.count_copies(node, path)
+            self.count_copies(node)
         self.active.add(key)
         self.built.add(key)
         self.copying += again
@@ -133,27 +137,28 @@ class _Builder:
             self.copying -= again
         raise self.bad_tag(node, path)
 
-    def count_copies(self, node: Node, path: KeyPath) -> None:
-        """Count the values an alias copy builds; refuse past `MAX_ALIAS_VALUES`."""
-        self.copied += len(node.value)
-        if self.copied <= MAX_ALIAS_VALUES:
-            return
-        # The line of the innermost key written in the file: a node reached through an
-        # alias carries the marks of its anchor, not of the place it is copied to.
-        origin = Origin(self.display)
+    def copy_site(self) -> Origin:
+        """Where the alias being copied is used: the line of the innermost key written there.
+
+        A node reached through an alias carries the marks of its anchor, not of the place it
+        is copied to; the keys leading to that place were built before the copy began.
+        """
+        path = self.copy_root
         for end in range(len(path), 0, -1):
             if isinstance(path[end - 1], str) and path[:end] in self.origins:
-                origin = self.origins[path[:end]]
-                break
-        raise error_at(
-            f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values",
-            origin,
-            path,
-            "aliases are copied: nested anchors multiply; write the values out",
-        )
+                return self.origins[path[:end]]
+        return Origin(self.display)
 
-    def too_deep(self, node: Node, path: KeyPath) -> ConfigError:
-        return error_at(f"nested deeper than {MAX_DEPTH} levels", self.origin(node))
+    def count_copies(self, node: Node) -> None:
+        """Count the values an alias copy builds; refuse past `MAX_ALIAS_VALUES`."""
+        self.copied += len(node.value)
+        if self.copied > MAX_ALIAS_VALUES:
+            raise error_at(
+                f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values",
+                self.copy_site(),
+                self.copy_root,
+                "aliases are copied: nested anchors multiply; write the values out",
+            )
 
     def scalar(self, node: ScalarNode, path: KeyPath) -> ConfigValue:
         construct = self.scalars.get(node.tag)

@@ -205,8 +205,12 @@ class _Resolver:
         if isinstance(value, list):
             items: list[ConfigValue] = []
             for index, item in enumerate(value):
-                if isinstance(item, str | dict | list):
-                    item = yield from self.item(item, (*path, index))
+                if isinstance(item, str):
+                    if needs_parsing(item):
+                        sub = (*path, index)
+                        item = strings[sub] if sub in strings else (yield _Need(sub, item))
+                elif isinstance(item, dict | list):
+                    item = yield from self.tree(item, (*path, index))
                 items.append(item)
             return items
         return value

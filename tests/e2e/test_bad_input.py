@@ -107,6 +107,15 @@ def _missing_default(project: Project) -> list[str]:
     return [str(_config(project, data))]
 
 
+def _default_chain_of_400(project: Project) -> list[str]:
+    data = _base(project)
+    for i in range(1, 400):
+        link = f"__default__: ./c{i + 1}.yml\n" if i < 399 else ""
+        project.write(f"c{i}.yml", link + f"k{i}: {i}\n")
+    data["__default__"] = "./c1.yml"
+    return [str(_config(project, data, "c0.yml"))]
+
+
 def _output_dir_is_a_file(project: Project) -> list[str]:
     data = _base(project)
     project.write("taken", "a file, not a folder")
@@ -237,6 +246,12 @@ CASES = [
         _text(_PLACED),
         r"^expyrun: error: config\.yml:2: key 'x\.y': nested deeper than 128 levels once \{a\}",
         id="reference-placed-too-deep",
+    ),
+    pytest.param(
+        _default_chain_of_400,
+        r"^expyrun: error: c63\.yml:1: key '__default__': a __default__ chain of more than 64 "
+        r"files \(c0\.yml -> c1\.yml -> \.\.\. -> c63\.yml -> c64\.yml\)$",
+        id="default-chain-of-400-files",
     ),
     pytest.param(
         _text(_CYCLE),

@@ -154,20 +154,12 @@ def did_you_mean(wanted: str, root: ConfigValue, *, leaves: bool = False) -> str
     return "did you mean " + " or ".join(f"'{match}'" for match in matches) + "?"
 
 
-def copy_value(value: ConfigValue, levels: int = MAX_DEPTH) -> ConfigValue:
-    """A copy of `value` sharing no mapping or list with it (scalars are immutable).
-
-    Raises `TooDeep` when its mappings and lists nest more than `levels` deep (a mapping of
-    scalars is 1 level), before copying more than `levels` of them.
-    """
+def copy_value(value: ConfigValue) -> ConfigValue:
+    """A copy of `value` sharing no mapping or list with it (scalars are immutable)."""
     if isinstance(value, dict):
-        if levels <= 0:
-            raise TooDeep
-        return {key: copy_value(item, levels - 1) for key, item in value.items()}
+        return {key: copy_value(item) for key, item in value.items()}
     if isinstance(value, list):
-        if levels <= 0:
-            raise TooDeep
-        return [copy_value(item, levels - 1) for item in value]
+        return [copy_value(item) for item in value]
     return value
 
 
@@ -182,10 +174,6 @@ def nesting(value: ConfigValue) -> int:
             items = current.values() if isinstance(current, dict) else current
             stack.extend((item, level + 1) for item in items)
     return deepest
-
-
-class TooDeep(ValueError):
-    """A value nests deeper than the levels left for it (`MAX_DEPTH` in all)."""
 
 
 def type_name(value: ConfigValue) -> str:

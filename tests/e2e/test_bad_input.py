@@ -155,6 +155,12 @@ _BOMB = (
     + "]\n"
     + "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 7))
 )
+_REFERENCE_BOMB = (
+    "r0: ["
+    + ", ".join(["lol"] * 10)
+    + "]\n"
+    + "".join(f"r{i}: [" + ", ".join([f"'{{r{i - 1}}}'"] * 10) + "]\n" for i in range(1, 8))
+)
 _DEEP = "a: " + "{a: " * 328 + '"{b}"' + "}" * 328 + "\nb: 1\n"
 _CYCLE = "".join(f'c{i}: "{{c{(i + 1) % 200}}}"\n' for i in range(200))
 _PLACED = "a: " + "{a: " * 127 + "1" + "}" * 127 + "\nx: {y: '{a}'}\n"
@@ -233,6 +239,12 @@ CASES = [
         r"^expyrun: error: config\.yml:5: key 'l4[.0-9]*': YAML aliases expand to more than "
         r"100,000 values \(",
         id="alias-bomb-460-bytes",
+    ),
+    pytest.param(
+        _text(_REFERENCE_BOMB),
+        r"^expyrun: error: config\.yml:6: key 'r5\.\d': references copy more than 1,000,000 "
+        r"values \(",
+        id="reference-bomb-640-bytes",
     ),
     pytest.param(
         _text(_DEEP), r"^expyrun: error: config\.yml:1: nested deeper than 128 levels$", id="deep"

@@ -20,7 +20,8 @@ import yaml
 from config_support import RUN, resolve_text, write
 
 from expyrun.config import dump_config, dump_raw, resolve
-from expyrun.config.keys import MAX_DEPTH, TooDeep, copy_value, nesting, walk
+from expyrun.config.interpolation import MAX_REFERENCE_VALUES
+from expyrun.config.keys import MAX_DEPTH, nesting, walk
 from expyrun.config.parsing import MAX_ALIAS_VALUES
 from expyrun.errors import ConfigError
 
@@ -149,13 +150,10 @@ def test_references_nesting_mappings_stop_at_the_limit(tmp_path: Path) -> None:
         resolve_text(tmp_path, text)
 
 
-def test_copy_value_and_nesting_count_levels() -> None:
-    value = {"a": [{"b": 1}, 2], "c": {}}
-    assert nesting(value) == 3
+def test_nesting_counts_levels() -> None:
+    assert nesting({"a": [{"b": 1}, 2], "c": {}}) == 3
+    assert nesting({}) == 1
     assert nesting(5) == 0
-    assert copy_value(value, 3) == value
-    with pytest.raises(TooDeep):
-        copy_value(value, 2)
 
 
 def test_the_peers_fail_differently_past_their_own_depth() -> None:
@@ -223,6 +221,40 @@ def test_the_peer_shares_alias_nodes_where_the_engine_copies() -> None:
     engine, json.dumps) pays the full expansion, hence a bound on the copies."""
     loaded = yaml.safe_load(_bomb(6))
     assert loaded["l6"][0] is loaded["l6"][1]
+
+
+# --- references copying ---------------------------------------------------------------------
+
+
+def _reference_bomb(levels: int, width: int = 10) -> str:
+    """As `_bomb`, with whole references instead of aliases (a reference is a copy too)."""
+    text = "r0: [" + ", ".join(["lol"] * width) + "]\n"
+    for level in range(1, levels + 1):
+        text += f"r{level}: [" + ", ".join([f"'{{r{level - 1}}}'"] * width) + "]\n"
+    return text
+
+
+def test_the_documented_reference_copy_limit() -> None:
+    assert MAX_REFERENCE_VALUES == 1_000_000
+
+
+@pytest.mark.parametrize("levels", [7, 10])
+def test_references_copying_past_the_limit_are_refused(tmp_path: Path, levels: int) -> None:
+    """Issue 11, the alias bomb's twin: 7 levels (640 bytes) took 25 s and 2.3 GB."""
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, _reference_bomb(levels))
+    message = str(caught.value)
+    assert re.fullmatch(
+        rf"config\.yml:{RUN_LINES + 6}: key 'r5\.\d': references copy more than 1,000,000 "
+        r"values \(each whole reference to a mapping or list is a copy: references multiply\)",
+        message,
+    ), message
+
+
+def test_references_copying_within_the_limit_resolve(tmp_path: Path) -> None:
+    config = resolve_text(tmp_path, _reference_bomb(4)).entry_config  # r4: 111,110 values
+    assert config["r4"][9][9][9][9] == ["lol"] * 10
+    assert config["r4"][0] is not config["r4"][1]
 
 
 # --- reference chains and cycles ------------------------------------------------------------

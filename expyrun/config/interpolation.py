@@ -17,7 +17,9 @@ is followed without recursion (each step is a generator on an explicit stack), s
 is bounded by memory alone and a cycle of any length is reported as a cycle. A reference that
 places a mapping or a list may not nest the config deeper than `MAX_DEPTH` levels, and all of
 them together copy at most `MAX_REFERENCE_VALUES` values: like YAML aliases, references of
-references multiply (ten levels of ten `{l}` would build 10**10 values from 600 bytes).
+references multiply (ten levels of ten `{l}` would build 10**10 values from 600 bytes). For the
+same reason, references inside text insert at most `MAX_REFERENCE_TEXT` characters in all
+(`s1: "{s0}{s0}..."` over eight levels would build a gigabyte from 400 bytes).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _CYCLE_SHOWN = 8  # a longer cycle is shown by its ends: the line stays readable
 # Values copied by whole references to mappings and lists: a config needs a few thousand; a
 # million cost about 0.3 s and 50 MB (aliases stop at 100,000: each keeps its line as well).
 MAX_REFERENCE_VALUES = 1_000_000
+MAX_REFERENCE_TEXT = 10_000_000  # characters: a config's text is a few kilobytes
 
 
 class _Missing:
@@ -152,6 +155,7 @@ class _Resolver:
         self.active: dict[KeyPath, None] = {}  # being resolved, in order: the cycle check
         self.hints = 0
         self.copied = 0  # values copied by whole references, against MAX_REFERENCE_VALUES
+        self.inserted = 0  # characters inserted into text by references, MAX_REFERENCE_TEXT
 
     def run(self, root: _Steps[ConfigValue]) -> ConfigValue:
         """Drive `root` and every need it leads to; return its result."""
@@ -278,7 +282,18 @@ class _Resolver:
         for match in _REFERENCE.finditer(text):
             pieces.append(text[end : match.start()])
             value = yield from self.lookup(match.group(1), path)
-            pieces.append("" if isinstance(value, _Missing) else _text(value))
+            piece = "" if isinstance(value, _Missing) else _text(value)
+            self.inserted += len(piece)
+            if self.inserted > MAX_REFERENCE_TEXT:
+                origin = self.origins.get(path)
+                raise ConfigError(
+                    f"references insert more than {MAX_REFERENCE_TEXT:,} characters into text",
+                    path=origin.path if origin else None,
+                    line=origin.line if origin else None,
+                    key=format_key(path),
+                    hint="text built from references of references multiplies",
+                )
+            pieces.append(piece)
             end = match.end()
         pieces.append(text[end:])
         return "".join(pieces)

@@ -161,6 +161,9 @@ _REFERENCE_BOMB = (
     + "]\n"
     + "".join(f"r{i}: [" + ", ".join([f"'{{r{i - 1}}}'"] * 10) + "]\n" for i in range(1, 8))
 )
+_TEXT_BOMB = "s0: xxxxxxxxxx\n" + "".join(
+    f"s{i}: '" + f"{{s{i - 1}}}" * 10 + "'\n" for i in range(1, 9)
+)
 _DEEP = "a: " + "{a: " * 328 + '"{b}"' + "}" * 328 + "\nb: 1\n"
 _CYCLE = "".join(f'c{i}: "{{c{(i + 1) % 200}}}"\n' for i in range(200))
 _PLACED = "a: " + "{a: " * 127 + "1" + "}" * 127 + "\nx: {y: '{a}'}\n"
@@ -245,6 +248,12 @@ CASES = [
         r"^expyrun: error: config\.yml:6: key 'r5\.\d': references copy more than 1,000,000 "
         r"values \(",
         id="reference-bomb-640-bytes",
+    ),
+    pytest.param(
+        _text(_TEXT_BOMB),
+        r"^expyrun: error: config\.yml:7: key 's6': references insert more than 10,000,000 "
+        r"characters into text \(",
+        id="reference-text-bomb-500-bytes",
     ),
     pytest.param(
         _text(_DEEP), r"^expyrun: error: config\.yml:1: nested deeper than 128 levels$", id="deep"

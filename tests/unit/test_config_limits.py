@@ -20,7 +20,7 @@ import yaml
 from config_support import RUN, resolve_text, write
 
 from expyrun.config import dump_config, dump_raw, resolve
-from expyrun.config.interpolation import MAX_REFERENCE_VALUES
+from expyrun.config.interpolation import MAX_REFERENCE_TEXT, MAX_REFERENCE_VALUES
 from expyrun.config.keys import MAX_DEPTH, nesting, walk
 from expyrun.config.parsing import MAX_ALIAS_VALUES
 from expyrun.errors import ConfigError
@@ -255,6 +255,32 @@ def test_references_copying_within_the_limit_resolve(tmp_path: Path) -> None:
     config = resolve_text(tmp_path, _reference_bomb(4)).entry_config  # r4: 111,110 values
     assert config["r4"][9][9][9][9] == ["lol"] * 10
     assert config["r4"][0] is not config["r4"][1]
+
+
+def _text_bomb(levels: int) -> str:
+    text = "s0: xxxxxxxxxx\n"
+    for level in range(1, levels + 1):
+        text += f"s{level}: '" + f"{{s{level - 1}}}" * 10 + "'\n"
+    return text
+
+
+def test_the_documented_reference_text_limit() -> None:
+    assert MAX_REFERENCE_TEXT == 10_000_000
+
+
+def test_references_inserting_too_much_text_are_refused(tmp_path: Path) -> None:
+    """412 bytes, 7 levels: 100 MB of text (560 MB with --print-config); 8 levels, 1 GB."""
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, _text_bomb(8))
+    assert str(caught.value) == (
+        f"config.yml:{RUN_LINES + 7}: key 's6': references insert more than 10,000,000 "
+        "characters into text (text built from references of references multiplies)"
+    )
+
+
+def test_references_inserting_text_within_the_limit_resolve(tmp_path: Path) -> None:
+    config = resolve_text(tmp_path, _text_bomb(5)).entry_config
+    assert config["s5"] == "x" * 1_000_000
 
 
 # --- reference chains and cycles ------------------------------------------------------------

@@ -194,9 +194,11 @@ def _limits(output_dir: Path) -> tuple[int, int]:
     """NAME_MAX and PATH_MAX of the file system of `output_dir` or its nearest ancestor."""
     for folder in (output_dir, *output_dir.parents):
         try:
-            return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+            name_max, path_max = (os.pathconf(folder, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
         except (OSError, ValueError):  # not there yet, or the system does not say
             continue
+        # -1: no limit for this file system; the system's calls still use Linux's.
+        return name_max if name_max > 0 else NAME_MAX, path_max if path_max > 0 else PATH_MAX
     return NAME_MAX, PATH_MAX
 
 

@@ -22,7 +22,7 @@ from config_support import RUN, resolve_text, write
 from expyrun.config import dump_config, dump_raw, resolve
 from expyrun.config.interpolation import MAX_REFERENCE_TEXT, MAX_REFERENCE_VALUES
 from expyrun.config.keys import MAX_DEPTH, nesting, walk
-from expyrun.config.parsing import MAX_ALIAS_VALUES
+from expyrun.config.parsing import MAX_ALIAS_VALUES, parse_node
 from expyrun.errors import ConfigError
 
 RUN_LINES = RUN.count("\n")  # the config under test starts on the line after __run__
@@ -124,6 +124,16 @@ def test_text_too_deep_for_the_yaml_composer_is_refused_before_composing(tmp_pat
         r"config\.yml:5: (nested deeper than 128 levels|invalid YAML: .*nesting depth.*)",
         str(caught.value),
     ), str(caught.value)
+
+
+def test_the_depth_scan_refuses_before_composing() -> None:
+    """Past 10,000 indicators, `parse_node` itself counts levels from parse events (the
+    builder, which would refuse later, is not involved): 200 levels among 11,000 keys."""
+    text = "".join(f"k{i}: 1\n" for i in range(11_000)) + "a: " + "[" * 200 + "]" * 200 + "\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_node(text, "big.yml")
+    assert str(caught.value) == "big.yml:11001: nested deeper than 128 levels"
+    assert parse_node("a: " + "[" * 200 + "]" * 200 + "\n", "small.yml") is not None
 
 
 def test_a_large_shallow_file_pays_the_depth_scan_and_resolves(tmp_path: Path) -> None:

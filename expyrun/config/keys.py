@@ -19,6 +19,10 @@ ConfigMapping: TypeAlias = "dict[str, ConfigValue]"
 KeyPath: TypeAlias = "tuple[str | int, ...]"
 
 SEPARATOR = "."
+# The deepest nesting a config may have, the top-level mapping being level 1: every stage of
+# the engine (and YAML's dumper, pickle) walks a config recursively. serde_yaml and serde_json
+# stop at the same depth by default; configs written by hand use under 10 levels.
+MAX_DEPTH = 128
 
 
 class MissingKey(LookupError):
@@ -157,6 +161,19 @@ def copy_value(value: ConfigValue) -> ConfigValue:
     if isinstance(value, list):
         return [copy_value(item) for item in value]
     return value
+
+
+def nesting(value: ConfigValue) -> int:
+    """How many levels of mappings and lists `value` has (0 for a scalar); not recursive."""
+    deepest = 0
+    stack: list[tuple[ConfigValue, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict | list):
+            deepest = max(deepest, level + 1)
+            items = current.values() if isinstance(current, dict) else current
+            stack.extend((item, level + 1) for item in items)
+    return deepest
 
 
 def type_name(value: ConfigValue) -> str:

@@ -5,7 +5,9 @@ is merged on top under its `__new_key_policy__`. A file reached twice (diamond i
 read once; a file reached again while loading its own defaults is a cycle, an error naming the
 chain. `__default__` paths follow one rule, decided on the string as written: `~` is expanded; an
 absolute path is used as is; a path starting with `./` or `../` is relative to the directory of
-the file that names it; any other path is relative to the launch directory.
+the file that names it; any other path is relative to the launch directory. A chain holds at
+most `MAX_CHAIN` files, the file itself included (each level is a few stack frames: 400 files
+ended in RecursionError).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from expyrun.config.parsing import error_at, parse_file
 from expyrun.config.report import Origin, Origins, Report, display_path
 
 DEFAULT_KEY = "__default__"
+MAX_CHAIN = 64  # configs written by hand chain 2 to 5 files
 
 
 class Loaded(NamedTuple):
@@ -114,6 +117,13 @@ class _Chain:
             if file == real:
                 cycle = " -> ".join([*chain[index:], display])
                 raise error_at(f"__default__ cycle: {cycle}", origin, DEFAULT_KEY)
+        if len(self.stack) >= MAX_CHAIN:
+            raise error_at(
+                f"a __default__ chain of more than {MAX_CHAIN} files",
+                origin,
+                DEFAULT_KEY,
+                f"{chain[0]} -> {chain[1]} -> ... -> {chain[-1]} -> {display}",
+            )
         if not path.is_file():
             what = "is a directory, not a config file" if path.is_dir() else "no such file"
             hint = _path_hint(default, self.cwd)

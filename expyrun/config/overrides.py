@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from expyrun.config.interpolation import convert_text, needs_parsing
 from expyrun.config.keys import (
+    MAX_DEPTH,
     ConfigMapping,
     ConfigValue,
     KeyPath,
@@ -32,6 +33,7 @@ from expyrun.config.keys import (
     did_you_mean,
     format_key,
     get,
+    nesting,
     normalize,
     set_value,
     split_key,
@@ -40,7 +42,7 @@ from expyrun.config.keys import (
 )
 from expyrun.config.loading import DEFAULT_KEY
 from expyrun.config.merging import POLICY_KEY
-from expyrun.config.parsing import build_node, parse_node
+from expyrun.config.parsing import build_node, parse_node, unsupported_tag
 from expyrun.config.report import COMMAND_LINE, Origins
 from expyrun.errors import ConfigError
 
@@ -119,9 +121,11 @@ def apply_overrides(
                 value = _loose(override.text)
             else:
                 value = typed(override.text, old)
+            if nesting(value) > MAX_DEPTH - len(path):
+                raise ValueError(f"the config would nest deeper than {MAX_DEPTH} levels")
         except ValueError as exc:
             raise _error(
-                f"cannot override with {override.text!r}: {exc}",
+                f"cannot override with {_shown_text(override.text)}: {exc}",
                 key=override.key,
                 hint=f"the current value is {_shown(old)}" if exists else None,
             ) from None
@@ -129,6 +133,11 @@ def apply_overrides(
         origins[path] = COMMAND_LINE
         for sub, _ in walk(value, path):
             origins[sub] = COMMAND_LINE
+
+
+def _shown_text(text: str) -> str:
+    """The override's text for a message: quoted, cut when long."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
 
 
 def _shown(value: ConfigValue) -> str:
@@ -261,24 +270,42 @@ def _typed_list(text: str, old: list[ConfigValue]) -> list[ConfigValue]:
         node = _parse(text)
         if not isinstance(node, SequenceNode):
             raise ValueError("expected a list like [1, 2]")
+        _check_tag(node)
         return _typed_items(node.value, old)
     return _typed_items(text.split(","), old)
 
 
-def _typed_items(items: Sequence[str | Node], old: list[ConfigValue]) -> list[ConfigValue]:
-    """Type item i like old item i (same length) or like old item 0 (else)."""
+def _check_tag(node: Node) -> None:
+    """Refuse a tag a config file may not hold either (`!!python/...`): never drop it."""
+    problem = unsupported_tag(node)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def _typed_items(
+    items: Sequence[str | Node], old: list[ConfigValue], level: int = 1
+) -> list[ConfigValue]:
+    """Type item i like old item i (same length) or like old item 0 (else).
+
+    `level` is the nesting of the list holding `items` (1 for the outer list): lists inside
+    lists stop at `MAX_DEPTH` before their recursion can exhaust the stack.
+    """
+    if level > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     result = []
     for index, item in enumerate(items):
         if not old:
             like: ConfigValue = None
         else:
             like = old[index] if len(items) == len(old) else old[0]
-        value = _typed_item(item, like)
+        value = _typed_item(item, like, level)
         result.append(value)
     return result
 
 
-def _typed_item(item: str | Node, like: ConfigValue) -> ConfigValue:
+def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
+    if not isinstance(item, str):
+        _check_tag(item)
     if isinstance(item, str):
         if isinstance(like, dict):
             raise ValueError("the items are mappings: give a flow list like [{a: 1}]")
@@ -290,8 +317,11 @@ def _typed_item(item: str | Node, like: ConfigValue) -> ConfigValue:
         return typed(str(item.value), like)
     if isinstance(item, SequenceNode):
         if like is None or isinstance(like, list):
-            return _typed_items(item.value, like or [])
+            return _typed_items(item.value, like or [], level + 1)
         raise ValueError(f"expected an item like {like!r}, got a list")
     if isinstance(item, MappingNode) and (like is None or isinstance(like, dict)):
-        return build_node(item, "command line")
+        try:
+            return build_node(item, "command line")
+        except ConfigError as exc:  # said of the override, not of a key inside the item
+            raise ValueError(exc.message) from None
     raise ValueError(f"expected an item like {like!r}")

@@ -5,6 +5,14 @@ values here rather than by PyYAML's constructor, which lets us record where each
 refuse what a config must not contain: unknown tags (`!!python/...`), non-string keys, duplicate
 keys, an empty file, a top level that is not a mapping. Dotted keys (`a.b: 1`) are split into
 nesting, as in expyrun 0.2. YAML aliases are copied, never shared.
+
+Two limits keep a small file from costing unbounded memory or stack (a config never needs
+more; the messages name the file and line):
+- `MAX_DEPTH` levels of nesting (the top-level mapping is level 1), as serde_yaml's and
+  serde_json's default recursion limit: every stage of the engine walks a config recursively,
+  and libyaml's composer itself overflows the C stack (a segfault) near 25,000 levels;
+- `MAX_ALIAS_VALUES` values built by copying aliases: each use of `*anchor` is a copy, so ten
+  nested anchors of ten items each ("billion laughs", 460 bytes) would build 10**10 values.
 """
 
 from __future__ import annotations
@@ -15,7 +23,14 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, split_key
+from expyrun.config.keys import (
+    MAX_DEPTH,
+    ConfigMapping,
+    ConfigValue,
+    KeyPath,
+    format_key,
+    split_key,
+)
 from expyrun.config.report import Origin, Origins
 from expyrun.errors import ConfigError
 
@@ -45,10 +60,20 @@ class _ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen
         return str(super().resolve(kind, value, implicit))
 
 
+MAX_ALIAS_VALUES = 100_000
+# libyaml's composer recurses in C, without Python's recursion check: it was measured to
+# build 20,000 levels and to crash at 30,000 (8 MB stack). Nesting needs one indicator
+# ([ { - : ?) per level, so text with fewer of them is composed without counting levels
+# first. PyYAML's own composer recurses in Python: any depth past the limit is counted.
+_COMPOSER_SAFE_DEPTH = 10_000 if _Loader is not yaml.SafeLoader else MAX_DEPTH
+_INDICATORS = ("[", "{", "-", ":", "?")
+
 _new_tuple = tuple.__new__  # Origin(...) calls a Python-level __new__: 3x slower per key
 
 _TAG = "tag:yaml.org,2002:"
 STR_TAG, MAP_TAG, SEQ_TAG, MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
+# The scalar tags `_Builder.scalars` constructs (STR_TAG aside).
+_SCALAR_TAGS = frozenset(_TAG + name for name in ("int", "float", "bool", "null", "timestamp"))
 
 
 def error_at(
@@ -68,6 +93,10 @@ class _Builder:
         self.origins: Origins = {}
         self.implicit: set[KeyPath] = set()  # mappings created by a dotted key (`a.b: 1`)
         self.active: set[int] = set()  # container nodes being built (a recursive alias loops)
+        self.built: set[int] = set()  # container nodes built once: built again, an alias copy
+        self.copying = 0  # alias copies being built (nested)
+        self.copied = 0  # values built by alias copies so far
+        self.copy_root: KeyPath = ()  # where the outermost alias copy being built goes
         self.scalars: dict[str, Callable[[ScalarNode], ConfigValue]] = {
             _TAG + "int": loader.construct_yaml_int,
             _TAG + "float": loader.construct_yaml_float,
@@ -84,17 +113,52 @@ class _Builder:
             if node.tag == STR_TAG:
                 return str(node.value)
             return self.scalar(node, path)
-        if id(node) in self.active:
+        key = id(node)
+        if key in self.active:
             raise error_at("a YAML alias contains itself", self.origin(node), path)
-        self.active.add(id(node))
+        again = key in self.built
+        if again and not self.copying:
+            self.copy_root = path
+        if len(path) >= MAX_DEPTH:
+            where = self.copy_site() if again or self.copying else self.origin(node)
+            raise error_at(f"nested deeper than {MAX_DEPTH} levels", where)
+        if again or self.copying:
+            self.count_copies(node)
+        self.active.add(key)
+        self.built.add(key)
+        self.copying += again
         try:
             if type(node) is MappingNode and node.tag == MAP_TAG:
                 return self.mapping(node, path)
             if type(node) is SequenceNode and node.tag == SEQ_TAG:
                 return self.sequence(node, path)
         finally:
-            self.active.discard(id(node))
+            self.active.discard(key)
+            self.copying -= again
         raise self.bad_tag(node, path)
+
+    def copy_site(self) -> Origin:
+        """Where the alias being copied is used: the line of the innermost key written there.
+
+        A node reached through an alias carries the marks of its anchor, not of the place it
+        is copied to; the keys leading to that place were built before the copy began.
+        """
+        path = self.copy_root
+        for end in range(len(path), 0, -1):
+            if isinstance(path[end - 1], str) and path[:end] in self.origins:
+                return self.origins[path[:end]]
+        return Origin(self.display)
+
+    def count_copies(self, node: Node) -> None:
+        """Count the values an alias copy builds; refuse past `MAX_ALIAS_VALUES`."""
+        self.copied += len(node.value)
+        if self.copied > MAX_ALIAS_VALUES:
+            raise error_at(
+                f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values",
+                self.copy_site(),
+                self.copy_root,
+                "aliases are copied: nested anchors multiply; write the values out",
+            )
 
     def scalar(self, node: ScalarNode, path: KeyPath) -> ConfigValue:
         construct = self.scalars.get(node.tag)
@@ -111,12 +175,7 @@ class _Builder:
         hint = None
         if node.tag.startswith("!"):
             hint = "quote a string that starts with '!', like '!P{a}'"
-        return error_at(
-            f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)",
-            self.origin(node),
-            path,
-            hint,
-        )
+        return error_at(unsupported_tag(node) or "", self.origin(node), path, hint)
 
     def sequence(self, node: SequenceNode, path: KeyPath) -> list[ConfigValue]:
         items: list[ConfigValue] = []
@@ -178,6 +237,8 @@ class _Builder:
     ) -> None:
         """Set `parts` (one key, or a dotted key split) under `target`; refuse duplicates."""
         origin = self.origin(key_node)
+        if len(path) + len(parts) > MAX_DEPTH:
+            raise error_at(f"nested deeper than {MAX_DEPTH} levels", origin, path or None)
         for part in parts[:-1]:
             path = (*path, part)
             child = target.get(part)
@@ -230,6 +291,21 @@ class _Builder:
         return error_at("duplicate key", origin, path, hint)
 
 
+def unsupported_tag(node: Node) -> str | None:
+    """What is wrong with the tag of `node` (not its children), or None if a config takes it.
+
+    The tags a config takes: the plain scalars (str, int, float, bool, null, timestamp), lists
+    and mappings; the others (`!!python/...`, `!!binary`, `!!set`, `!local`) are refused.
+    """
+    if type(node) is ScalarNode and (node.tag == STR_TAG or node.tag in _SCALAR_TAGS):
+        return None
+    if (type(node) is SequenceNode and node.tag == SEQ_TAG) or (
+        type(node) is MappingNode and node.tag == MAP_TAG
+    ):
+        return None
+    return f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)"
+
+
 def _null(node: ScalarNode) -> None:
     return None
 
@@ -250,7 +326,14 @@ def _read(file: Path, display: str) -> bytes:
 
 
 def parse_node(data: bytes | str, display: str) -> Node | None:
-    """Parse one YAML document into nodes; None when it holds none (empty, comments only)."""
+    """Parse one YAML document into nodes; None when it holds none (empty, comments only).
+
+    Raises `ConfigError` for invalid YAML and for nesting deeper than `MAX_DEPTH` levels
+    where composing it could exhaust the stack (shallower excess is left to the builder,
+    which knows the key).
+    """
+    if _indicator_count(data) > _COMPOSER_SAFE_DEPTH:
+        _check_depth(data, display)
     loader = None
     try:
         loader = _ConfigLoader(data)  # the pure-Python reader decodes here: may fail
@@ -267,12 +350,47 @@ def parse_node(data: bytes | str, display: str) -> Node | None:
             loader.dispose()
 
 
+def _indicator_count(data: bytes | str) -> int:
+    """An upper bound of the nesting depth of `data`: each level needs one indicator."""
+    if isinstance(data, bytes):
+        return sum(data.count(char.encode()) for char in _INDICATORS)
+    return sum(data.count(char) for char in _INDICATORS)
+
+
+def _check_depth(data: bytes | str, display: str) -> None:
+    """Refuse `data` when its collections nest deeper than `MAX_DEPTH`, from parse events.
+
+    The events come from the parser, which keeps its own stack on the heap: counting them
+    costs about half of composing, and only text with many indicators pays it.
+    """
+    loader = None
+    depth = 0
+    try:
+        loader = _ConfigLoader(data)  # the pure-Python reader decodes here: may fail
+        while (event := loader.get_event()) is not None:
+            kind = type(event)
+            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(
+                        f"nested deeper than {MAX_DEPTH} levels",
+                        path=display,
+                        line=event.start_mark.line + 1,
+                    )
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                depth -= 1
+            elif kind is yaml.StreamEndEvent:
+                return
+    except yaml.YAMLError:
+        return  # invalid YAML: composing reports it, with its line
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def build_node(node: Node, display: str) -> ConfigValue:
     """The value of a node from `parse_node`, with the same checks as for a file."""
-    try:
-        return _Builder(_ConfigLoader(""), display).value(node, ())
-    except RecursionError as exc:
-        raise ConfigError("the YAML is nested too deeply", path=display) from exc
+    return _Builder(_ConfigLoader(""), display).value(node, ())
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
@@ -307,9 +425,6 @@ def parse_file(file: Path, display: str) -> tuple[ConfigMapping, Origins]:
             line=node.start_mark.line + 1,
         )
     builder = _Builder(_ConfigLoader(""), display)
-    try:
-        value = builder.value(node, ())
-    except RecursionError as exc:
-        raise ConfigError("the YAML is nested too deeply", path=display) from exc
+    value = builder.value(node, ())
     assert isinstance(value, dict)  # noqa: S101 - a mapping node builds a mapping
     return value, builder.origins

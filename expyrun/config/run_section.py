@@ -4,6 +4,14 @@
 (mandatory) names the run, a relative path that stays inside the output dir; `__output_dir__`
 (mandatory) is where runs go; `__code__` (optional) is where the entry point's package is;
 `__slurm__` (optional) holds Slurm options. Other keys are kept but unused.
+
+The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make and a line
+`ls` can print, so that a launch fails here, before anything is created, rather than half-way:
+- no control or other invisible character in the name or the output dir (a newline splits
+  `ls` rows and `--detach`'s last line; a NUL ends a C string);
+- no part of the name looks like a run folder (`exp.3`): a run inside another run's folder;
+- every part at most NAME_MAX bytes (255, or what pathconf says for the output dir's file
+  system), and the run folder's path short enough to hold a file name under PATH_MAX.
 """
 
 from __future__ import annotations
@@ -25,6 +33,14 @@ OUTPUT_DIR_KEY = "__output_dir__"
 CODE_KEY = "__code__"
 SLURM_KEY = "__slurm__"
 MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
+# A run folder's own name, as run/folder.py makes it (config/ may not import run/: a unit test
+# checks the two agree). A name part like it would nest a run inside another run's folder.
+RUN_FOLDER_PART = re.compile(r"exp\.[0-9]+")
+# Room kept in the run folder's path: `/DEBUG` (a --debug run), `/exp.N` with N up to 10
+# digits, and one file name inside (`/` and NAME_MAX bytes), under PATH_MAX.
+_DEBUG_PART, _RUN_FOLDER_PART_MAX = len("/DEBUG"), len("/exp.") + 10
+# Linux's values, when pathconf cannot tell (<linux/limits.h>).
+NAME_MAX, PATH_MAX = 255, 4096
 # A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600).
 _SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$")
 
@@ -65,6 +81,7 @@ def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Or
     output_dir = _directory(section[OUTPUT_DIR_KEY], OUTPUT_DIR_KEY, cwd, origins, top)
     code = section.get(CODE_KEY)
     code_dir = cwd if code is None else _directory(code, CODE_KEY, cwd, origins, top)
+    _check_lengths(output_dir, name, origins, top)
     slurm = _slurm(section.get(SLURM_KEY), origins, top, cwd)
     return RunSpec(entry, module, function, name, output_dir, code_dir, slurm)
 
@@ -113,16 +130,85 @@ def _name(value: ConfigValue, origins: Origins, top: Origin) -> str:
     """The run name as a normalized relative path that cannot leave the output dir."""
     text = _as_text(value, NAME_KEY, origins, top)
     path = PurePosixPath(text)
-    problem = None
-    if path.is_absolute() or text.startswith("~"):
-        problem = "must be a relative path (the run folder is OUTPUT_DIR/NAME)"
-    elif ".." in path.parts:
-        problem = "must not contain '..' (the run folder would leave the output dir)"
-    elif not path.parts or "\0" in text:
-        problem = "must not be empty"
+    problem = _invisible(text) or _name_problem(path, text)
     if problem:
-        raise _error(f"{problem}, got {text!r}", (RUN_KEY, NAME_KEY), origins, top)
+        raise _error(f"{problem}, got {_shown(text)}", (RUN_KEY, NAME_KEY), origins, top)
     return str(path)
+
+
+def _name_problem(path: PurePosixPath, text: str) -> str | None:
+    if path.is_absolute() or text.startswith("~"):
+        return "must be a relative path (the run folder is OUTPUT_DIR/NAME)"
+    if ".." in path.parts:
+        return "must not contain '..' (the run folder would leave the output dir)"
+    if not path.parts:
+        return "must not be empty"
+    if any(RUN_FOLDER_PART.fullmatch(part) for part in path.parts):
+        return "must not have a part named like a run folder (exp.N): runs would nest in runs"
+    return None
+
+
+def _invisible(text: str) -> str | None:
+    """What is wrong when `text` holds a character a path printed on one line must not."""
+    if text.isprintable():
+        return None
+    char = next(char for char in text if not char.isprintable())
+    what = "a NUL byte" if char == "\0" else f"the control or invisible character U+{ord(char):04X}"
+    return f"must not contain {what}"
+
+
+def _shown(text: str) -> str:
+    """`text` quoted, escapes visible, cut when long (a message stays one readable line)."""
+    return repr(text) if len(text) <= 100 else repr(text[:80]) + f"... ({len(text)} characters)"
+
+
+def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -> None:
+    """Refuse a run folder path the file system cannot hold (ENAMETOOLONG later)."""
+    name_max, path_max = _limits(output_dir)
+    for key, path in ((OUTPUT_DIR_KEY, output_dir), (NAME_KEY, PurePosixPath(name))):
+        for part in path.parts:
+            size = len(_encoded(part, key, origins, top))
+            if size > name_max:
+                raise _error(
+                    f"a part of the path is {size} bytes, longer than the {name_max} the file "
+                    f"system allows, got {_shown(part)}",
+                    (RUN_KEY, key),
+                    origins,
+                    top,
+                )
+    # PATH_MAX counts the terminating NUL.
+    limit = path_max - 1 - (_DEBUG_PART + _RUN_FOLDER_PART_MAX + 1 + name_max)
+    out_size = len(_encoded(str(output_dir), OUTPUT_DIR_KEY, origins, top))
+    size = out_size + 1 + len(_encoded(name, NAME_KEY, origins, top))
+    if size > limit:
+        raise _error(
+            f"OUTPUT_DIR/NAME is {size} bytes, longer than the {limit} that leave room under "
+            f"PATH_MAX ({path_max}) for exp.N and the files of a run",
+            (RUN_KEY, OUTPUT_DIR_KEY if out_size > limit else NAME_KEY),
+            origins,
+            top,
+        )
+
+
+def _limits(output_dir: Path) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system of `output_dir` or its nearest ancestor."""
+    for folder in (output_dir, *output_dir.parents):
+        try:
+            name_max, path_max = (os.pathconf(folder, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
+        except (OSError, ValueError):  # not there yet, or the system does not say
+            continue
+        # -1: no limit for this file system; the system's calls still use Linux's.
+        return name_max if name_max > 0 else NAME_MAX, path_max if path_max > 0 else PATH_MAX
+    return NAME_MAX, PATH_MAX
+
+
+def _encoded(text: str, key: str, origins: Origins, top: Origin) -> bytes:
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        raise _error(
+            f"cannot be written as a file name, got {_shown(text)}", (RUN_KEY, key), origins, top
+        ) from None
 
 
 def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: Origin) -> Path:
@@ -131,6 +217,9 @@ def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: O
         error = _error("must not be empty", (RUN_KEY, key), origins, top)
         error.hint = "is its environment variable set?"
         raise error
+    problem = _invisible(text)
+    if problem:
+        raise _error(f"{problem}, got {_shown(text)}", (RUN_KEY, key), origins, top)
     return Path(os.path.normpath(cwd / os.path.expanduser(text)))
 
 

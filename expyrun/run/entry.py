@@ -4,6 +4,12 @@ The supervisor never imports the user's code (it would be slow and run import-ti
 effects twice): it finds the module's file under the code folder, or among installed
 packages, and reads the function's definition with `ast`. What cannot be checked statically
 (a function made by a decorator, imported from elsewhere) is checked by the worker.
+
+A name bound by a plain assignment is checked when its value shows what it is: a literal
+(`main = 5`, `main = None`, a string, a list...) is not a function, a lambda must accept
+(name, config), and a name (`main = _impl`) is followed to the function it names. This costs
+nothing more than the parse already done; anything else (a call, an attribute) is left to the
+worker, and so is a module that may rebind the name out of sight (`global main`, `globals()`).
 """
 
 from __future__ import annotations
@@ -106,6 +112,8 @@ def _check_function(module_file: Path, function: str, entry: str) -> None:
         raise EntryPointError(
             f"entry point '{entry}': no function '{function}' in the module", path=module_file
         )
+    if isinstance(definition, ast.Assign | ast.AnnAssign) and definition in tree.body:
+        definition = _assigned(tree, definition, function, entry, module_file)
     if isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
         if isinstance(definition, ast.AsyncFunctionDef):
             raise EntryPointError(
@@ -119,6 +127,108 @@ def _check_function(module_file: Path, function: str, entry: str) -> None:
                 path=module_file,
                 line=definition.lineno,
             )
+
+
+# Expressions whose value is never callable: literals, displays, comprehensions, f-strings,
+# comparisons (their node classes, from the C module like the rest).
+_NOT_CALLABLE = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.Compare,
+)
+_ALIASES_FOLLOWED = 5  # `main = run = _impl`: a few steps, and no loop on `a = b; b = a`
+
+
+def _assigned(
+    tree: ast.Module, statement: ast.stmt, name: str, entry: str, module_file: Path
+) -> ast.stmt | None:
+    """The function a top-level `name = VALUE` binds, or None when it cannot be told.
+
+    Raises `EntryPointError` when VALUE is certainly not a function that accepts two
+    arguments (a literal, a lambda with the wrong parameters).
+    """
+    if _rebindable(tree, name):
+        return None
+    shown = f"'{name}'"
+    for _ in range(_ALIASES_FOLLOWED):
+        value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+        if not _binds_plainly(statement, name) or value is None:
+            return statement
+        if isinstance(value, _NOT_CALLABLE):
+            what = _describe(value)
+            raise EntryPointError(
+                f"entry point '{entry}' is not a function: {shown} is {what}",
+                path=module_file,
+                line=statement.lineno,
+            )
+        if isinstance(value, ast.Lambda):
+            if not _accepts_two(value.args):
+                raise EntryPointError(
+                    f"entry point '{entry}' must accept (name, config): {shown} is a lambda "
+                    "with other parameters",
+                    path=module_file,
+                    line=statement.lineno,
+                )
+            return None
+        if not isinstance(value, ast.Name):
+            return None
+        name = value.id
+        shown += f" = '{name}'"
+        found = _top_level_binding(tree, name)
+        if found is None or found not in tree.body:
+            return None
+        statement = found
+    return None
+
+
+def _binds_plainly(statement: ast.stmt, name: str) -> bool:
+    """Whether `statement` is an assignment with `name` as one of its plain targets."""
+    if isinstance(statement, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in statement.targets)
+    if isinstance(statement, ast.AnnAssign):
+        target = statement.target
+        return isinstance(target, ast.Name) and target.id == name
+    return True  # a def: the caller checks it
+
+
+def _rebindable(tree: ast.Module, name: str) -> bool:
+    """Whether code may rebind `name` where `_top_level_binding` does not look."""
+    for node in _walk(tree):
+        if isinstance(node, ast.Global | ast.Nonlocal) and name in node.names:
+            return True
+        if isinstance(node, ast.Name) and node.id in ("globals", "vars", "exec"):
+            return True
+    return False
+
+
+_KINDS = {
+    "JoinedStr": "an f-string",
+    "Compare": "a comparison",
+    "ListComp": "a list comprehension",
+    "SetComp": "a set comprehension",
+    "DictComp": "a dict comprehension",
+    "GeneratorExp": "a generator expression",
+}
+
+
+def _describe(value: ast.expr) -> str:
+    """What a non-callable value is, for the message: `the int 5`, `None`, `a list`."""
+    if isinstance(value, ast.Constant):
+        if value.value is None or value.value is Ellipsis:
+            return repr(value.value)
+        text = repr(value.value)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        return f"the {type(value.value).__name__} {text}"
+    kind = type(value).__name__
+    return _KINDS.get(kind, f"a {kind.lower()}")
 
 
 def _top_level_binding(tree: ast.Module, name: str) -> ast.stmt | None:

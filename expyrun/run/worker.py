@@ -656,7 +656,14 @@ def _load_entry(module_name: str, function_name: str) -> object:
         __import__(module_name)
         module = sys.modules[module_name]
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        # A bad entry point only if the missing module is the entry's module or a package of
+        # it (a dot boundary: `pkg.data` is not a package of `pkg.data_loader`) and the error
+        # comes from this import itself: a user file among the frames below is the user's own
+        # failing import, reported with its traceback.
+        tb, here = exc.__traceback__, True
+        while tb is not None and (tb := tb.tb_next) is not None:
+            here = here and tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+        if here and exc.name and f"{module_name}.".startswith(f"{exc.name}."):
             _entry_point_error(f"entry point '{entry}': no module named '{exc.name}'")
         raise
     func = getattr(module, function_name, None)

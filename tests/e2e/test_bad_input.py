@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +107,15 @@ def _missing_default(project: Project) -> list[str]:
     return [str(_config(project, data))]
 
 
+def _default_chain_of_400(project: Project) -> list[str]:
+    data = _base(project)
+    for i in range(1, 400):
+        link = f"__default__: ./c{i + 1}.yml\n" if i < 399 else ""
+        project.write(f"c{i}.yml", link + f"k{i}: {i}\n")
+    data["__default__"] = "./c1.yml"
+    return [str(_config(project, data, "c0.yml"))]
+
+
 def _output_dir_is_a_file(project: Project) -> list[str]:
     data = _base(project)
     project.write("taken", "a file, not a folder")
@@ -117,6 +127,53 @@ def _code_dir_missing(project: Project) -> list[str]:
     data = _base(project)
     data["__run__"]["__code__"] = str(project.root / "no-code-here")
     return [str(_config(project, data))]
+
+
+def _with_args(change: Callable[[dict], None], *extra: str) -> Callable[[Project], list[str]]:
+    def setup(project: Project) -> list[str]:
+        data = _base(project)
+        change(data)
+        return [str(_config(project, data)), *extra]
+
+    return setup
+
+
+def _in_existing_output(change: Callable[[dict], None], *extra: str) -> Callable[..., list[str]]:
+    """As `_with`, the output dir made first (os.listdir of a too-long name raised there)."""
+
+    def setup(project: Project) -> list[str]:
+        project.output.mkdir(parents=True)
+        return _with_args(change, *extra)(project)
+
+    return setup
+
+
+# Issue 11: faults that ended in exit 70 and a traceback, or made a run folder first.
+_BOMB = (
+    "l0: &l0 ["
+    + ", ".join(['"lol"'] * 10)
+    + "]\n"
+    + "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 7))
+)
+_REFERENCE_BOMB = (
+    "r0: ["
+    + ", ".join(["lol"] * 10)
+    + "]\n"
+    + "".join(f"r{i}: [" + ", ".join([f"'{{r{i - 1}}}'"] * 10) + "]\n" for i in range(1, 8))
+)
+_TEXT_BOMB = "s0: xxxxxxxxxx\n" + "".join(
+    f"s{i}: '" + f"{{s{i - 1}}}" * 10 + "'\n" for i in range(1, 9)
+)
+_DEEP = "a: " + "{a: " * 328 + '"{b}"' + "}" * 328 + "\nb: 1\n"
+_CYCLE = "".join(f'c{i}: "{{c{(i + 1) % 200}}}"\n' for i in range(200))
+_PLACED = "a: " + "{a: " * 127 + "1" + "}" * 127 + "\nx: {y: '{a}'}\n"
+_APPLY = '[!!python/object/apply:os.system ["echo hi"]]'
+_LONG_PART = "n" * 300
+_DEEP_NAME = "/".join(["n" * 200] * 20)
+
+
+def _set(key: str, value: object) -> Callable[[dict], None]:
+    return lambda data: data.update({key: value})
 
 
 CASES = [
@@ -179,6 +236,121 @@ CASES = [
     pytest.param(_code_dir_missing, r"no-code-here|pkg", id="code-dir-missing"),
     # --- the output dir ---
     pytest.param(_output_dir_is_a_file, r"taken", id="output-dir-is-a-file"),
+    # --- issue 11: limits of the config engine (exit 70 and a traceback before) ---
+    pytest.param(
+        _text(_BOMB),
+        r"^expyrun: error: config\.yml:5: key 'l4[.0-9]*': YAML aliases expand to more than "
+        r"100,000 values \(",
+        id="alias-bomb-460-bytes",
+    ),
+    pytest.param(
+        _text(_REFERENCE_BOMB),
+        r"^expyrun: error: config\.yml:6: key 'r5\.\d': references copy more than 1,000,000 "
+        r"values \(",
+        id="reference-bomb-640-bytes",
+    ),
+    pytest.param(
+        _text(_TEXT_BOMB),
+        r"^expyrun: error: config\.yml:7: key 's6': references insert more than 10,000,000 "
+        r"characters into text \(",
+        id="reference-text-bomb-500-bytes",
+    ),
+    pytest.param(
+        _text(_DEEP), r"^expyrun: error: config\.yml:1: nested deeper than 128 levels$", id="deep"
+    ),
+    pytest.param(
+        _text("a: " + "[" * 50_000 + "]" * 50_000 + "\n"),
+        r"^expyrun: error: config\.yml:1: (nested deeper than 128|invalid YAML: .*nesting)",
+        id="deep-enough-to-crash-libyaml",
+    ),
+    pytest.param(
+        _text(_PLACED),
+        r"^expyrun: error: config\.yml:2: key 'x\.y': nested deeper than 128 levels once \{a\}",
+        id="reference-placed-too-deep",
+    ),
+    pytest.param(
+        _default_chain_of_400,
+        r"^expyrun: error: c63\.yml:1: key '__default__': a __default__ chain of more than 64 "
+        r"files \(c0\.yml -> c1\.yml -> \.\.\. -> c63\.yml -> c64\.yml\)$",
+        id="default-chain-of-400-files",
+    ),
+    pytest.param(
+        _text(_CYCLE),
+        r"^expyrun: error: config\.yml:1: key 'c0': reference cycle: c0 -> c1 -> c2 -> \.\.\. "
+        r"-> c198 -> c199 -> c0 \(200 keys\)$",
+        id="reference-cycle-of-200",
+    ),
+    pytest.param(
+        _with_args(_set("n", None), "--n", _APPLY),
+        r"^expyrun: error: command line: key 'n': cannot override with .*: unsupported YAML tag "
+        r"!!python/object/apply:os\.system",
+        id="python-tag-in-a-flow-list-override",
+    ),
+    pytest.param(
+        _with_args(_set("n", None), "--n", "[" * 600 + "]" * 600),
+        r"key 'n': cannot override with .*: nested deeper than 128 levels",
+        id="override-nested-too-deep",
+    ),
+    # --- issue 11: run names and paths the run folder cannot have ---
+    pytest.param(
+        _in_existing_output(_run_key("__name__", _LONG_PART)),
+        r"key '__run__\.__name__': a part of the path is 300 bytes, longer than the 255 the file "
+        r"system allows",
+        id="name-part-over-name-max",
+    ),
+    pytest.param(
+        _in_existing_output(_run_key("__name__", _LONG_PART), "--print-config"),
+        r"key '__run__\.__name__': a part of the path is 300 bytes",
+        id="name-part-over-name-max-print-config",
+    ),
+    pytest.param(
+        _with(_run_key("__name__", _DEEP_NAME)),
+        r"key '__run__\.__name__': OUTPUT_DIR/NAME is \d+ bytes, longer than the \d+ that leave "
+        r"room under PATH_MAX",
+        id="run-folder-path-over-path-max",
+    ),
+    pytest.param(
+        _with(_run_key("__output_dir__", "/tmp/" + "d" * 300)),
+        r"key '__run__\.__output_dir__': a part of the path is 300 bytes",
+        id="output-dir-part-over-name-max",
+    ),
+    pytest.param(
+        _with(_run_key("__name__", "evil\nfake/exp.9")),
+        r"key '__run__\.__name__': must not contain the control or invisible character U\+000A, "
+        r"got 'evil\\nfake/exp\.9'$",
+        id="name-with-a-newline",
+    ),
+    pytest.param(
+        _with(_run_key("__name__", "nul\0byte")),
+        r"key '__run__\.__name__': must not contain a NUL byte, got 'nul\\x00byte'$",
+        id="name-with-a-nul",
+    ),
+    pytest.param(
+        _with(_run_key("__name__", "r/exp.0")),
+        r"key '__run__\.__name__': must not have a part named like a run folder \(exp\.N\)",
+        id="name-inside-a-run-folder",
+    ),
+    # --- issue 11: entry points that exist but are not functions (a run folder before) ---
+    pytest.param(
+        _entry_module("main = 5\n"),
+        r"main\.py:1: entry point 'pkg\.main:main' is not a function: 'main' is the int 5$",
+        id="entry-is-an-int",
+    ),
+    pytest.param(
+        _entry_module("main = None\n"),
+        r"entry point 'pkg\.main:main' is not a function: 'main' is None$",
+        id="entry-is-none",
+    ),
+    pytest.param(
+        _entry_module("main = lambda: None\n"),
+        r"entry point 'pkg\.main:main' must accept \(name, config\): 'main' is a lambda",
+        id="entry-lambda-without-parameters",
+    ),
+    pytest.param(
+        _entry_module("def _impl(name):\n    pass\n\n\nmain = _impl\n"),
+        r"main\.py:1: entry point 'pkg\.main:main' must accept \(name, config\)$",
+        id="entry-alias-of-a-one-argument-function",
+    ),
 ]
 
 
@@ -190,6 +362,8 @@ def _assert_one_clear_line(result: Result, pattern: str, project: Project) -> No
     assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
     assert "Traceback" not in result.stderr
     assert not (project.output / "exp").exists(), "a run folder was created"
+    made = list(project.output.iterdir()) if project.output.is_dir() else []
+    assert not made, f"the output dir holds {made}"
 
 
 @pytest.mark.parametrize(("setup", "pattern"), CASES)
@@ -202,7 +376,7 @@ def test_bad_input_gets_one_clear_line_and_exit_2(
 
 
 def test_catalogue_is_large_enough() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 55
 
 
 # --- `--slurm` -------------------------------------------------------------------------------
@@ -392,6 +566,97 @@ def test_an_entry_module_that_raises_at_import_is_the_users_failure(project: Pro
     assert "RuntimeError: broken at import" in log
     assert "worker.py" not in log
     assert result.record["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("module", "code", "missing"),
+    [
+        pytest.param(
+            "data_loader", "import pkg.data\n", "pkg.data", id="name-a-prefix-of-the-entry"
+        ),
+        pytest.param("other", "import p\n", "p", id="one-letter-third-party"),
+        pytest.param("sub.mod", "import pkg.sub.missing\n", "pkg.sub.missing", id="in-a-package"),
+    ],
+)
+def test_a_missing_import_inside_the_users_code_is_the_users_failure(
+    project: Project, module: str, code: str, missing: str
+) -> None:
+    """Issue 11: a ModuleNotFoundError raised by the user's own import, for a module whose
+    name is a prefix of the entry's (`pkg.data` / `pkg.data_loader`), was reported as a bad
+    entry point (exit 2, no traceback). It must be what plain python shows: the traceback of
+    the user's import, exit 1."""
+    data = _base(project)
+    project.write(f"pkg/{module.replace('.', '/')}.py", code + ENTRY)
+    if "." in module:
+        project.write(f"pkg/{module.split('.')[0]}/__init__.py", "")
+    data["__run__"]["__main__"] = f"pkg.{module}:main"
+    plain = subprocess.run(
+        [sys.executable, "-c", f"import pkg.{module}"],
+        cwd=project.root,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    last_line = f"ModuleNotFoundError: No module named '{missing}'"
+    assert plain.returncode == 1
+    assert plain.stderr.strip().splitlines()[-1] == last_line
+    result = run([_config(project, data)], cwd=project.root)
+    assert result.code == 1, result.describe()
+    assert "entry point" not in result.stderr, result.describe()
+    assert result.stderr.strip().splitlines()[-1] == last_line, result.describe()
+    log = result.log.decode()
+    assert f'pkg/{module.replace(".", "/")}.py", line 1' in log
+    assert "worker.py" not in log
+    assert result.record["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("main = lambda name, config: print('ran')\n", id="lambda"),
+        pytest.param("def _impl(name, config):\n    print('ran')\n\n\nmain = _impl\n", id="alias"),
+        pytest.param(
+            "main = None\n\n\ndef _install():\n    global main\n"
+            "    main = lambda name, config: print('ran')\n\n\n_install()\n",
+            id="placeholder-rebound-by-global",
+        ),
+        pytest.param(
+            "main = None\nglobals()['main'] = lambda name, config: print('ran')\n",
+            id="placeholder-rebound-by-globals",
+        ),
+        pytest.param("main = 5\n\n\ndef main(name, config):\n    print('ran')\n", id="redefined"),
+    ],
+)
+def test_an_entry_bound_by_assignment_that_works_still_runs(project: Project, code: str) -> None:
+    """The static check refuses only what is certainly not a function of (name, config)."""
+    data = _base(project)
+    project.write("pkg/main.py", code)
+    result = run([_config(project, data)], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert result.log == b"ran\n"
+
+
+def test_the_deepest_config_and_a_long_reference_chain_reach_the_entry(project: Project) -> None:
+    """128 levels of nesting and a chain of 2,000 references: resolved, written to config.yml,
+    sent to the worker (pickle), received by the entry."""
+    data = _base(project)
+    project.write(
+        "pkg/main.py",
+        "def main(name, config):\n"
+        "    value, depth = config['deep'], 1  # config is level 1\n"
+        "    while isinstance(value, dict):\n"
+        "        value, depth = value['a'], depth + 1\n"
+        "    print(depth, value, config['c0'])\n",
+    )
+    text = yaml.safe_dump(data, sort_keys=False)
+    text += "deep: " + "{a: " * 127 + "'{c0}'" + "}" * 127 + "\n"  # levels 2 to 128
+    text += "".join(f"c{i}: '{{c{i + 1}}}'\n" for i in range(2000)) + "c2000: end\n"
+    result = run([project.write("config.yml", text)], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert result.log == b"128 end end\n"
+    stored = yaml.safe_load((result.run_dir / "config.yml").read_text())
+    assert stored["c0"] == "end"
 
 
 def test_an_entry_signature_only_visible_at_run_time_is_refused_by_the_worker(

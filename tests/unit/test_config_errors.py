@@ -385,7 +385,7 @@ CATALOGUE = [
         {"config.yml": RUN + "a: " + "{a: " * 400 + "1" + "}" * 400 + "\n"},
         (),
         ConfigError,
-        r"config\.yml: the YAML is nested too deeply",
+        r"config\.yml:5: nested deeper than 128 levels",
         id="nested-too-deeply",
     ),
     # Defect 17: the run name could leave the output dir.

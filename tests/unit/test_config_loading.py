@@ -13,7 +13,7 @@ import pytest
 from config_support import RUN, resolve_text, warning_texts, write
 
 from expyrun.config import dump_config, resolve
-from expyrun.config.loading import default_path
+from expyrun.config.loading import MAX_CHAIN, default_path
 from expyrun.errors import ConfigError
 
 
@@ -236,6 +236,30 @@ def test_default_cycle_names_the_chain(tmp_path: Path) -> None:
         resolve(tmp_path / "a.yml", cwd=tmp_path, environ={})
     assert str(caught.value) == (
         "c.yml:2: key '__default__': __default__ cycle: a.yml -> b.yml -> c.yml -> a.yml"
+    )
+
+
+def _chain(root: Path, files: int) -> Path:
+    """c0.yml -> c1.yml -> ... : `files` files, each setting its own key."""
+    for i in range(files):
+        head = f"__default__: ./c{i + 1}.yml\n" if i < files - 1 else RUN
+        write(root, f"c{i}.yml", head + f"k{i}: {i}\n")
+    return root / "c0.yml"
+
+
+def test_a_default_chain_of_the_most_files_merges(tmp_path: Path) -> None:
+    config = resolve(_chain(tmp_path, MAX_CHAIN), cwd=tmp_path, environ={}).entry_config
+    assert config == {f"k{i}": i for i in range(MAX_CHAIN)}
+
+
+@pytest.mark.parametrize("files", [MAX_CHAIN + 1, 400])
+def test_a_longer_default_chain_is_refused(tmp_path: Path, files: int) -> None:
+    """Issue 11: a chain of 400 files ended in RecursionError (exit 70)."""
+    with pytest.raises(ConfigError) as caught:
+        resolve(_chain(tmp_path, files), cwd=tmp_path, environ={})
+    assert str(caught.value) == (
+        "c63.yml:1: key '__default__': a __default__ chain of more than 64 files "
+        "(c0.yml -> c1.yml -> ... -> c63.yml -> c64.yml)"
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from config_support import resolve_text, warning_texts
 
 from expyrun.config.overrides import Override, parse_overrides
@@ -142,16 +144,89 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
             "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"
         ),
         pytest.param("2024-01-02", "soon", "expected a date", id="date"),
+        # Issue 11: a tag inside a flow list was dropped (the list's items kept), where a file
+        # refuses it, and where yaml.safe_load raises ConstructorError for the same text.
+        pytest.param(
+            "null",
+            '[!!python/object/apply:os.system ["echo hi"]]',
+            "unsupported YAML tag !!python/object/apply:os.system",
+            id="python-tag-on-a-flow-list-item",
+        ),
+        pytest.param(
+            "[1]", "[1, !!binary aGk=]", "unsupported YAML tag !!binary", id="binary-scalar-tag"
+        ),
+        pytest.param("null", "[[!local x]]", "unsupported YAML tag !local", id="local-tag-nested"),
+        pytest.param(
+            "null",
+            "[{a: !!python/name:os.system }]",
+            "unsupported YAML tag !!python/name:os.system",
+            id="tag-inside-a-mapping-item",
+        ),
+        pytest.param("null", "[!!set {a: null}]", "unsupported YAML tag !!set", id="set-tag"),
+        # Nesting: a list nested past the limit stops before its recursion could (issue 11).
+        pytest.param(
+            "null", "[" * 500 + "]" * 500, "nested deeper than 128 levels", id="nested-lists"
+        ),
+        pytest.param(
+            "null",
+            "[" * 128 + "]" * 128,
+            "the config would nest deeper than 128 levels",
+            id="nested-lists-at-a-key",
+        ),
     ],
 )
 def test_untypable_overrides(tmp_path: Path, existing: str, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_text(tmp_path, f"k: {existing}\n", ["--k", text])
     assert caught.value.key == "k"
+    shown = repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
     assert str(caught.value).startswith(
-        f"command line: key 'k': cannot override with {text!r}: {message}"
+        f"command line: key 'k': cannot override with {shown}: {message}"
     )
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        pytest.param(
+            '[!!python/object/apply:os.system ["echo hi"]]',
+            "!!python/object/apply:os.system",
+            id="python-apply",
+        ),
+        pytest.param("[1, !!binary aGk=]", "!!binary", id="binary"),
+        pytest.param("[!!set {a: null}]", "!!set", id="set"),
+    ],
+)
+def test_a_tag_is_refused_on_the_command_line_as_in_a_file(
+    tmp_path: Path, text: str, tag: str
+) -> None:
+    message = f"unsupported YAML tag {tag} (only plain values, mappings, lists)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_text(tmp_path, f"k: {text}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_text(tmp_path, "k: null\n", ["--k", text])
+
+
+def test_a_python_tag_is_refused_by_the_peer_safe_load_as_well() -> None:
+    with pytest.raises(yaml.constructor.ConstructorError):
+        yaml.safe_load('[!!python/object/apply:os.system ["echo hi"]]')
+
+
+def test_plain_tags_stay_accepted_in_a_flow_list(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, "k: [1, 2]\n", ["--k", "[!!int 3, !!str 4]"])
+    assert resolved.entry_config["k"] == [3, 4]
+
+
+def test_a_list_nested_to_the_limit_is_accepted(tmp_path: Path) -> None:
+    # `k` is level 2 of the config: 127 lists fill levels 2 to 128.
+    resolved = resolve_text(tmp_path, "k: null\n", ["--k", "[" * 127 + "]" * 127])
+    value = resolved.entry_config["k"]
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    assert depth == 127
 
 
 def test_overrides_reach_into_lists_of_mappings(tmp_path: Path) -> None:

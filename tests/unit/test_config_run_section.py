@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from config_support import resolve_text
 
 from expyrun.config import RunSpec
+from expyrun.config.run_section import RUN_FOLDER_PART, _limits
+from expyrun.errors import ConfigError
+from expyrun.run.folder import RUN_FOLDER_PATTERN
 
 
 def _run(
@@ -157,3 +163,107 @@ def test_resolved_and_run_spec_are_frozen(tmp_path: Path) -> None:
         resolved.run.name = "x"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         resolved.config = {}  # type: ignore[misc]
+
+
+# --- names and paths the run folder cannot have (issue 11) -----------------------------------
+
+
+def _refused(tmp_path: Path, name: str, output_dir: str = "o") -> str:
+    section = f"  __main__: a:b\n  __output_dir__: {output_dir}\n  __name__: {name}\n"
+    with pytest.raises(ConfigError) as caught:
+        _run(tmp_path, section)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        pytest.param(r'"evil\nfake/exp.9"', "the control or invisible character U+000A", id="nl"),
+        pytest.param(r'"nul\0byte"', "a NUL byte", id="nul"),  # said "must not be empty"
+        pytest.param(r'"tab\there"', "the control or invisible character U+0009", id="tab"),
+        pytest.param(r'"cr\rx"', "the control or invisible character U+000D", id="cr"),
+        pytest.param(r'"del\x7f"', "the control or invisible character U+007F", id="del"),
+        pytest.param(r'"line\u2028sep"', "the control or invisible character U+2028", id="ls"),
+        pytest.param(r'"bidi\u202eevil"', "the control or invisible character U+202E", id="bidi"),
+    ],
+)
+def test_a_name_with_a_control_character_is_refused(tmp_path: Path, name: str, what: str) -> None:
+    message = _refused(tmp_path, name)
+    assert message.startswith(f"config.yml:4: key '__run__.__name__': must not contain {what}, got")
+
+
+def test_an_output_dir_with_a_newline_is_refused(tmp_path: Path) -> None:
+    message = _refused(tmp_path, "exp", output_dir=r'"out\nx"')
+    assert message == (
+        "config.yml:3: key '__run__.__output_dir__': must not contain the control or invisible "
+        "character U+000A, got 'out\\nx'"
+    )
+
+
+@pytest.mark.parametrize("name", ["exp.0", "r/exp.0", "a/exp.12/b", "exp.007"])
+def test_a_name_part_like_a_run_folder_is_refused(tmp_path: Path, name: str) -> None:
+    assert _refused(tmp_path, name) == (
+        "config.yml:4: key '__run__.__name__': must not have a part named like a run folder "
+        f"(exp.N): runs would nest in runs, got '{name}'"
+    )
+
+
+@pytest.mark.parametrize("name", ["exp", "exp.", "exp.a", "exp.1x", "exp1", "my.exp.3", "Exp.3"])
+def test_names_close_to_a_run_folder_are_accepted(tmp_path: Path, name: str) -> None:
+    run = _run(tmp_path, f"  __main__: a:b\n  __output_dir__: o\n  __name__: '{name}'\n")
+    assert run.name == name
+
+
+def test_the_run_folder_pattern_agrees_with_the_run_folder_allocator() -> None:
+    for part in ["exp.0", "exp.12", "exp.", "exp.a", "exp", "xexp.1", "exp.1x"]:
+        made = bool(RUN_FOLDER_PATTERN.match(part))
+        assert bool(RUN_FOLDER_PART.fullmatch(part)) == made, part
+
+
+def test_name_parts_up_to_name_max_bytes(tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    longest = "n" * 255
+    assert _run(tmp_path, f"  __main__: a:b\n  __output_dir__: o\n  __name__: {longest}\n").name
+    assert _refused(tmp_path, f"x/{'n' * 256}").startswith(
+        "config.yml:4: key '__run__.__name__': a part of the path is 256 bytes, longer than the "
+        "255 the file system allows, got 'nnnn"
+    )
+    # Bytes, not characters: 128 two-byte characters are 256 bytes.
+    assert "is 256 bytes" in _refused(tmp_path, "é" * 128)
+
+
+def test_the_limit_is_real_where_bash_meets_it(tmp_path: Path) -> None:
+    """The peer: `mkdir` of a 256-byte name fails (ENAMETOOLONG), of 255 succeeds."""
+    failed = subprocess.run(["mkdir", str(tmp_path / ("n" * 256))], capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert "File name too long" in failed.stderr
+    subprocess.run(["mkdir", str(tmp_path / ("n" * 255))], check=True)
+
+
+def test_an_output_dir_part_over_name_max_is_refused(tmp_path: Path) -> None:
+    message = _refused(tmp_path, "exp", output_dir="o/" + "d" * 300)
+    assert message.startswith(
+        "config.yml:3: key '__run__.__output_dir__': a part of the path is 300 bytes"
+    )
+
+
+def test_a_run_folder_path_without_room_under_path_max_is_refused(tmp_path: Path) -> None:
+    deep_name = "/".join(["n" * 200] * 20)  # 4,019 bytes in parts that each fit
+    message = _refused(tmp_path, deep_name)
+    assert re.fullmatch(
+        r"config\.yml:4: key '__run__\.__name__': OUTPUT_DIR/NAME is \d+ bytes, longer than the "
+        r"3818 that leave room under PATH_MAX \(4096\) for exp\.N and the files of a run",
+        message,
+    ), message
+    long_output = "/".join(["d" * 200] * 20)
+    assert "key '__run__.__output_dir__': OUTPUT_DIR/NAME is" in _refused(
+        tmp_path, "exp", output_dir=long_output
+    )
+
+
+def test_limits_come_from_the_nearest_existing_folder(tmp_path: Path) -> None:
+    assert _limits(tmp_path / "not" / "yet") == (
+        os.pathconf(tmp_path, "PC_NAME_MAX"),
+        os.pathconf(tmp_path, "PC_PATH_MAX"),
+    )

@@ -8,6 +8,7 @@ own file, so it reads the copy in a run and the original under --debug.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -22,6 +23,7 @@ from support import Project, Result, run
 # a folder's listing, a file's size and first bytes, or the error.
 ENTRY = """\
 import os
+import re
 
 
 def main(name, config):
@@ -550,3 +552,28 @@ def test_a_copy_under_50_mb_says_nothing(project: Project) -> None:
 
     assert result.code == 0, result.describe()
     assert "warning" not in result.stderr
+
+
+# --- bad __code_exclude__: checked before anything is created -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        pytest.param("*.ckpt", r"__code_exclude__': expected a list of glob patterns", id="text"),
+        pytest.param(["*.ckpt", 3], r"__code_exclude__\.1': expected a glob pattern", id="int"),
+        pytest.param(["../up"], r"__code_exclude__\.0': must be relative", id="dotdot"),
+    ],
+)
+def test_a_bad_code_exclude_is_one_line_and_exit_2(
+    project: Project, value: object, pattern: str
+) -> None:
+    config = _config(project, [], __code_exclude__=value)
+
+    result = run([config], cwd=project.root)
+
+    assert result.code == 2, result.describe()
+    (line,) = result.stderr.splitlines()
+    assert re.match(r"expyrun: error: config\.yml:\d+: key '__run__\.", line), line
+    assert re.search(pattern, line), line
+    assert not project.output.exists()

@@ -4,7 +4,8 @@ The code copy holds the entry point's top-level package (or module) and the othe
 packages and modules of the code folder, so that sibling imports keep working from the copy
 (expyrun 0.2 copied only the entry's package and only its .py files). Inside a package, every
 file is copied except caches, hidden entries, what git ignores (when the code is in a git
-repository), what `__run__.__code_exclude__` names, and the output dir. A symbolic link is
+repository; Python code is copied all the same), what `__run__.__code_exclude__` names, and the
+output dir. A symbolic link is
 copied as a link, never followed: it points where it pointed (`_CodeCopier.copy_link`).
 """
 
@@ -198,13 +199,24 @@ class _Exclusions:
         """Why `path` (from the code folder; `real`: its real path) is left out; None: kept."""
         if is_dir and real == self.output_dir:
             return OUTPUT_DIR_REASON
-        if path in self.ignored:
+        if path in self.ignored and not _python_code(real, is_dir):
             return GITIGNORE_REASON
         name = path.rpartition("/")[2]
         for pattern, regex, on_path, folders_only in self.patterns:
             if (is_dir or not folders_only) and regex.match(path if on_path else name):
                 return PATTERN_REASON.format(pattern)
         return None
+
+
+def _python_code(real: str, is_dir: bool) -> bool:
+    """Whether `real` is a module (`.py`) or a package folder (`__init__.py`).
+
+    git-ignored Python code is copied all the same: generated modules (setuptools-scm's
+    `_version.py`, protobuf's `*_pb2.py`) are usually ignored, and imported.
+    """
+    if is_dir:
+        return os.path.isfile(os.path.join(real, "__init__.py"))
+    return real.endswith(".py")
 
 
 def _compile(pattern: str) -> tuple[str, Any, bool, bool]:

@@ -448,6 +448,27 @@ def test_git_rules_nested_gitignore_negation_info_exclude_and_tracked_files(
     assert sorted(ignored) == sorted(excluded)
 
 
+def test_git_ignored_python_code_is_copied_all_the_same(project: Project) -> None:
+    """Generated modules are usually git-ignored, and imported: the copy must hold them."""
+    config = _config(project, ["proto", "gen"])
+    project.write(
+        "pkg/__init__.py", "from pkg._version import VERSION\nfrom pkg.proto import x_pb2\n"
+    )
+    project.write("pkg/_version.py", "VERSION = '1.2'\n")
+    project.write("pkg/proto/__init__.py", "")
+    project.write("pkg/proto/x_pb2.py", "X = 1\n")
+    project.write("pkg/gen/table.csv", "1,2\n")  # a folder, not a package: left out
+    project.write(".gitignore", "outputs/\n_version.py\nproto/\ngen/\n")
+    _git_init(project.root)
+
+    copied, debug = _run_and_debug(project, config)
+
+    assert _files_in(copied.run_dir / "pkg/proto") == ["__init__.py", "x_pb2.py"]
+    assert (copied.run_dir / "pkg/_version.py").is_file()
+    assert copied.record["code_copy"]["excluded"] == [{"path": "pkg/gen", "reason": ".gitignore"}]
+    assert copied.log.splitlines()[0] == debug.log.splitlines()[0]
+
+
 def _fake_git(folder: Path, log: Path) -> dict[str, str]:
     """A PATH whose `git` logs its arguments to `log`, then runs the real git."""
     real = shutil.which("git")

@@ -5,8 +5,8 @@ packages and modules of the code folder, so that sibling imports keep working fr
 (expyrun 0.2 copied only the entry's package and only its .py files). Inside a package, every
 file is copied except caches, hidden entries, what git ignores (when the code is in a git
 repository; Python code is copied all the same), what `__run__.__code_exclude__` names, and the
-output dir. A symbolic link is
-copied as a link, never followed: it points where it pointed (`_CodeCopier.copy_link`).
+output dir. A symbolic link is copied as a link, never followed: it points where it pointed
+(`_CodeCopier.copy_link`). README.md, "The code copy", says all this for users.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from expyrun.errors import RunFolderError
+from expyrun.run.record import RECORD_FILE
 
 CONFIG_FILE = "config.yml"
 RAW_CONFIG_FILE = "raw_config.yml"
@@ -33,6 +34,7 @@ RECORDED_PATHS = 100
 # Why a path is left out of the code copy, as run.json's code_copy.excluded says it.
 GITIGNORE_REASON = ".gitignore"
 OUTPUT_DIR_REASON = "output dir"
+RUN_FOLDER_REASON = "run folder"
 # `__code_exclude__` is owned by config/run_section.py (run/ does not import config/).
 PATTERN_REASON = "__code_exclude__ {!r}"
 _SKIPPED_NAMES = {"__pycache__"}
@@ -60,7 +62,7 @@ class CodeCopy:
         self.files = 0
         self.links = 0
         self.outside_links: list[dict[str, str]] = []  # {"path", "target"}: absolute targets
-        self.broken_links: list[tuple[str, str]] = []  # ("path -> target", what is wrong)
+        self.broken_links: list[dict[str, str]] = []  # {"path", "target", "problem"}
         self.excluded: list[dict[str, str]] = []  # {"path", "reason"}
         self.largest: list[tuple[int, str]] = []  # (bytes, path), largest first
 
@@ -75,7 +77,10 @@ class CodeCopy:
 
     def warnings(self) -> list[str]:
         """Broken links; a copy past CODE_COPY_WARNING_BYTES or _FILES, with its largest files."""
-        messages = [f"{path}: {problem}, copied as a link" for path, problem in self.broken_links]
+        messages = [
+            f"{link['path']} -> {link['target']}: {link['problem']}, copied as a link"
+            for link in self.broken_links
+        ]
         if self.total_bytes > CODE_COPY_WARNING_BYTES or self.files > CODE_COPY_WARNING_FILES:
             largest = ", ".join(f"{path} {_size(size)}" for size, path in self.largest)
             messages.append(
@@ -86,11 +91,11 @@ class CodeCopy:
         return messages
 
     def notes(self) -> list[str]:
-        """What the user should know though nothing is wrong: the output dir left out."""
+        """What the user should know though nothing is wrong: run folders left out."""
         return [
-            f"{item['path']}: the output dir is inside the code, left out of the code copy"
+            f"{item['path']}: the {item['reason']} is inside the code, left out of the code copy"
             for item in self.excluded
-            if item["reason"] == OUTPUT_DIR_REASON
+            if item["reason"] in (OUTPUT_DIR_REASON, RUN_FOLDER_REASON)
         ]
 
     def to_record(self) -> dict[str, Any]:
@@ -102,7 +107,7 @@ class CodeCopy:
             "largest": [{"path": path, "bytes": size} for size, path in self.largest],
             "links": self.links,
             "outside_links": self.outside_links[:RECORDED_PATHS],
-            "broken_links": [link for link, _ in self.broken_links[:RECORDED_PATHS]],
+            "broken_links": self.broken_links[:RECORDED_PATHS],
             "excluded": self.excluded[:RECORDED_PATHS],
             "excluded_count": len(self.excluded),
         }
@@ -112,11 +117,8 @@ def _size(count: int) -> str:
     """`count` bytes for people: 1.1 GB, 25 MB, 12 kB, 300 B (decimal units)."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if count >= scale:
-            return (
-                f"{count / scale:.1f} {unit}"
-                if count < 10 * scale
-                else f"{count / scale:.0f} {unit}"
-            )
+            digits = 1 if count < 10 * scale else 0
+            return f"{count / scale:.{digits}f} {unit}"
     return f"{count} B"
 
 
@@ -132,9 +134,10 @@ def copy_code(
 
     `only` limits the siblings to these names: when the code folder is a past run folder, the
     names its record lists as its code copy, not files the run itself wrote there (that copy
-    was filtered when it was made: .gitignore is not read again). Left out: what git ignores,
-    `exclude` (`__code_exclude__` glob patterns) and `output_dir`; never the entry's own
-    top-level package. Raises RunFolderError when a file cannot be read or written.
+    was filtered when it was made: .gitignore is not read again). Left out: what git ignores
+    (but Python code), `exclude` (`__code_exclude__` glob patterns), `output_dir`, `run_dir`
+    and other run folders (a folder holding a run.json); never the entry's own top-level
+    package. Raises RunFolderError when a file cannot be read or written.
     """
     sources = [
         source
@@ -142,8 +145,8 @@ def copy_code(
         if only is None or source == entry_top_level or source.name in only
     ]
     ignored = _git_ignored(code_dir, [s.name for s in sources]) if only is None else set()
-    real_output_dir = os.path.realpath(output_dir) if output_dir else None
-    copier = _CodeCopier(run_dir, _Exclusions(ignored, exclude, real_output_dir))
+    folders = (os.path.realpath(output_dir) if output_dir else None, os.path.realpath(run_dir))
+    copier = _CodeCopier(run_dir, _Exclusions(ignored, exclude, *folders))
     result = copier.result
     for source in list(sources):
         real = os.path.realpath(source)
@@ -188,17 +191,31 @@ def _skipped(name: str) -> bool:
 
 
 class _Exclusions:
-    """What the code copy leaves out: paths git ignores, glob patterns, the output dir."""
+    """What the code copy leaves out: paths git ignores, glob patterns, run folders.
 
-    def __init__(self, ignored: set[str], patterns: Sequence[str], output_dir: str | None):
+    `output_dir` and `run_dir` (the run folder being made) are real paths: copying either
+    into the copy would copy the copy into itself.
+    """
+
+    def __init__(
+        self,
+        ignored: set[str],
+        patterns: Sequence[str],
+        output_dir: str | None = None,
+        run_dir: str | None = None,
+    ) -> None:
         self.ignored = ignored
         self.output_dir = output_dir
+        self.run_dir = run_dir
         self.patterns = [_compile(pattern) for pattern in patterns]
 
     def reason(self, path: str, is_dir: bool, real: str) -> str | None:
         """Why `path` (from the code folder; `real`: its real path) is left out; None: kept."""
-        if is_dir and real == self.output_dir:
-            return OUTPUT_DIR_REASON
+        if is_dir:
+            if real == self.output_dir:
+                return OUTPUT_DIR_REASON
+            if real == self.run_dir or os.path.isfile(os.path.join(real, RECORD_FILE)):
+                return RUN_FOLDER_REASON
         if path in self.ignored and not _python_code(real, is_dir):
             return GITIGNORE_REASON
         name = path.rpartition("/")[2]
@@ -284,7 +301,7 @@ class _CodeCopier:
         written = text
         problem = _broken(source)
         if problem:
-            self.result.broken_links.append((f"{path} -> {text}", problem))
+            self.result.broken_links.append({"path": path, "target": text, "problem": problem})
             lexical = posixpath.normpath(posixpath.join(parent, text))
             if os.path.isabs(text) or lexical.split("/")[0] not in self.roots.values():
                 written = _absolute(source, text)

@@ -282,6 +282,41 @@ def test_an_output_dir_inside_the_package_is_left_out_of_the_copy(project: Proje
     assert note not in debug.stderr
 
 
+def test_an_output_dir_that_is_the_package_leaves_run_folders_out(project: Project) -> None:
+    """The package cannot be left out: its run folders are (this one, and past ones)."""
+    config = _config(project, ["r"], __output_dir__="pkg", __name__="r")
+
+    first = run([config], cwd=project.root)
+    second = run([config], cwd=project.root)
+
+    assert (first.code, second.code) == (0, 0), second.describe()
+    assert first.run_dir == project.root / "pkg/r/exp.0"
+    assert first.record["code_copy"]["excluded"] == [
+        {"path": "pkg/r/exp.0", "reason": "run folder"}
+    ]
+    assert second.record["code_copy"]["excluded"] == [
+        {"path": "pkg/r/exp.0", "reason": "run folder"},
+        {"path": "pkg/r/exp.1", "reason": "run folder"},
+    ]
+    note = "expyrun: pkg/r/exp.1: the run folder is inside the code, left out of the code copy"
+    assert note in second.stderr.splitlines()
+    assert second.log == b"r []\n"  # the name folder is copied, empty
+    assert _files_in(second.run_dir / "pkg") == ["__init__.py", "data/v2.txt", "main.py"]
+
+
+def test_a_run_name_leading_into_the_package_leaves_the_run_folder_out(project: Project) -> None:
+    config = _config(project, [], __output_dir__=".", __name__="pkg/runs")
+
+    result = run([config], cwd=project.root)
+
+    assert result.code == 0, result.describe()
+    assert result.run_dir == project.root / "pkg/runs/exp.0"
+    assert _files_in(result.run_dir / "pkg/runs") == []  # the name folder, without its runs
+    assert result.record["code_copy"]["excluded"] == [
+        {"path": "pkg/runs/exp.0", "reason": "run folder"}
+    ]
+
+
 def test_an_output_dir_in_a_sibling_package_is_left_out(project: Project) -> None:
     config = _config(project, [], __output_dir__="runs/here")
     project.write("runs/__init__.py", "")

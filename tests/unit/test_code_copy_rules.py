@@ -114,18 +114,19 @@ def test_bad_code_exclude_is_one_config_error(tmp_path: Path, value: str, patter
     ],
 )
 def test_code_exclude_patterns(pattern: str, path: str, is_dir: bool, left_out: bool) -> None:
-    exclusions = snapshot._Exclusions(set(), [pattern], None)
+    exclusions = snapshot._Exclusions(set(), [pattern])
     reason = exclusions.reason(path, is_dir, "/real/" + path)
     assert reason == (f"__code_exclude__ {pattern!r}" if left_out else None)
 
 
 def test_git_ignored_paths_and_the_output_dir_come_first() -> None:
-    exclusions = snapshot._Exclusions({"pkg/out", "pkg/w.bin"}, ["*"], "/real/pkg/out")
+    exclusions = snapshot._Exclusions({"pkg/out", "pkg/w.bin"}, ["*"], "/real/pkg/out", "/r")
     assert exclusions.reason("pkg/out", True, "/real/pkg/out") == snapshot.OUTPUT_DIR_REASON
     assert exclusions.reason("pkg/w.bin", False, "/x") == snapshot.GITIGNORE_REASON
     assert exclusions.reason("pkg/other", False, "/x") == "__code_exclude__ '*'"
     # The output dir is a folder: a file of that path is not it.
     assert snapshot._Exclusions(set(), [], "/o").reason("pkg/o", False, "/o") is None
+    assert exclusions.reason("pkg/out/r/exp.0", True, "/r") == snapshot.RUN_FOLDER_REASON
 
 
 def test_many_small_files_warn_like_a_large_copy() -> None:

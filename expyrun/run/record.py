@@ -55,6 +55,8 @@ class RunRecord(NamedTuple):
     output_bytes: int | None = None
     grace_s: float | None = None
     requirements: str | None = None
+    # run/snapshot.py CodeCopy.to_record(): copied (the names rerun/reproduce copy again),
+    # bytes, files, largest, links, outside_links, broken_links, excluded, excluded_count.
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
     slurm: dict[str, Any] | None = None

@@ -35,7 +35,8 @@ def launch_figures(repeat: int) -> None:
     if script:
         commands["expyrun (console script)"] = dict(argv=[script, "config.yml"], cwd=root)
     # The project above is in no git repository (expyrun then starts no git); in one, the run
-    # also pays `git status` (in a thread, but a no-op run ends before it does).
+    # also pays `git ls-files` for the ignored paths (before the code copy) and `git status`
+    # (in a thread, but a no-op run ends before it does).
     repo = make_project("pass")
     if _git_init(repo):
         commands["expyrun cfg.yml (git repo)"] = dict(argv=[*EXPYRUN, "config.yml"], cwd=repo)

@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from expyrun.config import Resolved
+    from expyrun.config import Resolved, RunSpec
 
 OUTPUTS_LOG = "outputs.log"
 RUN_KEY = "__run__"
@@ -161,7 +161,7 @@ def allocate_and_snapshot(
         snapshot.write_text_file(run_dir / snapshot.RAW_CONFIG_FILE, raw_text)
         code_copy = None
         if not options.debug and location.in_code_dir:
-            code_copy = _copy_code(spec.code_dir, location, run_dir, _copied_names(past))
+            code_copy = _copy_code(spec, location, run_dir, _copied_names(past))
         initial = RunRecord(
             status="prepared",
             run_dir=str(run_dir),
@@ -189,20 +189,17 @@ def allocate_and_snapshot(
 
 
 def _copy_code(
-    code_dir: Path, location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
+    spec: RunSpec, location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
 ) -> dict[str, Any]:
-    """Copy the code into the run folder; warn about what looks wrong; the record's entry."""
-    copied = snapshot.copy_code(code_dir, location.top_level, run_dir, only)
-    for link in copied.skipped_links:
-        console.warning(f"{link}: symbolic link to outside the package, not copied")
-    if copied.total_bytes > snapshot.LARGE_COPY_BYTES:
-        size = copied.total_bytes / 1e6
-        console.warning(f"the code copy takes {size:.0f} MB: data inside the package?")
-    return {
-        "copied": copied.copied,
-        "bytes": copied.total_bytes,
-        "skipped_links": copied.skipped_links,
-    }
+    """Copy the code into the run folder; print its notes and warnings; the record's entry."""
+    copied = snapshot.copy_code(
+        spec.code_dir, location.top_level, run_dir, only, spec.code_exclude, spec.output_dir
+    )
+    for note in copied.notes():
+        console.info(note)
+    for warning in copied.warnings():
+        console.warning(warning)
+    return copied.to_record()
 
 
 def _worker_python(options: LaunchOptions) -> Interpreter:

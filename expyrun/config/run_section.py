@@ -3,7 +3,8 @@
 `__main__` (mandatory) names the entry point, `package.module:function`; `__name__`
 (mandatory) names the run, a relative path that stays inside the output dir; `__output_dir__`
 (mandatory) is where runs go; `__code__` (optional) is where the entry point's package is;
-`__slurm__` (optional) holds Slurm options. Other keys are kept but unused.
+`__slurm__` (optional) holds Slurm options; `__code_exclude__` (optional) lists glob patterns
+of files and folders left out of the code copy. Other keys are kept but unused.
 
 The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make and a line
 `ls` can print, so that a launch fails here, before anything is created, rather than half-way:
@@ -32,6 +33,7 @@ NAME_KEY = "__name__"
 OUTPUT_DIR_KEY = "__output_dir__"
 CODE_KEY = "__code__"
 SLURM_KEY = "__slurm__"
+CODE_EXCLUDE_KEY = "__code_exclude__"
 MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
 # A run folder's own name, as run/folder.py makes it (config/ may not import run/: a unit test
 # checks the two agree). A name part like it would nest a run inside another run's folder.
@@ -60,6 +62,7 @@ class RunSpec(NamedTuple):
     output_dir: Path  # absolute
     code_dir: Path  # absolute
     slurm: dict[str, Scalar]  # the `__slurm__` mapping of `__run__`, {} when absent
+    code_exclude: tuple[str, ...] = ()  # `__code_exclude__`: glob patterns, checked
 
 
 def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Origin) -> RunSpec:
@@ -83,7 +86,8 @@ def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Or
     code_dir = cwd if code is None else _directory(code, CODE_KEY, cwd, origins, top)
     _check_lengths(output_dir, name, origins, top)
     slurm = _slurm(section.get(SLURM_KEY), origins, top, cwd)
-    return RunSpec(entry, module, function, name, output_dir, code_dir, slurm)
+    code_exclude = _code_exclude(section.get(CODE_EXCLUDE_KEY), origins, top)
+    return RunSpec(entry, module, function, name, output_dir, code_dir, slurm, code_exclude)
 
 
 def _error(message: str, path: KeyPath, origins: Origins, top: Origin) -> ConfigError:
@@ -221,6 +225,36 @@ def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: O
     if problem:
         raise _error(f"{problem}, got {_shown(text)}", (RUN_KEY, key), origins, top)
     return Path(os.path.normpath(cwd / os.path.expanduser(text)))
+
+
+def _code_exclude(value: ConfigValue, origins: Origins, top: Origin) -> tuple[str, ...]:
+    """The `__code_exclude__` patterns: a list of non-empty relative glob patterns.
+
+    A pattern without `/` is matched against each file and folder name, one with `/` against
+    the path from the code folder (`pkg/data/*`); the code copy (run/snapshot.py) applies them.
+    """
+    if value is None:
+        return ()
+    path = (RUN_KEY, CODE_EXCLUDE_KEY)
+    if not isinstance(value, list):
+        error = _error(
+            f"expected a list of glob patterns, got {_a(type_name(value))}", path, origins, top
+        )
+        error.hint = f"for instance {CODE_EXCLUDE_KEY}: ['*.ckpt', 'pkg/data']"
+        raise error
+    patterns: list[str] = []
+    for index, pattern in enumerate(value):
+        if not isinstance(pattern, str):
+            problem = f"expected a glob pattern (a string), got {_a(type_name(pattern))}"
+        elif not pattern.strip("/ ") or "\0" in pattern:
+            problem = f"expected a glob pattern, got {pattern!r}"
+        elif pattern.startswith(("/", "~")) or ".." in PurePosixPath(pattern).parts:
+            problem = f"must be relative to the code folder, got {pattern!r}"
+        else:
+            patterns.append(pattern)
+            continue
+        raise _error(problem, (*path, index), origins, top)
+    return tuple(patterns)
 
 
 def _slurm(value: ConfigValue, origins: Origins, top: Origin, cwd: Path) -> dict[str, Scalar]:

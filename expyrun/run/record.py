@@ -57,6 +57,8 @@ class RunRecord(NamedTuple):
     leftover_processes: int | None = None  # still running at the worker's exit, then stopped
     grace_s: float | None = None
     requirements: str | None = None
+    # run/snapshot.py CodeCopy.to_record(): copied (the names rerun/reproduce copy again),
+    # bytes, files, largest, links, outside_links, broken_links, excluded, excluded_count.
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
     slurm: dict[str, Any] | None = None

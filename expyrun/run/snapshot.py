@@ -3,24 +3,40 @@
 The code copy holds the entry point's top-level package (or module) and the other top-level
 packages and modules of the code folder, so that sibling imports keep working from the copy
 (expyrun 0.2 copied only the entry's package and only its .py files). Inside a package, every
-file is copied except caches and hidden entries; a symbolic link is followed only when it
-points inside the package.
+file is copied except caches, hidden entries, what git ignores (when the code is in a git
+repository; Python code is copied all the same), what `__run__.__code_exclude__` names, and the
+output dir. A symbolic link is copied as a link, never followed: it points where it pointed
+(`_CodeCopier.copy_link`). README.md, "The code copy", says all this for users.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 from expyrun.errors import RunFolderError
+from expyrun.run.record import RECORD_FILE
 
 CONFIG_FILE = "config.yml"
 RAW_CONFIG_FILE = "raw_config.yml"
 GIT_DIFF_FILE = "git.diff"
-# Above this size, the code copy is reported: data or checkpoints probably sit in the package.
-LARGE_COPY_BYTES = 100 * 1024 * 1024
+# Above either size, the code copy is reported with its largest files: data, checkpoints or a
+# node_modules probably sit in the package (README, "The code copy").
+CODE_COPY_WARNING_BYTES = 50 * 1000 * 1000
+CODE_COPY_WARNING_FILES = 10_000
+LARGEST_FILES_SHOWN = 3
+# run.json lists at most this many left-out paths, outside and broken links (and counts all).
+RECORDED_PATHS = 100
+# Why a path is left out of the code copy, as run.json's code_copy.excluded says it.
+GITIGNORE_REASON = ".gitignore"
+OUTPUT_DIR_REASON = "output dir"
+RUN_FOLDER_REASON = "run folder"
+# `__code_exclude__` is owned by config/run_section.py (run/ does not import config/).
+PATTERN_REASON = "__code_exclude__ {!r}"
 _SKIPPED_NAMES = {"__pycache__"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 GIT_TIMEOUT_SECONDS = 20
@@ -35,32 +51,117 @@ def write_text_file(path: Path, text: str) -> None:
 
 
 class CodeCopy:
-    """What the code copy holds, for the record and for warnings."""
+    """What the code copy holds and what it left out, for the record and for messages.
+
+    Paths are relative to the code folder, `/`-separated (`pkg/data/train.npy`).
+    """
 
     def __init__(self) -> None:
         self.copied: list[str] = []  # top-level names copied
-        self.skipped_links: list[str] = []
         self.total_bytes = 0
+        self.files = 0
+        self.links = 0
+        self.outside_links: list[dict[str, str]] = []  # {"path", "target"}: absolute targets
+        self.broken_links: list[dict[str, str]] = []  # {"path", "target", "problem"}
+        self.excluded: list[dict[str, str]] = []  # {"path", "reason"}
+        self.largest: list[tuple[int, str]] = []  # (bytes, path), largest first
+
+    def add_file(self, path: str, size: int) -> None:
+        """Count a copied file of `size` bytes."""
+        self.files += 1
+        self.total_bytes += size
+        if len(self.largest) < LARGEST_FILES_SHOWN or size > self.largest[-1][0]:
+            self.largest.append((size, path))
+            self.largest.sort(key=lambda item: item[0], reverse=True)
+            del self.largest[LARGEST_FILES_SHOWN:]
+
+    def warnings(self) -> list[str]:
+        """Broken links; a copy past CODE_COPY_WARNING_BYTES or _FILES, with its largest files."""
+        messages = [
+            f"{link['path']} -> {link['target']}: {link['problem']}, copied as a link"
+            for link in self.broken_links
+        ]
+        if self.total_bytes > CODE_COPY_WARNING_BYTES or self.files > CODE_COPY_WARNING_FILES:
+            largest = ", ".join(f"{path} {_size(size)}" for size, path in self.largest)
+            messages.append(
+                f"the code copy takes {_size(self.total_bytes)} in {self.files} files "
+                f"(largest: {largest}): data inside the package? (leave it out with "
+                ".gitignore or __run__.__code_exclude__)"
+            )
+        return messages
+
+    def notes(self) -> list[str]:
+        """What the user should know though nothing is wrong: run folders left out."""
+        return [
+            f"{item['path']}: the {item['reason']} is inside the code, left out of the code copy"
+            for item in self.excluded
+            if item["reason"] in (OUTPUT_DIR_REASON, RUN_FOLDER_REASON)
+        ]
+
+    def to_record(self) -> dict[str, Any]:
+        """run.json's `code_copy`; `copied` names what rerun/reproduce copy again."""
+        return {
+            "copied": self.copied,
+            "bytes": self.total_bytes,
+            "files": self.files,
+            "largest": [{"path": path, "bytes": size} for size, path in self.largest],
+            "links": self.links,
+            "outside_links": self.outside_links[:RECORDED_PATHS],
+            "broken_links": self.broken_links[:RECORDED_PATHS],
+            "excluded": self.excluded[:RECORDED_PATHS],
+            "excluded_count": len(self.excluded),
+        }
+
+
+def _size(count: int) -> str:
+    """`count` bytes for people: 1.1 GB, 25 MB, 12 kB, 300 B (decimal units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            digits = 1 if count < 10 * scale else 0
+            return f"{count / scale:.{digits}f} {unit}"
+    return f"{count} B"
 
 
 def copy_code(
-    code_dir: Path, entry_top_level: Path, run_dir: Path, only: Collection[str] | None = None
+    code_dir: Path,
+    entry_top_level: Path,
+    run_dir: Path,
+    only: Collection[str] | None = None,
+    exclude: Sequence[str] = (),
+    output_dir: Path | None = None,
 ) -> CodeCopy:
     """Copy the entry's top-level package and its sibling packages/modules into `run_dir`.
 
     `only` limits the siblings to these names: when the code folder is a past run folder, the
-    names its record lists as its code copy, not files the run itself wrote there.
+    names its record lists as its code copy, not files the run itself wrote there (that copy
+    was filtered when it was made: .gitignore is not read again). Left out: what git ignores
+    (but Python code), `exclude` (`__code_exclude__` glob patterns), `output_dir`, `run_dir`
+    and other run folders (a folder holding a run.json); never the entry's own top-level
+    package. Raises RunFolderError when a file cannot be read or written.
     """
-    result = CodeCopy()
-    for source in _top_level_sources(code_dir, entry_top_level):
-        if only is not None and source != entry_top_level and source.name not in only:
-            continue
-        target = run_dir / source.name
+    sources = [
+        source
+        for source in _top_level_sources(code_dir, entry_top_level)
+        if only is None or source == entry_top_level or source.name in only
+    ]
+    ignored = _git_ignored(code_dir, [s.name for s in sources]) if only is None else set()
+    folders = (os.path.realpath(output_dir) if output_dir else None, os.path.realpath(run_dir))
+    copier = _CodeCopier(run_dir, _Exclusions(ignored, exclude, *folders))
+    result = copier.result
+    for source in list(sources):
+        real = os.path.realpath(source)
+        reason = copier.exclusions.reason(source.name, os.path.isdir(real), real)
+        if reason and source != entry_top_level:
+            result.excluded.append({"path": source.name, "reason": reason})
+            sources.remove(source)
+        else:
+            copier.roots[real] = source.name
+    for source in sources:
         try:
             if source.is_dir():
-                _copy_package(source, target, result)
+                copier.copy_tree(os.path.realpath(source), source.name)
             else:
-                result.total_bytes += _copy_file(source, target)
+                result.add_file(source.name, _copy_file(source, run_dir / source.name))
         except OSError as exc:
             raise RunFolderError(f"cannot copy the code: {exc.strerror}", path=source) from exc
         result.copied.append(source.name)
@@ -84,13 +185,200 @@ def _top_level_sources(code_dir: Path, entry_top_level: Path) -> list[Path]:
     return sorted(sources.values(), key=lambda p: p.name)
 
 
-def _copy_package(source: Path, target: Path, result: CodeCopy) -> None:
-    root = source.resolve()
-    for folder, files in _walk(root, result):
-        relative = folder.relative_to(root)
-        (target / relative).mkdir(parents=True, exist_ok=True)
-        for file in files:
-            result.total_bytes += _copy_file(file, target / relative / file.name)
+def _skipped(name: str) -> bool:
+    """Caches and hidden entries: never copied, never recorded."""
+    return name.startswith(".") or name in _SKIPPED_NAMES or name.endswith(_SKIPPED_SUFFIXES)
+
+
+class _Exclusions:
+    """What the code copy leaves out: paths git ignores, glob patterns, run folders.
+
+    `output_dir` and `run_dir` (the run folder being made) are real paths: copying either
+    into the copy would copy the copy into itself.
+    """
+
+    def __init__(
+        self,
+        ignored: set[str],
+        patterns: Sequence[str],
+        output_dir: str | None = None,
+        run_dir: str | None = None,
+    ) -> None:
+        self.ignored = ignored
+        self.output_dir = output_dir
+        self.run_dir = run_dir
+        self.patterns = [_compile(pattern) for pattern in patterns]
+
+    def reason(self, path: str, is_dir: bool, real: str) -> str | None:
+        """Why `path` (from the code folder; `real`: its real path) is left out; None: kept."""
+        if is_dir:
+            if real == self.output_dir:
+                return OUTPUT_DIR_REASON
+            if real == self.run_dir or os.path.isfile(os.path.join(real, RECORD_FILE)):
+                return RUN_FOLDER_REASON
+        if path in self.ignored and not _python_code(real, is_dir):
+            return GITIGNORE_REASON
+        name = path.rpartition("/")[2]
+        for pattern, regex, on_path, folders_only in self.patterns:
+            if (is_dir or not folders_only) and regex.match(path if on_path else name):
+                return PATTERN_REASON.format(pattern)
+        return None
+
+
+def _python_code(real: str, is_dir: bool) -> bool:
+    """Whether `real` is a module (`.py`) or a package folder (`__init__.py`).
+
+    git-ignored Python code is copied all the same: generated modules (setuptools-scm's
+    `_version.py`, protobuf's `*_pb2.py`) are usually ignored, and imported.
+    """
+    if is_dir:
+        return os.path.isfile(os.path.join(real, "__init__.py"))
+    return real.endswith(".py")
+
+
+def _compile(pattern: str) -> tuple[str, Any, bool, bool]:
+    """A `__code_exclude__` pattern as (pattern, regex, matched on the path, folders only).
+
+    As in .gitignore, a trailing `/` matches folders only, and a pattern holding another `/`
+    is matched against the whole path from the code folder, else against each name. The
+    matching itself is fnmatch's (`*` also matches `/`).
+    """
+    import fnmatch  # only when there are patterns
+    import re
+
+    text = pattern.removeprefix("./")
+    folders_only = text.endswith("/")
+    text = text.rstrip("/")
+    return pattern, re.compile(fnmatch.translate(text)), "/" in text, folders_only
+
+
+class _CodeCopier:
+    """Copies package folders into the run folder, keeping what `CodeCopy` reports."""
+
+    def __init__(self, run_dir: Path, exclusions: _Exclusions) -> None:
+        self.run_dir = str(run_dir)
+        self.exclusions = exclusions
+        self.roots: dict[str, str] = {}  # real path of each copied top-level source -> name
+        self.result = CodeCopy()
+
+    def copy_tree(self, root: str, name: str) -> None:
+        """Copy the folder `root` (a real path) as `name`; links are copied as links."""
+        pending = [name]
+        while pending:
+            relative = pending.pop()  # from the code folder, as in the copy
+            folder = root + relative[len(name) :]
+            os.mkdir(os.path.join(self.run_dir, relative))
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+            for entry in entries:
+                if _skipped(entry.name):
+                    continue
+                path = f"{relative}/{entry.name}"
+                is_link = entry.is_symlink()
+                is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+                reason = self.exclusions.reason(path, is_dir, entry.path)
+                if reason:
+                    self.result.excluded.append({"path": path, "reason": reason})
+                elif is_link:
+                    self.copy_link(entry.path, path)
+                elif is_dir:
+                    pending.append(path)
+                elif entry.is_file(follow_symlinks=False):  # not a fifo, socket or device
+                    target = Path(self.run_dir, path)
+                    self.result.add_file(path, _copy_file(Path(entry.path), target))
+
+    def copy_link(self, source: str, path: str) -> None:
+        """Copy the link `source` (at `path` from the code folder) as a link, never followed.
+
+        A link to something the copy holds points at the copy, by a relative path; a link to
+        anything else (outside the copied packages, or left out of the copy) keeps its absolute
+        target, and a relative one gets its absolute target: the copied code finds what the
+        original finds, as under --debug. A broken link is copied as it is, made absolute when
+        it leads out of the copied packages.
+        """
+        text = os.readlink(source)
+        parent = posixpath.dirname(path)
+        written = text
+        problem = _broken(source)
+        if problem:
+            self.result.broken_links.append({"path": path, "target": text, "problem": problem})
+            lexical = posixpath.normpath(posixpath.join(parent, text))
+            if os.path.isabs(text) or lexical.split("/")[0] not in self.roots.values():
+                written = _absolute(source, text)
+        else:
+            inside = self._place_in_copy(os.path.realpath(source))
+            if inside is None:
+                written = _absolute(source, text)
+            elif not (_climbs_then_names(text) and _lands_on(text, parent, inside)):
+                written = posixpath.relpath(inside, parent)
+        if os.path.isabs(written):
+            self.result.outside_links.append({"path": path, "target": written})
+        os.symlink(written, os.path.join(self.run_dir, path))
+        self.result.links += 1
+
+    def _place_in_copy(self, real: str) -> str | None:
+        """Where the copy holds the real path `real` (from the run folder); None: nowhere."""
+        for root, name in self.roots.items():
+            if real == root:
+                return name
+            if real.startswith(root + os.sep):
+                parts = real[len(root) + 1 :].split(os.sep)
+                path, current = name, root
+                for index, part in enumerate(parts):
+                    path, current = f"{path}/{part}", os.path.join(current, part)
+                    is_dir = index < len(parts) - 1 or os.path.isdir(current)
+                    if _skipped(part) or self.exclusions.reason(path, is_dir, current):
+                        return None
+                return path
+        return None
+
+
+def _broken(link: str) -> str | None:
+    """What is wrong with the symbolic link `link`; None when it leads somewhere."""
+    import errno
+
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link in a cycle of links"
+        if exc.errno == errno.ENOENT:
+            return "broken symbolic link"
+        return f"symbolic link that cannot be followed ({exc.strerror})"
+    return None
+
+
+def _absolute(link: str, text: str) -> str:
+    """The target `text` of `link` as an absolute path naming the same place.
+
+    `link`'s folder is a real path (the copy never follows links), so `..` right after it
+    climbs real folders and the join can be normalized; a `..` after another name may climb
+    out of a linked folder, so such a text is joined as it is, for the kernel to resolve.
+    """
+    if os.path.isabs(text):
+        return text
+    joined = os.path.join(os.path.dirname(link), text)
+    return os.path.normpath(joined) if _climbs_then_names(text) else joined
+
+
+def _climbs_then_names(text: str) -> bool:
+    """Whether the relative path `text` is some `..` then only names (no `..` after a name)."""
+    if os.path.isabs(text):
+        return False
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    climbs = 0
+    while climbs < len(parts) and parts[climbs] == "..":
+        climbs += 1
+    return ".." not in parts[climbs:]
+
+
+def _lands_on(text: str, parent: str, inside: str) -> bool:
+    """Whether the relative link `text` in folder `parent` names `inside` (from the run folder).
+
+    Trusted only for a text that climbs then descends (`_climbs_then_names`): `a/../b` may
+    pass through a link or a folder the copy does not hold, where `..` leads elsewhere.
+    """
+    return posixpath.normpath(posixpath.join(parent, text)) == inside
 
 
 def _copy_file(source: Path, target: Path) -> int:
@@ -117,29 +405,6 @@ def _umask() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it: set it straight back
     os.umask(mask)
     return mask
-
-
-def _walk(root: Path, result: CodeCopy) -> Iterator[tuple[Path, list[Path]]]:
-    pending = [root]
-    while pending:
-        folder = pending.pop()
-        files = []
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.name.startswith(".") or entry.name in _SKIPPED_NAMES:
-                continue
-            if entry.name.endswith(_SKIPPED_SUFFIXES):
-                continue
-            path = Path(entry.path)
-            if entry.is_symlink():
-                resolved = path.resolve()
-                if not resolved.is_relative_to(root) or not resolved.exists():
-                    result.skipped_links.append(str(path))
-                    continue
-            if entry.is_dir():
-                pending.append(path)
-            elif entry.is_file():
-                files.append(path)
-        yield folder, files
 
 
 def git_state(code_dir: Path, run_dir: Path) -> dict[str, object] | None:
@@ -206,8 +471,32 @@ def _may_be_in_repository(code_dir: Path) -> bool:
         folder = parent
 
 
+def _git_ignored(code_dir: Path, names: Sequence[str]) -> set[str]:
+    """The paths under the top-level `names` of `code_dir` that git ignores.
+
+    git's own rules, not a copy of them: .gitignore files at every level, .git/info/exclude,
+    core.excludesFile; a tracked file is never ignored. An ignored folder is one path (with
+    `--directory` git does not list what it holds), so a node_modules costs one line. Paths
+    are relative to `code_dir`, `/`-separated. Empty outside a git repository (no git started)
+    or when git fails: the copy then leaves nothing out for git.
+    """
+    if not names or not _may_be_in_repository(code_dir):
+        return set()
+    listed = _git(
+        code_dir,
+        *("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"),
+        *("--", *(f":(literal){name}" for name in names)),
+    )
+    return {path.rstrip("/") for path in (listed or "").split("\0") if path}
+
+
 def _git(code_dir: Path, *args: str) -> str | None:
-    import subprocess  # only here: it costs start-up time, and git runs in a thread
+    """Run git in `code_dir`: its stdout, or None when it fails, times out or is missing.
+
+    The one place expyrun starts git. Called on the launch path (the ignored paths, before the
+    code copy) and in the recording thread (the git state).
+    """
+    import subprocess  # only here: it costs start-up time
 
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list, no shell

@@ -434,10 +434,15 @@ def run_prepared(
         output_bytes=outcome.bytes_logged,
         tracking=outcome.tracking,
         leftover_processes=outcome.leftovers,
+        output_lost_bytes=outcome.bytes_lost or None,
+        output_lost_since=record.iso_from_epoch(outcome.lost_since) if outcome.lost_since else None,
         slurm=slurm_fields,
         **environment,
     )
-    record.write_record(run_dir, final)
+    try:
+        record.write_record(run_dir, final)
+    except record.RecordError as exc:
+        console.warning(str(exc))  # the run itself ended as its exit code says
     return outcome.exit_code
 
 

@@ -8,6 +8,7 @@ now belongs to a process started at another time than `pid_started_at`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -15,10 +16,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from expyrun.errors import RunFolderError
+
 RECORD_FILE = "run.json"
+# Room set aside in the run folder while it runs, for the records still to come: a disk that
+# the entry fills must not cost the run its final record (run.json is a few KiB; requeued
+# Slurm runs keep every attempt).
+RESERVE_FILE = ".run.json.reserve"
+RESERVE_BYTES = 256 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Statuses that end a run folder's life (until a requeue starts a new attempt).
+ENDED_STATUSES = frozenset({"succeeded", "failed", "killed", "cancelled", "lost"})
 SCHEMA_VERSION = 1
 # Start times read from /proc are exact to a clock tick; allow for rounding across readers.
 START_TIME_TOLERANCE_SECONDS = 1.0
+
+
+def iso_from_epoch(seconds: float) -> str:
+    """A time.time() value, ISO 8601 with the local timezone offset (as now_iso)."""
+    moment = datetime.fromtimestamp(seconds, timezone.utc).astimezone()
+    return moment.isoformat(timespec="milliseconds")
+
+
+class RecordError(RunFolderError):
+    """run.json cannot be written (the run folder is gone, the disk is full)."""
 
 
 def now_iso() -> str:
@@ -53,6 +74,8 @@ class RunRecord(NamedTuple):
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
     output_bytes: int | None = None
+    output_lost_bytes: int | None = None  # output outputs.log could not take (a full disk)
+    output_lost_since: str | None = None  # when that began
     tracking: str | None = None  # how the run's processes were tracked: cgroup, subreaper, marker
     leftover_processes: int | None = None  # still running at the worker's exit, then stopped
     grace_s: float | None = None
@@ -115,6 +138,8 @@ _PER_ATTEMPT_FIELDS = (
     "output_bytes",
     "tracking",
     "leftover_processes",
+    "output_lost_bytes",
+    "output_lost_since",
 )
 
 
@@ -165,11 +190,69 @@ def end_attempt(record: RunRecord, **fields: Any) -> RunRecord:
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:
-    """Replace run.json atomically."""
+    """Replace run.json atomically, even on a full disk.
+
+    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record on:
+    when the disk is full (ENOSPC, EDQUOT), the reserve is deleted and the write tried again, so
+    a run whose entry filled the disk still ends with a true record. The reserve goes with the
+    record that ends a run. A failed write leaves no temporary file behind.
+
+    Raises RecordError when run.json cannot be written (the run folder was deleted or moved
+    while the run ran; a disk full even without the reserve).
+    """
     path = run_dir / RECORD_FILE
     temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(record.to_dict(), indent=2) + "\n"
+    for last_try in (False, True):
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+            break
+        except OSError as exc:
+            _remove(temporary)
+            if not run_dir.is_dir():
+                raise RecordError(
+                    "cannot write the record: the run folder is gone (deleted or moved while "
+                    "the run ran)",
+                    path=run_dir,
+                ) from exc
+            if last_try or exc.errno not in _DISK_FULL or not _remove(run_dir / RESERVE_FILE):
+                raise RecordError(
+                    f"cannot write the record: {exc.strerror or exc}", path=path
+                ) from exc
+    reserve = run_dir / RESERVE_FILE
+    if record.status in ENDED_STATUSES:
+        _remove(reserve)
+    elif not reserve.exists():
+        _make_reserve(reserve)
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+
+
+def _make_reserve(reserve: Path) -> None:
+    """Set aside room for the records still to come (best effort: a full disk is no error)."""
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except (OSError, AttributeError):
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        except OSError:
+            os.close(fd)
+            _remove(reserve)
+            return
+    os.close(fd)
 
 
 def read_record(run_dir: Path) -> RunRecord:

@@ -96,6 +96,8 @@ class WorkerExit(NamedTuple):
     duration_s: float  # from the payload's sending to the worker's exit (not the drain)
     tracking: str  # how the run's processes were tracked: cgroup, subreaper or marker
     leftovers: int  # processes still running when the worker exited (stopped by us)
+    bytes_lost: int  # output outputs.log could not take (a full disk)
+    lost_since: float | None  # when that began (time.time()), None when nothing was lost
 
 
 def _signal_name(signum: int) -> str:
@@ -483,6 +485,10 @@ def run(
         if launch.terminal:
             sinks = {out_r: 1, err_r: 2}
         tee = Tee(log_fd, sinks)
+        tee.on_loss = lambda exc: say(
+            f"cannot write outputs.log ({exc.strerror}): the run goes on, its output is "
+            "no longer logged (run.json counts it as output_lost_bytes)"
+        )
         _loop(state, tee, [out_r, err_r])
         _finish_terminal(state, tee)
     except BaseException:
@@ -592,6 +598,8 @@ def _outcome(
         "duration_s": max(0.0, ended - started),
         "tracking": tracking,
         "leftovers": state.leftovers,
+        "bytes_lost": tee.bytes_lost,
+        "lost_since": tee.lost_since,
     }
     if os.WIFSIGNALED(status):
         died_of = os.WTERMSIG(status)

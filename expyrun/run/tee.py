@@ -19,8 +19,11 @@ import errno
 import os
 import select
 import stat
+import time
 from _queue import SimpleQueue
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 # Largest chunk moved per call: big enough for throughput, small enough to stay responsive.
 CHUNK_BYTES = 1 << 20
@@ -28,6 +31,11 @@ CHUNK_BYTES = 1 << 20
 # many, the supervisor stops reading the pipes until the terminal catches up (memory bound:
 # ~100 bytes a run). Runs of one stream merge, so only stream switches count.
 TERMINAL_BACKLOG_RUNS = 100_000
+# Output the log could not take (a full disk) goes to the terminal from memory, up to this much
+# waiting at a time; past it, the terminal copy skips it too.
+TERMINAL_MEMORY_BYTES = 8 << 20
+# write(2)/splice(2) errors of a full file system or file size limit: the run goes on.
+LOG_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _is_dev_null(fd: int) -> bool:
@@ -44,7 +52,8 @@ class _TerminalCopy:
 
     def __init__(self, log_fd: int) -> None:
         self._log_fd = log_fd
-        self._runs: deque[list[int]] = deque()  # [sink, start, length]
+        self._runs: deque[list[Any]] = deque()  # [sink, start, length, bytes or None]
+        self._memory = 0  # bytes held in runs that are not in the log
         self._lock = _thread.allocate_lock()
         self._wakeup: SimpleQueue[None] = SimpleQueue()
         self._idle = True
@@ -60,13 +69,32 @@ class _TerminalCopy:
             if sink in self.dead_sinks:
                 return
             last = self._runs[-1] if self._runs else None
-            if last is not None and last[0] == sink and last[1] + last[2] == start:
+            if (
+                last is not None
+                and last[3] is None
+                and last[0] == sink
+                and last[1] + last[2] == start
+            ):
                 last[2] += length
             else:
-                self._runs.append([sink, start, length])
+                self._runs.append([sink, start, length, None])
             wake, self._idle = self._idle, False
         if wake:
             self._wakeup.put(None)
+
+    def add_bytes(self, sink: int, data: bytes) -> bool:
+        """Queue bytes that are not in the log; False when they are dropped (too much waits)."""
+        with self._lock:
+            if sink in self.dead_sinks:
+                return True
+            if self._memory + len(data) > TERMINAL_MEMORY_BYTES:
+                return False
+            self._memory += len(data)
+            self._runs.append([sink, 0, len(data), data])
+            wake, self._idle = self._idle, False
+        if wake:
+            self._wakeup.put(None)
+        return True
 
     def backlog(self) -> int:
         return len(self._runs)
@@ -91,11 +119,14 @@ class _TerminalCopy:
             self._runs.clear()
         self.close()
 
-    def _next(self) -> list[int] | None:
+    def _next(self) -> list[Any] | None:
         while True:
             with self._lock:
                 if self._runs and not self._abandoned:
-                    return self._runs.popleft()
+                    run = self._runs.popleft()
+                    if run[3] is not None:
+                        self._memory -= run[2]
+                    return run
                 if self._closed:
                     return None
                 self._idle = True
@@ -104,8 +135,12 @@ class _TerminalCopy:
     def _copy_forever(self) -> None:
         try:
             while (run := self._next()) is not None:
-                sink, start, length = run
-                if sink not in self.dead_sinks:
+                sink, start, length, data = run
+                if sink in self.dead_sinks:
+                    continue
+                if data is not None:
+                    self._write(sink, data)
+                else:
                     self._copy(sink, start, length)
         finally:
             self._finished.release()
@@ -113,17 +148,20 @@ class _TerminalCopy:
     def _copy(self, sink: int, start: int, length: int) -> None:
         while length > 0 and not self._abandoned:
             data = os.pread(self._log_fd, min(length, CHUNK_BYTES), start)
-            if not data:
-                return
-            try:
-                _write_all(sink, data)
-            except OSError:
-                # EPIPE (`| head` exited), EIO (terminal closed): stop copying, keep logging.
-                with self._lock:
-                    self.dead_sinks.add(sink)
+            if not data or not self._write(sink, data):
                 return
             start += len(data)
             length -= len(data)
+
+    def _write(self, sink: int, data: bytes) -> bool:
+        try:
+            _write_all(sink, data)
+            return True
+        except OSError:
+            # EPIPE (`| head` exited), EIO (terminal closed): stop copying, keep logging.
+            with self._lock:
+                self.dead_sinks.add(sink)
+            return False
 
 
 class Tee:
@@ -143,34 +181,65 @@ class Tee:
         self._can_splice = hasattr(os, "splice")
         wanted = any(sink is not None for sink in self._sinks.values())
         self._terminal = _TerminalCopy(log_fd) if wanted else None
+        # Output the log could not take (a full disk): how much, since when (time.time()).
+        self.bytes_lost = 0
+        self.lost_since: float | None = None
+        self.on_loss: Callable[[OSError], None] | None = None  # called at the first loss
 
     @property
     def bytes_logged(self) -> int:
         return self._log_offset
 
     def pump(self, pipe_fd: int) -> bool:
-        """Move what `pipe_fd` holds (at least one byte, or EOF); return False at EOF."""
+        """Move what `pipe_fd` holds (at least one byte, or EOF); return False at EOF.
+
+        When the log cannot take the bytes (a full disk, a file size limit), they are read
+        anyway, so the worker is never blocked by it, counted in `bytes_lost`, and still
+        copied to the terminal; the log is tried again at the next chunk.
+        """
         start = self._log_offset
-        moved = self._to_log(pipe_fd)
-        if moved == 0:
+        moved, unlogged = self._to_log(pipe_fd)
+        if moved == 0 and not unlogged:
             return False
         self._log_offset += moved
         sink = self._sinks.get(pipe_fd)
         if sink is not None and self._terminal is not None:
-            self._terminal.add(sink, start, moved)
+            if moved:
+                self._terminal.add(sink, start, moved)
+            if unlogged:
+                self._terminal.add_bytes(sink, unlogged)
         return True
 
-    def _to_log(self, pipe_fd: int) -> int:
+    def _to_log(self, pipe_fd: int) -> tuple[int, bytes]:
+        """(bytes moved into the log, bytes read that the log could not take)."""
         if self._can_splice:
             try:
-                return os.splice(pipe_fd, self._log_fd, CHUNK_BYTES)
+                return os.splice(pipe_fd, self._log_fd, CHUNK_BYTES), b""
             except OSError as exc:
+                if exc.errno in LOG_FULL_ERRNOS:
+                    return self._lose(0, os.read(pipe_fd, CHUNK_BYTES), exc)
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 self._can_splice = False  # e.g. a file system without splice support
         data = os.read(pipe_fd, CHUNK_BYTES)
-        _write_all(self._log_fd, data)
-        return len(data)
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._log_fd, data[written:])
+        except OSError as exc:
+            if exc.errno not in LOG_FULL_ERRNOS:
+                raise
+            return self._lose(written, data[written:], exc)
+        return written, b""
+
+    def _lose(self, written: int, data: bytes, exc: OSError) -> tuple[int, bytes]:
+        if data:
+            if self.lost_since is None:
+                self.lost_since = time.time()
+                if self.on_loss is not None:
+                    self.on_loss(exc)
+            self.bytes_lost += len(data)
+        return written, data
 
     def backlogged(self) -> bool:
         """True while the terminal copy is too far behind to take more (see the constant)."""

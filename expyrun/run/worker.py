@@ -519,8 +519,11 @@ def _drain_into(fds: list[int], log_fd: int, until_eof: bool = False) -> None:
                 open_fds.remove(fd)
                 continue
             view = memoryview(chunk)
-            while view:
-                view = view[os.write(log_fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(log_fd, view) :]
+            except OSError:
+                pass  # a full disk: what cannot be saved is dropped, the rescue goes on
         if open_fds and until_eof:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

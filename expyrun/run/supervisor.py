@@ -560,7 +560,11 @@ def _handle_events(state: _Supervision) -> None:
 
 def _finish_terminal(state: _Supervision, tee: Tee) -> None:
     """Let the terminal copy catch up, unless a stop signal says not to wait for it."""
+    poller = select.poll()
+    poller.register(state.events.read_fd, select.POLLIN)
     while not tee.terminal_done(timeout=0.05):
+        if not poller.poll(0):
+            continue
         for kind, value in state.events.drain():
             if kind == "signal" and value[0] in STOP_SIGNALS:
                 state.say(f"received {_signal_name(value[0])}: not waiting for the terminal")

@@ -307,3 +307,57 @@ def test_a_child_started_with_os_system_inherits_only_what_plain_python_gives(
     )
     assert plain.returncode == 0
     assert under_expyrun == sorted((project.root / "fds.txt").read_text().split())
+
+
+BIG_OUTPUT = """
+signal.signal(signal.SIGTERM, lambda *_: open("got-sigterm", "w").close())
+chunk = "y" * 1023 + "\\n"
+for _ in range(8 * 1024):
+    sys.stdout.write(chunk)
+sys.stdout.flush()
+open("printed", "w").close()
+while config["wait"] and not os.path.exists("got-sigterm"):
+    time.sleep(0.01)
+"""
+
+
+def _log_size(run_dir: Path) -> int:
+    try:
+        return (run_dir / "outputs.log").stat().st_size
+    except OSError:
+        return 0
+
+
+def test_a_terminal_that_reads_late_gets_every_byte(project: Project) -> None:
+    """The terminal copy lags behind the log; expyrun finishes it before it exits."""
+    config = project.config(_entry(project, BIG_OUTPUT), extra={"wait": False})
+    process = start([config], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        # Nobody reads expyrun's stdout yet: the log is complete all the same.
+        wait_for(lambda: _log_size(run_dir) == 8 << 20, 60, "the whole output in outputs.log")
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out == (run_dir / "outputs.log").read_bytes()
+
+
+def test_a_blocked_terminal_does_not_delay_a_stop(project: Project) -> None:
+    """stdout not read (`| less` paused): SIGTERM is forwarded at once, the log is complete."""
+    config = project.config(_entry(project, BIG_OUTPUT), extra={"wait": True})
+    process = start([config, "--grace", "60"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "printed").exists(), 60, "the entry to print 8 MB")
+        process.send_signal(signal.SIGTERM)
+        # Still nobody reads stdout: the entry gets the SIGTERM all the same.
+        wait_for(lambda: (run_dir / "got-sigterm").exists(), 10, "the forwarded SIGTERM")
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert _log_size(run_dir) == 8 << 20
+    assert len(out) == 8 << 20

@@ -336,6 +336,8 @@ def test_a_terminal_that_reads_late_gets_every_byte(project: Project) -> None:
     try:
         # Nobody reads expyrun's stdout yet: the log is complete all the same.
         wait_for(lambda: _log_size(run_dir) == 8 << 20, 60, "the whole output in outputs.log")
+        worker = read_json(run_dir / "run.json")["child_pid"]
+        wait_for(lambda: not process_alive(worker), 30, "the worker to exit")
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()

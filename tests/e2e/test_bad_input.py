@@ -168,6 +168,11 @@ _DEEP = "a: " + "{a: " * 328 + '"{b}"' + "}" * 328 + "\nb: 1\n"
 _CYCLE = "".join(f'c{i}: "{{c{(i + 1) % 200}}}"\n' for i in range(200))
 _PLACED = "a: " + "{a: " * 127 + "1" + "}" * 127 + "\nx: {y: '{a}'}\n"
 _APPLY = '[!!python/object/apply:os.system ["echo hi"]]'
+_FLOW_BOMB = (
+    "[&l0 [x, x, x, x, x, x, x, x, x, x]"
+    + "".join(f", &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 8))
+    + "]"
+)
 _LONG_PART = "n" * 300
 _DEEP_NAME = "/".join(["n" * 200] * 20)
 
@@ -285,6 +290,11 @@ CASES = [
         r"^expyrun: error: command line: key 'n': cannot override with .*: unsupported YAML tag "
         r"!!python/object/apply:os\.system",
         id="python-tag-in-a-flow-list-override",
+    ),
+    pytest.param(
+        _with_args(_set("n", None), "--n", _FLOW_BOMB),
+        r"key 'n': cannot override with .*: YAML aliases expand to more than 100,000 values",
+        id="alias-bomb-in-a-flow-list-override",
     ),
     pytest.param(
         _with_args(_set("n", None), "--n", "[" * 600 + "]" * 600),

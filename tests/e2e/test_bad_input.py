@@ -197,6 +197,16 @@ CASES = [
     pytest.param(_args("--layers.5.size", "2"), r"layers", id="override-index-out-of-range"),
     # --- the config file ---
     pytest.param(_missing_file, r"nope\.yml", id="missing-file"),
+    pytest.param(
+        lambda p: ["/dev/zero"],
+        r"^expyrun: error: /dev/zero: the config file is larger than 16 MiB",
+        id="endless-config-file",  # issue 11: MemoryError, exit 70
+    ),
+    pytest.param(
+        _with(lambda d: d.update(__default__="/dev/zero")),
+        r"default config /dev/zero: not a regular file$",
+        id="default-is-a-device",
+    ),
     pytest.param(_directory, r"cfgdir", id="directory-not-file"),
     pytest.param(_text(""), r"config\.yml.*empty", id="empty-file"),
     pytest.param(_text("a: [1, 2\n"), r"config\.yml:\d+", id="yaml-syntax-error"),

@@ -170,7 +170,9 @@ class _Builder:
             return construct(node)
         except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise error_at(
-                f"cannot read {node.value!r} as {_short_tag(node.tag)}", self.origin(node), path
+                f"cannot read {_shown(node.value)} as {_short_tag(node.tag)}",
+                self.origin(node),
+                path,
             ) from exc
 
     def bad_tag(self, node: Node, path: KeyPath) -> ConfigError:
@@ -306,6 +308,11 @@ def unsupported_tag(node: Node) -> str | None:
     ):
         return None
     return f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)"
+
+
+def _shown(text: str) -> str:
+    """A scalar's text for a message: quoted, cut when long."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text)} characters)"
 
 
 def _null(node: ScalarNode) -> None:

@@ -271,6 +271,12 @@ CASES = [
         id="reference-text-bomb-500-bytes",
     ),
     pytest.param(
+        _text("n: " + "7" * 5000 + "\n"),
+        r"^expyrun: error: config\.yml:1: key 'n': cannot read '7{40}'\.\.\. \(5000 characters\) "
+        r"as !!int$",
+        id="integer-past-pythons-digit-limit",
+    ),
+    pytest.param(
         _text(_DEEP), r"^expyrun: error: config\.yml:1: nested deeper than 128 levels$", id="deep"
     ),
     pytest.param(

@@ -380,3 +380,24 @@ def test_a_config_read_from_a_pipe_resolves(tmp_path: Path) -> None:
     writer.start()
     assert resolve(fifo, cwd=tmp_path, environ={}).entry_config == {"lr": 0.5}
     writer.join(timeout=10)
+
+
+# --- numbers past Python's int conversion limit ---------------------------------------------
+
+
+def test_a_variable_with_more_digits_than_python_converts_stays_text(tmp_path: Path) -> None:
+    """`a: $BIG` with 5,000 digits: int() raised ValueError past 4,300 digits (exit 70)."""
+    digits = "7" * (sys.get_int_max_str_digits() + 1)
+    config = resolve_text(tmp_path, "a: $BIG\nb: 'x{a}'\n", environ={"BIG": digits})
+    assert config.entry_config == {"a": digits, "b": "x" + digits}
+
+
+def test_an_integer_with_more_digits_than_python_converts_is_refused_shortly(
+    tmp_path: Path,
+) -> None:
+    digits = "7" * (sys.get_int_max_str_digits() + 1)
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, f"n: {digits}\n")
+    assert str(caught.value) == (
+        f"config.yml:5: key 'n': cannot read '{'7' * 40}'... ({len(digits)} characters) as !!int"
+    )

@@ -78,7 +78,10 @@ def convert_text(text: str) -> ConfigValue:
     if not text or text[0] not in "-0123456789.":
         return text
     if _INTEGER.fullmatch(text):
-        number = int(text)
+        try:
+            number = int(text)
+        except ValueError:  # past sys.get_int_max_str_digits() (4,300): it stays text
+            return text
         return number if str(number) == text else text
     try:
         real = float(text)

@@ -125,7 +125,11 @@ class _Chain:
                 f"{chain[0]} -> {chain[1]} -> ... -> {chain[-1]} -> {display}",
             )
         if not path.is_file():
-            what = "is a directory, not a config file" if path.is_dir() else "no such file"
+            what = "no such file"
+            if path.is_dir():
+                what = "is a directory, not a config file"
+            elif path.exists():
+                what = "not a regular file"
             hint = _path_hint(default, self.cwd)
             raise error_at(f"default config {display}: {what}", origin, DEFAULT_KEY, hint)
         return self.load(path, display)

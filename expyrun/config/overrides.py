@@ -42,7 +42,7 @@ from expyrun.config.keys import (
 )
 from expyrun.config.loading import DEFAULT_KEY
 from expyrun.config.merging import POLICY_KEY
-from expyrun.config.parsing import build_node, parse_node, unsupported_tag
+from expyrun.config.parsing import MAX_ALIAS_VALUES, build_node, parse_node, unsupported_tag
 from expyrun.config.report import COMMAND_LINE, Origins
 from expyrun.errors import ConfigError
 
@@ -271,8 +271,44 @@ def _typed_list(text: str, old: list[ConfigValue]) -> list[ConfigValue]:
         if not isinstance(node, SequenceNode):
             raise ValueError("expected a list like [1, 2]")
         _check_tag(node)
+        _check_expansion(node)
         return _typed_items(node.value, old)
     return _typed_items(text.split(","), old)
+
+
+def _check_expansion(root: Node) -> None:
+    """Refuse a flow list whose aliases would expand past `MAX_ALIAS_VALUES` values.
+
+    As in a file, each alias is a copy (`[&a [1, 2], *a]` is two lists), so nested anchors
+    multiply. The expanded size is counted on the node graph without expanding it: each
+    node once, its size the sum of its children's. An alias inside itself is refused too.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if not isinstance(node.value, list):  # a scalar
+            sizes[key] = 1
+            continue
+        children = [n for pair in node.value for n in (pair if isinstance(pair, tuple) else [pair])]
+        if children_done:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_ALIAS_VALUES:
+                raise ValueError(
+                    f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values "
+                    "(aliases are copied: nested anchors multiply)"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ValueError("a YAML alias contains itself")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
 
 
 def _check_tag(node: Node) -> None:

@@ -13,6 +13,7 @@ more; the messages name the file and line):
   and libyaml's composer itself overflows the C stack (a segfault) near 25,000 levels;
 - `MAX_ALIAS_VALUES` values built by copying aliases: each use of `*anchor` is a copy, so ten
   nested anchors of ten items each ("billion laughs", 460 bytes) would build 10**10 values.
+A file is read up to `MAX_FILE_BYTES`: a pipe is read like a file, and may never end.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class _ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen
 
 
 MAX_ALIAS_VALUES = 100_000
+MAX_FILE_BYTES = 16 * 2**20  # a config of 10,000 keys is about 300 KB
 # libyaml's composer recurses in C, without Python's recursion check: it was measured to
 # build 20,000 levels and to crash at 30,000 (8 MB stack). Nesting needs one indicator
 # ([ { - : ?) per level, so text with fewer of them is composed without counting levels
@@ -168,7 +170,9 @@ class _Builder:
             return construct(node)
         except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise error_at(
-                f"cannot read {node.value!r} as {_short_tag(node.tag)}", self.origin(node), path
+                f"cannot read {_shown(node.value)} as {_short_tag(node.tag)}",
+                self.origin(node),
+                path,
             ) from exc
 
     def bad_tag(self, node: Node, path: KeyPath) -> ConfigError:
@@ -306,6 +310,11 @@ def unsupported_tag(node: Node) -> str | None:
     return f"unsupported YAML tag {_short_tag(node.tag)} (only plain values, mappings, lists)"
 
 
+def _shown(text: str) -> str:
+    """A scalar's text for a message: quoted, cut when long."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
 def _null(node: ScalarNode) -> None:
     return None
 
@@ -315,14 +324,27 @@ def _short_tag(tag: str) -> str:
 
 
 def _read(file: Path, display: str) -> bytes:
+    """The bytes of a config file, at most `MAX_FILE_BYTES` of them.
+
+    A pipe (`expyrun <(make-config)`) is read like a file; an endless one (`/dev/zero`) ran
+    out of memory.
+    """
     try:
-        return file.read_bytes()
+        with open(file, "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("no such config file", path=display) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, not a config file", path=display) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config file: {exc.strerror}", path=display) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"the config file is larger than {MAX_FILE_BYTES // 2**20} MiB",
+            path=display,
+            hint="a config holds settings; load data from your entry point",
+        )
+    return data
 
 
 def parse_node(data: bytes | str, display: str) -> Node | None:

@@ -168,6 +168,11 @@ _DEEP = "a: " + "{a: " * 328 + '"{b}"' + "}" * 328 + "\nb: 1\n"
 _CYCLE = "".join(f'c{i}: "{{c{(i + 1) % 200}}}"\n' for i in range(200))
 _PLACED = "a: " + "{a: " * 127 + "1" + "}" * 127 + "\nx: {y: '{a}'}\n"
 _APPLY = '[!!python/object/apply:os.system ["echo hi"]]'
+_FLOW_BOMB = (
+    "[&l0 [x, x, x, x, x, x, x, x, x, x]"
+    + "".join(f", &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 8))
+    + "]"
+)
 _LONG_PART = "n" * 300
 _DEEP_NAME = "/".join(["n" * 200] * 20)
 
@@ -192,6 +197,16 @@ CASES = [
     pytest.param(_args("--layers.5.size", "2"), r"layers", id="override-index-out-of-range"),
     # --- the config file ---
     pytest.param(_missing_file, r"nope\.yml", id="missing-file"),
+    pytest.param(
+        lambda p: ["/dev/zero"],
+        r"^expyrun: error: /dev/zero: the config file is larger than 16 MiB",
+        id="endless-config-file",  # issue 11: MemoryError, exit 70
+    ),
+    pytest.param(
+        _with(lambda d: d.update(__default__="/dev/zero")),
+        r"default config /dev/zero: not a regular file$",
+        id="default-is-a-device",
+    ),
     pytest.param(_directory, r"cfgdir", id="directory-not-file"),
     pytest.param(_text(""), r"config\.yml.*empty", id="empty-file"),
     pytest.param(_text("a: [1, 2\n"), r"config\.yml:\d+", id="yaml-syntax-error"),
@@ -256,6 +271,12 @@ CASES = [
         id="reference-text-bomb-500-bytes",
     ),
     pytest.param(
+        _text("n: " + "7" * 5000 + "\n"),
+        r"^expyrun: error: config\.yml:1: key 'n': cannot read '7{40}'\.\.\. \(5000 characters\) "
+        r"as !!int$",
+        id="integer-past-pythons-digit-limit",
+    ),
+    pytest.param(
         _text(_DEEP), r"^expyrun: error: config\.yml:1: nested deeper than 128 levels$", id="deep"
     ),
     pytest.param(
@@ -285,6 +306,11 @@ CASES = [
         r"^expyrun: error: command line: key 'n': cannot override with .*: unsupported YAML tag "
         r"!!python/object/apply:os\.system",
         id="python-tag-in-a-flow-list-override",
+    ),
+    pytest.param(
+        _with_args(_set("n", None), "--n", _FLOW_BOMB),
+        r"key 'n': cannot override with .*: YAML aliases expand to more than 100,000 values",
+        id="alias-bomb-in-a-flow-list-override",
     ),
     pytest.param(
         _with_args(_set("n", None), "--n", "[" * 600 + "]" * 600),

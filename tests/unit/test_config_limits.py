@@ -10,9 +10,11 @@ override, resolve, walk, dump and read back, pickle (the worker's payload).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from config_support import RUN, resolve_text, write
 from expyrun.config import dump_config, dump_raw, resolve
 from expyrun.config.interpolation import MAX_REFERENCE_TEXT, MAX_REFERENCE_VALUES
 from expyrun.config.keys import MAX_DEPTH, nesting, walk
-from expyrun.config.parsing import MAX_ALIAS_VALUES, parse_node
+from expyrun.config.parsing import MAX_ALIAS_VALUES, MAX_FILE_BYTES, parse_node
 from expyrun.errors import ConfigError
 
 RUN_LINES = RUN.count("\n")  # the config under test starts on the line after __run__
@@ -337,3 +339,65 @@ def test_warnings_keep_their_order_through_a_chain(tmp_path: Path) -> None:
         "nope2",
         "NOPE3",
     ]
+
+
+# --- file size ------------------------------------------------------------------------------
+
+
+def test_an_endless_config_file_is_refused_after_the_documented_size(tmp_path: Path) -> None:
+    """`expyrun /dev/zero` ran out of memory (MemoryError, exit 70)."""
+    assert MAX_FILE_BYTES == 16 * 2**20
+    with pytest.raises(ConfigError) as caught:
+        resolve("/dev/zero", cwd=tmp_path, environ={})
+    assert str(caught.value) == (
+        "/dev/zero: the config file is larger than 16 MiB (a config holds settings; load data "
+        "from your entry point)"
+    )
+    big = tmp_path / "big.yml"
+    big.write_bytes(RUN.encode() + b"#" * MAX_FILE_BYTES)
+    with pytest.raises(ConfigError, match="larger than 16 MiB"):
+        resolve(big, cwd=tmp_path, environ={})
+
+
+def test_a_default_that_is_a_device_is_not_a_regular_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, "__default__: /dev/zero\n")
+    assert str(caught.value) == (
+        "config.yml:5: key '__default__': default config /dev/zero: not a regular file"
+    )
+
+
+def test_a_config_read_from_a_pipe_resolves(tmp_path: Path) -> None:
+    """`expyrun <(make-config)`: the shell passes a pipe's path."""
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w") as stream:  # blocks until the engine opens it
+            stream.write(RUN + "lr: 0.5\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    assert resolve(fifo, cwd=tmp_path, environ={}).entry_config == {"lr": 0.5}
+    writer.join(timeout=10)
+
+
+# --- numbers past Python's int conversion limit ---------------------------------------------
+
+
+def test_a_variable_with_more_digits_than_python_converts_stays_text(tmp_path: Path) -> None:
+    """`a: $BIG` with 5,000 digits: int() raised ValueError past 4,300 digits (exit 70)."""
+    digits = "7" * (sys.get_int_max_str_digits() + 1)
+    config = resolve_text(tmp_path, "a: $BIG\nb: 'x{a}'\n", environ={"BIG": digits})
+    assert config.entry_config == {"a": digits, "b": "x" + digits}
+
+
+def test_an_integer_with_more_digits_than_python_converts_is_refused_shortly(
+    tmp_path: Path,
+) -> None:
+    digits = "7" * (sys.get_int_max_str_digits() + 1)
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, f"n: {digits}\n")
+    assert str(caught.value) == (
+        f"config.yml:5: key 'n': cannot read '{'7' * 40}'... ({len(digits)} characters) as !!int"
+    )

@@ -163,6 +163,24 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
             id="tag-inside-a-mapping-item",
         ),
         pytest.param("null", "[!!set {a: null}]", "unsupported YAML tag !!set", id="set-tag"),
+        # Aliases in a flow list are copies, as in a file: bounded (a 376-byte list ran for
+        # over 60 s and 2.3 GB), an alias inside itself refused (issue 11).
+        pytest.param(
+            "null",
+            "[&l0 [x, x, x, x, x, x, x, x, x, x]"
+            + "".join(f", &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 8))
+            + "]",
+            "YAML aliases expand to more than 100,000 values (aliases are copied: nested "
+            "anchors multiply)",
+            id="alias-bomb",
+        ),
+        pytest.param("null", "[&a [*a]]", "a YAML alias contains itself", id="alias-in-itself"),
+        pytest.param(
+            "null",
+            "[&m {a: [*m]}]",
+            "a YAML alias contains itself",
+            id="alias-in-itself-through-a-mapping",
+        ),
         # Nesting: a list nested past the limit stops before its recursion could (issue 11).
         pytest.param(
             "null", "[" * 500 + "]" * 500, "nested deeper than 128 levels", id="nested-lists"
@@ -216,6 +234,13 @@ def test_a_python_tag_is_refused_by_the_peer_safe_load_as_well() -> None:
 def test_plain_tags_stay_accepted_in_a_flow_list(tmp_path: Path) -> None:
     resolved = resolve_text(tmp_path, "k: [1, 2]\n", ["--k", "[!!int 3, !!str 4]"])
     assert resolved.entry_config["k"] == [3, 4]
+
+
+def test_aliases_in_a_flow_list_are_copies(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, "k: null\n", ["--k", "[&a [1, 2], *a, {x: *a}]"])
+    value = resolved.entry_config["k"]
+    assert value == [[1, 2], [1, 2], {"x": [1, 2]}]
+    assert value[0] is not value[1]
 
 
 def test_a_list_nested_to_the_limit_is_accepted(tmp_path: Path) -> None:

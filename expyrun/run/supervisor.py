@@ -161,7 +161,7 @@ def _wait_worker(pid: int, events: _Events) -> None:
     events.post("exited", (status, rusage, time.monotonic()))
 
 
-def spawn_worker(python: str, detached: bool = False) -> Worker:
+def spawn_worker(python: str, detached: bool = False, merged_output: bool = False) -> Worker:
     """Start a worker interpreter that waits for `run` to tell it what to run.
 
     Called as early as possible: the interpreter starts (~10 ms) while the supervisor resolves
@@ -171,6 +171,9 @@ def spawn_worker(python: str, detached: bool = False) -> Worker:
     /proc/PID/environ shows it for the worker and for every process forked from it without an
     exec (multiprocessing's fork, daemons). From here on, the processes this supervisor starts
     itself (git, freeze, scontrol) carry EXPYRUN_SUPERVISOR_HELPER=<our pid>, and are not the run's.
+    With `merged_output`, fd 1 and fd 2 of the worker share one pipe (as `> log 2>&1`):
+    outputs.log then keeps the exact order of every write, also below Python; the stderr pipe
+    is still made, with no writer (end of file at once).
     Raises EntryPointError when the interpreter cannot be started.
     """
     _, reset = _handled_signals()
@@ -190,7 +193,7 @@ def spawn_worker(python: str, detached: bool = False) -> Worker:
         os.set_inheritable(fd, True)
     actions: list[tuple[Any, ...]] = [
         (os.POSIX_SPAWN_DUP2, out_w, 1),
-        (os.POSIX_SPAWN_DUP2, err_w, 2),
+        (os.POSIX_SPAWN_DUP2, out_w if merged_output else err_w, 2),
     ]
     if detached:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))

@@ -70,7 +70,8 @@ class _Switchboard:
     then already handled those bytes. Waits happen only on switches, never per line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, one_pipe: bool = False) -> None:
+        self._one_pipe = one_pipe  # fd 1 and 2 share a pipe (merged output): order is free
         self._lock = _thread.RLock()  # reentrant: a signal handler may flush mid-write
         self._last_fd = -1
         self.rescue_fd = -1  # when the supervisor is gone, write straight into outputs.log
@@ -79,7 +80,7 @@ class _Switchboard:
         view = memoryview(data)
         with self._lock:
             target = fd if self.rescue_fd < 0 else self.rescue_fd
-            if self.rescue_fd < 0 and self._last_fd not in (-1, fd):
+            if self.rescue_fd < 0 and not self._one_pipe and self._last_fd not in (-1, fd):
                 _wait_until_read(self._last_fd)
             self._last_fd = fd
             while view:
@@ -165,7 +166,7 @@ class _Streams:
     """The worker's sys.stdout and sys.stderr, and every way to flush them."""
 
     def __init__(self, payload: dict[str, Any]) -> None:
-        self.switchboard = _Switchboard()
+        self.switchboard = _Switchboard(one_pipe=bool(payload.get("merged_output")))
         out_raw = _PipeRaw(1, "<stdout>", self.switchboard, payload.get("stdout_isatty", False))
         err_raw = _PipeRaw(2, "<stderr>", self.switchboard, payload.get("stderr_isatty", False))
         # The encoding and error handler this interpreter chose for its own streams, by

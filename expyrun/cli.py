@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from expyrun import __version__, console
-from expyrun.errors import ExitCode, ExpyrunError, UsageError
+from expyrun.errors import ExitCode, ExpyrunError, UsageError, signal_exit_code
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,8 +78,9 @@ Other:
   --version           show the version
 
 Exit status: the run's own (0, 1 when the entry point raised, n for sys.exit(n), 128+N when it
-died of signal N); 2 for usage, config and entry-point errors, found before anything is created,
-and for an environment that cannot be built.
+died of signal N); 2 for usage, config and entry-point errors, found before anything is created;
+69 when an external tool or service fails (sbatch, scontrol, venv, pip-sync, the package index);
+70 for a bug in expyrun; 1 for reproduce --check when the environment differs.
 """
 
 _BOOL_FLAGS = {
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")
-        return ExitCode.SIGNAL_BASE + 2
+        return signal_exit_code(2)  # SIGINT
     except Exception:
         if debugging:
             raise

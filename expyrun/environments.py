@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import console
-from expyrun.errors import ReproduceError
+from expyrun.errors import EnvironmentBuildError, ReproduceError
 from expyrun.run import freeze
 from expyrun.run.freeze import Requirement
 
@@ -113,21 +113,16 @@ def compare(frozen: Iterable[Requirement], current: Iterable[Requirement]) -> li
 
 def probe_python(executable: str) -> Python | None:
     """The version of the interpreter `executable`, or None if it does not run."""
-    import subprocess
+    from expyrun import _command
+    from expyrun.errors import ToolError
 
+    argv = [executable, "-c", "import sys; print(sys.version.split()[0])"]
     try:
-        done = subprocess.run(  # noqa: S603 - an interpreter, fixed arguments
-            [executable, "-c", "import sys; print(sys.version.split()[0])"],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = _command.run(argv, timeout=PROBE_TIMEOUT_SECONDS, check=False)
+    except ToolError:
         return None
     version = done.stdout.strip()
-    return Python(executable, version) if done.returncode == 0 and version else None
+    return Python(executable, version) if done.code == 0 and version else None
 
 
 def _minor(version: str) -> str:
@@ -187,7 +182,7 @@ def installed_requirements(python: Path | str, own_code_dirs: Sequence[str] = ()
     try:
         return freeze.frozen_requirements_of(str(python), list(own_code_dirs))
     except OSError as exc:
-        raise ReproduceError(f"cannot list the installed distributions: {exc}") from exc
+        raise EnvironmentBuildError(f"cannot list the installed distributions: {exc}") from exc
 
 
 def prepare_environment(
@@ -225,7 +220,9 @@ def prepare_environment(
         _sync_in_place(path, requirements_file, requirements, pip_options)
         found = probe_python(str(venv_python(path)))
         if found is None:
-            raise ReproduceError("the environment's python does not run", path=venv_python(path))
+            raise EnvironmentBuildError(
+                "the environment's python does not run", path=venv_python(path)
+            )
         if found.version != python.version:
             console.warning(f"the environment {path} has Python {found.version}")
         return Environment(path, found)
@@ -451,55 +448,31 @@ def _call(argv: list[str], what: str, timeout: float) -> None:
     (or a traceback) on, lines are held back: they become the error's one line, and the full
     output is kept in a file named by the error's hint.
     """
-    import subprocess
-    import threading
+    from expyrun import _command
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
     console.detail("$ " + " ".join(argv))
-    try:
-        process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except OSError as exc:
-        raise ReproduceError(f"{what}: cannot start: {exc.strerror}", path=argv[0]) from exc
-    timed_out = threading.Event()
-
-    def _stop() -> None:
-        timed_out.set()
-        process.kill()
-
-    timer = threading.Timer(timeout, _stop)
-    timer.start()
     lines: list[str] = []
     failing = False
-    try:
-        assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
-        for line in process.stdout:
-            lines.append(line)
-            text = line.rstrip()
-            failing = failing or text.startswith(("ERROR:", "Traceback ", "error:"))
-            if text and not failing:
-                console.detail(text)
-        code = process.wait()
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    finally:
-        timer.cancel()
+
+    def relay(line: str) -> None:
+        nonlocal failing
+        lines.append(line)
+        text = line.rstrip()
+        failing = failing or text.startswith(("ERROR:", "Traceback ", "error:"))
+        if text and not failing:
+            console.detail(text)
+
+    code, timed_out = _command.stream(
+        argv, relay, timeout=timeout, what=what, error=EnvironmentBuildError, env=env
+    )
     if code == 0:
         return
-    if timed_out.is_set():
+    if timed_out:
         reason = f"stopped after {timeout:.0f} s without finishing"
     else:
         reason = _failure_reason(lines, code)
-    raise ReproduceError(f"{what} failed: {reason}", hint=_save_log(lines, what))
+    raise EnvironmentBuildError(f"{what} failed: {reason}", hint=_save_log(lines, what))
 
 
 def _failure_reason(lines: list[str], code: int) -> str:

@@ -26,8 +26,6 @@ from expyrun.run.record import RECORD_FILE, RunRecord, read_record
 
 RERUN_OF = "rerun_of"
 REPRODUCES = "reproduces"
-# `reproduce --check` exit status when the environments differ (as diff(1) does).
-CHECK_DIFFERS = 1
 
 
 class PastRunOptions(NamedTuple):
@@ -154,4 +152,4 @@ def check(past: PastRun, env: str | None) -> int:
         f"{where} differs from {past.requirements_file} in {len(differences)} "
         f"place{'s' if len(differences) > 1 else ''} (added: installed here, not in the run)"
     )
-    return CHECK_DIFFERS
+    return ExitCode.DIFFERS

@@ -2,9 +2,9 @@
 
 expyrun fits Slurm, it never replaces it: inside a job it records where it runs and resumes a
 requeued job in its run folder; `expyrun CONFIG --slurm` renders a batch script that runs a
-run folder prepared at submit time. Every Slurm command goes through `call`: an argument list,
-no shell, a timeout, and a one-line `SlurmError` when it fails. `subprocess` is imported there
-only: this module is imported on every launch.
+run folder prepared at submit time. Every Slurm command goes through `call`, which uses the
+`_command` door: an argument list, no shell, a timeout, and a one-line `SlurmError` (exit 69)
+when it fails.
 """
 
 from __future__ import annotations
@@ -185,44 +185,12 @@ def call(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
     Raises SlurmError with one line: the command is missing, timed out, or failed (then what it
     said last on stderr, e.g. `Batch job submission failed: Invalid partition name specified`).
     """
-    import subprocess
+    from expyrun import _command
 
-    program = argv[0]
-    try:
-        done = subprocess.run(  # noqa: S603 - an argument list, no shell
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=True,
-        )
-    except FileNotFoundError as exc:
-        raise SlurmError(
-            f"{program}: command not found", hint="is Slurm installed on this machine?"
-        ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise SlurmError(f"{program} did not answer within {timeout:g} s") from exc
-    except subprocess.CalledProcessError as exc:
-        said = _last_line(exc.stderr or "", program) or _last_line(exc.stdout or "", program)
-        raise SlurmError(
-            f"{program} failed (exit {exc.returncode})" + (f": {said}" if said else "")
-        ) from exc
-    except OSError as exc:
-        raise SlurmError(f"{program}: {exc.strerror}") from exc
+    done = _command.run(
+        argv, timeout=timeout, error=SlurmError, missing_hint="is Slurm installed on this machine?"
+    )
     return done.stdout
-
-
-def _last_line(text: str, program: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[-1]
-    for prefix in (f"{program}: error: ", f"{program}: "):
-        if line.startswith(prefix):
-            return line[len(prefix) :]
-    return line
 
 
 def submit(script: Path, hold: bool) -> str:

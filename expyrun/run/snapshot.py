@@ -14,7 +14,7 @@ import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from expyrun.errors import RunFolderError
+from expyrun.errors import RunFolderError, ToolError
 
 CONFIG_FILE = "config.yml"
 RAW_CONFIG_FILE = "raw_config.yml"
@@ -207,18 +207,13 @@ def _may_be_in_repository(code_dir: Path) -> bool:
 
 
 def _git(code_dir: Path, *args: str) -> str | None:
-    import subprocess  # only here: it costs start-up time, and git runs in a thread
+    from expyrun import _command  # only here: git runs in a thread, off the launch path
 
+    argv = ["git", "-C", str(code_dir), *args]
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            ["git", "-C", str(code_dir), *args],  # noqa: S607 - git from PATH, as users run it
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        done = _command.run(
+            argv, timeout=GIT_TIMEOUT_SECONDS, check=False, decode_errors="surrogateescape"
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except ToolError:
         return None
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout if done.code == 0 else None

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from expyrun.errors import EntryPointError
+from expyrun.errors import EntryPointError, signal_exit_code
 from expyrun.run import worker as worker_module
 
 __all__ = ["WorkerExit", "WorkerLaunch", "kill_run_processes", "run", "worker_module"]
@@ -417,7 +417,7 @@ def _outcome(state: _Supervision, sampler: UsageSampler, tee: Tee) -> WorkerExit
             died_of = state.stop_signal  # report the signal that asked the run to stop
         return WorkerExit(
             status="killed",
-            exit_code=128 + died_of,
+            exit_code=signal_exit_code(died_of),
             returncode=None,
             signal=_signal_name(died_of),
             killed_after_grace=state.killed_after_grace,

@@ -459,7 +459,7 @@ def test_sbatch_refusing_the_job_leaves_no_run_folder(slurm, project):
 
     result = _expyrun(project, config, "--slurm")
 
-    assert result.code == 2, result.describe()
+    assert result.code == 69, result.describe()  # EX_UNAVAILABLE: sbatch failed, not the input
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("expyrun: error: sbatch failed"), line

@@ -19,7 +19,8 @@ MODULES = sorted(
 # cli -> pipeline, runs, reproduce -> config/, run/, slurm, detach -> errors, console.
 ALLOWED = {
     "expyrun.config": {"expyrun.errors", "expyrun.config"},
-    "expyrun.run": {"expyrun.errors", "expyrun.run"},
+    "expyrun.run": {"expyrun.errors", "expyrun.run", "expyrun._command"},
+    "expyrun._command": {"expyrun.errors"},
     "expyrun.errors": set(),
     "expyrun.console": set(),
 }

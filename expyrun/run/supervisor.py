@@ -55,6 +55,10 @@ class Worker(NamedTuple):
     launch_write: int
 
 
+# After SIGINT/SIGTERM, how long the worker may take to end before its processes are killed.
+DEFAULT_GRACE_SECONDS = 10.0
+
+
 class WorkerLaunch(NamedTuple):
     """What a started worker runs, and how to supervise it."""
 
@@ -63,7 +67,7 @@ class WorkerLaunch(NamedTuple):
     run_dir: Path
     log_path: Path
     run_id: str
-    grace_seconds: float = 10.0
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
     append_log: bool = False
     terminal: bool = True  # copy output to our stdout/stderr (False when detached)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import Project, child_env, read_json, run, start
 
-from expyrun import slurm as expyrun_slurm
+from expyrun.slurm import job as expyrun_slurm
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "launcher"
 RECIPE = LAUNCHER / "sbatch-expyrun.sh"

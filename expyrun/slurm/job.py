@@ -11,9 +11,8 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from expyrun.errors import SlurmError
 from expyrun.run.folder import RUN_FOLDER_PATTERN
@@ -46,9 +45,12 @@ REASON_TIMEOUT_SECONDS = 1.0
 REQUEUED_REASON = "Requeued"
 
 
-@dataclass(frozen=True)
-class SlurmJob:
-    """The Slurm job this process runs in, from the variables Slurm sets (sbatch(1))."""
+class SlurmJob(NamedTuple):
+    """The Slurm job this process runs in, from the variables Slurm sets (sbatch(1)).
+
+    A NamedTuple, not a frozen dataclass: `dataclasses` imports `inspect` (~5 ms), and this
+    module is on the launch path.
+    """
 
     job_id: str
     job_name: str | None = None

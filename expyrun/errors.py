@@ -12,13 +12,44 @@ from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of the `expyrun` command."""
+    """Exit codes of the `expyrun` command, one per kind of outcome.
+
+    A run exits with its worker's own code (0, 1 when the entry point raised, n for
+    `sys.exit(n)`); the others are expyrun's. 69 and 70 are EX_UNAVAILABLE and EX_SOFTWARE of
+    sysexits.h; 128 + N is the shell's convention for a process killed by signal N.
+    """
 
     OK = 0
     FAILURE = 1  # the entry point raised (or `sys.exit(1)`): the worker's own code
-    USAGE = 2  # usage, config and entry-point errors, found before the run starts
-    SOFTWARE = 70  # a bug in expyrun itself (EX_SOFTWARE from sysexits.h)
+    DIFFERS = 1  # `reproduce --check`: the environment differs from the run's (as diff(1))
+    USAGE = 2  # bad input: usage, config, entry point, a refused option; found before the run
+    UNAVAILABLE = 69  # an external tool or service failed or cannot be reached
+    SOFTWARE = 70  # a bug in expyrun itself (traceback shown)
     SIGNAL_BASE = 128  # 128 + N: the worker died of signal N (130 for Ctrl-C)
+
+
+# The exit codes as `--help` and the README list them: (code, meaning).
+EXIT_CODES_HELP: tuple[tuple[str, str], ...] = (
+    ("0", "the run succeeded, or the command did what it was asked"),
+    ("n", "a run's own exit code: 1 when the entry point raised, n for sys.exit(n)"),
+    ("1", "reproduce --check: the environment differs from the run's"),
+    (
+        str(int(ExitCode.USAGE)),
+        "bad input (usage, config, entry point, refused option), found before anything is created",
+    ),
+    (
+        str(int(ExitCode.UNAVAILABLE)),
+        "an external tool or service failed or cannot be reached "
+        "(sbatch, scontrol, git, venv, pip-sync, the package index)",
+    ),
+    (str(int(ExitCode.SOFTWARE)), "a bug in expyrun (a traceback is shown)"),
+    ("128+N", "the run died of signal N (130 for Ctrl-C, 143 for SIGTERM)"),
+)
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a run whose worker died of signal `signum`: 128 + N."""
+    return ExitCode.SIGNAL_BASE + signum
 
 
 class ExpyrunError(Exception):
@@ -81,9 +112,23 @@ class RunFolderError(ExpyrunError):
     """A run folder cannot be allocated, written, or is not a run folder."""
 
 
-class SlurmError(ExpyrunError):
+class ToolError(ExpyrunError):
+    """An external program (git, sbatch, venv, pip-sync) is missing, timed out or failed.
+
+    Not the user's input: the tool or the service behind it (slurmctld, a package index) is
+    unavailable, so scripts can retry.
+    """
+
+    exit_code: int = ExitCode.UNAVAILABLE
+
+
+class SlurmError(ToolError):
     """Slurm is missing, or one of its commands failed."""
 
 
 class ReproduceError(ExpyrunError):
-    """An environment cannot be rebuilt, or a past run cannot be launched again."""
+    """A past run cannot be launched again (not a run folder, a --debug run, a bad --env)."""
+
+
+class EnvironmentBuildError(ReproduceError, ToolError):
+    """The environment of a reproduced run cannot be built: venv or pip-sync failed."""

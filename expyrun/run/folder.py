@@ -2,6 +2,10 @@
 
 `i` is the smallest integer whose folder does not exist (gaps are filled, as in expyrun 0.2).
 Concurrent launches race on `os.mkdir`, which is atomic: the loser takes the next free `i`.
+
+This module owns the run folder's layout: its name pattern and the names of the files the
+supervisor writes into it (run.json is `record.RECORD_FILE`; the snapshot's files are named in
+`snapshot`, frozen_requirements.txt in `freeze`, which also runs as a script).
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ from expyrun.errors import RunFolderError
 
 DEBUG_FOLDER = "DEBUG"
 RUN_FOLDER_PATTERN = re.compile(r"^exp\.(\d+)$")
+RUN_FOLDER_NAME = "exp.{index}"
+# The worker's output, as the terminal saw it (attempts separated by a line).
+OUTPUTS_LOG = "outputs.log"
+# A detached supervisor's own messages (`--detach`).
+SUPERVISOR_LOG = "supervisor.log"
+# The batch script of a `--slurm` submission.
+SCRIPT_FILE = "slurm.sbatch"
 
 
 def name_folder(output_dir: Path, name: str, debug: bool) -> Path:
@@ -49,7 +60,7 @@ def peek_run_folder(output_dir: Path, name: str, debug: bool) -> Path:
     for ancestor in (parent, *parent.parents):
         if ancestor.exists() and not ancestor.is_dir():
             raise RunFolderError("exists and is not a folder", path=ancestor)
-    return parent / f"exp.{_next_free_index(parent)}"
+    return parent / RUN_FOLDER_NAME.format(index=_next_free_index(parent))
 
 
 def allocate_run_folder(output_dir: Path, name: str, debug: bool) -> tuple[Path, list[Path]]:
@@ -61,7 +72,7 @@ def allocate_run_folder(output_dir: Path, name: str, debug: bool) -> tuple[Path,
     parent = name_folder(output_dir, name, debug)
     created = _make_parents(parent)
     while True:
-        folder = parent / f"exp.{_next_free_index(parent)}"
+        folder = parent / RUN_FOLDER_NAME.format(index=_next_free_index(parent))
         try:
             os.mkdir(folder)
         except FileExistsError:
@@ -102,3 +113,10 @@ def remove_created(created: list[Path]) -> None:
 
     for path in reversed(created):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process's umask (files expyrun makes get `mode & ~umask`, as open(2) does)."""
+    mask = os.umask(0o022)  # reading the umask means setting it: set it straight back
+    os.umask(mask)
+    return mask

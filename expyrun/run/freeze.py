@@ -197,7 +197,8 @@ def frozen_requirements_of(
 
     Raises OSError when the interpreter cannot run it.
     """
-    import subprocess
+    from expyrun import _command
+    from expyrun.errors import ToolError
 
     argv = [python, os.path.abspath(__file__)]
     for folder in own_code_dirs or []:
@@ -205,18 +206,11 @@ def frozen_requirements_of(
     for name in sorted(own_code or ()):
         argv += ["--own-code", name]
     try:
-        done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=FREEZE_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise OSError(f"{python} took more than {FREEZE_TIMEOUT_SECONDS} s to list") from exc
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        done = _command.run(argv, timeout=FREEZE_TIMEOUT_SECONDS, check=False)
+    except ToolError as exc:
+        raise OSError(f"{python} cannot list its distributions: {exc}") from exc
+    if done.code != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.code}"])[-1]
         raise OSError(f"{python} cannot list its distributions: {last}")
     return done.stdout
 

@@ -8,6 +8,7 @@ now belongs to a process started at another time than `pid_started_at`.
 
 from __future__ import annotations
 
+import enum
 import errno
 import json
 import os
@@ -25,8 +26,6 @@ RECORD_FILE = "run.json"
 RESERVE_FILE = ".run.json.reserve"
 RESERVE_BYTES = 256 * 1024
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-# Statuses that end a run folder's life (until a requeue starts a new attempt).
-ENDED_STATUSES = frozenset({"succeeded", "failed", "killed", "cancelled", "lost"})
 SCHEMA_VERSION = 1
 # Start times read from /proc are exact to a clock tick; allow for rounding across readers.
 START_TIME_TOLERANCE_SECONDS = 1.0
@@ -42,6 +41,35 @@ class RecordError(RunFolderError):
     """run.json cannot be written (the run folder is gone, the disk is full)."""
 
 
+class Status(str, enum.Enum):
+    """A run's status, as run.json records it (`ls`, `status` add `lost` for a dead supervisor).
+
+    prepared -> (pending, for --slurm) -> running -> succeeded | failed | killed; a pending
+    run whose job was cancelled is `cancelled`; a run whose supervisor is gone is `lost`.
+    """
+
+    PREPARED = "prepared"  # the snapshot is written; nothing ran yet
+    PENDING = "pending"  # submitted to Slurm; the job has not started the run
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"  # ended by a signal
+    CANCELLED = "cancelled"  # a --slurm job cancelled before it started
+    LOST = "lost"  # never written: the supervisor died, or Slurm forgot the job
+
+    def __str__(self) -> str:
+        return self.value
+
+    # Equal to its text, so hashed as its text: `"lost" in ENDED` holds for a status read
+    # from JSON (Enum hashes a member by its name, "LOST").
+    __hash__ = str.__hash__
+
+
+# Statuses of a run that has ended, and of a run folder that has not run yet.
+ENDED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.KILLED, Status.CANCELLED, Status.LOST})
+NOT_STARTED = frozenset({Status.PREPARED, Status.PENDING})
+
+
 def now_iso() -> str:
     """The current time, ISO 8601 with the local timezone offset."""
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
@@ -50,7 +78,7 @@ def now_iso() -> str:
 class RunRecord(NamedTuple):
     """The content of run.json. Unknown keys read from a newer expyrun are kept in `extra`."""
 
-    status: str  # prepared, pending, running, succeeded, failed, killed, cancelled
+    status: str  # a `Status` value (read back from JSON as plain text)
     run_dir: str
     name: str
     entry: str
@@ -155,18 +183,18 @@ def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
     return entry
 
 
-def earlier_attempts(record: RunRecord, not_started: tuple[str, ...]) -> list[dict[str, Any]]:
+def earlier_attempts(record: RunRecord) -> list[dict[str, Any]]:
     """The attempts a run folder already made, closed, before it runs again.
 
     Empty when its record says it never started. The record's top level describes the last
     attempt: its entry is taken from there, `lost` if its supervisor died while it ran.
     """
-    if record.status in not_started:
+    if record.status in NOT_STARTED:
         return []
     attempts = [dict(entry) for entry in record.attempts] or [{}]
     last = _attempt_entry(record, len(attempts))
-    if last["status"] == "running":
-        last["status"] = "lost"
+    if last["status"] == Status.RUNNING:
+        last["status"] = Status.LOST.value
     attempts[-1] = last
     return attempts
 
@@ -174,7 +202,7 @@ def earlier_attempts(record: RunRecord, not_started: tuple[str, ...]) -> list[di
 def new_attempt(record: RunRecord, earlier: list[dict[str, Any]], **fields: Any) -> RunRecord:
     """The `running` record of a new attempt after `earlier` ones (fields: host, pid, ...)."""
     changes: dict[str, Any] = dict.fromkeys(_PER_ATTEMPT_FIELDS)
-    changes.update(killed_after_grace=False, status="running", **fields)
+    changes.update(killed_after_grace=False, status=Status.RUNNING.value, **fields)
     current = record.replace(**changes)
     return current.replace(
         attempts=(*earlier, _attempt_entry(current, len(earlier) + 1)),
@@ -221,7 +249,7 @@ def write_record(run_dir: Path, record: RunRecord) -> None:
                     f"cannot write the record: {exc.strerror or exc}", path=path
                 ) from exc
     reserve = run_dir / RESERVE_FILE
-    if record.status in ENDED_STATUSES:
+    if record.status in ENDED:
         _remove(reserve)
     elif not reserve.exists():
         _make_reserve(reserve)

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from expyrun.errors import RunFolderError
+from expyrun.errors import RunFolderError, ToolError
 from expyrun.run.record import RECORD_FILE
 
 CONFIG_FILE = "config.yml"
@@ -496,18 +496,13 @@ def _git(code_dir: Path, *args: str) -> str | None:
     The one place expyrun starts git. Called on the launch path (the ignored paths, before the
     code copy) and in the recording thread (the git state).
     """
-    import subprocess  # only here: it costs start-up time
+    from expyrun import _command  # only here: it costs start-up time
 
+    argv = ["git", "-C", str(code_dir), *args]
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            ["git", "-C", str(code_dir), *args],  # noqa: S607 - git from PATH, as users run it
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        done = _command.run(
+            argv, timeout=GIT_TIMEOUT_SECONDS, check=False, decode_errors="surrogateescape"
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except ToolError:
         return None
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout if done.code == 0 else None

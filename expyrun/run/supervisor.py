@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from expyrun.errors import EntryPointError
+from expyrun.errors import EntryPointError, signal_exit_code
 from expyrun.run import worker as worker_module
+from expyrun.run.record import Status
 from expyrun.run.tee import Tee
 from expyrun.run.usage import UsageSampler
 
@@ -70,6 +71,10 @@ class Worker(NamedTuple):
     run_id: str  # the run's marker, in the worker's exec-time environment
 
 
+# After SIGINT/SIGTERM, how long the worker may take to end before its processes are killed.
+DEFAULT_GRACE_SECONDS = 10.0
+
+
 class WorkerLaunch(NamedTuple):
     """What a started worker runs, and how to supervise it."""
 
@@ -77,7 +82,7 @@ class WorkerLaunch(NamedTuple):
     env: dict[str, str]  # variables added to the worker's environment
     run_dir: Path
     log_path: Path
-    grace_seconds: float = 10.0
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
     append_log: bool = False
     terminal: bool = True  # copy output to our stdout/stderr (False when detached)
 
@@ -85,7 +90,7 @@ class WorkerLaunch(NamedTuple):
 class WorkerExit(NamedTuple):
     """How the worker ended, as the record and the exit code need it."""
 
-    status: str  # "succeeded", "failed" or "killed"
+    status: Status  # succeeded, failed or killed
     exit_code: int  # what expyrun exits with: the worker's code, or 128 + signal
     signal: str | None  # the signal it died of, or the stop signal it was asked to end with
     killed_after_grace: bool
@@ -614,10 +619,13 @@ def _outcome(
             died_of = state.stop_signal  # report the signal that asked the run to stop
         common["killed_after_grace"] = state.killed_after_grace
         return WorkerExit(
-            status="killed", exit_code=128 + died_of, signal=_signal_name(died_of), **common
+            status=Status.KILLED,
+            exit_code=signal_exit_code(died_of),
+            signal=_signal_name(died_of),
+            **common,
         )
     code = os.WEXITSTATUS(status)
-    status_name = "succeeded" if code == 0 else "failed"
+    status_name = Status.SUCCEEDED if code == 0 else Status.FAILED
     return WorkerExit(status=status_name, exit_code=code, signal=stop_name, **common)
 
 

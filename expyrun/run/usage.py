@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import _thread
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 # Sampling period: fine at the start, where short runs live, coarser for long runs. The first
 # sample waits one period: a run shorter than that never pays psutil's import, and its peak
@@ -65,15 +70,19 @@ class UsageSampler:
             self._wait(FAST_PERIOD_SECONDS if fast else SLOW_PERIOD_SECONDS)
 
 
-def _tree_rss(root: object, psutil: object) -> int:
+def _tree_rss(root: psutil.Process, psutil_module: ModuleType) -> int:
+    """The resident memory of `root` and its descendants, in bytes (0 when `root` is gone).
+
+    psutil comes as an argument: it is imported in the sampling thread, off the launch path.
+    """
     total = 0
     try:
-        processes = [root, *root.children(recursive=True)]  # type: ignore[attr-defined]
-    except psutil.Error:  # type: ignore[attr-defined]
+        processes = [root, *root.children(recursive=True)]
+    except psutil_module.Error:
         return 0
     for process in processes:
         try:
             total += process.memory_info().rss
-        except psutil.Error:  # type: ignore[attr-defined]
+        except psutil_module.Error:
             continue
     return total

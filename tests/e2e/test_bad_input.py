@@ -380,8 +380,8 @@ CASES = [
 ]
 
 
-def _assert_one_clear_line(result: Result, pattern: str, project: Project) -> None:
-    assert result.code == 2, result.describe()
+def _assert_one_clear_line(result: Result, pattern: str, project: Project, code: int = 2) -> None:
+    assert result.code == code, result.describe()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.describe()
     assert lines[0].startswith("expyrun: error: "), result.describe()
@@ -528,16 +528,23 @@ SLURM_CASES = [
 ]
 
 
+# Not the input: sbatch is missing or refuses the job. One line too, but exit 69
+# (EX_UNAVAILABLE), so that a script can tell a typo from a cluster that is down.
+TOOL_FAILURES = {"slurm-no-sbatch", "slurm-sbatch-fails", "slurm-sbatch-fails-for-an-array"}
+
+
 @pytest.mark.parametrize(("setup", "pattern", "submitted"), SLURM_CASES)
 def test_bad_slurm_input_gets_one_clear_line_and_exit_2(
     project: Project,
     setup: Callable[[Project], tuple[list[str], dict[str, str]]],
     pattern: str,
     submitted: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     args, env = setup(project)
     result = run(args, cwd=project.root, env=env)
-    _assert_one_clear_line(result, pattern, project)
+    code = 69 if request.node.callspec.id in TOOL_FAILURES else 2
+    _assert_one_clear_line(result, pattern, project, code)
     assert result.stdout == "", result.describe()
     assert not project.output.exists(), "the output dir made for the run folder was left"
     calls = project.root / "sbatch-calls"
@@ -712,7 +719,10 @@ def test_a_submission_slurm_will_not_release_is_cancelled(project: Project) -> N
         fake.chmod(0o755)
     result = run(args, cwd=project.root, env=env)
     _assert_one_clear_line(
-        result, r"^expyrun: error: scontrol failed \(exit 1\): Access/permission denied$", project
+        result,
+        r"^expyrun: error: scontrol failed \(exit 1\): Access/permission denied$",
+        project,
+        code=69,  # Slurm refused: EX_UNAVAILABLE, not bad input
     )
     assert not project.output.exists(), "the run folder of a cancelled job was left"
     lines = calls.read_text().splitlines()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import Project, child_env, read_json, run, start
 
-from expyrun import slurm as expyrun_slurm
+from expyrun.slurm import job as expyrun_slurm
 
 LAUNCHER = Path(__file__).resolve().parents[2] / "launcher"
 RECIPE = LAUNCHER / "sbatch-expyrun.sh"
@@ -459,7 +459,7 @@ def test_sbatch_refusing_the_job_leaves_no_run_folder(slurm, project):
 
     result = _expyrun(project, config, "--slurm")
 
-    assert result.code == 2, result.describe()
+    assert result.code == 69, result.describe()  # EX_UNAVAILABLE: sbatch failed, not the input
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("expyrun: error: sbatch failed"), line

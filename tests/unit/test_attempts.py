@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from expyrun.pipeline import NOT_STARTED
 from expyrun.run import record
-from expyrun.run.record import RunRecord
+from expyrun.run.record import NOT_STARTED, RunRecord
 
 PREPARED = RunRecord(
     status="prepared",
@@ -37,7 +36,7 @@ def _start(
     current: RunRecord, host: str, restart: int, started_at: str, pid: int = 100
 ) -> RunRecord:
     """What the supervisor writes when its worker has started (`run_prepared`)."""
-    earlier = record.earlier_attempts(current, NOT_STARTED)
+    earlier = record.earlier_attempts(current)
     return record.new_attempt(
         current,
         earlier,
@@ -67,7 +66,7 @@ def _end(current: RunRecord, status: str, **fields: object) -> RunRecord:
 
 
 def test_a_first_attempt() -> None:
-    assert record.earlier_attempts(PENDING, NOT_STARTED) == []
+    assert record.earlier_attempts(PENDING) == []
     running = _start(PENDING, "node01", 0, "2024-05-02T10:00:00.000+00:00")
     assert running.status == "running"
     assert (running.host, running.pid, running.child_pid) == ("node01", 100, 101)
@@ -145,7 +144,7 @@ def test_a_second_attempt_keeps_the_first_as_it_ended() -> None:
 
 def test_a_second_attempt_does_not_change_what_it_was_given() -> None:
     first = _end(_start(PENDING, "node01", 0, "t0"), "killed", exit_code=143)
-    earlier = record.earlier_attempts(first, NOT_STARTED)
+    earlier = record.earlier_attempts(first)
     before = [dict(entry) for entry in earlier]
     second = record.new_attempt(first, earlier, host="node07", started_at="t1")
     second = _end(second, "failed", exit_code=1)
@@ -156,14 +155,14 @@ def test_a_second_attempt_does_not_change_what_it_was_given() -> None:
     assert first.attempts[0]["status"] == "killed"
 
 
-@pytest.mark.parametrize("status", NOT_STARTED)
+@pytest.mark.parametrize("status", sorted(NOT_STARTED))
 def test_earlier_attempts_excludes_runs_that_never_started(status: str) -> None:
-    assert record.earlier_attempts(PREPARED.replace(status=status), NOT_STARTED) == []
+    assert record.earlier_attempts(PREPARED.replace(status=status)) == []
 
 
 def test_an_attempt_whose_supervisor_died_is_lost() -> None:
     running = _start(PENDING, "node01", 0, "t0")  # then the node failed: nothing more written
-    (entry,) = record.earlier_attempts(running, NOT_STARTED)
+    (entry,) = record.earlier_attempts(running)
     assert entry["status"] == "lost"
     assert entry["attempt"] == 1
     second = _start(running, "node02", 1, "t1")
@@ -173,7 +172,7 @@ def test_an_attempt_whose_supervisor_died_is_lost() -> None:
 def test_a_record_without_attempts_counts_as_one() -> None:
     """A run that ran before attempts existed (or outside Slurm) still has its first attempt."""
     ran = PREPARED.replace(status="failed", exit_code=1, started_at="t0", ended_at="t1")
-    (entry,) = record.earlier_attempts(ran, NOT_STARTED)
+    (entry,) = record.earlier_attempts(ran)
     assert entry["attempt"] == 1
     assert (entry["status"], entry["exit_code"], entry["started_at"]) == ("failed", 1, "t0")
     assert "slurm_job_id" not in entry  # not a Slurm run

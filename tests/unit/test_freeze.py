@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from expyrun import environments
+from expyrun.reproduce.cache import environment_key
+from expyrun.reproduce.differences import compare
 from expyrun.run import freeze
 
 
@@ -184,14 +185,14 @@ def test_compare_and_the_environment_key() -> None:
         "# mine==0.1  (own code from /x, not synced)\n"
     )
     current, _ = freeze.parse_requirements("a==1.1\nc @ git+https://h/c@2\nd==0.1\nmine==0.2\n")
-    assert [str(d) for d in environments.compare(frozen, current)] == [
+    assert [str(d) for d in compare(frozen, current)] == [
         "changed  a 1.0 -> 1.1",
         "changed  c @ git+https://h/c@1 -> @ git+https://h/c@2",
         "removed  b 2.0",
         "added    d 0.1",
     ]
-    assert environments.compare(frozen, frozen) == []
-    key = environments.environment_key(frozen, "3.11.7")
-    assert key == environments.environment_key(list(reversed(frozen)), "3.11.7")
-    assert key != environments.environment_key(frozen, "3.12.1")
-    assert key != environments.environment_key(current, "3.11.7")
+    assert compare(frozen, frozen) == []
+    key = environment_key(frozen, "3.11.7")
+    assert key == environment_key(list(reversed(frozen)), "3.11.7")
+    assert key != environment_key(frozen, "3.12.1")
+    assert key != environment_key(current, "3.11.7")

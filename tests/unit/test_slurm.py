@@ -23,8 +23,11 @@ from pathlib import Path
 import pytest
 from config_support import RUN, resolve_text
 
-from expyrun import slurm, submit
 from expyrun.errors import ConfigError, SlurmError
+from expyrun.launch import submit
+from expyrun.slurm import commands, job
+from expyrun.slurm import script as slurm_script
+from expyrun.slurm.job import SlurmJob
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN_VARIABLE = "EXPYRUN_UPDATE_GOLDEN"
@@ -69,13 +72,13 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_outside_a_job_there_are_no_fields() -> None:
-    assert slurm.job_fields({}) is None
-    assert slurm.job_fields({"SLURM_JOB_ID": ""}) is None
-    assert slurm.job_fields({"SLURM_ARRAY_JOB_ID": "1", "SLURM_RESTART_COUNT": "2"}) is None
+    assert SlurmJob.from_environ({}) is None
+    assert SlurmJob.from_environ({"SLURM_JOB_ID": ""}) is None
+    assert SlurmJob.from_environ({"SLURM_ARRAY_JOB_ID": "1", "SLURM_RESTART_COUNT": "2"}) is None
 
 
 def test_plain_job_fields() -> None:
-    assert slurm.job_fields(JOB) == {
+    assert SlurmJob.from_environ(JOB).fields() == {
         "job_id": "4242",
         "job_name": "mnist",
         "array_job_id": None,
@@ -87,7 +90,7 @@ def test_plain_job_fields() -> None:
 
 
 def test_array_task_fields() -> None:
-    fields = slurm.job_fields(ARRAY_TASK)
+    fields = SlurmJob.from_environ(ARRAY_TASK).fields()
     assert fields is not None
     assert (fields["job_id"], fields["array_job_id"], fields["array_task_id"]) == (
         "4245",
@@ -97,7 +100,7 @@ def test_array_task_fields() -> None:
 
 
 def test_only_the_job_id_is_needed() -> None:
-    fields = slurm.job_fields({"SLURM_JOB_ID": "7"})
+    fields = SlurmJob.from_environ({"SLURM_JOB_ID": "7"}).fields()
     assert fields == {
         "job_id": "7",
         "job_name": None,
@@ -121,8 +124,8 @@ def test_only_the_job_id_is_needed() -> None:
 )
 def test_restart_count(value: str | None, expected: int) -> None:
     environ = dict(JOB) if value is None else {**JOB, "SLURM_RESTART_COUNT": value}
-    assert slurm.restart_count(environ) == expected
-    assert slurm.job_fields(environ)["restart_count"] == expected  # type: ignore[index]
+    assert job.restart_count(environ) == expected
+    assert SlurmJob.from_environ(environ).fields()["restart_count"] == expected  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +140,7 @@ def test_restart_count(value: str | None, expected: int) -> None:
     ],
 )
 def test_recorded_restart_count(fields: dict | None, expected: int) -> None:
-    assert slurm.recorded_restart_count(fields) == expected
+    assert job.recorded_restart_count(fields) == expected
 
 
 # --- requeue detection ---------------------------------------------------------------------------
@@ -195,8 +198,8 @@ def _requeued(environ: dict[str, str], count: int = 1) -> dict[str, str]:
     ],
 )
 def test_same_job(recorded: dict | None, current: dict | None, expected: bool) -> None:
-    assert slurm.same_job(recorded, current) is expected
-    assert slurm.same_job(current, recorded) is expected
+    assert job.same_job(recorded, current) is expected
+    assert job.same_job(current, recorded) is expected
 
 
 @pytest.mark.parametrize(
@@ -232,7 +235,7 @@ def test_same_job(recorded: dict | None, current: dict | None, expected: bool) -
     ],
 )
 def test_is_requeue_of(recorded: dict | None, environ: dict[str, str], expected: bool) -> None:
-    assert slurm.is_requeue_of(recorded, environ) is expected
+    assert job.is_requeue_of(recorded, environ) is expected
 
 
 def _run_folder(parent: Path, index: int, fields: object, raw: str | None = None) -> Path:
@@ -253,10 +256,10 @@ def test_find_requeued_run_picks_the_oldest_folder_of_this_job(tmp_path: Path) -
     (parent / "exp.5").mkdir()  # no record yet
     (parent / "notes").mkdir()
     second = _run_folder(parent, 10, {"job_id": "4242", "restart_count": 0})
-    assert slurm.find_requeued_run(parent, _requeued(JOB, 1)) == first
-    assert slurm.find_requeued_run(parent, _requeued(JOB, 2)) == first
+    assert job.find_requeued_run(parent, _requeued(JOB, 1)) == first
+    assert job.find_requeued_run(parent, _requeued(JOB, 2)) == first
     (first / "run.json").write_text(json.dumps({"slurm": {"job_id": "4242", "restart_count": 1}}))
-    assert slurm.find_requeued_run(parent, _requeued(JOB, 1)) == second
+    assert job.find_requeued_run(parent, _requeued(JOB, 1)) == second
 
 
 @pytest.mark.parametrize(
@@ -269,15 +272,15 @@ def test_find_requeued_run_picks_the_oldest_folder_of_this_job(tmp_path: Path) -
 )
 def test_find_requeued_run_finds_nothing(tmp_path: Path, environ: dict[str, str]) -> None:
     _run_folder(tmp_path, 0, {"job_id": "4242", "restart_count": 0})
-    assert slurm.find_requeued_run(tmp_path, environ) is None
-    assert slurm.find_requeued_run(tmp_path / "missing", _requeued(JOB)) is None
+    assert job.find_requeued_run(tmp_path, environ) is None
+    assert job.find_requeued_run(tmp_path / "missing", _requeued(JOB)) is None
 
 
 def test_find_requeued_run_of_an_array_task(tmp_path: Path) -> None:
     pending = {"job_id": "4242", "array_job_id": "4242"}
     _run_folder(tmp_path, 0, {**pending, "array_task_id": "2"})
     task_3 = _run_folder(tmp_path, 1, {**pending, "array_task_id": "3"})
-    assert slurm.find_requeued_run(tmp_path, _requeued(ARRAY_TASK)) == task_3
+    assert job.find_requeued_run(tmp_path, _requeued(ARRAY_TASK)) == task_3
 
 
 # --- grace period and KillWait ---------------------------------------------------------------
@@ -297,7 +300,7 @@ def test_find_requeued_run_of_an_array_task(tmp_path: Path) -> None:
     ],
 )
 def test_grace_within_kill_wait(kill_wait: float, requested: float, expected: float) -> None:
-    assert slurm.grace_within_kill_wait(kill_wait, requested) == pytest.approx(expected)
+    assert job.grace_within_kill_wait(kill_wait, requested) == pytest.approx(expected)
 
 
 SCONTROL_SHOW_CONFIG = """\
@@ -326,13 +329,13 @@ MinJobAge               = 300 sec
     ],
 )
 def test_parse_kill_wait(text: str, expected: float | None) -> None:
-    assert slurm.parse_kill_wait(text) == expected
+    assert job.parse_kill_wait(text) == expected
 
 
 @pytest.fixture
 def fresh_kill_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget the KillWait an earlier test read (it is read once per process)."""
-    monkeypatch.setattr(slurm, "_kill_wait", None)
+    monkeypatch.setattr(job, "_kill_wait", None)
 
 
 @pytest.mark.usefixtures("fresh_kill_wait")
@@ -340,8 +343,8 @@ def test_kill_wait_from_scontrol_is_read_once(bin_dir: Path) -> None:
     calls = bin_dir / "calls"
     body = f"echo \"$@\" >> {calls}\nprintf '%s' '{SCONTROL_SHOW_CONFIG}'"
     fake_command(bin_dir, "scontrol", body)
-    assert slurm.kill_wait_seconds() == (7.0, None)
-    assert slurm.kill_wait_seconds() == (7.0, None)
+    assert job.kill_wait_seconds() == (7.0, None)
+    assert job.kill_wait_seconds() == (7.0, None)
     assert calls.read_text() == "show config\n"
 
 
@@ -361,13 +364,13 @@ def test_kill_wait_from_scontrol_is_read_once(bin_dir: Path) -> None:
 def test_kill_wait_defaults_when_unreadable(bin_dir: Path, body: str | None, problem: str) -> None:
     if body is not None:
         fake_command(bin_dir, "scontrol", body)
-    value, why = slurm.kill_wait_seconds()
-    assert value == slurm.DEFAULT_KILL_WAIT_SECONDS
+    value, why = job.kill_wait_seconds()
+    assert value == job.DEFAULT_KILL_WAIT_SECONDS
     assert why is not None
     assert "\n" not in why
     assert re.search(problem, why), why
     fake_command(bin_dir, "scontrol", "echo 'KillWait = 12 sec'")
-    assert slurm.kill_wait_seconds() == (12.0, None), "a failure must not be remembered"
+    assert job.kill_wait_seconds() == (12.0, None), "a failure must not be remembered"
 
 
 @pytest.mark.parametrize(
@@ -390,9 +393,9 @@ def test_kill_wait_defaults_when_unreadable(bin_dir: Path, body: str | None, pro
 def test_end_reason(
     bin_dir: Path, monkeypatch: pytest.MonkeyPatch, body: str, expected: str | None
 ) -> None:
-    monkeypatch.setattr(slurm, "REASON_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(job, "REASON_TIMEOUT_SECONDS", 0.3)
     fake_command(bin_dir, "scontrol", f'[ "$*" = "show job -o 4242" ] || exit 99\n{body}')
-    assert slurm.end_reason("4242") == expected
+    assert job.end_reason("4242") == expected
 
 
 # --- calling Slurm's commands ----------------------------------------------------------------
@@ -429,7 +432,7 @@ def test_a_failing_command_is_one_line(bin_dir: Path, body: str | None, message:
     if body is not None:
         fake_command(bin_dir, "sbatch", body)
     with pytest.raises(SlurmError) as caught:
-        slurm.call(["sbatch", "job.sh"], timeout=0.3)
+        commands.call(["sbatch", "job.sh"], timeout=0.3)
     assert str(caught.value) == message
 
 
@@ -437,12 +440,12 @@ def test_a_command_that_cannot_be_executed(bin_dir: Path) -> None:
     (bin_dir / "sbatch").write_text("not executable\n")
     (bin_dir / "sbatch").chmod(0o644)
     with pytest.raises(SlurmError, match=r"^sbatch: "):
-        slurm.call(["sbatch"])
+        commands.call(["sbatch"])
 
 
 def test_call_closes_stdin_and_returns_stdout(bin_dir: Path) -> None:
     fake_command(bin_dir, "squeue", 'cat; echo "args: $*"; echo "noise" >&2')
-    assert slurm.call(["squeue", "-h"]) == "args: -h\n"
+    assert commands.call(["squeue", "-h"]) == "args: -h\n"
 
 
 @pytest.mark.parametrize(
@@ -456,9 +459,9 @@ def test_call_closes_stdin_and_returns_stdout(bin_dir: Path) -> None:
 def test_submit_reads_the_job_id(bin_dir: Path, printed: str, expected: str) -> None:
     calls = bin_dir / "calls"
     fake_command(bin_dir, "sbatch", f"echo \"$*\" > {calls}\nprintf '{printed}'")
-    assert slurm.submit(Path("/runs/exp.0/slurm.sbatch"), hold=True) == expected
+    assert commands.submit(Path("/runs/exp.0/slurm.sbatch"), hold=True) == expected
     assert calls.read_text() == "--parsable --hold /runs/exp.0/slurm.sbatch\n"
-    slurm.submit(Path("/runs/exp.0/slurm.sbatch"), hold=False)
+    commands.submit(Path("/runs/exp.0/slurm.sbatch"), hold=False)
     assert calls.read_text() == "--parsable /runs/exp.0/slurm.sbatch\n"
 
 
@@ -472,7 +475,7 @@ def test_submit_reads_the_job_id(bin_dir: Path, printed: str, expected: str) -> 
 def test_submit_without_a_job_id_fails(bin_dir: Path, printed: str) -> None:
     fake_command(bin_dir, "sbatch", f"echo '{printed}'")
     with pytest.raises(SlurmError, match=r"^sbatch printed no job id"):
-        slurm.submit(Path("job.sh"), hold=False)
+        commands.submit(Path("job.sh"), hold=False)
 
 
 @pytest.mark.parametrize(
@@ -488,8 +491,8 @@ def test_cancel_and_release(bin_dir: Path, kwargs: dict, argv: str) -> None:
     calls = bin_dir / "calls"
     fake_command(bin_dir, "scancel", f'echo "scancel $*" >> {calls}')
     fake_command(bin_dir, "scontrol", f'echo "scontrol $*" >> {calls}')
-    slurm.cancel("4242", **kwargs)
-    slurm.release("4242")
+    commands.cancel("4242", **kwargs)
+    commands.release("4242")
     assert calls.read_text() == f"scancel {argv}\nscontrol release 4242\n"
 
 
@@ -497,9 +500,9 @@ def test_job_states(bin_dir: Path) -> None:
     calls = bin_dir / "calls"
     body = f'echo "$*" > {calls}\nprintf "4242|RUNNING\\n 4243_1|PENDING\\n\\nodd line\\n"'
     fake_command(bin_dir, "squeue", body)
-    assert slurm.job_states(["4242", "4243_1"]) == {"4242": "RUNNING", "4243_1": "PENDING"}
+    assert commands.job_states(["4242", "4243_1"]) == {"4242": "RUNNING", "4243_1": "PENDING"}
     assert "--jobs=4242,4243_1" in calls.read_text()
-    assert slurm.job_states([]) == {}
+    assert commands.job_states([]) == {}
 
 
 @pytest.mark.parametrize(
@@ -519,7 +522,7 @@ def test_job_states(bin_dir: Path) -> None:
 )
 def test_job_states_when_squeue_fails(bin_dir: Path, body: str, expected: dict | None) -> None:
     fake_command(bin_dir, "squeue", body)
-    assert slurm.job_states(["4242"]) == expected
+    assert commands.job_states(["4242"]) == expected
 
 
 @pytest.mark.parametrize(
@@ -535,7 +538,7 @@ def test_job_states_when_squeue_fails(bin_dir: Path, body: str, expected: dict |
     ],
 )
 def test_job_handle(fields: dict, handle: str | None) -> None:
-    assert slurm.job_handle(fields) == handle
+    assert commands.job_handle(fields) == handle
 
 
 # --- sbatch options --------------------------------------------------------------------------
@@ -630,7 +633,7 @@ def sbatch_script_arguments(script: str) -> list[str]:
     ],
 )
 def test_sbatch_options(mapping: dict | None, options: list) -> None:
-    assert slurm.sbatch_options(mapping) == options
+    assert slurm_script.sbatch_options(mapping) == options
 
 
 @pytest.mark.parametrize(
@@ -669,7 +672,7 @@ def test_sbatch_options(mapping: dict | None, options: list) -> None:
 )
 def test_sbatch_options_errors(mapping: dict, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        slurm.sbatch_options(mapping)
+        slurm_script.sbatch_options(mapping)
     assert "\n" not in str(caught.value)
     assert re.search(message, str(caught.value)), str(caught.value)
 
@@ -692,7 +695,7 @@ def test_sbatch_options_errors(mapping: dict, message: str) -> None:
     ],
 )
 def test_option_line(name: str, value: str | None, line: str) -> None:
-    assert slurm.option_line(name, value) == line
+    assert slurm_script.option_line(name, value) == line
 
 
 @pytest.mark.parametrize(
@@ -712,8 +715,8 @@ def test_option_line(name: str, value: str | None, line: str) -> None:
     ],
 )
 def test_sbatch_reads_back_every_value(value: str) -> None:
-    assert sbatch_arguments(slurm.option_line("comment", value)) == [f"--comment={value}"]
-    assert sbatch_arguments(slurm.option_line("J", value)) == ["-J", value]
+    assert sbatch_arguments(slurm_script.option_line("comment", value)) == [f"--comment={value}"]
+    assert sbatch_arguments(slurm_script.option_line("J", value)) == ["-J", value]
 
 
 @pytest.mark.parametrize(
@@ -728,7 +731,7 @@ def test_sbatch_reads_back_every_value(value: str) -> None:
     ],
 )
 def test_array_task_ids(spec: str, ids: list[int]) -> None:
-    assert slurm.array_task_ids(spec) == ids
+    assert slurm_script.array_task_ids(spec) == ids
 
 
 @pytest.mark.parametrize(
@@ -744,12 +747,12 @@ def test_array_task_ids(spec: str, ids: list[int]) -> None:
 )
 def test_array_task_ids_errors(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
-        slurm.array_task_ids(spec)
+        slurm_script.array_task_ids(spec)
     assert caught.value.key == "__run__.__slurm__.array"
 
 
 def test_array_environ() -> None:
-    assert slurm.array_environ(4, [0, 4, 8]) == {
+    assert slurm_script.array_environ(4, [0, 4, 8]) == {
         "SLURM_ARRAY_TASK_ID": "4",
         "SLURM_ARRAY_TASK_COUNT": "3",
         "SLURM_ARRAY_TASK_MIN": "0",
@@ -768,7 +771,7 @@ def test_array_environ() -> None:
     ],
 )
 def test_option_value(options: list, name: tuple[str, ...], expected: str | None) -> None:
-    assert slurm.option_value(options, *name) == expected
+    assert slurm_script.option_value(options, *name) == expected
 
 
 # --- expyrun's defaults ------------------------------------------------------------------------
@@ -778,7 +781,7 @@ RUN_DIR = Path("/scratch/ada/runs/mnist/lenet/exp.3")
 
 def test_script_options_defaults_of_a_single_run() -> None:
     user = [("partition", "gpu")]
-    assert submit.script_options(user, "mnist/lenet", RUN_DIR, CWD) == [
+    assert slurm_script.script_options(user, "mnist/lenet", RUN_DIR, CWD) == [
         ("job-name", "mnist/lenet"),
         ("output", f"{RUN_DIR}/slurm-%j.out"),
         ("open-mode", "append"),
@@ -789,7 +792,7 @@ def test_script_options_defaults_of_a_single_run() -> None:
 
 def test_script_options_defaults_of_an_array() -> None:
     user = [("array", "0-3")]
-    assert submit.script_options(user, "sweep", None, CWD) == [
+    assert slurm_script.script_options(user, "sweep", None, CWD) == [
         ("job-name", "sweep"),
         ("output", f"{CWD}/slurm-%A_%a.out"),
         ("open-mode", "append"),
@@ -811,8 +814,8 @@ def test_script_options_defaults_of_an_array() -> None:
     ],
 )
 def test_the_users_option_replaces_expyruns_default(mapping: dict, left_out: str) -> None:
-    user = slurm.sbatch_options(mapping)
-    options = submit.script_options(user, "exp", RUN_DIR, CWD)
+    user = slurm_script.sbatch_options(mapping)
+    options = slurm_script.script_options(user, "exp", RUN_DIR, CWD)
     assert options[-len(user) :] == user
     defaults = [name for name, _ in options[: -len(user)]]
     assert left_out not in defaults
@@ -829,7 +832,7 @@ def test_the_users_option_replaces_expyruns_default(mapping: dict, left_out: str
     ],
 )
 def test_output_path(pattern: str, task: int | None, expected: str) -> None:
-    assert submit.output_path(pattern, CWD, "4242", task, "lenet") == expected
+    assert slurm_script.output_path(pattern, CWD, "4242", task, "lenet") == expected
 
 
 # --- the batch script --------------------------------------------------------------------------
@@ -851,19 +854,19 @@ ARRAY_COMMAND = ["expyrun", "configs/sweep.yml", "--slurm"]
 
 
 def single_script() -> str:
-    user = slurm.sbatch_options(SINGLE_MAPPING)
-    options = submit.script_options(user, "mnist/lenet", RUN_DIR, CWD)
-    return slurm.render_script(PYTHON, {None: RUN_DIR}, options, SINGLE_COMMAND, VERSION)
+    user = slurm_script.sbatch_options(SINGLE_MAPPING)
+    options = slurm_script.script_options(user, "mnist/lenet", RUN_DIR, CWD)
+    return slurm_script.render_script(PYTHON, {None: RUN_DIR}, options, SINGLE_COMMAND, VERSION)
 
 
 def array_script() -> str:
-    user = slurm.sbatch_options(ARRAY_MAPPING)
-    ids = slurm.array_task_ids(slurm.option_value(user, "array", "a") or "")
+    user = slurm_script.sbatch_options(ARRAY_MAPPING)
+    ids = slurm_script.array_task_ids(slurm_script.option_value(user, "array", "a") or "")
     run_dirs: dict[int | None, Path] = {
         task: Path(f"/scratch/ada/runs/sweep/exp.{task}") for task in ids
     }
-    options = submit.script_options(user, "sweep", None, CWD)
-    return slurm.render_script(PYTHON, run_dirs, options, ARRAY_COMMAND, VERSION)
+    options = slurm_script.script_options(user, "sweep", None, CWD)
+    return slurm_script.render_script(PYTHON, run_dirs, options, ARRAY_COMMAND, VERSION)
 
 
 def check_golden(name: str, text: str) -> None:
@@ -927,7 +930,7 @@ def test_sbatch_reads_every_option_of_the_golden_scripts() -> None:
 def test_a_command_line_with_a_line_break_stays_a_comment() -> None:
     command = ["expyrun", "c.yml", "--slurm", "--note", "line one\nline two\n#SBATCH --mem=1T"]
     options = [("job-name", "exp"), ("time", "5")]
-    script = slurm.render_script(PYTHON, {None: RUN_DIR}, options, command, VERSION)
+    script = slurm_script.render_script(PYTHON, {None: RUN_DIR}, options, command, VERSION)
     header = script.split("\n#SBATCH --job-name", 1)[0]
     assert all(line.startswith("#") for line in header.split("\n")), header
     assert sbatch_script_arguments(script) == ["--job-name=exp", "--time=5"]
@@ -947,7 +950,9 @@ def test_the_array_script_runs_the_tasks_folder(tmp_path: Path, task: int) -> No
         i: tmp_path / f'it\'s a $HOME `run` "{i}"' / f"exp.{i}" for i in (0, 2, 3)
     }
     script = tmp_path / "job.sbatch"
-    script.write_text(slurm.render_script(python, run_dirs, [("array", "0,2,3")], ["x"], "1"))
+    script.write_text(
+        slurm_script.render_script(python, run_dirs, [("array", "0,2,3")], ["x"], "1")
+    )
     done = subprocess.run(
         ["/bin/bash", str(script)],
         env={"SLURM_ARRAY_TASK_ID": str(task), "PATH": os.defpath},
@@ -968,7 +973,7 @@ def test_the_array_script_runs_the_tasks_folder(tmp_path: Path, task: int) -> No
 def test_an_array_task_without_a_folder_fails_in_the_job(tmp_path: Path) -> None:
     python = _fake_python(tmp_path / "python")
     script = tmp_path / "job.sbatch"
-    script.write_text(slurm.render_script(python, {0: tmp_path / "exp.0"}, [], ["x"], "1"))
+    script.write_text(slurm_script.render_script(python, {0: tmp_path / "exp.0"}, [], ["x"], "1"))
     done = subprocess.run(
         ["/bin/bash", str(script)],
         env={"SLURM_ARRAY_TASK_ID": "7", "PATH": os.defpath},
@@ -985,7 +990,7 @@ def test_the_single_script_runs_its_folder(tmp_path: Path) -> None:
     python = _fake_python(tmp_path / "python")
     run_dir = tmp_path / "a b" / "exp.0"
     script = tmp_path / "job.sbatch"
-    script.write_text(slurm.render_script(python, {None: run_dir}, [], ["x"], "1"))
+    script.write_text(slurm_script.render_script(python, {None: run_dir}, [], ["x"], "1"))
     done = subprocess.run(
         ["/bin/bash", str(script)], capture_output=True, text=True, timeout=30, check=True
     )
@@ -1017,5 +1022,5 @@ def test_a_time_limit_read_as_a_base_60_number_is_a_config_error(
 def test_a_quoted_time_limit_reaches_sbatch_as_written(tmp_path: Path) -> None:
     text = f'{RUN}  __slurm__:\n    time: "1:00:00"\n    mem: 4000\n'
     resolved = resolve_text(tmp_path, text, run=False)
-    options = slurm.sbatch_options(submit.slurm_mapping(resolved))
+    options = slurm_script.sbatch_options(submit.slurm_mapping(resolved))
     assert options == [("time", "1:00:00"), ("mem", "4000")]

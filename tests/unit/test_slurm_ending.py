@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from expyrun import slurm, submit
+from expyrun.slurm import job, script
+from expyrun.slurm.job import SlurmJob
 
 ENDING = "JobId=316 JobName=p.sh JobState=COMPLETING Reason={reason} Requeue=1 Restarts={n}"
 
@@ -28,11 +29,11 @@ ENDING = "JobId=316 JobName=p.sh JobState=COMPLETING Reason={reason} Requeue=1 R
 )
 def test_end_reason(reason: str, restarts: int, restart_count: int, expected: str | None) -> None:
     text = ENDING.format(reason=reason, n=restarts)
-    assert slurm.parse_end_reason(text, restart_count) == expected
+    assert job.parse_end_reason(text, restart_count) == expected
 
 
 def test_end_reason_of_an_unreadable_answer_is_none() -> None:
-    assert slurm.parse_end_reason("", 0) is None
+    assert job.parse_end_reason("", 0) is None
 
 
 @pytest.mark.parametrize(
@@ -48,8 +49,8 @@ def test_end_reason_of_an_unreadable_answer_is_none() -> None:
 )
 def test_output_path(pattern: str, task: int | None, expected: str, in_the_job: str) -> None:
     cwd = Path("/work")
-    recorded = submit.output_path(pattern, cwd, "12", task, "train")
+    recorded = script.output_path(pattern, cwd, "12", task, "train")
     assert recorded == str(cwd / expected)
-    assert slurm.fill_job_id(recorded, {"job_id": "12" if task is None else "15"}) == str(
+    assert job.fill_job_id(recorded, SlurmJob("12" if task is None else "15")) == str(
         cwd / in_the_job
     )

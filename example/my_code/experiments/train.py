@@ -3,9 +3,10 @@
 What it shows about expyrun:
 - the entry point is `main(name, config)`; it runs in the run folder, so files it writes
   (checkpoint.json, model.json) land next to config.yml and outputs.log;
-- SIGTERM and SIGUSR1 (Ctrl-C, `expyrun stop`, Slurm's warning signal or time limit) make it
-  save a checkpoint and exit; when it finds checkpoint.json in its folder (a requeued Slurm job
-  runs again in the same run folder) it resumes from there.
+- SIGINT, SIGTERM and SIGUSR1 (Ctrl-C, `expyrun stop`, Slurm's warning signal or time limit)
+  make it save a checkpoint at the end of the epoch and exit cleanly (code 0, no traceback);
+  when it finds checkpoint.json in its folder (a requeued Slurm job runs again in the same run
+  folder) it resumes from there.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _request_stop(signum, frame):
 
 
 def main(name: str, config: dict) -> None:
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
+    # SIGINT too: Python's default turns Ctrl-C into a KeyboardInterrupt traceback mid-epoch.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, _request_stop)
     data, model, training = config["data"], config["model"], config["training"]
     train, test = make_dataset(

@@ -17,18 +17,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from expyrun.errors import RunFolderError
+from expyrun import console
+from expyrun.errors import ExitCode, RunFolderError
+from expyrun.launch.options import LaunchOptions
+from expyrun.launch.prepare import prepare
+from expyrun.run.folder import SUPERVISOR_LOG
 
-SUPERVISOR_LOG = "supervisor.log"
 # How long the launching command waits for the background supervisor to start the run.
 START_TIMEOUT_SECONDS = 60.0
 RUNNING = b"running\n"
+
+
+def detach(options: LaunchOptions) -> int:
+    """`expyrun CONFIG --detach`: prepare here, run in the background; print the run folder."""
+    prepared = prepare(options)
+    pid = start_in_background(prepared.run_dir)
+    console.info(f"started in the background (supervisor pid {pid})")
+    console.info(f"follow it with: expyrun logs -f {prepared.run_dir}")
+    console.out(str(prepared.run_dir))
+    return ExitCode.OK
 
 
 def start_in_background(run_dir: Path) -> int:
     """Start the supervisor of the prepared `run_dir` in the background; return its pid."""
     read_fd, write_fd = os.pipe()
     with open(run_dir / SUPERVISOR_LOG, "ab") as log:
+        # Not through _command: this process outlives expyrun on purpose (no wait, no timeout).
         process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
             [
                 sys.executable,

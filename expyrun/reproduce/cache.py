@@ -6,9 +6,6 @@ sibling folder (`python -m venv`, then `pip-sync` of the frozen file), then rena
 a build that fails or is interrupted leaves nothing under the final name, and a second
 reproduce of the same requirements finds the environment ready, checked in milliseconds by
 listing its distributions (no pip involved).
-
-pip and pip-sync run through `_call`, the one door for those subprocesses: their output is
-relayed line by line as progress, and a failure becomes one `ReproduceError` line.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,55 +23,24 @@ from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import console
-from expyrun.errors import ReproduceError
+from expyrun.errors import EnvironmentBuildError, ReproduceError
+from expyrun.launch.options import Interpreter
+from expyrun.reproduce.differences import compare
+from expyrun.reproduce.interpreters import choose_python, probe_python
+from expyrun.reproduce.pip import create_venv, pip_sync, venv_python
 from expyrun.run import freeze
+from expyrun.run.folder import current_umask
 from expyrun.run.freeze import Requirement
 
 # Written last into a built environment: what it was built from and what it holds.
 MARKER_FILE = "expyrun-env.json"
-VENV_TIMEOUT_SECONDS = 600
-# pip may download gigabytes (CUDA wheels): a sync that takes longer is considered stuck.
-SYNC_TIMEOUT_SECONDS = 3 * 3600
-PROBE_TIMEOUT_SECONDS = 30
-# Signs in pip's output that the index was not reachable, as opposed to a missing version.
-_NETWORK_SIGNS = (
-    "NewConnectionError",
-    "Failed to establish a new connection",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "ConnectTimeoutError",
-    "ProxyError",
-)
-_MAX_REASON_CHARS = 300
-
-
-class Python(NamedTuple):
-    """An interpreter: its path and its version (`3.11.7`)."""
-
-    executable: str
-    version: str
 
 
 class Environment(NamedTuple):
     """A virtual environment ready to run a reproduced run."""
 
     path: Path
-    python: Python
-
-
-class Difference(NamedTuple):
-    """One way two requirement sets differ."""
-
-    kind: str  # "added", "removed" or "changed"
-    name: str
-    before: str  # in the frozen file ("" when added)
-    after: str  # in the environment ("" when removed)
-
-    def __str__(self) -> str:
-        if self.kind == "changed":
-            return f"changed  {self.name} {self.before} -> {self.after}"
-        return f"{self.kind:8s} {self.name} {self.after or self.before}"
+    python: Interpreter
 
 
 def cache_root() -> Path:
@@ -89,105 +56,12 @@ def environment_key(requirements: Iterable[Requirement], python_version: str) ->
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-def compare(frozen: Iterable[Requirement], current: Iterable[Requirement]) -> list[Difference]:
-    """How `current` differs from `frozen`, own code ignored on both sides.
-
-    Sorted changed, removed, added, then by name: what matters most comes first.
-    """
-    frozen, current = list(frozen), list(current)
-    own = {r.key for r in (*frozen, *current) if r.own_code}
-    before = {r.key: r for r in frozen if r.key not in own}
-    after = {r.key: r for r in current if r.key not in own}
-    found = []
-    for key in sorted(before.keys() | after.keys()):
-        old, new = before.get(key), after.get(key)
-        if old is None and new is not None:
-            found.append(Difference("added", new.name, "", new.spec))
-        elif new is None and old is not None:
-            found.append(Difference("removed", old.name, old.spec, ""))
-        elif old is not None and new is not None and old.spec != new.spec:
-            found.append(Difference("changed", old.name, old.spec, new.spec))
-    order = {"changed": 0, "removed": 1, "added": 2}
-    return sorted(found, key=lambda d: (order[d.kind], d.name.lower()))
-
-
-def probe_python(executable: str) -> Python | None:
-    """The version of the interpreter `executable`, or None if it does not run."""
-    import subprocess
-
-    try:
-        done = subprocess.run(  # noqa: S603 - an interpreter, fixed arguments
-            [executable, "-c", "import sys; print(sys.version.split()[0])"],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_SECONDS,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    version = done.stdout.strip()
-    return Python(executable, version) if done.returncode == 0 and version else None
-
-
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
-def choose_python(recorded: dict[str, str], explicit: str | None) -> Python:
-    """The interpreter to build the environment with: the run's own Python version.
-
-    Tries `explicit` (`--python`), else the run's interpreter, this one, then `pythonX.Y` on
-    PATH; takes the first of the exact version, else of the same minor version (with a
-    warning). A different minor version is an error unless asked for with `--python`.
-    """
-    wanted = recorded.get("version", "")
-    if explicit is not None:
-        found = probe_python(shutil.which(explicit) or explicit)
-        if found is None:
-            raise ReproduceError("not a Python interpreter", path=explicit)
-        if wanted and found.version != wanted:
-            console.warning(f"the run used Python {wanted}; building with {found.version}")
-        return found
-    candidates = [recorded.get("executable"), sys.executable]
-    candidates += [shutil.which(f"python{_minor(wanted)}"), shutil.which("python3")]
-    seen: set[str] = set()
-    close: Python | None = None
-    for candidate in candidates:
-        if not candidate or candidate in seen or not os.access(candidate, os.X_OK):
-            continue
-        seen.add(candidate)
-        found = (
-            Python(sys.executable, sys.version.split()[0])
-            if candidate == sys.executable
-            else probe_python(candidate)
-        )
-        if found is None:
-            continue
-        if not wanted or found.version == wanted:
-            return found
-        if close is None and _minor(found.version) == _minor(wanted):
-            close = found
-    if close is None:
-        raise ReproduceError(
-            f"the run used Python {wanted} and no Python {_minor(wanted)} was found",
-            hint="choose an interpreter with --python PATH",
-        )
-    console.warning(f"the run used Python {wanted}; building with {close.version} ({close[0]})")
-    return close
-
-
-def venv_python(path: Path) -> Path:
-    """The interpreter of the virtual environment at `path`."""
-    return path / "bin" / "python"
-
-
 def installed_requirements(python: Path | str, own_code_dirs: Sequence[str] = ()) -> str:
     """frozen_requirements.txt text of an interpreter's environment; ReproduceError if it fails."""
     try:
         return freeze.frozen_requirements_of(str(python), list(own_code_dirs))
     except OSError as exc:
-        raise ReproduceError(f"cannot list the installed distributions: {exc}") from exc
+        raise EnvironmentBuildError(f"cannot list the installed distributions: {exc}") from exc
 
 
 def prepare_environment(
@@ -225,7 +99,9 @@ def prepare_environment(
         _sync_in_place(path, requirements_file, requirements, pip_options)
         found = probe_python(str(venv_python(path)))
         if found is None:
-            raise ReproduceError("the environment's python does not run", path=venv_python(path))
+            raise EnvironmentBuildError(
+                "the environment's python does not run", path=venv_python(path)
+            )
         if found.version != python.version:
             console.warning(f"the environment {path} has Python {found.version}")
         return Environment(path, found)
@@ -233,7 +109,7 @@ def prepare_environment(
     if stale:
         console.info(f"the cached environment {path} has changed: building it again")
     _build(path, key, requirements_file, requirements, python, pip_options, stale)
-    return Environment(path, Python(str(venv_python(path)), python.version))
+    return Environment(path, Interpreter(str(venv_python(path)), python.version))
 
 
 def _location(target: Path | None, key: str) -> Path:
@@ -258,7 +134,7 @@ def _ready(path: Path, requirements: list[Requirement], key: str) -> Environment
     if compare(expected, current):
         return None
     console.info(f"reusing the environment {path}")
-    return Environment(path, Python(str(python), version or ""))
+    return Environment(path, Interpreter(str(python), version or ""))
 
 
 def _is_empty_folder(path: Path) -> bool:
@@ -307,7 +183,7 @@ def _sync_in_place(
         raise ReproduceError("refusing to sync the environment expyrun itself runs in", path=path)
     console.info(f"syncing the environment {path} to {requirements_file}")
     started = time.monotonic()
-    _pip_sync(path, requirements_file, pip_options)
+    pip_sync(path, requirements_file, pip_options)
     _report_extras(path, requirements)
     console.info(f"environment ready in {time.monotonic() - started:.1f} s")
 
@@ -317,7 +193,7 @@ def _build(
     key: str,
     requirements_file: Path,
     requirements: list[Requirement],
-    python: Python,
+    python: Interpreter,
     pip_options: Sequence[str],
     replace_stale: bool = False,
 ) -> None:
@@ -337,12 +213,8 @@ def _build(
     _remove_abandoned_builds(path.parent)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
-        _call(
-            [python.executable, "-m", "venv", "--prompt", path.name, str(temporary)],
-            "python -m venv",
-            VENV_TIMEOUT_SECONDS,
-        )
-        _pip_sync(temporary, requirements_file, pip_options)
+        create_venv(python.executable, temporary, prompt=path.name)
+        pip_sync(temporary, requirements_file, pip_options)
         installed = _report_extras(temporary, requirements)
         marker = {
             "key": key,
@@ -353,7 +225,7 @@ def _build(
         }
         (temporary / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", "utf-8")
         _relocate(temporary, path)
-        os.chmod(temporary, 0o777 & ~_umask())
+        os.chmod(temporary, 0o777 & ~current_umask())
         _move_into_place(temporary, path, replace_stale)
     except ReproduceError as exc:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -414,8 +286,6 @@ def _relocate(temporary: Path, path: Path) -> None:
 
 def _remove_abandoned_builds(parent: Path) -> None:
     """Remove the hidden folders of builds whose expyrun is gone (killed mid-build)."""
-    import re
-
     for entry in parent.glob(".*"):
         match = re.match(r"^\..+\.(tmp|old)-(\d+)-", entry.name)
         if match and not _pid_alive(int(match.group(2))):
@@ -430,102 +300,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: set it straight back
-    os.umask(mask)
-    return mask
-
-
-def _pip_sync(path: Path, requirements_file: Path, pip_options: Sequence[str]) -> None:
-    argv = [sys.executable, "-m", "piptools", "sync", "--python-executable"]
-    argv += [str(venv_python(path)), *pip_options, str(requirements_file)]
-    _call(argv, "pip-sync", SYNC_TIMEOUT_SECONDS)
-
-
-def _call(argv: list[str], what: str, timeout: float) -> None:
-    """Run a pip-side command, relaying its output as progress; one-line error on failure.
-
-    stderr is merged into stdout so lines keep their order. From pip's first `ERROR:` line
-    (or a traceback) on, lines are held back: they become the error's one line, and the full
-    output is kept in a file named by the error's hint.
-    """
-    import subprocess
-    import threading
-
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PIP_NO_INPUT": "1"}
-    console.detail("$ " + " ".join(argv))
-    try:
-        process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except OSError as exc:
-        raise ReproduceError(f"{what}: cannot start: {exc.strerror}", path=argv[0]) from exc
-    timed_out = threading.Event()
-
-    def _stop() -> None:
-        timed_out.set()
-        process.kill()
-
-    timer = threading.Timer(timeout, _stop)
-    timer.start()
-    lines: list[str] = []
-    failing = False
-    try:
-        assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
-        for line in process.stdout:
-            lines.append(line)
-            text = line.rstrip()
-            failing = failing or text.startswith(("ERROR:", "Traceback ", "error:"))
-            if text and not failing:
-                console.detail(text)
-        code = process.wait()
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    finally:
-        timer.cancel()
-    if code == 0:
-        return
-    if timed_out.is_set():
-        reason = f"stopped after {timeout:.0f} s without finishing"
-    else:
-        reason = _failure_reason(lines, code)
-    raise ReproduceError(f"{what} failed: {reason}", hint=_save_log(lines, what))
-
-
-def _failure_reason(lines: list[str], code: int) -> str:
-    """One line saying why pip (or pip-sync, or venv) failed."""
-    text = "".join(lines)
-    if any(sign in text for sign in _NETWORK_SIGNS):
-        return "cannot reach the package index (no network, or a proxy or index setting?)"
-    errors = [line.strip()[len("ERROR:") :].strip() for line in lines if line.startswith("ERROR:")]
-    errors = [error for error in errors if error]
-    if errors:
-        reason = errors[0]
-    else:
-        plain = [line.strip() for line in lines if line.strip() and not line.startswith(" ")]
-        plain = [line for line in plain if not line.startswith("Traceback ")]
-        reason = plain[-1] if plain else f"exit code {code}"
-    if len(reason) > _MAX_REASON_CHARS:
-        reason = reason[: _MAX_REASON_CHARS - 3] + "..."
-    return reason
-
-
-def _save_log(lines: list[str], what: str) -> str:
-    """Keep the full output of a failed command in a temporary file; the hint naming it."""
-    try:
-        handle, name = tempfile.mkstemp(prefix=f"expyrun-{what.split()[0]}-", suffix=".log")
-        with os.fdopen(handle, "w", encoding="utf-8") as log:
-            log.writelines(lines)
-    except OSError:
-        return "its output could not be saved"
-    return f"full output in {name}"

@@ -6,7 +6,7 @@ the new run copies and runs the past run's code copy, never the working tree:
 - rerun: from RUN/raw_config.yml (values derived from an override, such as the name, follow
   it; `--exact`: RUN/config.yml), in the current environment; run.json says `rerun_of`.
 - reproduce: from RUN/config.yml, with the worker in a virtual environment holding exactly
-  RUN/frozen_requirements.txt (built with pip-sync, cached by content: see `environments`);
+  RUN/frozen_requirements.txt (built with pip-sync, cached by content: see `cache`);
   run.json says `reproduces` and names the `environment`. `--check` only lists how an
   environment differs from the run's.
 """
@@ -18,16 +18,15 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from expyrun import console, environments
+from expyrun import console
 from expyrun.errors import ExitCode, ReproduceError
-from expyrun.pipeline import Interpreter, LaunchOptions, Origin, launch
+from expyrun.launch import launch
+from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun
+from expyrun.reproduce.cache import installed_requirements, prepare_environment
+from expyrun.reproduce.differences import Difference, compare
+from expyrun.reproduce.pip import venv_python
 from expyrun.run import freeze, snapshot
 from expyrun.run.record import RECORD_FILE, RunRecord, read_record
-
-RERUN_OF = "rerun_of"
-REPRODUCES = "reproduces"
-# `reproduce --check` exit status when the environments differ (as diff(1) does).
-CHECK_DIFFERS = 1
 
 
 class PastRunOptions(NamedTuple):
@@ -50,10 +49,12 @@ class PastRun(NamedTuple):
 
     @property
     def requirements_file(self) -> Path:
+        """Its frozen_requirements.txt."""
         return self.run_dir / freeze.FROZEN_REQUIREMENTS_FILE
 
-    def origin(self, relation: str, environment: Path | None = None) -> Origin:
-        return Origin(relation, self.run_dir, environment)
+    def as_source(self, relation: str, environment: Path | None = None) -> SourceRun:
+        """This run as the source of a new launch (`relation`: RERUN_OF or REPRODUCES)."""
+        return SourceRun(relation, self.run_dir, environment)
 
 
 def load_past_run(path: str, needs_requirements: bool = False) -> PastRun:
@@ -89,7 +90,7 @@ def rerun(options: PastRunOptions) -> int:
     console.info(f"running again {past.run_dir} (its code copy, {config})")
     return launch(
         options.launch._replace(
-            config_path=str(past.run_dir / config), origin=past.origin(RERUN_OF)
+            config_path=str(past.run_dir / config), source=past.as_source(RERUN_OF)
         )
     )
 
@@ -101,8 +102,8 @@ def reproduce(options: PastRunOptions) -> int:
         return check(past, options.env)
     launch_options = options.launch._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
-        return launch(launch_options._replace(origin=past.origin(REPRODUCES)))
-    environment = environments.prepare_environment(
+        return launch(launch_options._replace(source=past.as_source(REPRODUCES)))
+    environment = prepare_environment(
         past.requirements_file,
         past.record.python,
         options.base_python,
@@ -112,8 +113,8 @@ def reproduce(options: PastRunOptions) -> int:
     console.info(f"reproducing {past.run_dir} with {environment.python.executable}")
     return launch(
         launch_options._replace(
-            python=Interpreter(*environment.python),
-            origin=past.origin(REPRODUCES, environment.path),
+            python=environment.python,
+            source=past.as_source(REPRODUCES, environment.path),
         )
     )
 
@@ -132,17 +133,17 @@ def check(past: PastRun, env: str | None) -> int:
         current_python = sys.version.split()[0]
         current_text = freeze.frozen_requirements(own_code_dirs=own_dirs)
     else:
-        python = environments.venv_python(Path(env))
+        python = venv_python(Path(env))
         if not python.exists():
             raise ReproduceError("not a virtual environment (no bin/python)", path=env)
         where = f"the environment {os.path.abspath(env)}"
-        current_text = environments.installed_requirements(python, own_dirs)
+        current_text = installed_requirements(python, own_dirs)
         current_python = freeze.parse_requirements(current_text)[1] or "?"
     current = freeze.parse_requirements(current_text)[0]
-    differences = environments.compare(frozen, current)
+    differences = compare(frozen, current)
     run_python = past.record.python.get("version") or frozen_python
     if run_python and run_python != current_python:
-        python_change = environments.Difference("changed", "python", run_python, current_python)
+        python_change = Difference("changed", "python", run_python, current_python)
         differences.insert(0, python_change)
     if not differences:
         count = sum(1 for r in frozen if not r.own_code)
@@ -154,4 +155,4 @@ def check(past: PastRun, env: str | None) -> int:
         f"{where} differs from {past.requirements_file} in {len(differences)} "
         f"place{'s' if len(differences) > 1 else ''} (added: installed here, not in the run)"
     )
-    return CHECK_DIFFERS
+    return ExitCode.DIFFERS

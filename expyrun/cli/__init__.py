@@ -1,0 +1,211 @@
+"""The `expyrun` command: argv in, one typed call per command, errors printed, exit code out.
+
+This is the only place that catches `ExpyrunError` and chooses exit codes (`main`);
+`_program` is the work without error handling (httpie's `core.main` / `core.program`).
+Nothing imports `cli`.
+
+Two grammars:
+- the launch line, `expyrun CONFIG [flags] [--KEY VALUE ...]`, and `rerun`/`reproduce`, which
+  take a launch line after their run folder: `launch_line`, one declarative table of flags
+  that also writes their help (`help`);
+- the commands over recorded runs (`ls`, `logs`, `status`, `stop`): argparse subparsers in
+  `run_commands`, each with its own `--help`.
+
+A word is a command only when no file of that name exists: `expyrun ls` still runs a config
+file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from expyrun import __version__, console
+from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch, parse_past_run
+from expyrun.errors import ExitCode, ExpyrunError, UsageError, signal_exit_code
+
+TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
+
+
+class Command(NamedTuple):
+    """A subcommand: its usage, its one-line summary, and the function that runs it."""
+
+    usage: str
+    summary: str
+    run: Callable[[list[str]], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debugging = os.environ.get(TRACEBACK_VARIABLE) == "1"
+    try:
+        return _program(args)
+    except ExpyrunError as exc:
+        if debugging:
+            raise
+        console.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return signal_exit_code(2)  # SIGINT
+    except Exception:
+        if debugging:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        console.error("internal error: this is a bug in expyrun; please report it with the above")
+        return ExitCode.SOFTWARE
+
+
+def console_main() -> None:
+    """The `expyrun` console script and `python -m expyrun`: run `main`, then exit at once.
+
+    A finished launch has written its record and nothing is pending, so the interpreter's
+    finalization (~8 ms with the supervisor's threads) is skipped with os._exit.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _program(args: list[str]) -> int:
+    """The main program without error handling."""
+    if not args:
+        raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
+    if args[0] in COMMANDS and not os.path.isfile(args[0]):
+        return COMMANDS[args[0]].run(args[1:])
+    if "-h" in args or "--help" in args or args == ["help"]:
+        from expyrun.cli.help import general_help
+
+        commands = [(c.usage, c.summary) for n, c in COMMANDS.items() if not n.startswith("_")]
+        console.out(general_help(commands))
+        return ExitCode.OK
+    if args[0] == "--version":
+        console.out(f"expyrun {__version__}")
+        return ExitCode.OK
+    from expyrun.launch import launch
+
+    return launch(parse_launch(args))
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _past_run(command: str) -> Callable[[list[str]], int]:
+    """The runner of `rerun` or `reproduce`: a launch line after a run folder."""
+
+    def run(args: list[str]) -> int:
+        if "-h" in args or "--help" in args:
+            before = args[: args.index("--")] if "--" in args else args
+            if "-h" in before or "--help" in before:
+                from expyrun.cli.help import past_run_help
+
+                spec = COMMANDS[command]
+                console.out(past_run_help(command, spec.usage, spec.summary))
+                return ExitCode.OK
+        options = parse_past_run(command, args)
+        from expyrun.reproduce import commands
+
+        return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
+
+    return run
+
+
+def _ls(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("ls", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.ls import list_runs
+
+    return list_runs(parsed.paths or ["."], parsed.json, parsed.status or ())
+
+
+def _logs(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("logs", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.logs import show_log
+
+    return show_log(parsed.run, parsed.follow)
+
+
+def _status(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("status", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.status import show_status
+
+    return show_status(parsed.run, parsed.json)
+
+
+def _stop(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("stop", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.stop import stop_run
+
+    return stop_run(parsed.run, parsed.kill)
+
+
+def _supervise(args: list[str]) -> int:
+    """`expyrun _supervise RUN_DIR [--notify-fd FD | --copy-output]`: run a prepared folder.
+
+    Internal: `--detach` starts it with `--notify-fd`, a `--slurm` batch script with
+    `--copy-output`.
+    """
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("_supervise", args)
+    if isinstance(parsed, int):
+        return parsed
+    from pathlib import Path
+
+    from expyrun.launch import supervise
+
+    return supervise(Path(parsed.run), parsed.notify_fd, parsed.copy_output)
+
+
+COMMANDS: dict[str, Command] = {
+    "ls": Command(
+        "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
+    ),
+    "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
+    "status": Command(
+        "status RUN [--json]", "the run record; exit 0 if succeeded or running", _status
+    ),
+    "stop": Command(
+        "stop RUN [--kill]",
+        "stop a run as Ctrl-C does (--kill: no grace); a --slurm run: scancel",
+        _stop,
+    ),
+    "rerun": Command(
+        "rerun RUN [--exact] [options] [--KEY VALUE ...]",
+        "run RUN's code copy again in this environment, from RUN/raw_config.yml and the "
+        "overrides (values derived from them, such as the name, follow); --exact: "
+        "RUN/config.yml",
+        _past_run("rerun"),
+    ),
+    "reproduce": Command(
+        "reproduce RUN [--check] [--env PATH] [--python PATH] [PIP OPTIONS] [--KEY VALUE ...]",
+        "run RUN again from RUN/config.yml, in a virtual environment synced with pip-sync to "
+        "RUN/frozen_requirements.txt: built once, then cached",
+        _past_run("reproduce"),
+    ),
+    "_supervise": Command("_supervise RUN_DIR [--notify-fd FD | --copy-output]", "", _supervise),
+}

@@ -1,0 +1,210 @@
+"""The launch line, `expyrun CONFIG [flags] [--KEY VALUE ...]`, from one declarative table.
+
+`rerun` and `reproduce` take a launch line after their run folder, with flags of their own.
+The tables (`LAUNCH_FLAGS`, `RERUN_FLAGS`, `REPRODUCE_FLAGS`) parse them and write their help
+(`cli.help`). Overrides are open-ended and expyrun's flags may appear anywhere on the line,
+which argparse cannot parse faithfully: a value that looks like a flag is written
+`--key=--debug`, and after `--` everything is an override. The tables also keep argparse
+(~8 ms) off the launch path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from expyrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from expyrun.launch.options import LaunchOptions
+    from expyrun.reproduce.commands import PastRunOptions
+
+
+class Flag(NamedTuple):
+    """One flag of a launch line: its name, the option field it sets, its help."""
+
+    name: str
+    field: str  # the option's field; "" for a pip option, passed to pip-sync as written
+    help: str
+    metavar: str | None = None  # the value it takes (None: a flag without a value)
+
+
+LAUNCH_FLAGS = (
+    Flag(
+        "--debug",
+        "debug",
+        "run the original code in {output_dir}/DEBUG/{name}/exp.{i}, without a code copy or "
+        "frozen requirements",
+    ),
+    Flag("--strict", "strict", "turn every config warning into an error"),
+    Flag(
+        "--print-config",
+        "print_config",
+        "print the resolved config and the run folder it would get; run nothing",
+    ),
+    Flag(
+        "--detach",
+        "detach",
+        "prepare the run here, then run it in the background (immune to the terminal "
+        "closing); prints the run folder as its last line",
+    ),
+    Flag(
+        "--slurm",
+        "slurm",
+        "prepare the run folder now (config, code copy, requirements) and submit a Slurm job "
+        "that runs it; sbatch options come from __run__.__slurm__ (--__run__.__slurm__.time "
+        "60); prints the job id, then the run folder as the last line",
+    ),
+    Flag(
+        "--grace",
+        "grace_seconds",
+        "after SIGINT/SIGTERM, wait this long for the run to end before killing its "
+        "processes (default 10; in a Slurm job, at most KillWait - 2)",
+        "SECONDS",
+    ),
+)
+RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
+REPRODUCE_FLAGS = (
+    Flag(
+        "--check",
+        "check",
+        "only list how this environment (or --env PATH) differs from the run's; exit 1 if it does",
+    ),
+    Flag(
+        "--env",
+        "env",
+        "the virtual environment to build or sync (default: the cache, "
+        "$XDG_CACHE_HOME/expyrun/envs)",
+        "PATH",
+    ),
+    Flag(
+        "--python",
+        "base_python",
+        "the interpreter to build the environment with (default: one of the run's Python version)",
+        "PATH",
+    ),
+    Flag("--find-links", "", "passed to pip-sync", "DIR"),
+    Flag("--no-index", "", "passed to pip-sync"),
+    Flag("--index-url", "", "passed to pip-sync", "URL"),
+    Flag("--extra-index-url", "", "passed to pip-sync", "URL"),
+)
+OVERRIDES_HELP = (
+    "override a key of the config (dotted path: --model.size 18, --layers.0.units 64); the "
+    "value is typed like the value it replaces. After --, every token is an override (a key "
+    "named like a flag: -- --env x)"
+)
+LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
+LAUNCH_USAGE += "[--grace S] [--KEY VALUE ...]"
+
+
+class _Split(NamedTuple):
+    """A launch line taken apart: its first positional, overrides, flags (by field), pip's."""
+
+    positional: str | None
+    overrides: tuple[str, ...]
+    found: dict[str, str | bool]
+    pip_options: tuple[str, ...]
+
+
+def parse_launch(args: list[str]) -> LaunchOptions:
+    """Split a launch command line into expyrun's flags, the config file and overrides."""
+    split = _split(args, LAUNCH_FLAGS, "config file", LAUNCH_USAGE)
+    if split.positional is None:
+        raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
+    return _launch_options(split, split.positional, ("expyrun", *args))
+
+
+def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
+    """Split `expyrun rerun|reproduce RUN ...` into the run folder, flags and overrides."""
+    from expyrun.reproduce.commands import PastRunOptions
+
+    own = RERUN_FLAGS if command == "rerun" else REPRODUCE_FLAGS
+    usage = f"expyrun {command} RUN [options] [--KEY VALUE ...]"
+    split = _split(args, (*LAUNCH_FLAGS, *own), "run folder", usage)
+    if split.positional is None:
+        raise UsageError("missing the run folder", hint=f"expyrun {command} RUN [options]")
+    found = split.found
+    return PastRunOptions(
+        run_dir=split.positional,
+        launch=_launch_options(split, "", ("expyrun", command, *args)),
+        exact=found.get("exact") is True,
+        check=found.get("check") is True,
+        env=_text(found.get("env")),
+        base_python=_text(found.get("base_python")),
+        pip_options=split.pip_options,
+    )
+
+
+def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
+    from expyrun.launch.options import LaunchOptions
+
+    found = split.found
+    grace = _text(found.get("grace_seconds"))
+    return LaunchOptions(
+        config_path=config_path,
+        overrides=split.overrides,
+        debug=found.get("debug") is True,
+        strict=found.get("strict") is True,
+        print_config=found.get("print_config") is True,
+        grace_seconds=None if grace is None else _seconds("--grace", grace),
+        detach=found.get("detach") is True,
+        slurm=found.get("slurm") is True,
+        command=command,
+    )
+
+
+def _text(value: str | bool | None) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _Split:
+    """The first positional argument, the overrides, and the flags found (by field name).
+
+    After `--` (once the positional is found), every token is an override. Pip options (flags
+    without a field) are collected in order, as written.
+    """
+    by_name = {flag.name: flag for flag in flags}
+    positional: str | None = None
+    overrides: list[str] = []
+    found: dict[str, str | bool] = {}
+    pip_options: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        name, equals, value = token.partition("=")
+        flag = by_name.get(name if equals else token)
+        if token == "--" and positional is not None:  # noqa: S105 - not a password
+            overrides += args[i:]
+            break
+        if flag is not None and flag.metavar is None and not equals:
+            if flag.field:
+                found[flag.field] = True
+            else:
+                pip_options.append(token)
+        elif flag is not None and flag.metavar is not None:
+            if not equals:
+                if i >= len(args):
+                    raise UsageError(f"{flag.name} needs a value")
+                value, i = args[i], i + 1
+            if flag.field:
+                found[flag.field] = value
+            else:
+                pip_options += [flag.name, value]
+        elif positional is None:
+            if token.startswith("-") and token != "-":  # noqa: S105 - not a password
+                raise UsageError(f"expected the {first} first, got '{token}'", hint=usage)
+            positional = token
+        else:
+            overrides.append(token)
+    return _Split(positional, tuple(overrides), found, tuple(pip_options))
+
+
+def _seconds(flag: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"{flag} takes a number of seconds, got '{value}'") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"{flag} takes a finite number of seconds >= 0, got '{value}'")
+    return seconds

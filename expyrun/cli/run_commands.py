@@ -1,0 +1,90 @@
+"""The commands over recorded runs (`ls`, `logs`, `status`, `stop`): argparse subparsers.
+
+Each has its own `--help`; a parse error is a `UsageError` (one line, exit 2), never argparse's
+own exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from expyrun.errors import UsageError
+from expyrun.run.record import Status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=f"see {self.prog} --help")
+
+
+def parse(name: str, args: list[str]) -> argparse.Namespace | int:
+    """Parse a run command's arguments with its subparser; an int: --help was shown (exit 0)."""
+    parser = _parser()
+    try:
+        namespace, extra = parser.parse_known_args([name, *args])
+    except SystemExit as exc:  # --help: argparse printed it and exits 0
+        return int(exc.code or 0)
+    if extra:
+        raise UsageError(
+            f"unrecognized arguments: {' '.join(extra)}", hint=f"see expyrun {name} --help"
+        )
+    return namespace
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argparse parser of the commands over recorded runs, one subparser each."""
+    parser = _Parser(prog="expyrun", allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            description=description,
+            epilog=epilog,
+            allow_abbrev=False,
+        )
+
+    ls = add(
+        "ls",
+        "List the runs under output folders, newest first.",
+        "Exit status: 0; 2 for a PATH that is no folder.",
+    )
+    ls.add_argument("paths", nargs="*", metavar="PATH", help="a folder to search (default .)")
+    ls.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    ls.add_argument(
+        "--status",
+        action="append",
+        choices=[status.value for status in Status],
+        help="only runs with this status (repeatable)",
+    )
+    logs = add(
+        "logs",
+        "Print a run's outputs.log; with -f, follow it until the run ends.",
+        "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled).",
+    )
+    logs.add_argument("run", metavar="RUN", help="a run folder")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    status = add(
+        "status",
+        "Show a run's record. Exit 0 if it succeeded or runs.",
+        "Exit status: 0 if the run succeeded or has not ended; else its own exit code (1 if it "
+        "was lost or cancelled); 2 for a folder that is no run folder.",
+    )
+    status.add_argument("run", metavar="RUN", help="a run folder")
+    status.add_argument("--json", action="store_true", help="the record as JSON, with `status`")
+    stop = add(
+        "stop",
+        "Stop a run the way Ctrl-C does: SIGTERM, the grace period, then kill. A --slurm run is "
+        "stopped with scancel.",
+        "Exit status: 0 once the run ended; 2 when there is nothing to stop; 69 when scancel "
+        "fails.",
+    )
+    stop.add_argument("run", metavar="RUN", help="a run folder")
+    stop.add_argument("--kill", action="store_true", help="kill at once, without the grace")
+    supervise = add("_supervise", "Run a prepared run folder (internal).", "")
+    supervise.add_argument("run", metavar="RUN_DIR")
+    mode = supervise.add_mutually_exclusive_group()
+    mode.add_argument("--notify-fd", type=int, metavar="FD")
+    mode.add_argument("--copy-output", action="store_true")
+    return parser

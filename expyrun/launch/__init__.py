@@ -1,0 +1,92 @@
+"""A launch, from `LaunchOptions` to a recorded run: here, detached, or via Slurm.
+
+`launch()` chooses the mode: `--print-config` (nothing is created), `--slurm` (`submit`),
+`--detach` (`detach`), a requeued Slurm job resuming its run folder, else here: the worker's
+interpreter starts first and waits, so its start-up overlaps the preparation (`prepare`),
+then the run is supervised and recorded (`execute`). Slow recording work (frozen requirements,
+git state) runs in a thread while the worker runs (`recording`).
+
+`submit` and `detach` are imported when asked for: a plain launch does not pay for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from expyrun import console
+from expyrun.errors import UsageError
+from expyrun.launch.execute import run_prepared, supervise_run_folder
+from expyrun.launch.options import LaunchOptions
+from expyrun.launch.prepare import prepare, print_config, stored_configs
+from expyrun.run import folder, snapshot, supervisor
+from expyrun.slurm import job as slurm_job
+
+__all__ = ["LaunchOptions", "launch", "supervise"]
+
+
+def launch(options: LaunchOptions) -> int:
+    """`expyrun CONFIG ...`: prepare the run folder, then run it here, in the background, or
+    in a Slurm job; in a requeued Slurm job, resume the run folder of its earlier start."""
+    if options.print_config:
+        return print_config(options)
+    if options.slurm:
+        if options.detach:
+            raise UsageError("--slurm and --detach exclude each other: a Slurm job runs apart")
+        from expyrun.launch.submit import submit
+
+        return submit(options)
+    if options.detach:
+        from expyrun.launch.detach import detach
+
+        return detach(options)
+    if slurm_job.restart_count(os.environ) > 0:
+        resumed = _requeued_run_folder(options)
+        if resumed is not None:
+            return supervise_run_folder(resumed, terminal=True)
+    # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
+    worker = supervisor.spawn_worker(options.worker_python.executable)
+    try:
+        prepared = prepare(options)
+    except BaseException:
+        supervisor.discard_worker(worker)
+        raise
+    console.info(f"run folder: {prepared.run_dir}")
+    return run_prepared(prepared, worker)
+
+
+def supervise(run_dir: Path, notify_fd: int | None = None, copy_output: bool = False) -> int:
+    """`expyrun _supervise RUN_DIR`: run a prepared run folder (internal).
+
+    `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
+    batch script with `copy_output` (also to the job's output file).
+    """
+    on_running = None
+    if notify_fd is not None:
+        from expyrun.launch.detach import notifier
+
+        on_running = notifier(notify_fd)
+    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running)
+
+
+def _requeued_run_folder(options: LaunchOptions) -> Path | None:
+    """In a requeued Slurm job: the run folder an earlier start of the job made, if any."""
+    from expyrun.config import resolve
+
+    cwd = Path.cwd()
+    resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)
+    spec = resolved.run
+    parent = folder.name_folder(spec.output_dir, spec.name, options.debug)
+    run_dir = slurm_job.find_requeued_run(parent, os.environ)
+    if run_dir is None:
+        return None
+    try:
+        stored = (run_dir / snapshot.CONFIG_FILE).read_text(encoding="utf-8")
+    except OSError:
+        stored = None
+    if stored != stored_configs(resolved, run_dir, options.debug)[0]:
+        console.warning(
+            f"{options.config_path} now resolves to another config than when the run started: "
+            "the resumed run keeps its own config.yml and code copy"
+        )
+    return run_dir

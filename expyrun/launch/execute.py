@@ -1,0 +1,268 @@
+"""Run a prepared run folder: the worker's payload, supervision, attempts, the final record.
+
+A folder that already ran (a requeued Slurm job) runs a new attempt: outputs.log is appended
+to after a separator line and run.json keeps every attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from expyrun import console
+from expyrun.errors import RunFolderError
+from expyrun.launch.options import Interpreter, LaunchOptions, SourceRun
+from expyrun.launch.prepare import PreparedRun, source_from_record
+from expyrun.launch.recording import (
+    RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS,
+    RECORDING_TIMEOUT_SECONDS,
+    Recorder,
+)
+from expyrun.run import record, snapshot, supervisor
+from expyrun.run.folder import OUTPUTS_LOG
+from expyrun.run.record import NOT_STARTED, RunRecord, Status
+from expyrun.slurm import commands as slurm_commands
+from expyrun.slurm import job as slurm_job
+from expyrun.slurm.job import SlurmJob
+
+# Environment variables the worker gets (EXPYRUN_CWD, the launch folder, is the config's).
+RUN_DIR_VARIABLE = "EXPYRUN_RUN_DIR"
+# 1 for a run's first attempt, n for its n-th (a requeued Slurm job resumes its run folder).
+ATTEMPT_VARIABLE = "EXPYRUN_ATTEMPT"
+
+
+def run_prepared(
+    prepared: PreparedRun,
+    worker: supervisor.Worker,
+    terminal: bool = True,
+    on_running: Callable[[], None] | None = None,
+) -> int:
+    """Run a prepared run folder with a started worker, record how it ended; the exit code.
+
+    `on_running` is called once the record says `running` (a detached launch waits for it).
+    """
+    from expyrun.config.interpolation import CWD_VARIABLE  # loaded by now: resolution ran
+
+    run_dir = prepared.run_dir
+    job = SlurmJob.from_environ(os.environ)
+    earlier = record.earlier_attempts(prepared.record)
+    attempt = len(earlier) + 1
+    grace = _grace_seconds(prepared.options.grace_seconds, job)
+    env = {
+        CWD_VARIABLE: str(prepared.cwd),
+        RUN_DIR_VARIABLE: str(run_dir),
+        ATTEMPT_VARIABLE: str(attempt),
+        **_environment_variables(prepared.options.source),
+    }
+    if attempt > 1:
+        _write_separator(run_dir / OUTPUTS_LOG, attempt, job)
+    launch = supervisor.WorkerLaunch(
+        payload=_payload(prepared, terminal),
+        env=env,
+        run_dir=run_dir,
+        log_path=run_dir / OUTPUTS_LOG,
+        grace_seconds=grace,
+        append_log=attempt > 1,
+        terminal=terminal,
+    )
+    recorder = Recorder(prepared)
+    started_at = record.now_iso()
+    running: list[RunRecord] = []
+    slurm_fields = _slurm_fields(prepared.record.slurm, job)
+
+    def on_started(child_pid: int) -> None:
+        current = record.new_attempt(
+            prepared.record,
+            earlier,
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            pid_started_at=record.process_start_time(os.getpid()),
+            child_pid=child_pid,
+            started_at=started_at,
+            grace_s=grace,
+            slurm=slurm_fields,
+        )
+        record.write_record(run_dir, current)
+        running.append(current)
+        recorder.start()
+        if on_running is not None:
+            on_running()
+
+    outcome = supervisor.run(worker, launch, on_started=on_started, say=console.info)
+    stopped = outcome.signal in ("SIGTERM", "SIGINT")
+    if job is not None and stopped and slurm_fields is not None:
+        # Slurm's SIGKILL follows KillWait after its SIGTERM: record now, say why if Slurm knows.
+        reason = slurm_job.end_reason(job.job_id, job.restart_count)
+        if reason is not None:
+            slurm_fields = {**slurm_fields, "end_reason": reason}
+    environment = recorder.join(
+        RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS if job and stopped else RECORDING_TIMEOUT_SECONDS
+    )
+    final = record.end_attempt(
+        running[0],
+        status=outcome.status,
+        ended_at=record.now_iso(),
+        duration_s=round(outcome.duration_s, 3),
+        exit_code=outcome.exit_code,
+        signal=outcome.signal,
+        killed_after_grace=outcome.killed_after_grace,
+        peak_rss_bytes=outcome.peak_rss_bytes,
+        cpu_user_s=round(outcome.cpu_user_s, 3),
+        cpu_system_s=round(outcome.cpu_system_s, 3),
+        output_bytes=outcome.bytes_logged,
+        tracking=outcome.tracking,
+        leftover_processes=outcome.leftovers,
+        output_lost_bytes=outcome.bytes_lost or None,
+        output_lost_since=record.iso_from_epoch(outcome.lost_since) if outcome.lost_since else None,
+        slurm=slurm_fields,
+        **environment,
+    )
+    try:
+        record.write_record(run_dir, final)
+    except record.RecordError as exc:
+        console.warning(str(exc))  # the run itself ended as its exit code says
+    return outcome.exit_code
+
+
+def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:
+    """What the worker is told to run (see `run/worker.py`)."""
+    spec = prepared.resolved.run
+    code_path = spec.code_dir if prepared.options.debug else prepared.run_dir
+    return {
+        "entry": spec.entry,
+        "module": spec.module,
+        "function": spec.function,
+        "name": spec.name,
+        "config": prepared.resolved.entry_config,
+        "sys_path": [str(code_path)],
+        "run_dir": str(prepared.run_dir),
+        "stdout_isatty": terminal and os.isatty(1),
+        "stderr_isatty": terminal and os.isatty(2),
+        # The command line the user typed (the worker's sys.argv), and python -u.
+        "argv": list(prepared.record.command),
+        "unbuffered": bool(getattr(sys.__stdout__, "write_through", False)),
+    }
+
+
+def _environment_variables(source: SourceRun | None) -> dict[str, str]:
+    """A reproduced run's virtual environment, as activated: `python` and its tools come first."""
+    if source is None or source.environment is None:
+        return {}
+    bin_dir = str(source.environment / "bin")
+    path = os.environ.get("PATH")
+    return {
+        "VIRTUAL_ENV": str(source.environment),
+        "PATH": f"{bin_dir}{os.pathsep}{path}" if path else bin_dir,
+    }
+
+
+def _slurm_fields(recorded: dict[str, Any] | None, job: SlurmJob | None) -> dict[str, Any] | None:
+    """The record's `slurm` fields for this attempt: the job's, over those taken at submit."""
+    if job is None:
+        return recorded
+    kept = {k: v for k, v in (recorded or {}).items() if k != "end_reason"}
+    if isinstance(kept.get("output"), str):
+        kept["output"] = slurm_job.fill_job_id(kept["output"], job)
+    return {**kept, **job.fields()}
+
+
+def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
+    """The grace period: `--grace`, else the default, kept below Slurm's KillWait in a job.
+
+    In a job, Slurm SIGKILLs every process KillWait seconds after its SIGTERM (time limit,
+    scancel, requeue, preemption): the run must be recorded before that.
+    """
+    default = supervisor.DEFAULT_GRACE_SECONDS
+    if job is None:
+        return default if requested is None else requested
+    kill_wait, problem = slurm_job.kill_wait_seconds()
+    if problem is not None:
+        console.warning(f"could not read Slurm's KillWait ({problem}): assuming {kill_wait:g} s")
+    if requested is None:
+        return slurm_job.grace_within_kill_wait(kill_wait, default)
+    if requested > slurm_job.grace_within_kill_wait(kill_wait, requested):
+        console.warning(
+            f"--grace {requested:g} s does not end before Slurm's KillWait ({kill_wait:g} s): "
+            "Slurm may kill the run before expyrun records how it ended"
+        )
+    return requested
+
+
+def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None:
+    """Mark where a new attempt starts in outputs.log (on a line of its own)."""
+    where = os.uname().nodename
+    if job is not None:
+        where = f"{job.describe()}, on {where}"
+    line = f"===== expyrun: attempt {attempt} ({where}) at {record.now_iso()} =====\n"
+    fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+
+
+def _check_runnable(run_dir: Path, found: RunRecord) -> None:
+    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job."""
+    recorded = found.slurm
+    if found.status in NOT_STARTED:
+        handle = slurm_commands.job_handle(recorded or {})
+        submitted = found.status == Status.PENDING and handle is not None
+        current = SlurmJob.from_environ(os.environ)
+        fields = current.fields() if current is not None else None
+        if submitted and not slurm_job.same_job(recorded, fields):
+            raise RunFolderError(
+                f"the run folder waits for Slurm job {handle}: it runs in that job only",
+                path=run_dir,
+            )
+        return
+    if slurm_job.is_requeue_of(recorded, os.environ):
+        return
+    raise RunFolderError(f"the run is already {found.status}: a run folder runs once", path=run_dir)
+
+
+def supervise_run_folder(
+    run_dir: Path, terminal: bool, on_running: Callable[[], None] | None = None
+) -> int:
+    """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
+
+    What to run comes from the folder itself: the record says which entry point, from which
+    cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
+    A folder that already ran is run again only by a requeued start of its Slurm job: as a
+    new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
+    """
+    from expyrun.config import resolve
+
+    try:
+        prepared_record = record.read_record(run_dir)
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
+    _check_runnable(run_dir, prepared_record)
+    python = Interpreter(
+        prepared_record.python["executable"], prepared_record.python.get("version", "")
+    )
+    worker = supervisor.spawn_worker(python.executable, detached=not terminal)
+    try:
+        cwd = Path(prepared_record.cwd)
+        resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
+        options = LaunchOptions(
+            config_path=str(run_dir / snapshot.CONFIG_FILE),
+            debug=prepared_record.debug,
+            grace_seconds=prepared_record.grace_s,
+            command=tuple(prepared_record.command),
+            python=python,
+            source=source_from_record(prepared_record),
+        )
+        prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
+    except BaseException:
+        supervisor.discard_worker(worker)
+        raise
+    if terminal:
+        console.info(f"run folder: {run_dir}")
+    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running)

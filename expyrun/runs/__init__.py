@@ -1,0 +1,9 @@
+"""Commands over recorded runs: `ls`, `logs`, `status`, `stop`.
+
+They read run.json files and run folders only, never configs, so they are fast and work on
+any run folder, whatever expyrun version or config made it. A record left `running` by a
+supervisor that is gone is shown as `lost`. A `pending` record (a `--slurm` run whose job has
+not started) is the only one Slurm is asked about, all of them in one `squeue`: a job
+cancelled before it started shows as `cancelled`, one Slurm ended or forgot without running
+it as `lost`.
+"""

@@ -1,0 +1,61 @@
+"""`expyrun logs`: print a run's outputs.log; with -f, follow it until the run ends."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from expyrun.errors import ExitCode
+from expyrun.run.folder import OUTPUTS_LOG
+from expyrun.run.record import ENDED, Status
+from expyrun.runs.reading import effective_status, exit_code_of, load, open_run
+
+# How often `logs -f` looks at the files of the run it follows, and how often it asks Slurm
+# about a pending job (squeue costs the controller more than reading a file).
+POLL_SECONDS = 0.1
+SLURM_POLL_SECONDS = 5.0
+
+
+def show_log(run: str, follow: bool) -> int:
+    """Print outputs.log of the run folder `run`; `follow`: until the run ends, then exit
+    with the run's code (1 when it was lost or cancelled). Stops quietly when stdout closes."""
+    run_dir, _ = open_run(run)
+    log_path = run_dir / OUTPUTS_LOG
+    out = sys.stdout.buffer
+    offset = 0
+    asked_slurm = -SLURM_POLL_SECONDS
+    while True:
+        copied = _copy_new_bytes(log_path, offset, out)
+        if copied is None:
+            return ExitCode.OK  # the reader is gone (`| head`)
+        offset += copied
+        if not follow:
+            return ExitCode.OK
+        current = load(run_dir)
+        ask = time.monotonic() - asked_slurm >= SLURM_POLL_SECONDS
+        if ask and current is not None and current.status == Status.PENDING:
+            asked_slurm = time.monotonic()
+        status = effective_status(current, ask_slurm=ask) if current else Status.LOST
+        if status in ENDED:
+            _copy_new_bytes(log_path, offset, out)  # what came with the end
+            return exit_code_of(current, status)
+        time.sleep(POLL_SECONDS)
+
+
+def _copy_new_bytes(path: Path, offset: int, out: BinaryIO) -> int | None:
+    """Copy what `path` holds past `offset` to `out`; the byte count, None if `out` closed."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return 0
+    if data:
+        try:
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:
+            return None
+    return len(data)

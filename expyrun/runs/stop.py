@@ -1,0 +1,153 @@
+"""`expyrun stop`: stop a run the way Ctrl-C does (SIGTERM, the grace period, then kill).
+
+A run on this host gets SIGTERM at its supervisor; a `--slurm` run is stopped through Slurm
+(`scancel`: its supervisor may run on another node); a pending job is cancelled and its
+record says `cancelled`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from expyrun import console
+from expyrun.errors import ExitCode, RunFolderError
+from expyrun.run.record import ENDED, RunRecord, Status, now_iso, supervisor_alive, write_record
+from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
+from expyrun.runs.reading import effective_status, load, open_run
+from expyrun.slurm import commands as slurm_commands
+
+# How often `stop` looks at the record of the run it stops, and at Slurm's state of its job.
+POLL_SECONDS = 0.1
+STOP_POLL_SLURM_SECONDS = 0.3
+# Beyond the grace period: time to kill the run's processes and write its record.
+RECORDING_MARGIN_SECONDS = 30.0
+CANCEL_TIMEOUT_SECONDS = 60.0
+
+
+def stop_run(run: str, kill: bool) -> int:
+    """Stop the run in the run folder `run` and wait until its record says it ended.
+
+    `kill`: no grace period (a second stop signal kills at once).
+
+    Raises:
+        RunFolderError: nothing to stop yet, the supervisor runs on another host, or the run
+            did not end in time.
+        SlurmError: scancel failed.
+    """
+    run_dir, found = open_run(run)
+    current = effective_status(found)
+    if current in ENDED:
+        console.info(f"the run has already ended ({current})")
+        return ExitCode.OK
+    handle = slurm_commands.job_handle(found.slurm or {})
+    submitted = bool((found.slurm or {}).get("submitted_at"))
+    if current == Status.PENDING and handle is not None:
+        return _stop_pending(run_dir, handle)
+    if current == Status.RUNNING and submitted and handle is not None:
+        return _stop_slurm_run(run_dir, found, handle, kill)
+    if current != Status.RUNNING or found.pid is None:
+        raise RunFolderError(f"the run is {current}: there is nothing to stop yet", path=run_dir)
+    if supervisor_alive(found) is None:
+        job = f", or `scancel {handle}`" if handle is not None else ""
+        raise RunFolderError(
+            f"the run's supervisor runs on {found.host}: run `expyrun stop` there{job}",
+            path=run_dir,
+        )
+    _signal_supervisor(found.pid, signal.SIGTERM)
+    if kill:
+        _wait_until_taken(found.pid, signal.SIGTERM)
+        _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
+    return _await_stopped(run_dir, found)
+
+
+def _stop_pending(run_dir: Path, handle: str) -> int:
+    """scancel a job that has not started its run; record `cancelled` once Slurm ended it."""
+    slurm_commands.cancel(handle)
+    deadline = time.monotonic() + CANCEL_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        current = load(run_dir)
+        if current is not None and current.status != Status.PENDING:
+            # It started meanwhile: scancel's SIGTERM takes the graceful path.
+            return _await_stopped(run_dir, current)
+        states = slurm_commands.job_states([handle])
+        if (
+            states is not None
+            and slurm_commands.pending_status(states.get(handle)) != Status.PENDING
+        ):
+            current = load(run_dir)
+            if current is not None and current.status == Status.PENDING:
+                cancelled = current.replace(status=Status.CANCELLED.value, ended_at=now_iso())
+                write_record(run_dir, cancelled)
+                console.info(f"cancelled Slurm job {handle} before it started")
+                return ExitCode.OK
+            continue  # it started and ended meanwhile: the record says how
+        time.sleep(STOP_POLL_SLURM_SECONDS)
+    raise RunFolderError(f"Slurm did not cancel job {handle} in time", path=run_dir)
+
+
+def _stop_slurm_run(run_dir: Path, found: RunRecord, handle: str, kill: bool) -> int:
+    """Stop a running `--slurm` run through Slurm (its supervisor may run on another node).
+
+    `scancel` sends SIGTERM to the batch task, expyrun, which takes the graceful path within
+    KillWait. `--kill`: two SIGTERMs to the batch task (the second kills at once); on this
+    host, the second waits until the supervisor took the first.
+    """
+    if not kill:
+        slurm_commands.cancel(handle)
+    elif supervisor_alive(found) and found.pid is not None:
+        slurm_commands.cancel(handle, "TERM", batch=True)
+        _wait_until_taken(found.pid, signal.SIGTERM)
+        _signal_supervisor(found.pid, signal.SIGTERM)
+    else:
+        for _ in range(2):  # two scancel calls: two signals, not one merged pending signal
+            slurm_commands.cancel(handle, "TERM", batch=True)
+    return _await_stopped(run_dir, found, f" (Slurm job {handle})")
+
+
+def _await_stopped(run_dir: Path, found: RunRecord, where: str = "") -> int:
+    """Wait until the record says the run ended: its grace period, plus time to record it."""
+    grace = found.grace_s if found.grace_s is not None else DEFAULT_GRACE_SECONDS
+    ended = _wait_for_end(run_dir, timeout=grace + RECORDING_MARGIN_SECONDS)
+    if ended is None:
+        raise RunFolderError("the run did not end in time", path=run_dir)
+    console.info(f"stopped: {effective_status(ended)}{where}")
+    return ExitCode.OK
+
+
+def _signal_supervisor(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # it ended meanwhile: the record tells how
+
+
+def _wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
+    """Wait until a signal sent to `pid` is no longer pending (its supervisor took it)."""
+    deadline = time.monotonic() + timeout
+    bit = 1 << (signum - 1)
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                pending = {
+                    key: int(value, 16)
+                    for key, _, value in (line.partition(":\t") for line in f)
+                    if key in ("SigPnd", "ShdPnd")
+                }
+        except (OSError, ValueError):
+            return
+        if not any(mask & bit for mask in pending.values()):
+            return
+        time.sleep(0.01)
+
+
+def _wait_for_end(run_dir: Path, timeout: float) -> RunRecord | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = load(run_dir)
+        if current is not None and effective_status(current) in ENDED:
+            return current
+        time.sleep(POLL_SECONDS)
+    return None

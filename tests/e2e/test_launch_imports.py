@@ -1,0 +1,71 @@
+"""The launch path stays lean: a no-op launch imports only what a run needs.
+
+Read from `python -X importtime -m expyrun CONFIG` (one line per module the supervisor
+imports, on stderr). The worker is started without -X, so its imports are not listed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from support import Project, run
+
+# Modules a plain launch must not load: the other modes' code, the commands over recorded
+# runs, the help, and stdlib modules that cost milliseconds (argparse ~8 ms, subprocess ~2 ms,
+# dataclasses ~5 ms with inspect: records on the launch path are NamedTuples).
+NOT_ON_THE_LAUNCH_PATH = (
+    "argparse",
+    "dataclasses",
+    "inspect",
+    "subprocess",
+    "threading",
+    "shlex",
+    "textwrap",
+    "psutil",
+    "expyrun.cli.help",
+    "expyrun.cli.run_commands",
+    "expyrun.launch.submit",
+    "expyrun.launch.detach",
+    "expyrun.slurm.script",
+    "expyrun.runs",
+    "expyrun.reproduce",
+)
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from `-X importtime` lines: `import time: self | cumulative | name`."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+
+
+def test_a_no_op_launch_loads_only_what_it_needs(project: Project) -> None:
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/main.py", "def main(name, config):\n    pass\n")
+    config = project.config("pkg.main:main")
+
+    result = run(
+        [config], cwd=project.root, command=[sys.executable, "-X", "importtime", "-m", "expyrun"]
+    )
+
+    assert result.code == 0, result.describe()
+    loaded = _imported(result.stderr)
+    assert {"expyrun.cli", "expyrun.launch", "expyrun.run.supervisor"} <= loaded  # it measures
+    unexpected = sorted(
+        name
+        for name in loaded
+        if any(name == banned or name.startswith(banned + ".") for banned in NOT_ON_THE_LAUNCH_PATH)
+    )
+    assert not unexpected, f"a no-op launch imports {unexpected}"
+
+
+def test_help_and_run_commands_load_argparse_only_when_asked(project: Project) -> None:
+    """The measure sees what it must: `ls` does load argparse (the check is not blind)."""
+    project.root.mkdir(exist_ok=True)
+    result = run(
+        ["ls"], cwd=project.root, command=[sys.executable, "-X", "importtime", "-m", "expyrun"]
+    )
+    assert result.code == 0, result.describe()
+    assert "argparse" in _imported(result.stderr)

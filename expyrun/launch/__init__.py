@@ -19,7 +19,7 @@ from expyrun.errors import UsageError
 from expyrun.launch.execute import run_prepared, supervise_run_folder
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare, print_config, stored_configs
-from expyrun.run import folder, snapshot, supervisor
+from expyrun.run import folder, snapshot, spawn
 from expyrun.slurm import job as slurm_job
 
 __all__ = ["LaunchOptions", "launch", "supervise"]
@@ -45,11 +45,11 @@ def launch(options: LaunchOptions) -> int:
         if resumed is not None:
             return supervise_run_folder(resumed, terminal=True)
     # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
-    worker = supervisor.spawn_worker(options.worker_python.executable)
+    worker = spawn.spawn_worker(options.worker_python.executable)
     try:
         prepared = prepare(options)
     except BaseException:
-        supervisor.discard_worker(worker)
+        spawn.discard_worker(worker)
         raise
     console.info(f"run folder: {prepared.run_dir}")
     return run_prepared(prepared, worker)

@@ -21,7 +21,7 @@ from expyrun.launch.recording import (
     RECORDING_TIMEOUT_SECONDS,
     Recorder,
 )
-from expyrun.run import record, snapshot, supervisor
+from expyrun.run import record, snapshot, spawn, supervisor
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import NOT_STARTED, RunRecord, Status
 from expyrun.slurm import commands as slurm_commands
@@ -36,7 +36,7 @@ ATTEMPT_VARIABLE = "EXPYRUN_ATTEMPT"
 
 def run_prepared(
     prepared: PreparedRun,
-    worker: supervisor.Worker,
+    worker: spawn.Worker,
     terminal: bool = True,
     on_running: Callable[[], None] | None = None,
 ) -> int:
@@ -247,7 +247,7 @@ def supervise_run_folder(
     python = Interpreter(
         prepared_record.python["executable"], prepared_record.python.get("version", "")
     )
-    worker = supervisor.spawn_worker(python.executable, detached=not terminal)
+    worker = spawn.spawn_worker(python.executable, detached=not terminal)
     try:
         cwd = Path(prepared_record.cwd)
         resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
@@ -261,7 +261,7 @@ def supervise_run_folder(
         )
         prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
     except BaseException:
-        supervisor.discard_worker(worker)
+        spawn.discard_worker(worker)
         raise
     if terminal:
         console.info(f"run folder: {run_dir}")

@@ -59,9 +59,9 @@ ALLOWED: dict[str, set[str]] = {
     "expyrun.console": set(),
     "expyrun.errors": set(),
 }
-# The only modules that start processes: the door, the supervisor (it spawns the worker),
-# and the detach path (a background supervisor that outlives expyrun).
-PROCESS_MODULES = {"expyrun._command", "expyrun.run.supervisor", "expyrun.launch.detach"}
+# The only modules that start processes: the door, the worker's spawn (posix_spawn), and the
+# detach path (a background supervisor that outlives expyrun).
+PROCESS_MODULES = {"expyrun._command", "expyrun.run.spawn", "expyrun.launch.detach"}
 PROCESS_IMPORTS = {"subprocess", "_posixsubprocess", "multiprocessing", "pty"}
 
 
@@ -147,7 +147,7 @@ def test_no_import_cycle() -> None:
         visit(module, [])
 
 
-def test_only_the_door_the_supervisor_and_detach_start_processes() -> None:
+def test_only_the_door_the_spawn_and_detach_start_processes() -> None:
     for module in MODULES:
         names = set()
         for node in _imports(module):
@@ -195,8 +195,6 @@ def test_importing_expyrun_imports_nothing_else() -> None:
 LONG_MODULES = {
     # It runs by file path, as one file, in any interpreter (also one without expyrun).
     "expyrun.run.worker",
-    # Being rewritten on the process-tracking branch (issue 18 leaves it to that rewrite).
-    "expyrun.run.supervisor",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from expyrun.run import supervisor
+from expyrun.run import stopping, supervisor
 
 
 class _SlowTerminal:
@@ -23,9 +23,8 @@ class _SlowTerminal:
         self.abandoned = True
 
 
-def _state() -> supervisor._Supervision:
-    launch = supervisor.WorkerLaunch(payload={}, env={}, run_dir=None, log_path=None)  # type: ignore[arg-type]
-    return supervisor._Supervision(launch, lambda text: None, -1, None)  # type: ignore[arg-type]
+def _state() -> stopping.Stopping:
+    return stopping.Stopping(10.0, lambda text: None, -1, None)  # type: ignore[arg-type]
 
 
 def test_waiting_for_the_terminal_copy_does_not_block_on_an_empty_event_pipe() -> None:

@@ -1,0 +1,192 @@
+"""Stopping a run: forward signals, the grace, the kill, and what the worker leaves behind.
+
+Signals are taken with sigwaitinfo(2) in a thread (`watch_signals`), which tells who sent each
+one: a signal the kernel sent (the terminal's Ctrl-C, a hangup) reached the worker too, since
+it is in the foreground process group, unless it left that group; a signal sent to the
+supervisor alone (`kill`, Slurm, `expyrun stop`) is forwarded. SIGINT and SIGTERM start the
+grace period; when it ends, or at a second SIGINT/SIGTERM, every process of the run is killed.
+After the worker's exit, what it left behind gets SIGTERM, then SIGKILL, and the drain of the
+pipes is bounded; a stop signal then kills what is left at once. See docs/supervision.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from _queue import Empty, SimpleQueue
+from collections.abc import Callable
+from typing import Any
+
+from expyrun.run.worker import RunProcesses
+
+# Signals the supervisor handles; the first two stop the run.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# si_code of a signal the kernel sent itself, e.g. the terminal's Ctrl-C (linux/siginfo.h).
+SI_KERNEL = 0x80
+# After the worker exits: how long its leftover processes get between SIGTERM and SIGKILL, and
+# how long the supervisor then reads pipes that something it cannot see may hold open. The
+# drain after the worker's exit is bounded by their sum.
+LEFTOVER_GRACE_SECONDS = 2.0
+DRAIN_TIMEOUT_SECONDS = 5.0
+# After a stop signal arrives once the worker has exited: how long the drain may still take.
+DRAIN_AFTER_STOP_SECONDS = 1.0
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Events:
+    """Thread-to-loop messages, with a pipe the poll loop can wait on."""
+
+    def __init__(self) -> None:
+        self.queue: SimpleQueue[tuple[str, Any]] = SimpleQueue()
+        self.read_fd, self._write_fd = os.pipe()
+
+    def post(self, kind: str, value: Any) -> None:
+        self.queue.put((kind, value))
+        try:
+            os.write(self._write_fd, b"!")
+        except OSError:
+            pass
+
+    def drain(self) -> list[tuple[str, Any]]:
+        try:
+            os.read(self.read_fd, 4096)
+        except OSError:
+            pass
+        items = []
+        while True:
+            try:
+                items.append(self.queue.get_nowait())
+            except Empty:
+                return items
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def watch_signals(waited: set[int], events: Events) -> None:
+    while True:
+        info = signal.sigwaitinfo(waited)
+        events.post("signal", (info.si_signo, info.si_code == SI_KERNEL))
+
+
+def wait_worker(pid: int, events: Events) -> None:
+    _, status, rusage = os.wait4(pid, 0)
+    events.post("exited", (status, rusage, time.monotonic()))
+
+
+class Stopping:
+    """What the supervisor does with a signal, the worker's exit, and the deadlines they set.
+
+    Driven by the supervisor's poll loop: `on_signal`, `on_exit`, then `on_tick` when
+    `timeout_ms` runs out; `drain_over` says when to stop reading the pipes.
+    """
+
+    def __init__(
+        self,
+        grace_seconds: float,
+        say: Callable[[str], None],
+        pid: int,
+        processes: RunProcesses,
+    ) -> None:
+        self.grace_seconds = grace_seconds
+        self.say = say
+        self.events = Events()
+        self.pid = pid
+        self.processes = processes
+        self.stop_signal: int | None = None
+        self.kill_deadline: float | None = None
+        self.killed_after_grace = False
+        self.exit_info: tuple[int, Any, float] | None = None
+        self.leftovers = 0
+        self.leftover_deadline: float | None = None
+        self.drain_deadline: float | None = None
+
+    def on_signal(self, signum: int, from_terminal: bool) -> None:
+        name = signal_name(signum)
+        if self.exit_info is not None:
+            if signum in STOP_SIGNALS:
+                self.say(f"received {name} after the worker exited: killing what is left now")
+                self.processes.kill_all()
+                self.leftover_deadline = None
+                soon = time.monotonic() + DRAIN_AFTER_STOP_SECONDS
+                self.drain_deadline = min(self.drain_deadline or soon, soon)
+            return
+        if signum in STOP_SIGNALS and self.stop_signal is not None:
+            self.say(f"received {name} again: killing the run's processes now")
+            self.kill_now()
+            return
+        forward = not from_terminal or not self._in_our_process_group()
+        if forward:
+            try:
+                os.kill(self.pid, signum)
+            except OSError:
+                pass
+        if signum in STOP_SIGNALS:
+            self.stop_signal = signum
+            grace = self.grace_seconds
+            self.kill_deadline = time.monotonic() + grace
+            how = "forwarded it" if forward else "the worker got it from the terminal"
+            self.say(
+                f"received {name} ({how}, pid {self.pid}); killing the run's processes in "
+                f"{grace:g} s unless the worker exits (send it again to kill now)"
+            )
+        elif forward:
+            self.say(f"forwarded {name} to the worker (pid {self.pid})")
+
+    def _in_our_process_group(self) -> bool:
+        """False when the worker left our group (os.setpgrp): the terminal's signal missed it."""
+        try:
+            return os.getpgid(self.pid) == os.getpgrp()
+        except OSError:
+            return True
+
+    def kill_now(self) -> None:
+        self.killed_after_grace = True
+        self.kill_deadline = None
+        self.processes.kill_all()
+
+    def on_exit(self, status: int, rusage: Any, when: float) -> None:
+        self.exit_info = (status, rusage, when)
+        self.kill_deadline = None
+        self.leftovers = self.processes.signal_all(signal.SIGTERM)
+        now = time.monotonic()
+        if self.leftovers:
+            self.say(
+                f"the worker exited and left {self.leftovers} process(es) behind: terminating "
+                f"them, killing them in {LEFTOVER_GRACE_SECONDS:g} s"
+            )
+            self.leftover_deadline = now + LEFTOVER_GRACE_SECONDS
+        else:
+            self.drain_deadline = now + DRAIN_TIMEOUT_SECONDS
+
+    def timeout_ms(self) -> int | None:
+        deadlines = [
+            d for d in (self.kill_deadline, self.leftover_deadline, self.drain_deadline) if d
+        ]
+        if not deadlines:
+            return None
+        return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
+
+    def on_tick(self) -> None:
+        now = time.monotonic()
+        if self.kill_deadline is not None and now >= self.kill_deadline:
+            self.say("grace period over: killing the run's processes")
+            self.kill_now()
+        if self.leftover_deadline is not None and now >= self.leftover_deadline:
+            self.leftover_deadline = None
+            self.processes.kill_all()
+            self.drain_deadline = now + DRAIN_TIMEOUT_SECONDS
+
+    def drain_over(self) -> bool:
+        return self.drain_deadline is not None and time.monotonic() >= self.drain_deadline

@@ -1,0 +1,131 @@
+"""Which processes are a run's: a cgroup v2 of its own where allowed, else the subreaper.
+
+Sets up the mechanisms `worker.RunProcesses` reads: the run's own cgroup (created below the
+supervisor's, where the supervisor may write it) and the supervisor as a child subreaper, so
+orphans of the run are reparented to it. docs/supervision.md, "Which processes are the run's",
+says what each one finds, where it works, and what no mechanism can find.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from expyrun.run import worker as worker_module
+
+# How the run's processes are tracked (run.json `tracking`), best first.
+TRACKING_CGROUP = "cgroup"
+TRACKING_SUBREAPER = "subreaper"
+TRACKING_MARKER = "marker"
+# EXPYRUN_TRACKING=subreaper skips the cgroup (documented; the tests run both ways).
+TRACKING_VARIABLE = "EXPYRUN_TRACKING"
+# prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class Tracking(NamedTuple):
+    """The run's processes, and how they are tracked."""
+
+    processes: worker_module.RunProcesses
+    mechanism: str  # TRACKING_CGROUP, TRACKING_SUBREAPER or TRACKING_MARKER
+    cgroup: str | None  # the run's cgroup folder, to remove at the end
+
+
+def start_tracking(worker_pid: int, run_id: str, pipe_fds: tuple[int, ...]) -> Tracking:
+    """Track a started worker that has not run any code of the user's yet (no payload yet).
+
+    `pipe_fds` are the read ends of the worker's stdout and stderr pipes.
+    """
+    cgroup = _create_run_cgroup(worker_pid, run_id)
+    subreaper = _become_subreaper()
+    processes = worker_module.RunProcesses(
+        run_id,
+        root=os.getpid(),
+        pipe_inodes=frozenset(worker_module.pipe_inode(fd) for fd in pipe_fds),
+        cgroup=cgroup,
+        helper_tag=str(os.getpid()),
+    )
+    if cgroup:
+        return Tracking(processes, TRACKING_CGROUP, cgroup)
+    return Tracking(processes, TRACKING_SUBREAPER if subreaper else TRACKING_MARKER, None)
+
+
+def stop_tracking(tracking: Tracking) -> int:
+    """Kill whatever of the run is left, reap the orphans we adopted, remove the cgroup.
+
+    Returns how many processes were still there.
+    """
+    left = tracking.processes.kill_all()
+    if tracking.cgroup is not None:
+        worker_module.remove_cgroup(tracking.cgroup)
+    _reap(tracking.processes.signalled)
+    return left
+
+
+def _become_subreaper() -> bool:
+    """Make orphaned descendants reparent to this process (prctl(2) PR_SET_CHILD_SUBREAPER)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _cgroup2_mount() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified when hybrid)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                separator = fields.index("-")
+                if fields[separator + 1] == "cgroup2":
+                    return fields[4]
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _create_run_cgroup(worker_pid: int, run_id: str) -> str | None:
+    """Put the worker in a new cgroup v2 below ours; None where that is not allowed.
+
+    It works where the supervisor may write its own cgroup (root; a systemd unit with
+    Delegate=yes; a container with a private cgroup namespace); as a plain user, or in a Slurm
+    job whose cgroup is Slurm's, mkdir is refused and the caller falls back to the subreaper.
+    """
+    if os.environ.get(TRACKING_VARIABLE, TRACKING_CGROUP) != TRACKING_CGROUP:
+        return None
+    mount = _cgroup2_mount()
+    if mount is None:
+        return None
+    try:
+        with open("/proc/self/cgroup") as f:
+            ours = next(line[3:].strip() for line in f if line.startswith("0::"))
+    except (OSError, StopIteration):
+        return None
+    folder = os.path.join(mount, ours.lstrip("/"), f"expyrun-{os.getpid()}-{run_id[:8]}")
+    try:
+        os.mkdir(folder)
+    except OSError:
+        return None
+    try:
+        with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+            f.write(str(worker_pid))
+    except OSError:  # e.g. EBUSY: our cgroup has controllers of its own; EACCES
+        worker_module.remove_cgroup(folder, timeout=0)
+        return None
+    return folder
+
+
+def _reap(pids: set[int]) -> None:
+    """Collect the exit status of the orphans we adopted as subreaper and stopped.
+
+    Only those: a waitpid(-1) could take the status of a helper (git) that subprocess is
+    still waiting for.
+    """
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass

@@ -62,6 +62,13 @@ LAUNCH_FLAGS = (
         "processes (default 10; in a Slurm job, at most KillWait - 2)",
         "SECONDS",
     ),
+    Flag(
+        "--merge-output",
+        "merged_output",
+        "give the run one pipe for stdout and stderr, as `> log 2>&1`: outputs.log keeps the "
+        "exact order of every write, also of subprocesses and C code; the terminal copy then "
+        "goes to stdout only",
+    ),
 )
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
@@ -94,7 +101,7 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -149,6 +156,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         grace_seconds=None if grace is None else _seconds("--grace", grace),
         detach=found.get("detach") is True,
         slurm=found.get("slurm") is True,
+        merged_output=found.get("merged_output") is True,
         command=command,
     )
 

@@ -45,7 +45,9 @@ def launch(options: LaunchOptions) -> int:
         if resumed is not None:
             return supervise_run_folder(resumed, terminal=True)
     # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
-    worker = spawn.spawn_worker(options.worker_python.executable)
+    worker = spawn.spawn_worker(
+        options.worker_python.executable, merged_output=options.merged_output
+    )
     try:
         prepared = prepare(options)
     except BaseException:

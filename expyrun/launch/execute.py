@@ -144,6 +144,7 @@ def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:
         # The command line the user typed (the worker's sys.argv), and python -u.
         "argv": list(prepared.record.command),
         "unbuffered": bool(getattr(sys.__stdout__, "write_through", False)),
+        "merged_output": prepared.options.merged_output,
     }
 
 
@@ -247,7 +248,9 @@ def supervise_run_folder(
     python = Interpreter(
         prepared_record.python["executable"], prepared_record.python.get("version", "")
     )
-    worker = spawn.spawn_worker(python.executable, detached=not terminal)
+    worker = spawn.spawn_worker(
+        python.executable, detached=not terminal, merged_output=prepared_record.merged_output
+    )
     try:
         cwd = Path(prepared_record.cwd)
         resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
@@ -255,6 +258,7 @@ def supervise_run_folder(
             config_path=str(run_dir / snapshot.CONFIG_FILE),
             debug=prepared_record.debug,
             grace_seconds=prepared_record.grace_s,
+            merged_output=prepared_record.merged_output,
             command=tuple(prepared_record.command),
             python=python,
             source=source_from_record(prepared_record),

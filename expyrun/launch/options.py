@@ -52,6 +52,7 @@ class LaunchOptions(NamedTuple):
     grace_seconds: float | None = None  # None: the default (capped below KillWait in a job)
     detach: bool = False
     slurm: bool = False
+    merged_output: bool = False  # stdout and stderr on one pipe (`> log 2>&1`)
     command: tuple[str, ...] = ()
     python: Interpreter | None = None  # the worker's interpreter (default: this one)
     source: SourceRun | None = None  # the past run this launch runs again

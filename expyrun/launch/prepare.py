@@ -121,6 +121,7 @@ def allocate_and_snapshot(
             expyrun_version=__version__,
             code_copy=code_copy,
             grace_s=options.grace_seconds,
+            merged_output=options.merged_output,
             **_source_fields(options.source),
         )
         if options.source and past:

@@ -107,6 +107,7 @@ class RunRecord(NamedTuple):
     tracking: str | None = None  # how the run's processes were tracked: cgroup, subreaper, marker
     leftover_processes: int | None = None  # still running at the worker's exit, then stopped
     grace_s: float | None = None
+    merged_output: bool = False  # stdout and stderr shared one pipe (--merge-output)
     requirements: str | None = None
     # run/snapshot.py CodeCopy.to_record(): copied (the names rerun/reproduce copy again),
     # bytes, files, largest, links, outside_links, broken_links, excluded, excluded_count.

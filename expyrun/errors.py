@@ -52,6 +52,19 @@ def signal_exit_code(signum: int) -> int:
     return ExitCode.SIGNAL_BASE + signum
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived before a run started: like KeyboardInterrupt for SIGINT.
+
+    Raised by the handler `cli` installs, so that what a launch made so far (a half-made run
+    folder, a half-written code copy) is removed on the way out, as for Ctrl-C. Once the
+    supervisor runs, it takes these signals itself.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class ExpyrunError(Exception):
     """An error with a place: the file and line, the dotted key, and a hint.
 

@@ -18,13 +18,14 @@ file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from expyrun import __version__, console
 from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch, parse_past_run
-from expyrun.errors import ExitCode, ExpyrunError, UsageError, signal_exit_code
+from expyrun.errors import ExitCode, ExpyrunError, Interrupted, UsageError, signal_exit_code
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debugging = os.environ.get(TRACEBACK_VARIABLE) == "1"
+    _interrupt_on_stop_signals()
     try:
         return _program(args)
     except ExpyrunError as exc:
@@ -51,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return signal_exit_code(2)  # SIGINT
+    except Interrupted as exc:
+        console.error(f"interrupted ({signal.Signals(exc.signum).name})")
+        return signal_exit_code(exc.signum)
     except Exception:
         if debugging:
             raise
@@ -74,6 +79,20 @@ def console_main() -> None:
         except (OSError, ValueError):
             pass
     os._exit(code)
+
+
+def _interrupt_on_stop_signals() -> None:
+    """SIGTERM and SIGHUP raise `Interrupted`, as SIGINT raises KeyboardInterrupt.
+
+    A signal that is ignored (SIGHUP under nohup) stays ignored.
+    """
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _raise)
 
 
 def _program(args: list[str]) -> int:

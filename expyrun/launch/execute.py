@@ -116,7 +116,7 @@ def run_prepared(
         tracking=outcome.tracking,
         leftover_processes=outcome.leftovers,
         output_lost_bytes=outcome.bytes_lost or None,
-        output_lost_since=record.iso_from_epoch(outcome.lost_since) if outcome.lost_since else None,
+        output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
         slurm=slurm_fields,
         **environment,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import RunFolderError
+from expyrun.run.record_check import record_problem
 
 RECORD_FILE = "run.json"
 # Room set aside in the run folder while it runs, for the records still to come: a disk that
@@ -29,12 +30,6 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 SCHEMA_VERSION = 1
 # Start times read from /proc are exact to a clock tick; allow for rounding across readers.
 START_TIME_TOLERANCE_SECONDS = 1.0
-
-
-def iso_from_epoch(seconds: float) -> str:
-    """A time.time() value, ISO 8601 with the local timezone offset (as now_iso)."""
-    moment = datetime.fromtimestamp(seconds, timezone.utc).astimezone()
-    return moment.isoformat(timespec="milliseconds")
 
 
 class RecordError(RunFolderError):
@@ -70,9 +65,10 @@ ENDED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.KILLED, Status.CANCEL
 NOT_STARTED = frozenset({Status.PREPARED, Status.PENDING})
 
 
-def now_iso() -> str:
-    """The current time, ISO 8601 with the local timezone offset."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+def now_iso(seconds: float | None = None) -> str:
+    """The time `seconds` (a time.time(); default: now), ISO 8601 with the local UTC offset."""
+    moment = datetime.fromtimestamp(time.time() if seconds is None else seconds, timezone.utc)
+    return moment.astimezone().isoformat(timespec="milliseconds")
 
 
 class RunRecord(NamedTuple):
@@ -285,10 +281,11 @@ def _make_reserve(reserve: Path) -> None:
 
 
 def read_record(run_dir: Path) -> RunRecord:
-    """Read run.json (raises OSError or ValueError when missing or not a record)."""
+    """Read run.json (OSError when missing; ValueError naming what is wrong when not a record)."""
     data = json.loads((run_dir / RECORD_FILE).read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "status" not in data:
-        raise ValueError(f"{run_dir / RECORD_FILE} is not an expyrun run record")
+    problem = record_problem(data)
+    if problem is not None:
+        raise ValueError(f"{run_dir / RECORD_FILE} is not a readable run record: {problem}")
     return RunRecord.from_dict(data)
 
 

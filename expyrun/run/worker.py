@@ -556,7 +556,10 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
         cgroup=cgroup,
     )
     processes.kill_all()
-    log_fd = os.open(payload["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        log_fd = os.open(payload["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError:  # the run folder is gone: nowhere to save to
+        log_fd = os.open(os.devnull, os.O_WRONLY)
     # Free a writer blocked on a full pipe, then take the switchboard and point it at the log.
     _drain_into(read_fds, log_fd)
     acquired = streams.switchboard._lock.acquire(timeout=2)
@@ -583,7 +586,15 @@ def _watch_supervisor(lifeline_fd: int, payload: dict[str, Any], streams: _Strea
                 pass
         except OSError:
             pass
-        _rescue(payload, streams)
+        try:
+            _rescue(payload, streams)
+        finally:
+            # Whatever failed while saving the output (the run folder deleted, a full disk),
+            # nothing of the run outlives its supervisor.
+            try:
+                RunProcesses(payload["run_id"], root=os.getpid()).kill_all()
+            finally:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     _thread.start_new_thread(_wait_for_eof, ())
 

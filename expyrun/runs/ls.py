@@ -10,7 +10,13 @@ from typing import Any
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.run.record import Status
-from expyrun.runs.reading import find_run_folders, load_json, status_of_json
+from expyrun.runs.reading import (
+    UNREADABLE,
+    find_run_folders,
+    load_json,
+    load_json_checked,
+    status_of_json,
+)
 from expyrun.runs.text import duration, short_time, size, timestamp
 from expyrun.slurm import commands as slurm_commands
 
@@ -29,6 +35,7 @@ _SUMMARY_KEYS = (
     "pid",
     "slurm",
     "attempts",
+    "problem",
 )
 
 
@@ -43,8 +50,10 @@ def list_runs(paths: Sequence[str], as_json: bool, statuses: Sequence[str] = ())
         if not os.path.isdir(path):
             raise RunFolderError("no such folder", path=path)
         for run_dir in find_run_folders(os.path.abspath(path)):
-            data = load_json(run_dir)
-            if data is None:
+            data, problem = load_json_checked(run_dir)
+            if problem is not None:
+                console.warning(f"{run_dir}: unreadable record: {problem}")
+                rows.append((run_dir, {"problem": problem}, UNREADABLE))
                 continue
             rows.append((run_dir, data, status_of_json(data)))
     rows = _ask_slurm_about_pending(rows)

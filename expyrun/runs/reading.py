@@ -22,7 +22,11 @@ from expyrun.run.record import (
     read_record,
     supervisor_alive,
 )
+from expyrun.run.record_check import record_problem
 from expyrun.slurm import commands as slurm_commands
+
+# The status `ls` shows for a run folder whose run.json cannot be read as a record.
+UNREADABLE = "unreadable"
 
 
 def effective_status(record: RunRecord, ask_slurm: bool = True) -> Status:
@@ -51,26 +55,43 @@ def status_of_json(data: dict[str, Any]) -> str:
 
 
 def find_run_folders(root: str) -> Iterator[str]:
-    """Run folders under `root` (folders `exp.N` holding run.json), not looking inside them."""
+    """Run folders under `root` (folders `exp.N` holding run.json), not looking inside them.
+
+    Symbolic links to folders are followed (a name folder may be a link to another disk),
+    each real folder once, so a link cycle ends.
+    """
     if os.path.isfile(os.path.join(root, RECORD_FILE)):
         yield root
         return
     pending = [root]
+    seen: set[tuple[int, int]] = set()
     while pending:
         folder = pending.pop()
         try:
+            info = os.stat(folder)
             entries = os.scandir(folder)
         except OSError:
             continue
+        if (info.st_dev, info.st_ino) in seen:
+            entries.close()
+            continue
+        seen.add((info.st_dev, info.st_ino))
         with entries:
             for entry in entries:
-                if entry.name.startswith((".", "__")) or not entry.is_dir(follow_symlinks=False):
+                if entry.name.startswith((".", "__")) or not _is_folder(entry):
                     continue
                 is_run = RUN_FOLDER_PATTERN.match(entry.name) is not None
                 if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
                     yield entry.path
                     continue
                 pending.append(entry.path)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows a symbolic link
+    except OSError:
+        return False
 
 
 def load(run_dir: Path) -> RunRecord | None:
@@ -83,22 +104,37 @@ def load(run_dir: Path) -> RunRecord | None:
 
 def load_json(run_dir: str) -> dict[str, Any] | None:
     """run.json of `run_dir` as plain JSON, or None when it is missing or not a record."""
+    data, problem = load_json_checked(run_dir)
+    return None if problem is not None else data
+
+
+def load_json_checked(run_dir: str) -> tuple[dict[str, Any], str | None]:
+    """run.json of `run_dir` as plain JSON, and what makes it unreadable (None: nothing)."""
     try:
         with open(os.path.join(run_dir, RECORD_FILE), "rb") as f:
             data = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "status" in data else None
+    except OSError as exc:
+        return {}, f"cannot read run.json: {exc.strerror or exc}"
+    except ValueError as exc:
+        return {}, f"run.json is not JSON: {exc}"
+    problem = record_problem(data)
+    return (data if problem is None else {}), problem
 
 
 def open_run(path: str) -> tuple[Path, RunRecord]:
     """The run folder a command names, and its record; RunFolderError when it is not one."""
     run_dir = Path(path)
-    if not (run_dir / RECORD_FILE).is_file():
+    try:
+        is_run = (run_dir / RECORD_FILE).is_file()
+        os.close(os.open(run_dir / RECORD_FILE, os.O_RDONLY)) if is_run else None
+    except OSError as exc:  # e.g. another user's private run folder
+        raise RunFolderError(f"cannot read run.json: {exc.strerror}", path=run_dir) from exc
+    if not is_run:
         raise RunFolderError("not a run folder (no run.json)", path=run_dir)
+    _, problem = load_json_checked(str(run_dir))
     found = load(run_dir)
-    if found is None:
-        raise RunFolderError("run.json is not a run record", path=run_dir / RECORD_FILE)
+    if found is None or problem is not None:
+        raise RunFolderError(f"unreadable record: {problem}", path=run_dir / RECORD_FILE)
     return run_dir, found
 
 

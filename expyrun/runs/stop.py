@@ -14,6 +14,7 @@ from pathlib import Path
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
+from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import ENDED, RunRecord, Status, now_iso, supervisor_alive, write_record
 from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
 from expyrun.runs.reading import effective_status, load, open_run
@@ -56,11 +57,35 @@ def stop_run(run: str, kill: bool) -> int:
             f"the run's supervisor runs on {found.host}: run `expyrun stop` there{job}",
             path=run_dir,
         )
+    _confirm_supervisor(run_dir, found.pid, found.pid_started_at)
     _signal_supervisor(found.pid, signal.SIGTERM)
     if kill:
         _wait_until_taken(found.pid, signal.SIGTERM)
         _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
     return _await_stopped(run_dir, found)
+
+
+def _confirm_supervisor(run_dir: Path, pid: int, started_at: float | None) -> None:
+    """Raise unless process `pid` is this run's supervisor: never signal an unconfirmed pid.
+
+    A record's `pid_started_at` confirms it (checked by `supervisor_alive`). A record without
+    it (written by hand, copied, or by an old expyrun) is confirmed only when that process
+    holds the run's outputs.log open, as a supervisor does.
+    """
+    if started_at is not None:
+        return
+    log = os.path.realpath(run_dir / OUTPUTS_LOG)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        if any(os.readlink(f"/proc/{pid}/fd/{fd}") == log for fd in fds):
+            return
+    except OSError:
+        pass
+    raise RunFolderError(
+        f"cannot confirm that process {pid} is this run's supervisor (the record has no "
+        "pid_started_at, and the process does not hold the run's outputs.log): not signalling it",
+        path=run_dir,
+    )
 
 
 def _stop_pending(run_dir: Path, handle: str) -> int:
@@ -122,6 +147,11 @@ def _signal_supervisor(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass  # it ended meanwhile: the record tells how
+    except PermissionError as exc:
+        raise RunFolderError(
+            f"cannot signal the run's supervisor (process {pid}): it runs as another user",
+            hint="stop it as that user, or as root",
+        ) from exc
 
 
 def _wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:

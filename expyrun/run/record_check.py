@@ -1,0 +1,65 @@
+"""Check that a run.json read from disk holds what a record holds: each field's JSON type.
+
+A record may have been edited by hand, written by another version, or damaged. Readers (`ls`,
+`status`, `logs`, `stop`) then show that one run as unreadable, naming the field, instead of
+failing on every run (`ls` lists the others).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TEXT = (str,)
+_NUMBER = (int, float)
+# Fields and the JSON types they may hold (null is always allowed but for `status`); unknown
+# fields (a newer expyrun's) are not checked.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(
+        ("run_dir", "name", "entry", "cwd", "host", "user", "expyrun_version", "started_at"),
+        _TEXT,
+    ),
+    **dict.fromkeys(
+        ("ended_at", "requirements", "rerun_of", "reproduces", "environment", "tracking"),
+        _TEXT,
+    ),
+    "output_lost_since": _TEXT,
+    **dict.fromkeys(("duration_s", "pid_started_at", "cpu_user_s", "cpu_system_s"), _NUMBER),
+    **dict.fromkeys(("grace_s",), _NUMBER),
+    **dict.fromkeys(
+        ("pid", "child_pid", "exit_code", "peak_rss_bytes", "output_bytes", "schema"), (int,)
+    ),
+    **dict.fromkeys(("leftover_processes", "output_lost_bytes"), (int,)),
+    **dict.fromkeys(("debug", "killed_after_grace", "merged_output"), (bool,)),
+    **dict.fromkeys(("python", "code_copy", "git", "slurm"), (dict,)),
+    **dict.fromkeys(("command", "attempts"), (list,)),
+}
+
+
+def record_problem(data: object) -> str | None:
+    """What makes `data` (parsed run.json) not a readable record, or None when it is one."""
+    if not isinstance(data, dict):
+        return f"not a JSON object but {_json_type(data)}"
+    if not isinstance(data.get("status"), str):
+        return "no status" if "status" not in data else "'status' is not a string"
+    for field, types in FIELD_TYPES.items():
+        value = data.get(field)
+        if value is None:
+            continue
+        wrong_bool = isinstance(value, bool) and bool not in types
+        if wrong_bool or not isinstance(value, types):
+            expected = " or ".join(_JSON_NAMES[t] for t in types)
+            return f"'{field}' is {_json_type(value)}, expected {expected}"
+    return None
+
+
+_JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+_JSON_NAMES.update({dict: "an object", list: "an array"})
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind in (bool, int, float, str, dict, list):
+        if isinstance(value, kind):
+            return _JSON_NAMES[kind]
+    return type(value).__name__

@@ -231,7 +231,7 @@ def _code_exclude(value: ConfigValue, origins: Origins, top: Origin) -> tuple[st
     """The `__code_exclude__` patterns: a list of non-empty relative glob patterns.
 
     A pattern without `/` is matched against each file and folder name, one with `/` against
-    the path from the code folder (`pkg/data/*`); the code copy (run/snapshot.py) applies them.
+    the path from the code folder (`pkg/data/*`); run/code_exclusions.py applies them.
     """
     if value is None:
         return ()

@@ -15,6 +15,7 @@ from expyrun import __version__, console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun
 from expyrun.run import folder, record, snapshot
+from expyrun.run.code_copy import copy_code
 from expyrun.run.entry import EntryLocation, locate_entry
 from expyrun.run.record import RunRecord, Status
 
@@ -138,7 +139,7 @@ def _copy_code(
     spec: RunSpec, location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
 ) -> dict[str, Any]:
     """Copy the code into the run folder; print its notes and warnings; the record's entry."""
-    copied = snapshot.copy_code(
+    copied = copy_code(
         spec.code_dir, location.top_level, run_dir, only, spec.code_exclude, spec.output_dir
     )
     for note in copied.notes():

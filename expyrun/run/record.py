@@ -105,7 +105,7 @@ class RunRecord(NamedTuple):
     grace_s: float | None = None
     merged_output: bool = False  # stdout and stderr shared one pipe (--merge-output)
     requirements: str | None = None
-    # run/snapshot.py CodeCopy.to_record(): copied (the names rerun/reproduce copy again),
+    # run/code_copy.py CodeCopy.to_record(): copied (the names rerun/reproduce copy again),
     # bytes, files, largest, links, outside_links, broken_links, excluded, excluded_count.
     code_copy: dict[str, Any] | None = None
     git: dict[str, Any] | None = None

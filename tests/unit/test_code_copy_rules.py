@@ -9,7 +9,7 @@ import pytest
 from config_support import RUN, resolve_text
 
 from expyrun.errors import ConfigError
-from expyrun.run import snapshot
+from expyrun.run import code_copy, code_exclusions
 
 
 @pytest.mark.parametrize(
@@ -114,24 +114,24 @@ def test_bad_code_exclude_is_one_config_error(tmp_path: Path, value: str, patter
     ],
 )
 def test_code_exclude_patterns(pattern: str, path: str, is_dir: bool, left_out: bool) -> None:
-    exclusions = snapshot._Exclusions(set(), [pattern])
+    exclusions = code_exclusions.Exclusions(set(), [pattern])
     reason = exclusions.reason(path, is_dir, "/real/" + path)
     assert reason == (f"__code_exclude__ {pattern!r}" if left_out else None)
 
 
 def test_git_ignored_paths_and_the_output_dir_come_first() -> None:
-    exclusions = snapshot._Exclusions({"pkg/out", "pkg/w.bin"}, ["*"], "/real/pkg/out", "/r")
-    assert exclusions.reason("pkg/out", True, "/real/pkg/out") == snapshot.OUTPUT_DIR_REASON
-    assert exclusions.reason("pkg/w.bin", False, "/x") == snapshot.GITIGNORE_REASON
+    exclusions = code_exclusions.Exclusions({"pkg/out", "pkg/w.bin"}, ["*"], "/real/pkg/out", "/r")
+    assert exclusions.reason("pkg/out", True, "/real/pkg/out") == code_exclusions.OUTPUT_DIR_REASON
+    assert exclusions.reason("pkg/w.bin", False, "/x") == code_exclusions.GITIGNORE_REASON
     assert exclusions.reason("pkg/other", False, "/x") == "__code_exclude__ '*'"
     # The output dir is a folder: a file of that path is not it.
-    assert snapshot._Exclusions(set(), [], "/o").reason("pkg/o", False, "/o") is None
-    assert exclusions.reason("pkg/out/r/exp.0", True, "/r") == snapshot.RUN_FOLDER_REASON
+    assert code_exclusions.Exclusions(set(), [], "/o").reason("pkg/o", False, "/o") is None
+    assert exclusions.reason("pkg/out/r/exp.0", True, "/r") == code_exclusions.RUN_FOLDER_REASON
 
 
 def test_many_small_files_warn_like_a_large_copy() -> None:
-    copy = snapshot.CodeCopy()
-    for i in range(snapshot.CODE_COPY_WARNING_FILES):
+    copy = code_copy.CodeCopy()
+    for i in range(code_copy.CODE_COPY_WARNING_FILES):
         copy.add_file(f"pkg/node_modules/f{i}.js", 1)
     assert copy.warnings() == []
     copy.add_file("pkg/big.js", 2_500)
@@ -153,12 +153,12 @@ def test_many_small_files_warn_like_a_large_copy() -> None:
     ],
 )
 def test_sizes_are_written_in_decimal_units(count: int, text: str) -> None:
-    assert snapshot._size(count) == text
+    assert code_copy._size(count) == text
 
 
 def test_the_record_caps_its_lists_and_counts_them_all() -> None:
-    copy = snapshot.CodeCopy()
+    copy = code_copy.CodeCopy()
     copy.excluded = [{"path": f"p{i}", "reason": "x"} for i in range(250)]
     record = copy.to_record()
-    assert len(record["excluded"]) == snapshot.RECORDED_PATHS
+    assert len(record["excluded"]) == code_copy.RECORDED_PATHS
     assert record["excluded_count"] == 250

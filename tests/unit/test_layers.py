@@ -160,6 +160,25 @@ def test_only_the_door_the_spawn_and_detach_start_processes() -> None:
             assert not started, f"{module} imports {started}: use expyrun._command"
 
 
+def test_git_is_started_by_one_function() -> None:
+    """Every argv starting with "git" is built in `snapshot._git`, the one door to git."""
+    builders = set()
+    for module in MODULES:
+        tree = ast.parse(_path(module).read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, (ast.List, ast.Tuple))
+                    and node.elts
+                    and isinstance(node.elts[0], ast.Constant)
+                    and node.elts[0].value == "git"
+                ):
+                    builders.add(f"{module}.{function.name}")
+    assert builders == {"expyrun.run.snapshot._git"}
+
+
 def test_the_worker_imports_only_the_standard_library() -> None:
     tree = ast.parse((PACKAGE / "run" / "worker.py").read_text())
     names = {

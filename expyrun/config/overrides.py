@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from expyrun.config.composing import parse_node
 from expyrun.config.interpolation import needs_parsing
 from expyrun.config.keys import (
     MAX_DEPTH,
@@ -42,7 +43,7 @@ from expyrun.config.keys import (
 )
 from expyrun.config.loading import DEFAULT_KEY
 from expyrun.config.merging import POLICY_KEY
-from expyrun.config.parsing import MAX_ALIAS_VALUES, build_node, parse_node, unsupported_tag
+from expyrun.config.parsing import MAX_ALIAS_VALUES, build_node, unsupported_tag
 from expyrun.config.report import COMMAND_LINE, Origins
 from expyrun.config.variables import convert_text
 from expyrun.errors import ConfigError

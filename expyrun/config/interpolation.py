@@ -6,7 +6,7 @@ Only string values are parsed, keys never. For each string, in order:
 2. `$NAME` and `${NAME}` (NAME = `[A-Za-z_][A-Za-z0-9_]*`) are replaced by the variable's
    value, in one pass (a value is not expanded again); a missing variable warns and gives "";
    if a variable was replaced, the whole string is converted to a number or a boolean when
-   that is lossless (`convert_text`);
+   that is lossless (`variables`);
 3. if still a string, `{a.b}` (a dotted key of letters, digits, `_`) is a reference: a string
    that is exactly one reference becomes the referenced value with its type (a mapping or a
    list included, copied); otherwise each reference is replaced by the value's text.
@@ -24,7 +24,6 @@ same reason, references inside text insert at most `MAX_REFERENCE_TEXT` characte
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Generator, Mapping
 from typing import NamedTuple, TypeVar
@@ -40,14 +39,13 @@ from expyrun.config.keys import (
     split_key,
 )
 from expyrun.config.report import Origins, Report
+from expyrun.config.variables import expand_variables
 from expyrun.errors import ConfigError
 
 NO_PARSE = "!P"
 CWD_VARIABLE = "EXPYRUN_CWD"  # the launch directory, set for every resolution
 
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _REFERENCE = re.compile(r"\{([A-Za-z0-9_.]+)\}")
-_INTEGER = re.compile(r"-?[0-9]+")
 _HINTS_MAX = 20  # "did you mean" scans every key: only for the first few unresolved references
 _CYCLE_SHOWN = 8  # a longer cycle is shown by its ends: the line stays readable
 # Values copied by whole references to mappings and lists: a config needs a few thousand; a
@@ -61,35 +59,6 @@ class _Missing:
 
 
 _MISSING = _Missing()
-
-
-def convert_text(text: str) -> ConfigValue:
-    """`text` as an int, a float or a bool when that loses nothing, else `text` itself.
-
-    Lossless means the value prints back as the same text: `123` -> 123, `0.5` -> 0.5,
-    `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, `1e3`, ` 5 `, `nan`, `inf`
-    stay strings.
-    """
-    lowered = text.lower()
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
-    if not text or text[0] not in "-0123456789.":
-        return text
-    if _INTEGER.fullmatch(text):
-        try:
-            number = int(text)
-        except ValueError:  # past sys.get_int_max_str_digits() (4,300): it stays text
-            return text
-        return number if str(number) == text else text
-    try:
-        real = float(text)
-    except ValueError:
-        return text
-    if math.isfinite(real) and repr(real) == text:
-        return real
-    return text
 
 
 def needs_parsing(text: str) -> bool:
@@ -196,14 +165,19 @@ class _Resolver:
                 text = " -> ".join(shown) + f" ({len(cycle) - 1} keys)"
             else:
                 text = " -> ".join(cycle)
-            origin = self.origins.get(path)
-            raise ConfigError(
-                "reference cycle: " + text,
-                path=origin.path if origin else None,
-                line=origin.line if origin else None,
-                key=format_key(path),
-            )
+            raise self.error("reference cycle: " + text, path)
         self.active[path] = None
+
+    def error(self, message: str, path: KeyPath, hint: str | None = None) -> ConfigError:
+        """A `ConfigError` about the key at `path`, naming where it was set."""
+        origin = self.origins.get(path)
+        return ConfigError(
+            message,
+            path=origin.path if origin else None,
+            line=origin.line if origin else None,
+            key=format_key(path),
+            hint=hint,
+        )
 
     def tree(self, value: ConfigValue, path: KeyPath) -> _Steps[ConfigValue]:
         """Resolve `value` (at `path` in the raw config) into new mappings and lists."""
@@ -256,24 +230,14 @@ class _Resolver:
         return value
 
     def variables(self, text: str, path: KeyPath) -> ConfigValue:
-        replaced = False
-
-        def replace(match: re.Match[str]) -> str:
-            nonlocal replaced
-            replaced = True
-            name = match.group(1) or match.group(2)
-            value = self.environ.get(name)
-            if value is None:
-                self.report.warn(
-                    f"environment variable {name} is not set: replaced by ''",
-                    self.origins.get(path),
-                    path,
-                )
-                return ""
-            return value
-
-        result = _VARIABLE.sub(replace, text)
-        return convert_text(result) if replaced else result
+        value, missing = expand_variables(text, self.environ)
+        for name in missing:
+            self.report.warn(
+                f"environment variable {name} is not set: replaced by ''",
+                self.origins.get(path),
+                path,
+            )
+        return value
 
     def references(self, text: str, path: KeyPath) -> _Steps[ConfigValue]:
         whole = _REFERENCE.fullmatch(text)
@@ -288,13 +252,10 @@ class _Resolver:
             piece = "" if isinstance(value, _Missing) else _text(value)
             self.inserted += len(piece)
             if self.inserted > MAX_REFERENCE_TEXT:
-                origin = self.origins.get(path)
-                raise ConfigError(
+                raise self.error(
                     f"references insert more than {MAX_REFERENCE_TEXT:,} characters into text",
-                    path=origin.path if origin else None,
-                    line=origin.line if origin else None,
-                    key=format_key(path),
-                    hint="text built from references of references multiplies",
+                    path,
+                    "text built from references of references multiplies",
                 )
             pieces.append(piece)
             end = match.end()
@@ -311,14 +272,7 @@ class _Resolver:
         except _TooMany:
             problem = f"references copy more than {MAX_REFERENCE_VALUES:,} values"
             hint = "each whole reference to a mapping or list is a copy: references multiply"
-        origin = self.origins.get(path)
-        raise ConfigError(
-            problem,
-            path=origin.path if origin else None,
-            line=origin.line if origin else None,
-            key=format_key(path),
-            hint=hint,
-        )
+        raise self.error(problem, path, hint)
 
     def copy(self, value: ConfigValue, levels: int) -> ConfigValue:
         """A copy of `value` at most `levels` deep (recursion bounded by it), counted."""

@@ -3,27 +3,15 @@
 Overrides apply to the merged config before variables and references are resolved, so a value
 may itself hold `$VAR` or `{ref}`, and values derived from the key follow it. The key must
 exist (a key starting with `__` may be added to an existing mapping, like `__code__`); list
-items are reached by index (`--layers.1.size 5`). Typing, from the replaced value:
-
-- `null` or `~` sets None, whatever the type;
-- bool: true/false, yes/no, 1/0 (any case); int: Python's `int()`; float: Python's `float()`;
-- str: the text, verbatim (a string holding `$` or `{` is only typed once resolved, so its
-  override is converted like a variable's value instead: `convert_text`);
-- None: converted when lossless (`convert_text`), a flow list `[1, 2]` becomes a list;
-- list: a flow list `[1, "a,b"]` or comma-separated text `1,2`, each item typed like the item
-  at the same index (same length) or the first item (other length);
-- mapping: refused (override its keys one by one).
+items are reached by index (`--layers.1.size 5`). A mapping is refused: its keys are
+overridden one by one. How the text is typed from the replaced value: `override_values`.
 """
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from expyrun.config.interpolation import convert_text, needs_parsing
 from expyrun.config.keys import (
     MAX_DEPTH,
     ConfigMapping,
@@ -42,14 +30,11 @@ from expyrun.config.keys import (
 )
 from expyrun.config.loading import DEFAULT_KEY
 from expyrun.config.merging import POLICY_KEY
-from expyrun.config.parsing import MAX_ALIAS_VALUES, build_node, parse_node, unsupported_tag
+from expyrun.config.override_values import NULLS, loose, option_text, typed
 from expyrun.config.report import COMMAND_LINE, Origins
 from expyrun.errors import ConfigError
 
 PREFIX = "--"
-NULLS = frozenset({"null", "Null", "NULL", "~"})
-TRUE = frozenset({"true", "yes", "1"})
-FALSE = frozenset({"false", "no", "0"})
 RESERVED_PREFIX = "__"
 
 
@@ -114,11 +99,11 @@ def apply_overrides(
         try:
             value: ConfigValue
             if path[:-1] in option_maps:
-                value = _option_text(override.text)
+                value = option_text(override.text)
             elif path in text_keys:
                 value = None if override.text in NULLS else override.text
             elif not exists:
-                value = _loose(override.text)
+                value = loose(override.text)
             else:
                 value = typed(override.text, old)
             if nesting(value) > MAX_DEPTH - len(path):
@@ -193,171 +178,3 @@ def _locate_option(raw: ConfigMapping, override: Override) -> tuple[KeyPath, Con
         raise _error(f"{format_key(tuple(parents))} is not a mapping of options", key=override.key)
     path = (*parents, last)
     return path, section.get(last), last in section
-
-
-def _option_text(text: str) -> ConfigValue:
-    """An option's value as written: null and true/false (yes/no) aside, a string."""
-    lowered = text.strip().lower()
-    if text in NULLS:
-        return None
-    if lowered in ("true", "yes"):
-        return True
-    if lowered in ("false", "no"):
-        return False
-    return text
-
-
-def typed(text: str, old: ConfigValue) -> ConfigValue:
-    """`text` typed like `old`, the value it replaces; ValueError says what was expected."""
-    if text in NULLS:
-        return None
-    if isinstance(old, str):
-        return convert_text(text) if needs_parsing(old) else text
-    if old is None:
-        return _loose(text)
-    if isinstance(old, list):
-        return _typed_list(text, old)
-    return _typed_scalar(text, old)
-
-
-def _typed_scalar(text: str, old: ConfigValue) -> ConfigValue:
-    if isinstance(old, bool):
-        lowered = text.strip().lower()
-        if lowered in TRUE:
-            return True
-        if lowered in FALSE:
-            return False
-        raise ValueError("expected a boolean (true/false, yes/no, 1/0)")
-    if isinstance(old, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError("expected an integer") from None
-    if isinstance(old, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError("expected a number") from None
-    if isinstance(old, datetime.date):
-        value = build_node(_parse(text), "command line")
-        if isinstance(value, type(old)):
-            return value
-        raise ValueError(f"expected a {type(old).__name__} like {old.isoformat()}")
-    raise ValueError(f"a {type_name(old)} cannot be set from the command line")
-
-
-def _loose(text: str) -> ConfigValue:
-    """A value with no type to follow: null, a flow list, or `convert_text`."""
-    if text in NULLS:
-        return None
-    if text.lstrip().startswith("["):
-        return _typed_list(text, [])
-    return convert_text(text)
-
-
-def _parse(text: str) -> Node:
-    try:
-        node = parse_node(text, "command line")
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    if node is None:
-        raise ValueError("empty value")
-    return node
-
-
-def _typed_list(text: str, old: list[ConfigValue]) -> list[ConfigValue]:
-    if text.lstrip().startswith("["):
-        node = _parse(text)
-        if not isinstance(node, SequenceNode):
-            raise ValueError("expected a list like [1, 2]")
-        _check_tag(node)
-        _check_expansion(node)
-        return _typed_items(node.value, old)
-    return _typed_items(text.split(","), old)
-
-
-def _check_expansion(root: Node) -> None:
-    """Refuse a flow list whose aliases would expand past `MAX_ALIAS_VALUES` values.
-
-    As in a file, each alias is a copy (`[&a [1, 2], *a]` is two lists), so nested anchors
-    multiply. The expanded size is counted on the node graph without expanding it: each
-    node once, its size the sum of its children's. An alias inside itself is refused too.
-    """
-    sizes: dict[int, int] = {}
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    active: set[int] = set()
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if not isinstance(node.value, list):  # a scalar
-            sizes[key] = 1
-            continue
-        children = [n for pair in node.value for n in (pair if isinstance(pair, tuple) else [pair])]
-        if children_done:
-            active.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
-            if sizes[key] > MAX_ALIAS_VALUES:
-                raise ValueError(
-                    f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values "
-                    "(aliases are copied: nested anchors multiply)"
-                )
-            continue
-        if key in sizes:
-            continue
-        if key in active:
-            raise ValueError("a YAML alias contains itself")
-        active.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
-
-
-def _check_tag(node: Node) -> None:
-    """Refuse a tag a config file may not hold either (`!!python/...`): never drop it."""
-    problem = unsupported_tag(node)
-    if problem is not None:
-        raise ValueError(problem)
-
-
-def _typed_items(
-    items: Sequence[str | Node], old: list[ConfigValue], level: int = 1
-) -> list[ConfigValue]:
-    """Type item i like old item i (same length) or like old item 0 (else).
-
-    `level` is the nesting of the list holding `items` (1 for the outer list): lists inside
-    lists stop at `MAX_DEPTH` before their recursion can exhaust the stack.
-    """
-    if level > MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    result = []
-    for index, item in enumerate(items):
-        if not old:
-            like: ConfigValue = None
-        else:
-            like = old[index] if len(items) == len(old) else old[0]
-        value = _typed_item(item, like, level)
-        result.append(value)
-    return result
-
-
-def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
-    if not isinstance(item, str):
-        _check_tag(item)
-    if isinstance(item, str):
-        if isinstance(like, dict):
-            raise ValueError("the items are mappings: give a flow list like [{a: 1}]")
-        return typed(item, like)
-    if isinstance(item, ScalarNode):
-        quoted = item.style in ("'", '"')
-        if quoted and (like is None or isinstance(like, str)):
-            return str(item.value)
-        return typed(str(item.value), like)
-    if isinstance(item, SequenceNode):
-        if like is None or isinstance(like, list):
-            return _typed_items(item.value, like or [], level + 1)
-        raise ValueError(f"expected an item like {like!r}, got a list")
-    if isinstance(item, MappingNode) and (like is None or isinstance(like, dict)):
-        try:
-            return build_node(item, "command line")
-        except ConfigError as exc:  # said of the override, not of a key inside the item
-            raise ValueError(exc.message) from None
-    raise ValueError(f"expected an item like {like!r}")

@@ -9,7 +9,7 @@ import pytest
 from config_support import resolve_text, warning_texts
 
 from expyrun.config import resolve
-from expyrun.config.interpolation import convert_text
+from expyrun.config.variables import convert_text, expand_variables
 from expyrun.errors import ConfigError, ConfigWarning
 
 ENVIRON = {
@@ -319,3 +319,21 @@ def test_raw_config_keeps_variables_and_references(tmp_path: Path) -> None:
 def test_convert_text_is_lossless(text: str, expected: object) -> None:
     assert convert_text(text) == expected
     assert type(convert_text(text)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "missing"),
+    [
+        pytest.param("$A", 1, [], id="converted"),
+        pytest.param("${A}0", 10, [], id="braced"),
+        pytest.param("x$A", "x1", [], id="text"),
+        pytest.param("$NO", "", ["NO"], id="missing"),
+        pytest.param("$NO-$A-${NO}", "-1-", ["NO", "NO"], id="each-missing-in-order"),
+        pytest.param("$B", "$A", [], id="expanded-once"),
+        pytest.param("007", "007", [], id="no-variable-no-conversion"),
+    ],
+)
+def test_expand_variables(text: str, expected: object, missing: list[str]) -> None:
+    value, not_set = expand_variables(text, {"A": "1", "B": "$A"})
+    assert (value, not_set) == (expected, missing)
+    assert type(value) is type(expected)

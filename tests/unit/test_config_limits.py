@@ -22,9 +22,10 @@ import yaml
 from config_support import RUN, resolve_text, write
 
 from expyrun.config import dump_config, dump_raw, resolve
+from expyrun.config.composing import MAX_FILE_BYTES, parse_node
 from expyrun.config.interpolation import MAX_REFERENCE_TEXT, MAX_REFERENCE_VALUES
 from expyrun.config.keys import MAX_DEPTH, nesting, walk
-from expyrun.config.parsing import MAX_ALIAS_VALUES, MAX_FILE_BYTES, parse_node
+from expyrun.config.parsing import MAX_ALIAS_VALUES
 from expyrun.errors import ConfigError
 
 RUN_LINES = RUN.count("\n")  # the config under test starts on the line after __run__

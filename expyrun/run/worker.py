@@ -208,8 +208,8 @@ class _Streams:
                 pass
 
     def install(self) -> None:
-        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[misc]
-        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[misc]
+        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[misc]  # __stdout__ is Final
+        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[misc]  # __stderr__ is Final
         self._start_flusher()
         # Buffers are empty at fork, so a forked child never writes its parent's bytes again,
         # and the forked child gets its own flusher thread.
@@ -220,7 +220,7 @@ class _Streams:
             self.flush()
             real_exit(code)
 
-        os._exit = _exit_flushing  # type: ignore[assignment]
+        os._exit = _exit_flushing  # type: ignore[assignment]  # NoReturn, wrapped on purpose
 
     def _start_flusher(self) -> None:
         def _flush_forever() -> None:
@@ -268,6 +268,7 @@ class ProcessScan:
         self.marked: set[int] = set()
         self.helpers: set[int] = set()
         self.pipe_writers: set[int] = set()
+        self.tag = helper_tag
         try:
             names = os.listdir("/proc")
         except OSError:
@@ -304,11 +305,18 @@ class ProcessScan:
             children.setdefault(parent, []).append(pid)
         found: set[int] = set()
         todo = [root]
+        own = _cmdline(root) if self.tag else b""  # the supervisor's side only
         while todo:
-            for child in children.get(todo.pop(), ()):
-                if child not in found and child not in self.helpers:
-                    found.add(child)
-                    todo.append(child)
+            parent = todo.pop()
+            for child in children.get(parent, ()):
+                if child in found or child in self.helpers:
+                    continue
+                if parent == root and own and _cmdline(child) == own:
+                    # A copy of the supervisor between fork and exec: a helper that has
+                    # not got its tag yet (it has the supervisor's environment until exec).
+                    continue
+                found.add(child)
+                todo.append(child)
         return found
 
 
@@ -327,6 +335,14 @@ def _proc_stat(pid: int, zombies: bool = False) -> tuple[int, int, bool] | None:
     if ended and not zombies:
         return None
     return int(fields[1]), int(fields[19]), ended
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _writes_to_pipe(pid: int, inodes: frozenset[int]) -> bool:
@@ -763,7 +779,7 @@ def main(argv: list[str]) -> None:
 
     try:
         func = _load_entry(payload["module"], payload["function"])
-        func(payload["name"], payload["config"])  # type: ignore[operator]
+        func(payload["name"], payload["config"])  # type: ignore[operator]  # checked by _load_entry
     except SystemExit:
         raise
     except KeyboardInterrupt as exc:

@@ -72,13 +72,13 @@ class _Switchboard:
 
     def __init__(self, one_pipe: bool = False) -> None:
         self._one_pipe = one_pipe  # fd 1 and 2 share a pipe (merged output): order is free
-        self._lock = _thread.RLock()  # reentrant: a signal handler may flush mid-write
+        self.lock = _thread.RLock()  # reentrant: a signal handler may flush mid-write
         self._last_fd = -1
         self.rescue_fd = -1  # when the supervisor is gone, write straight into outputs.log
 
     def write(self, fd: int, data: bytes) -> int:
         view = memoryview(data)
-        with self._lock:
+        with self.lock:
             target = fd if self.rescue_fd < 0 else self.rescue_fd
             if self.rescue_fd < 0 and not self._one_pipe and self._last_fd not in (-1, fd):
                 _wait_until_read(self._last_fd)
@@ -213,7 +213,11 @@ class _Streams:
         self._start_flusher()
         # Buffers are empty at fork, so a forked child never writes its parent's bytes again,
         # and the forked child gets its own flusher thread.
-        os.register_at_fork(before=self.flush, after_in_child=self._start_flusher)
+        os.register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._after_fork_in_child,
+        )
         real_exit = os._exit
 
         def _exit_flushing(code: int) -> None:
@@ -221,6 +225,20 @@ class _Streams:
             real_exit(code)
 
         os._exit = _exit_flushing  # type: ignore[assignment]  # NoReturn, wrapped on purpose
+
+    def _before_fork(self) -> None:
+        # Hold the switchboard across fork(), so no other thread holds it in the child: a
+        # lock taken by another thread at fork would stay taken there forever (the child's
+        # first print deadlocks; logging does the same: Lib/logging/__init__.py).
+        self.switchboard.lock.acquire()
+        self.flush()
+
+    def _after_fork_in_parent(self) -> None:
+        self.switchboard.lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        self.switchboard.lock = _thread.RLock()  # the parent's threads are gone: a fresh one
+        self._start_flusher()
 
     def _start_flusher(self) -> None:
         def _flush_forever() -> None:
@@ -578,7 +596,7 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
         log_fd = os.open(os.devnull, os.O_WRONLY)
     # Free a writer blocked on a full pipe, then take the switchboard and point it at the log.
     _drain_into(read_fds, log_fd)
-    acquired = streams.switchboard._lock.acquire(timeout=2)
+    acquired = streams.switchboard.lock.acquire(timeout=2)
     _drain_into(read_fds, log_fd)
     streams.switchboard.rescue_fd = log_fd
     # From here on even a raw os.write(1, ...) of the entry goes straight into the log; the
@@ -587,7 +605,7 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     os.dup2(log_fd, 2)
     _drain_into(read_fds, log_fd, until_eof=True)
     if acquired:
-        streams.switchboard._lock.release()
+        streams.switchboard.lock.release()
     streams.flush()
     processes.kill_all()  # what a thread forked outside Python's fork, meanwhile
     if cgroup:

@@ -216,3 +216,39 @@ def test_sys_argv_is_the_command_line_the_user_typed(project: Project) -> None:
     argv = eval((result.run_dir / "argv.txt").read_text())  # noqa: S307 - our own repr
     assert argv == ["expyrun", str(config), "--lr", "0.5"]
     assert argv == result.record["command"]
+
+
+FORK_WHILE_PRINTING = """
+import threading
+def tick():
+    while True:
+        print("tick")
+threading.Thread(target=tick, daemon=True).start()
+children = []
+for i in range(50):
+    pid = os.fork()
+    if pid == 0:
+        print(f"child {i}", flush=True)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print("all children ended", flush=True)
+"""
+
+
+def test_children_forked_while_another_thread_prints_do_not_deadlock(project: Project) -> None:
+    """Under -u, plain python's children never deadlock here (no buffer lock to inherit).
+
+    Block-buffered, plain python itself may deadlock (CPython's buffer lock is inherited
+    locked), so that mode is not compared.
+    """
+    entry = _module(project, FORK_WHILE_PRINTING)
+    env = {"PYTHONUNBUFFERED": "1"}
+    plain_code, plain_log = _plain(project, env, {})
+    assert plain_code == 0
+    assert b"all children ended" in plain_log
+    result = run([project.config(entry)], cwd=project.root, env=env, timeout=60)
+    assert result.code == 0, result.describe()
+    assert b"all children ended" in result.log
+    assert result.log.count(b"child ") == 50

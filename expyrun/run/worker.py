@@ -43,6 +43,10 @@ LIVE_FLUSH_SECONDS = 0.1
 STDOUT_BUFFER_BYTES = 64 * 1024
 # Signals whose default action terminates the process: flush first, then die of them.
 FLUSH_THEN_DIE_SIGNALS = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+# Longest wait at a switch between stdout and stderr for the supervisor to read the other pipe
+# (it reads within milliseconds; a paused terminal copy does not hold it up): past it, order
+# across the two streams gives way, output never stops.
+SWITCH_WAIT_SECONDS = 1.0
 # Exit code of a worker whose entry point cannot be imported or called: a usage error.
 ENTRY_POINT_ERROR = 2
 # Environment variable that marks every process of one run (inherited by all descendants).
@@ -75,22 +79,36 @@ class _Switchboard:
         self.lock = _thread.RLock()  # reentrant: a signal handler may flush mid-write
         self._last_fd = -1
         self.rescue_fd = -1  # when the supervisor is gone, write straight into outputs.log
+        self._ours = {fd: _identity(fd) for fd in (1, 2)}  # our pipes, as started
 
     def write(self, fd: int, data: bytes) -> int:
         view = memoryview(data)
         with self.lock:
             target = fd if self.rescue_fd < 0 else self.rescue_fd
-            if self.rescue_fd < 0 and not self._one_pipe and self._last_fd not in (-1, fd):
-                _wait_until_read(self._last_fd)
+            last = self._last_fd
+            # Only while fd `last` is still our pipe: the entry may have pointed it elsewhere
+            # (dup2 of its own pipe or file), where unread bytes say nothing.
+            switched = self.rescue_fd < 0 and not self._one_pipe and last not in (-1, fd)
+            if switched and _identity(last) == self._ours[last]:
+                _wait_until_read(last)
             self._last_fd = fd
             while view:
                 view = view[os.write(target, view) :]
         return len(data)
 
 
-def _wait_until_read(fd: int) -> None:
+def _identity(fd: int) -> tuple[int, int]:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return (-1, -1)
+    return (info.st_dev, info.st_ino)
+
+
+def _wait_until_read(fd: int, timeout: float = SWITCH_WAIT_SECONDS) -> None:
     delay = 0.00002
-    while _unread_bytes(fd) > 0:
+    deadline = time.monotonic() + timeout
+    while _unread_bytes(fd) > 0 and time.monotonic() < deadline:
         time.sleep(delay)
         delay = min(delay * 2, 0.005)
 
@@ -191,6 +209,8 @@ class _Streams:
             write_through=unbuffered,
         )
         err_raw.before_write = self._flush_stdout
+        for stream in (self.stdout, self.stderr):
+            stream.mode = "w"  # type: ignore[misc]  # as open() sets it on Python's own streams
 
     def _flush_stdout(self) -> None:
         try:
@@ -580,6 +600,9 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     import _imp
 
     _imp.acquire_lock()
+    # The entry's threads may hold the GIL for the whole switch interval (5 ms) at every turn:
+    # the rescue's many short system calls would each wait that long.
+    sys.setswitchinterval(1e-5)
     cgroup = payload.get("cgroup")
     if cgroup:
         leave_cgroup(cgroup)  # so that killing the cgroup spares us until the log is saved

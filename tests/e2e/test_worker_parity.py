@@ -252,3 +252,38 @@ def test_children_forked_while_another_thread_prints_do_not_deadlock(project: Pr
     assert result.code == 0, result.describe()
     assert b"all children ended" in result.log
     assert result.log.count(b"child ") == 50
+
+
+@pytest.mark.parametrize("target", ["pipe", "read-write file"])
+def test_an_entry_that_points_fd_1_elsewhere_still_writes_to_stderr(
+    project: Project, target: str
+) -> None:
+    """Like capture libraries (wurlitzer): fd 1 into a pipe read later; plain python goes on."""
+    body = f"""
+if {target!r} == "pipe":
+    r, w = os.pipe()
+    os.dup2(w, 1)
+else:
+    fd = os.open("cap.txt", os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"x" * 100)
+    os.lseek(fd, 0, 0)
+    os.dup2(fd, 1)
+for i in range(3):
+    print("out", i, flush=True)
+    print("err", i, file=sys.stderr, flush=True)
+print("done", file=sys.stderr)
+"""
+    entry = _module(project, body)
+    plain_code, plain_log = _plain(project, {}, {})
+    assert plain_code == 0
+    assert b"done" in plain_log
+    result = run([project.config(entry)], cwd=project.root, timeout=60)
+    assert result.code == 0, result.describe()
+    assert b"err 2\ndone" in result.log
+
+
+def test_the_streams_have_the_mode_plain_python_gives_them(project: Project) -> None:
+    entry = _module(project, "print(sys.stdout.mode, sys.stderr.mode, file=sys.stderr)")
+    result = run([project.config(entry)], cwd=project.root)
+    _plain_code, plain_log = _plain(project, {}, {})
+    assert plain_log.strip() in result.log

@@ -126,7 +126,7 @@ class Stopping:
             self.say(f"received {name} again: killing the run's processes now")
             self.kill_now()
             return
-        forward = not from_terminal or not self._in_our_process_group()
+        forward = not from_terminal or not self._worker_got_it(signum)
         if forward:
             try:
                 os.kill(self.pid, signum)
@@ -144,8 +144,16 @@ class Stopping:
         elif forward:
             self.say(f"forwarded {name} to the worker (pid {self.pid})")
 
-    def _in_our_process_group(self) -> bool:
-        """False when the worker left our group (os.setpgrp): the terminal's signal missed it."""
+    def _worker_got_it(self, signum: int) -> bool:
+        """Whether a signal the kernel sent (a terminal's) reached the worker too.
+
+        The terminal's Ctrl-C goes to the foreground process group: not to a worker that left
+        our group (os.setpgrp). A hangup goes to the session leader alone (tty_io.c,
+        tty_signal_session_leader): when that is us (`ssh -t host expyrun`, tmux running
+        expyrun itself), the worker did not get it.
+        """
+        if signum == signal.SIGHUP and os.getsid(0) == os.getpid():
+            return False
         try:
             return os.getpgid(self.pid) == os.getpgrp()
         except OSError:

@@ -289,3 +289,41 @@ def test_no_process_of_a_finished_run_is_left(project: Project) -> None:
     assert process.returncode == 0
     assert "process(es) behind: terminating them" in err.decode()
     wait_for(lambda: not session_processes(), 10, "the leftover processes to be killed")
+
+
+def test_a_hangup_of_expyruns_own_terminal_reaches_the_entry(project: Project) -> None:
+    """`ssh -t host expyrun cfg.yml`: expyrun leads the session, the kernel's SIGHUP is its alone.
+
+    Plain python in its place dies of the hangup; the entry gets it forwarded (once).
+    """
+    entry = project.entry(RECORDING_ENTRY)
+    config = project.config(entry, extra={"handle": ["SIGHUP"]})
+    master, slave = os.openpty()
+
+    def become_terminal_owner() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = start(
+        [config],
+        cwd=project.root,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=become_terminal_owner,
+    )
+    os.close(slave)
+    # No reader thread: a read under way would keep the master open past os.close.
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+        os.close(master)  # the terminal goes away: the kernel sends SIGHUP to its session leader
+        master = -1
+        wait_for(lambda: _signals(run_dir), 10, "the entry's SIGHUP handler")
+        (run_dir / "stop").touch()
+        assert process.wait(30) == 0
+    finally:
+        process.kill()
+        process.wait()
+        if master >= 0:
+            os.close(master)
+    assert _signals(run_dir) == ["SIGHUP"]

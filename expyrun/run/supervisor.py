@@ -14,6 +14,7 @@ import select
 import signal
 import sys
 import time
+from _queue import SimpleQueue
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +35,9 @@ from expyrun.run.usage import UsageSampler
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "WorkerExit", "WorkerLaunch", "run"]
 
+# At the end of a run, how long the supervisor's last messages may take to reach a terminal
+# that blocks before it goes on without them.
+MESSAGES_CLOSE_SECONDS = 1.0
 # After SIGINT/SIGTERM, how long the worker may take to end before its processes are killed.
 DEFAULT_GRACE_SECONDS = 10.0
 
@@ -81,11 +85,13 @@ def run(
     Every process of the run is stopped before this returns, and if anything fails here, every
     process of the run is killed before the error propagates.
     """
-    say = say or (lambda text: None)
     waited, _ = handled_signals()
     for signum in waited:
         signal.signal(signum, signal.SIG_DFL)  # a blocked SIG_IGN signal would be discarded
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    # Threads start from here on: they inherit the mask, so only sigwaitinfo takes signals.
+    messages = _Messages(say or (lambda text: None))
+    say = messages.say
     pid, out_r, err_r = worker.pid, worker.stdout_read, worker.stderr_read
     # Before the payload: the worker runs no code of the user's until it has it.
     tracking = start_tracking(pid, worker.run_id, (out_r, err_r))
@@ -123,7 +129,39 @@ def run(
         for fd in (out_r, err_r, worker.launch_write, log_fd):
             os.close(fd)
         state.events.close()
+        messages.close(timeout=MESSAGES_CLOSE_SECONDS)
     return _outcome(state, sampler, tee, started, tracking.mechanism)
+
+
+class _Messages:
+    """The supervisor's messages, written by a thread of their own.
+
+    They go to expyrun's stderr, often the same terminal as the run's output: when it does not
+    read (`2>&1 | less` paused, Ctrl-S, a stalled ssh), a write blocks, and it must not block
+    the poll loop that acts on signals, the grace and the kill.
+    """
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._queue: SimpleQueue[str | None] = SimpleQueue()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._write_forever, ())
+
+    def say(self, text: str) -> None:
+        self._queue.put(text)
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued, waiting at most `timeout` s for a terminal that blocks."""
+        self._queue.put(None)
+        self._done.acquire(timeout=timeout)
+
+    def _write_forever(self) -> None:
+        try:
+            while (text := self._queue.get()) is not None:
+                self._write(text)
+        finally:
+            self._done.release()
 
 
 def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> dict[str, Any]:

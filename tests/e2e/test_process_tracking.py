@@ -363,3 +363,29 @@ def test_a_blocked_terminal_does_not_delay_a_stop(project: Project) -> None:
     assert process.returncode == 0, err.decode()
     assert _log_size(run_dir) == 8 << 20
     assert len(out) == 8 << 20
+
+
+def test_a_blocked_terminal_on_stderr_does_not_delay_the_kill(project: Project) -> None:
+    """`expyrun cfg.yml 2>&1 | less` paused: expyrun's own messages must not block the loop."""
+    body = """
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open("ready", "w").close()
+while True:
+    print("x" * 200)
+"""
+    config = project.config(_entry(project, body))
+    process = start([config, "--grace", "1"], cwd=project.root, stderr=subprocess.STDOUT)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to start")
+        worker = read_json(run_dir / "run.json")["child_pid"]
+        wait_for(lambda: _log_size(run_dir) > 4 << 20, 30, "the pipe to expyrun to be full")
+        process.send_signal(signal.SIGTERM)
+        # Still nobody reads expyrun's stdout and stderr: the grace ends, the kill comes.
+        wait_for(lambda: not process_alive(worker), 20, "the worker to be killed after 1 s")
+        out, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert b"grace period over: killing the run's processes" in out

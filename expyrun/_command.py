@@ -14,12 +14,46 @@ The supervisor (it spawns the worker itself) and the detach path (a background s
 
 from __future__ import annotations
 
+import _thread
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from expyrun.errors import ToolError
+
+# The processes started here that have not been waited for yet, and the lock held while one
+# is started or its pid registered: the supervisor, a child subreaper, reaps the orphans it
+# adopts and must never take the exit status of one of these (see `unwaited`).
+_UNWAITED: set[int] = set()
+_LOCK = _thread.allocate_lock()
+
+
+@contextmanager
+def unwaited() -> Iterator[frozenset[int]]:
+    """The pids of the programs this door started and has not waited for, frozen meanwhile.
+
+    While the block runs, no program is started or forgotten here: a child of this process
+    that is not in the set, and not the worker, is an orphan the subreaper adopted.
+    """
+    with _LOCK:
+        yield frozenset(_UNWAITED)
+
+
+def _popen(argv: Sequence[str], **options: Any) -> Any:
+    """subprocess.Popen, with the pid registered until `_waited` (under the lock)."""
+    import subprocess
+
+    with _LOCK:
+        process = subprocess.Popen(list(argv), **options)  # noqa: S603 - a list, no shell
+        _UNWAITED.add(process.pid)
+    return process
+
+
+def _waited(process: Any) -> None:
+    with _LOCK:
+        _UNWAITED.discard(process.pid)
 
 
 class Completed(NamedTuple):
@@ -57,27 +91,38 @@ def run(
 
     program = os.path.basename(argv[0])
     try:
-        done = subprocess.run(  # noqa: S603 - an argument list, no shell
-            list(argv),
+        process = _popen(
+            argv,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors=decode_errors,
-            timeout=timeout,
-            check=False,
             cwd=cwd,
             env=None if env is None else dict(env),
         )
     except FileNotFoundError as exc:
         raise error(f"{program}: command not found", hint=missing_hint) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise error(f"{program} did not answer within {timeout:g} s") from exc
     except OSError as exc:
         raise error(f"{program}: cannot start: {exc.strerror}") from exc
-    if check and done.returncode != 0:
-        said = last_line(done.stderr, program) or last_line(done.stdout, program)
-        raise error(f"{program} failed (exit {done.returncode})" + (f": {said}" if said else ""))
-    return Completed(done.returncode, done.stdout, done.stderr)
+    try:
+        # As subprocess.run does: on a timeout or any error, kill it and collect it.
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        process.kill()
+        process.communicate()
+        raise error(f"{program} did not answer within {timeout:g} s") from exc
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        _waited(process)
+    if check and process.returncode != 0:
+        said = last_line(stderr, program) or last_line(stdout, program)
+        code = process.returncode
+        raise error(f"{program} failed (exit {code})" + (f": {said}" if said else ""))
+    return Completed(process.returncode, stdout, stderr)
 
 
 def stream(
@@ -101,8 +146,8 @@ def stream(
     import threading
 
     try:
-        process = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-            list(argv),
+        process = _popen(
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -132,6 +177,7 @@ def stream(
         raise
     finally:
         timer.cancel()
+        _waited(process)
     return code, timed_out.is_set()
 
 

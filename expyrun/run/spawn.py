@@ -39,7 +39,8 @@ def handled_signals() -> tuple[set[int], set[int]]:
     if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
         waited.discard(signal.SIGHUP)  # started under nohup: stay immune, and so does the worker
     reset = waited | {signal.SIGPIPE, signal.SIGXFSZ}
-    return waited, reset
+    # SIGCHLD tells the supervisor, a subreaper, that an orphan it adopted may have ended.
+    return waited | {signal.SIGCHLD}, reset
 
 
 def spawn_worker(python: str, detached: bool = False, merged_output: bool = False) -> Worker:

@@ -30,7 +30,7 @@ from expyrun.run.stopping import (
     watch_signals,
 )
 from expyrun.run.tee import Tee
-from expyrun.run.tracking import start_tracking, stop_tracking
+from expyrun.run.tracking import reap_adopted, start_tracking, stop_tracking
 from expyrun.run.usage import UsageSampler
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "WorkerExit", "WorkerLaunch", "run"]
@@ -221,7 +221,9 @@ def _keep_reading(tee: Tee, poller: Any, open_pipes: set[int], reading: list[boo
 
 def _handle_events(state: Stopping) -> None:
     for kind, value in state.events.drain():
-        if kind == "signal":
+        if kind == "signal" and value[0] == signal.SIGCHLD:
+            reap_adopted(state.pid)
+        elif kind == "signal":
             state.on_signal(*value)
         elif kind == "exited":
             state.on_exit(*value)

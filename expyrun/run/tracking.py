@@ -19,6 +19,8 @@ TRACKING_SUBREAPER = "subreaper"
 TRACKING_MARKER = "marker"
 # EXPYRUN_TRACKING=subreaper skips the cgroup (documented; the tests run both ways).
 TRACKING_VARIABLE = "EXPYRUN_TRACKING"
+# A run's cgroup is named CGROUP_PREFIX + the supervisor's pid + a part of the run's marker.
+CGROUP_PREFIX = "expyrun-"
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -46,8 +48,83 @@ def start_tracking(worker_pid: int, run_id: str, pipe_fds: tuple[int, ...]) -> T
         helper_tag=str(os.getpid()),
     )
     if cgroup:
+        _remove_stale_cgroups(os.path.dirname(cgroup))
         return Tracking(processes, TRACKING_CGROUP, cgroup)
     return Tracking(processes, TRACKING_SUBREAPER if subreaper else TRACKING_MARKER, None)
+
+
+def reap_adopted(worker_pid: int) -> int:
+    """Collect the orphans of the run that ended as our children; return how many.
+
+    A subreaper adopts the run's orphans (`os.system("job &")` leaves one each time); each
+    one that ends stays a zombie until its parent waits for it, and zombies count against the
+    user's process limit. The worker (waited for by the supervisor) and the programs that
+    `_command` started and waits for itself (git, scontrol) are left alone.
+    """
+    from expyrun import _command
+
+    reaped = 0
+    with _command.unwaited() as helpers:
+        for pid in _ended_children():
+            if pid != worker_pid and pid not in helpers:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        reaped += 1
+                except ChildProcessError:
+                    pass
+    return reaped
+
+
+def _ended_children() -> list[int]:
+    """Our children that have ended (zombies), from /proc/self/task/*/children."""
+    pids: list[int] = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids.extend(int(pid) for pid in f.read().split())
+        except (OSError, ValueError):
+            continue
+    ended = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    ended.append(pid)
+        except (OSError, IndexError):
+            continue
+    return ended
+
+
+def _remove_stale_cgroups(parent: str) -> None:
+    """End the cgroups of runs whose supervisor is gone: what they hold, then the folder.
+
+    A supervisor SIGKILLed after its worker exited (when no rescue runs) leaves the run's
+    cgroup, maybe with leftovers in it; the next run started beside it cleans up. A process
+    in such a cgroup is the dead run's by membership: its identity is confirmed.
+    """
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(CGROUP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(CGROUP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and _is_supervisor(int(pid)):
+            continue
+        folder = os.path.join(parent, name)
+        worker_module.kill_cgroup(folder)
+        worker_module.remove_cgroup(folder, timeout=0.5)
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"expyrun" in f.read()
+    except OSError:
+        return False
 
 
 def stop_tracking(tracking: Tracking) -> int:
@@ -104,7 +181,7 @@ def _create_run_cgroup(worker_pid: int, run_id: str) -> str | None:
             ours = next(line[3:].strip() for line in f if line.startswith("0::"))
     except (OSError, StopIteration):
         return None
-    folder = os.path.join(mount, ours.lstrip("/"), f"expyrun-{os.getpid()}-{run_id[:8]}")
+    folder = os.path.join(mount, ours.lstrip("/"), f"{CGROUP_PREFIX}{os.getpid()}-{run_id[:8]}")
     try:
         os.mkdir(folder)
     except OSError:

@@ -457,7 +457,7 @@ class RunProcesses:
         """SIGKILL every process of the run, again until none is found; return how many."""
         killed = 0
         if self.cgroup is not None:
-            _kill_cgroup(self.cgroup)
+            kill_cgroup(self.cgroup)
         for _ in range(KILL_ROUNDS):
             found = self.find(exclude)
             if not found:
@@ -508,7 +508,7 @@ def cgroup_members(cgroup: str | None) -> list[int]:
     return pids
 
 
-def _kill_cgroup(cgroup: str) -> None:
+def kill_cgroup(cgroup: str) -> None:
     """SIGKILL every process of a cgroup at once: cgroup.kill (Linux 5.14), else one by one."""
     try:
         with open(os.path.join(cgroup, "cgroup.kill"), "w") as f:

@@ -389,3 +389,89 @@ while True:
         process.communicate()
     assert process.returncode == 128 + signal.SIGTERM
     assert b"grace period over: killing the run's processes" in out
+
+
+def _zombie_children(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z" and int(fields[1]) == pid:
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_adopted_orphans_are_reaped_while_the_run_goes_on(project: Project, mode: str) -> None:
+    """`os.system("job &")` leaves an orphan each time; as plain python, no zombie piles up."""
+    body = """
+for _ in range(100):
+    os.system("true &")
+open("spawned", "w").close()
+while not os.path.exists("stop"):
+    time.sleep(0.01)
+"""
+    config = project.config(_entry(project, body))
+    process = start([config], cwd=project.root, env=_env(mode))
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "spawned").exists(), 60, "the orphans to be made")
+        wait_for(lambda: not _zombie_children(process.pid), 10, "the zombies to be reaped")
+        (run_dir / "stop").touch()
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+def test_the_next_run_ends_what_a_supervisor_killed_after_its_worker_left(
+    project: Project,
+) -> None:
+    """SIGKILL of expyrun in the leftover phase: no rescue runs (the worker has exited).
+
+    The dead run's cgroup keeps its leftover; the next run started beside it ends it and
+    removes the cgroup.
+    """
+    body = """
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    open("leftover.pid", "w").write(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+while not os.path.exists("leftover.pid"):
+    time.sleep(0.01)
+"""
+    config = project.config(_entry(project, body))
+    process = start([config], cwd=project.root, env=_env("cgroup"))
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _read_until(process, b"process(es) behind")  # the worker has exited
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    leftover = _pids(run_dir, "leftover.pid")
+    if read_json(run_dir / "run.json").get("tracking") not in (None, "cgroup"):
+        pytest.skip("no cgroup here")
+    cgroups = [p for p in _cgroup_mounts() for p in Path(p).rglob(f"expyrun-{process.pid}-*")]
+    if not cgroups:
+        pytest.skip("cgroup v2 is not writable by this user here")
+    assert _all_ended(leftover) is False  # nothing could stop it yet
+    result = run([project.config(_entry(project, "pass"), path="next.yml")], cwd=project.root)
+    assert result.code == 0, result.describe()
+    wait_for(lambda: _all_ended(leftover), 10, "the dead run's leftover to end")
+    assert not any(p.exists() for p in cgroups)
+
+
+def _cgroup_mounts() -> list[str]:
+    found = subprocess.run(
+        ["findmnt", "-n", "-t", "cgroup2", "-o", "TARGET"], capture_output=True, text=True
+    )
+    return found.stdout.split()

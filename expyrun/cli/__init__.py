@@ -210,7 +210,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "stop": Command(
         "stop RUN [--kill]",
-        "stop a run as Ctrl-C does (--kill: no grace); a --slurm run: scancel",
+        "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
+        "a --slurm run: scancel",
         _stop,
     ),
     "rerun": Command(

@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the record as JSON, with `status`")
     stop = add(
         "stop",
-        "Stop a run the way Ctrl-C does: SIGTERM, the grace period, then kill. A --slurm run is "
+        "Stop a run: SIGTERM to its supervisor (forwarded to the entry), the grace period, "
+        "then kill. A --slurm run is "
         "stopped with scancel.",
         "Exit status: 0 once the run ended; 2 when there is nothing to stop; 69 when scancel "
         "fails.",

@@ -56,7 +56,7 @@ def start_tracking(worker_pid: int, run_id: str, pipe_fds: tuple[int, ...]) -> T
 def reap_adopted(worker_pid: int) -> int:
     """Collect the orphans of the run that ended as our children; return how many.
 
-    A subreaper adopts the run's orphans (`os.system("job &")` leaves one each time); each
+    A subreaper adopts the run's orphans (a shell's `job &` leaves one each time); each
     one that ends stays a zombie until its parent waits for it, and zombies count against the
     user's process limit. The worker (waited for by the supervisor) and the programs that
     `_command` started and waits for itself (git, scontrol) are left alone.

@@ -83,6 +83,12 @@ class _Switchboard:
 
     def write(self, fd: int, data: bytes) -> int:
         view = memoryview(data)
+        if self.rescue_fd >= 0:
+            # The supervisor is gone: straight into outputs.log (O_APPEND), without the lock,
+            # which a thread stopped in a fork may hold for good.
+            while view:
+                view = view[os.write(self.rescue_fd, view) :]
+            return len(data)
         with self.lock:
             target = fd if self.rescue_fd < 0 else self.rescue_fd
             last = self._last_fd
@@ -590,19 +596,29 @@ def _drain_into(fds: list[int], log_fd: int, until_eof: bool = False) -> None:
 
 def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     """The supervisor died: save what is in flight into outputs.log, end the run's processes."""
-    read_fds = [payload["stdout_read_fd"], payload["stderr_read_fd"]]
-    for fd in read_fds:
-        os.set_blocking(fd, False)
-    # No more forks from this process's other threads (a multiprocessing Pool replaces the
-    # workers we kill): os.fork() takes the import lock first (PyOS_BeforeFork), so holding
-    # it stops them. Then stop every other process of the run, so the pipes stop filling:
-    # the worker's descendants, what carries the run's marker or holds its pipes, the cgroup.
-    import _imp
-
-    _imp.acquire_lock()
     # The entry's threads may hold the GIL for the whole switch interval (5 ms) at every turn:
     # the rescue's many short system calls would each wait that long.
     sys.setswitchinterval(1e-5)
+    read_fds = [payload["stdout_read_fd"], payload["stderr_read_fd"]]
+    for fd in read_fds:
+        os.set_blocking(fd, False)
+    try:
+        log_fd = os.open(payload["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError:  # the run folder is gone: nowhere to save to
+        log_fd = os.open(os.devnull, os.O_WRONLY)
+    # Free a writer blocked on a full pipe, then take the switchboard: no thread of ours
+    # writes any more.
+    _drain_into(read_fds, log_fd)
+    acquired = streams.switchboard.lock.acquire(timeout=2)
+    # No more forks from our other threads (a multiprocessing Pool replaces the workers we
+    # kill): os.fork() takes the import lock (PyOS_BeforeFork), so holding it stops them. Taken
+    # after the switchboard, in the order a fork takes them (our fork hook, then the import
+    # lock), so that the two cannot deadlock. Then stop every other process of the run, so the
+    # pipes stop filling: our descendants, what carries the run's marker or holds its pipes,
+    # the cgroup.
+    import _imp
+
+    _imp.acquire_lock()
     cgroup = payload.get("cgroup")
     if cgroup:
         leave_cgroup(cgroup)  # so that killing the cgroup spares us until the log is saved
@@ -613,13 +629,6 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
         cgroup=cgroup,
     )
     processes.kill_all()
-    try:
-        log_fd = os.open(payload["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    except OSError:  # the run folder is gone: nowhere to save to
-        log_fd = os.open(os.devnull, os.O_WRONLY)
-    # Free a writer blocked on a full pipe, then take the switchboard and point it at the log.
-    _drain_into(read_fds, log_fd)
-    acquired = streams.switchboard.lock.acquire(timeout=2)
     _drain_into(read_fds, log_fd)
     streams.switchboard.rescue_fd = log_fd
     # From here on even a raw os.write(1, ...) of the entry goes straight into the log; the
@@ -628,8 +637,12 @@ def _rescue(payload: dict[str, Any], streams: _Streams) -> None:
     os.dup2(log_fd, 2)
     _drain_into(read_fds, log_fd, until_eof=True)
     if acquired:
+        # Released first: a thread holding a stream's buffer lock may be waiting for it, and
+        # our flush waits for that buffer lock. Not acquired (a thread kept it, stopped in a
+        # fork by the import lock), a flush would wait forever: the last 0.1 s of print() of
+        # the buffers is given up.
         streams.switchboard.lock.release()
-    streams.flush()
+        streams.flush()
     processes.kill_all()  # what a thread forked outside Python's fork, meanwhile
     if cgroup:
         remove_cgroup(cgroup)

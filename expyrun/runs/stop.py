@@ -1,4 +1,4 @@
-"""`expyrun stop`: stop a run the way Ctrl-C does (SIGTERM, the grace period, then kill).
+"""`expyrun stop`: stop a run with SIGTERM (forwarded to the entry), the grace period, then kill.
 
 A run on this host gets SIGTERM at its supervisor; a `--slurm` run is stopped through Slurm
 (`scancel`: its supervisor may run on another node); a pending job is cancelled and its

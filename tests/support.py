@@ -127,6 +127,37 @@ def start(
     )
 
 
+def start_in_terminal(
+    args: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `expyrun ARGS` as the session leader of a new pseudo-terminal, its stdio on it.
+
+    Returns the process and the terminal's master fd (the caller closes it): writing b"\x03"
+    there is a Ctrl-C, closing it a hangup.
+    """
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+
+    def become_terminal_owner() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        process = start(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            preexec_fn=become_terminal_owner,
+        )
+    finally:
+        os.close(slave)
+    return process, master
+
+
 def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Project, process_alive, read_json, run, start, wait_for
+from support import Project, process_alive, read_json, run, start, start_in_terminal, wait_for
 
 # A fork Pool of two, whose tasks sleep; pids in pool.pids, then `ready`.
 POOL_ENTRY = """
@@ -237,8 +237,6 @@ def test_the_worker_that_left_the_process_group_gets_the_terminals_ctrl_c(
     project: Project,
 ) -> None:
     """Under plain python the entry is its job's leader, so os.setpgrp() changes nothing."""
-    import fcntl
-    import termios
 
     body = """
 os.setpgrp()
@@ -250,20 +248,7 @@ except KeyboardInterrupt:
     print("entry saw KeyboardInterrupt", flush=True)
 """
     config = project.config(_entry(project, body))
-    master, slave = os.openpty()
-
-    def become_terminal_owner() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    process = start(
-        [config, "--grace", "30"],
-        cwd=project.root,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        preexec_fn=become_terminal_owner,
-    )
-    os.close(slave)
+    process, master = start_in_terminal([config, "--grace", "30"], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to leave the group")

@@ -7,17 +7,23 @@ fixed sleeps.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
-import termios
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from support import Project, process_alive, read_json, session_processes, start, wait_for
+from support import (
+    Project,
+    process_alive,
+    read_json,
+    session_processes,
+    start,
+    start_in_terminal,
+    wait_for,
+)
 
 # An entry that records each signal it receives, says it is ready, and waits for `stop`.
 RECORDING_ENTRY = """
@@ -71,20 +77,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_entry_once(project: Project) -> None:
     """The terminal sends SIGINT to the whole foreground process group: no second copy."""
     entry = project.entry(RECORDING_ENTRY)
     config = project.config(entry, extra={"handle": ["SIGINT"]})
-    master, slave = os.openpty()
-
-    def become_terminal_owner() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    process = start(
-        [config],
-        cwd=project.root,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        preexec_fn=become_terminal_owner,
-    )
-    os.close(slave)
+    process, master = start_in_terminal([config], cwd=project.root)
     screen = bytearray()
     reader = threading.Thread(target=_read_all, args=(master, screen), daemon=True)
     reader.start()
@@ -298,20 +291,7 @@ def test_a_hangup_of_expyruns_own_terminal_reaches_the_entry(project: Project) -
     """
     entry = project.entry(RECORDING_ENTRY)
     config = project.config(entry, extra={"handle": ["SIGHUP"]})
-    master, slave = os.openpty()
-
-    def become_terminal_owner() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    process = start(
-        [config],
-        cwd=project.root,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        preexec_fn=become_terminal_owner,
-    )
-    os.close(slave)
+    process, master = start_in_terminal([config], cwd=project.root)
     # No reader thread: a read under way would keep the master open past os.close.
     run_dir = project.output / "exp" / "exp.0"
     try:

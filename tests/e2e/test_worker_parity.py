@@ -8,15 +8,13 @@ does.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
 import sys
-import termios
 
 import pytest
-from support import Project, child_env, run, start
+from support import Project, child_env, run, start_in_terminal
 
 # The module under test: module-level code can install hooks, as a library would at import.
 MODULE = """
@@ -89,20 +87,7 @@ def test_a_line_printed_before_a_crash_is_kept_when_the_terminal_copy_is_a_tty(
     """Plain python line-buffers stdout on a terminal: so does the worker then."""
     entry = _module(project, CRASH, "signal_number = 9")
     config = project.config(entry, extra={"crash": "segv"})
-    master, slave = os.openpty()
-
-    def become_terminal_owner() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    process = start(
-        [config],
-        cwd=project.root,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        preexec_fn=become_terminal_owner,
-    )
-    os.close(slave)
+    process, master = start_in_terminal([config], cwd=project.root)
     try:
         process.wait(timeout=60)
     finally:

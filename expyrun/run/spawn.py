@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from expyrun.errors import EntryPointError
 from expyrun.run import worker as worker_module
+from expyrun.run.tracking import TrackingSetup
 
 # Signals the supervisor waits for, forwards, and the worker starts with at their default action.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -31,6 +32,7 @@ class Worker(NamedTuple):
     stderr_read: int
     launch_write: int
     run_id: str  # the run's marker, in the worker's exec-time environment
+    tracking: TrackingSetup  # the run's cgroup and the subreaper, being set up
 
 
 def handled_signals() -> tuple[set[int], set[int]]:
@@ -105,7 +107,7 @@ def spawn_worker(python: str, detached: bool = False, merged_output: bool = Fals
         os.close(err_w)
     os.close(launch_r)
     os.environ[worker_module.SUPERVISOR_HELPER_VARIABLE] = str(os.getpid())
-    return Worker(pid, python, out_r, err_r, launch_w, run_id)
+    return Worker(pid, python, out_r, err_r, launch_w, run_id, TrackingSetup(pid, run_id))
 
 
 def discard_worker(worker: Worker) -> None:
@@ -116,6 +118,7 @@ def discard_worker(worker: Worker) -> None:
         os.waitpid(worker.pid, 0)
     except OSError:
         pass
+    worker.tracking.discard()
     for fd in (worker.stdout_read, worker.stderr_read):
         os.close(fd)
 

@@ -94,7 +94,7 @@ def run(
     say = messages.say
     pid, out_r, err_r = worker.pid, worker.stdout_read, worker.stderr_read
     # Before the payload: the worker runs no code of the user's until it has it.
-    tracking = start_tracking(pid, worker.run_id, (out_r, err_r))
+    tracking = start_tracking(worker.tracking, worker.run_id, (out_r, err_r))
     state = Stopping(launch.grace_seconds, say, pid, tracking.processes)
     log_flags = os.O_RDWR | os.O_CREAT | (0 if launch.append_log else os.O_TRUNC)
     log_fd = os.open(launch.log_path, log_flags, 0o666)

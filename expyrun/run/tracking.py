@@ -8,7 +8,9 @@ says what each one finds, where it works, and what no mechanism can find.
 
 from __future__ import annotations
 
+import _thread
 import os
+import signal
 from typing import NamedTuple
 
 from expyrun.run import worker as worker_module
@@ -19,6 +21,15 @@ TRACKING_SUBREAPER = "subreaper"
 TRACKING_MARKER = "marker"
 # EXPYRUN_TRACKING=subreaper skips the cgroup (documented; the tests run both ways).
 TRACKING_VARIABLE = "EXPYRUN_TRACKING"
+# Every signal the supervisor takes with sigwaitinfo (a superset is harmless).
+SUPERVISED_SIGNALS = {
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+}
 # A run's cgroup is named CGROUP_PREFIX + the supervisor's pid + a part of the run's marker.
 CGROUP_PREFIX = "expyrun-"
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
@@ -33,22 +44,61 @@ class Tracking(NamedTuple):
     cgroup: str | None  # the run's cgroup folder, to remove at the end
 
 
-def start_tracking(worker_pid: int, run_id: str, pipe_fds: tuple[int, ...]) -> Tracking:
+class TrackingSetup:
+    """The run's cgroup and the subreaper, set up in a thread while the config is resolved.
+
+    Moving a process into a cgroup takes ~11 ms (the kernel waits for an RCU grace period,
+    cgroup_threadgroup_rwsem) and importing ctypes for prctl ~2 ms: started as soon as the
+    worker is spawned, both overlap the launch's other work. `result` waits for them.
+    """
+
+    def __init__(self, worker_pid: int, run_id: str) -> None:
+        self._pid, self._run_id = worker_pid, run_id
+        self._cgroup: str | None = None
+        self._subreaper = False
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._set_up, ())
+
+    def _set_up(self) -> None:
+        # This thread may outlive the start of supervision: the signals the supervisor waits
+        # for must never be delivered here (at their default action they would end expyrun).
+        signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
+        try:
+            self._cgroup = _create_run_cgroup(self._pid, self._run_id)
+            self._subreaper = _become_subreaper()
+        finally:
+            self._done.release()
+        if self._cgroup:  # off the launch's path: the run may start meanwhile
+            _remove_stale_cgroups(os.path.dirname(self._cgroup))
+
+    def result(self) -> tuple[str | None, bool]:
+        """(the run's cgroup folder or None, whether we are a subreaper), once set up."""
+        with self._done:
+            return self._cgroup, self._subreaper
+
+    def discard(self) -> None:
+        """Remove the cgroup of a worker that never ran (it was killed and waited for)."""
+        cgroup, _ = self.result()
+        if cgroup is not None:
+            worker_module.remove_cgroup(cgroup, timeout=0.5)
+
+
+def start_tracking(setup: TrackingSetup, run_id: str, pipe_fds: tuple[int, ...]) -> Tracking:
     """Track a started worker that has not run any code of the user's yet (no payload yet).
 
     `pipe_fds` are the read ends of the worker's stdout and stderr pipes.
     """
-    cgroup = _create_run_cgroup(worker_pid, run_id)
-    subreaper = _become_subreaper()
+    cgroup, subreaper = setup.result()
     processes = worker_module.RunProcesses(
         run_id,
         root=os.getpid(),
         pipe_inodes=frozenset(worker_module.pipe_inode(fd) for fd in pipe_fds),
         cgroup=cgroup,
         helper_tag=str(os.getpid()),
+        subreaper=subreaper,
     )
     if cgroup:
-        _remove_stale_cgroups(os.path.dirname(cgroup))
         return Tracking(processes, TRACKING_CGROUP, cgroup)
     return Tracking(processes, TRACKING_SUBREAPER if subreaper else TRACKING_MARKER, None)
 

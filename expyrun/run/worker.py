@@ -381,6 +381,62 @@ def _proc_stat(pid: int, zombies: bool = False) -> tuple[int, int, bool] | None:
     return int(fields[1]), int(fields[19]), ended
 
 
+def _children(pid: int) -> list[int] | None:
+    """The children of `pid` (proc(5), CONFIG_PROC_CHILDREN), None where the kernel has none."""
+    pids: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return pids
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                pids.extend(int(child) for child in f.read().split())
+        except FileNotFoundError:
+            return None if os.path.exists(f"/proc/{pid}") else pids
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _tree(root: int, helper_tag: bytes) -> dict[int, int] | None:
+    """The live processes below `root`: {pid: start time}, None when /proc cannot tell.
+
+    Not the subtrees of the supervisor's helpers: those of root's children whose environment
+    holds `helper_tag`, or that are still a copy of root between fork and exec.
+    """
+    own = _cmdline(root)
+    found: dict[int, int] = {}
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        children = _children(parent)
+        if children is None:
+            return None
+        for child in children:
+            if child in found:
+                continue
+            if parent == root and _is_helper(child, helper_tag, own):
+                continue
+            stat = _proc_stat(child, zombies=True)
+            if stat is None:
+                continue
+            if not stat[2]:
+                found[child] = stat[1]
+            todo.append(child)
+    return found
+
+
+def _is_helper(pid: int, helper_tag: bytes, supervisor_cmdline: bytes) -> bool:
+    if supervisor_cmdline and _cmdline(pid) == supervisor_cmdline:
+        return True  # a copy of the supervisor between fork and exec: a helper, not yet tagged
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return bool(helper_tag) and helper_tag in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -435,8 +491,13 @@ class RunProcesses:
         pipe_inodes: frozenset[int] = frozenset(),
         cgroup: str | None = None,
         helper_tag: str = "",
+        subreaper: bool = False,
     ) -> None:
         self.marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+        # `root` is a child subreaper: every process of the run is in its tree (or in the
+        # cgroup), and walking that tree (proc(5) `task/TID/children`) replaces a scan of
+        # every process of the machine (3 ms for 100 processes, 30 ms for 1,000).
+        self.subreaper = subreaper
         self.root = root
         self.pipe_inodes = pipe_inodes
         self.cgroup = cgroup
@@ -446,6 +507,13 @@ class RunProcesses:
 
     def find(self, exclude: frozenset[int] = frozenset()) -> dict[int, int]:
         """The run's live processes now: {pid: start time}, without `exclude` and the caller."""
+        if self.subreaper:
+            tree = _tree(self.root, self.helper_tag)
+            if tree is not None:
+                members = {pid: _proc_stat(pid) for pid in cgroup_members(self.cgroup)}
+                tree.update((pid, stat[1]) for pid, stat in members.items() if stat)
+                skipped = exclude | {os.getpid()}
+                return {pid: started for pid, started in tree.items() if pid not in skipped}
         scan = ProcessScan(self.marker, self.helper_tag, self.pipe_inodes)
         pids = scan.descendants(self.root) | scan.marked | scan.pipe_writers
         pids |= set(cgroup_members(self.cgroup))

@@ -315,27 +315,3 @@ def test_the_worker_ends_when_its_supervisor_dies_after_the_run_folder_was_delet
     finally:
         process.kill()
         process.communicate()
-
-
-def test_the_rescue_is_not_slowed_by_an_entry_that_holds_the_gil(project: Project) -> None:
-    """A CPU-bound entry hands the GIL over only every switch interval: the rescue goes first."""
-    body = """
-import multiprocessing
-pool = multiprocessing.get_context("fork").Pool(2)
-pool.map_async(time.sleep, [600, 600])
-open("ready", "w").close()
-while True:
-    sum(range(10**6))
-"""
-    config = project.config(project.entry(body))
-    process = start([config], cwd=project.root)
-    run_dir = project.output / "exp" / "exp.0"
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to start")
-        worker = read_json(run_dir / "run.json")["child_pid"]
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-        wait_for(lambda: not process_alive(worker), 10, "the rescue to end the worker")
-    finally:
-        process.kill()
-        process.communicate()

@@ -191,26 +191,43 @@ class _Streams:
 
     def __init__(self, payload: dict[str, Any]) -> None:
         self.switchboard = _Switchboard(one_pipe=bool(payload.get("merged_output")))
-        out_raw = _PipeRaw(1, "<stdout>", self.switchboard, payload.get("stdout_isatty", False))
-        err_raw = _PipeRaw(2, "<stderr>", self.switchboard, payload.get("stderr_isatty", False))
+        self.unbuffered = _unbuffered(payload)
+        self._ttys = (bool(payload.get("stdout_isatty")), bool(payload.get("stderr_isatty")))
         # The encoding and error handler this interpreter chose for its own streams, by
         # Python's rules (PYTHONIOENCODING with its `:errors` part, the locale, UTF-8 mode;
         # surrogateescape under the C/POSIX locale): fd 1 and 2 are pipes, as under `> file`.
-        unbuffered = _unbuffered(payload)
+        self._text = [
+            (
+                _stream_attribute(stream, "encoding", "utf-8"),
+                _stream_attribute(stream, "errors", default),
+            )
+            for stream, default in (
+                (sys.__stdout__, "strict"),
+                (sys.__stderr__, "backslashreplace"),
+            )
+        ]
+        self._held_for_fork = False
+        self._open()
+
+    def _open(self) -> None:
+        """Make sys.stdout and sys.stderr over fd 1 and fd 2 (again in a forked child)."""
+        unbuffered = self.unbuffered
+        out_raw = _PipeRaw(1, "<stdout>", self.switchboard, self._ttys[0])
+        err_raw = _PipeRaw(2, "<stderr>", self.switchboard, self._ttys[1])
         self.stdout = io.TextIOWrapper(
             _buffered(out_raw, STDOUT_BUFFER_BYTES, unbuffered),
-            encoding=_stream_attribute(sys.__stdout__, "encoding", "utf-8"),
-            errors=_stream_attribute(sys.__stdout__, "errors", "strict"),
+            encoding=self._text[0][0],
+            errors=self._text[0][1],
             # Python's rules (Python/pylifecycle.c, create_stdio): write-through under -u or
             # PYTHONUNBUFFERED, line-buffered when the output is a terminal (here: when the
             # terminal copy goes to one), else block-buffered (flushed every 0.1 s here).
-            line_buffering=bool(payload.get("stdout_isatty")) and not unbuffered,
+            line_buffering=self._ttys[0] and not unbuffered,
             write_through=unbuffered,
         )
         self.stderr = io.TextIOWrapper(
             _buffered(err_raw, io.DEFAULT_BUFFER_SIZE, unbuffered),
-            encoding=_stream_attribute(sys.__stderr__, "encoding", "utf-8"),
-            errors=_stream_attribute(sys.__stderr__, "errors", "backslashreplace"),
+            encoding=self._text[1][0],
+            errors=self._text[1][1],
             line_buffering=not unbuffered,
             write_through=unbuffered,
         )
@@ -234,8 +251,7 @@ class _Streams:
                 pass
 
     def install(self) -> None:
-        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[misc]  # __stdout__ is Final
-        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[misc]  # __stderr__ is Final
+        self._set_sys_streams()
         self._start_flusher()
         # Buffers are empty at fork, so a forked child never writes its parent's bytes again,
         # and the forked child gets its own flusher thread.
@@ -253,18 +269,33 @@ class _Streams:
         os._exit = _exit_flushing  # type: ignore[assignment]  # NoReturn, wrapped on purpose
 
     def _before_fork(self) -> None:
-        # Hold the switchboard across fork(), so no other thread holds it in the child: a
-        # lock taken by another thread at fork would stay taken there forever (the child's
-        # first print deadlocks; logging does the same: Lib/logging/__init__.py).
-        self.switchboard.lock.acquire()
+        # Under -u (no buffer layer, so no buffer lock), hold the switchboard across fork(),
+        # so no other thread holds it in the child: a lock taken by another thread at fork
+        # stays taken there forever (the child's first print deadlocks; logging does the
+        # same: Lib/logging/__init__.py). Buffered, holding it would make a printing thread
+        # wait for it inside its buffer's lock, which the child would then inherit taken:
+        # there, only flush, as plain python's own at-fork behaviour allows.
+        self._held_for_fork = self.unbuffered and self.switchboard.lock.acquire()
         self.flush()
 
     def _after_fork_in_parent(self) -> None:
-        self.switchboard.lock.release()
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self.switchboard.lock.release()
 
     def _after_fork_in_child(self) -> None:
+        self._held_for_fork = False
         self.switchboard.lock = _thread.RLock()  # the parent's threads are gone: a fresh one
+        # Fresh streams too: a buffer's lock that another thread of the parent held at the
+        # fork stays held here for good (the child's first print would deadlock), and what
+        # that thread was writing is the parent's to write, not the child's again.
+        self._open()
+        self._set_sys_streams()
         self._start_flusher()
+
+    def _set_sys_streams(self) -> None:
+        sys.stdout = sys.__stdout__ = self.stdout  # type: ignore[misc]  # __stdout__ is Final
+        sys.stderr = sys.__stderr__ = self.stderr  # type: ignore[misc]  # __stderr__ is Final
 
     def _start_flusher(self) -> None:
         def _flush_forever() -> None:

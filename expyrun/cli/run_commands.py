@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "Stop a run: SIGTERM to its supervisor (forwarded to the entry), the grace period, "
         "then kill. A --slurm run is "
         "stopped with scancel.",
-        "Exit status: 0 once the run ended (also when it had ended already); 2 when it has not started, or is not a run; 69 when scancel "
+        "Exit status: 0 once the run ended (also when it had ended already); 2 when it has "
+        "not started, or is not a run; 69 when scancel "
         "fails.",
     )
     stop.add_argument("run", metavar="RUN", help="a run folder")

@@ -91,6 +91,18 @@ while not os.path.exists("holder.pid") and time.monotonic() < wait:
 print("entry returned", flush=True)
 """
 
+# A leftover that ignores SIGTERM and keeps the pipes; the entry returns once it runs.
+STUBBORN_LEFTOVER_ENTRY = """
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    open("holder.pid", "w").write(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+while not os.path.exists("holder.pid"):
+    time.sleep(0.01)
+print("entry returned", flush=True)
+"""
+
 MODES = ["cgroup", "subreaper"]
 
 
@@ -206,16 +218,7 @@ def test_a_leftover_ends_soon_after_the_entry_returns(
 @pytest.mark.parametrize("mode", MODES)
 def test_a_stop_signal_during_the_drain_is_acted_on(project: Project, mode: str) -> None:
     """A leftover that ignores SIGTERM holds the pipes: a SIGTERM to expyrun ends it now."""
-    body = """
-if os.fork() == 0:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    open("holder.pid", "w").write(str(os.getpid()))
-    while True:
-        time.sleep(0.05)
-while not os.path.exists("holder.pid"):
-    time.sleep(0.01)
-print("entry returned", flush=True)
-"""
+    body = STUBBORN_LEFTOVER_ENTRY
     config = project.config(_entry(project, body))
     process = start([config], cwd=project.root, env=_env(mode))
     run_dir = project.output / "exp" / "exp.0"
@@ -423,15 +426,7 @@ def test_the_next_run_ends_what_a_supervisor_killed_after_its_worker_left(
     The dead run's cgroup keeps its leftover; the next run started beside it ends it and
     removes the cgroup.
     """
-    body = """
-if os.fork() == 0:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    open("leftover.pid", "w").write(str(os.getpid()))
-    while True:
-        time.sleep(0.05)
-while not os.path.exists("leftover.pid"):
-    time.sleep(0.01)
-"""
+    body = STUBBORN_LEFTOVER_ENTRY
     config = project.config(_entry(project, body))
     process = start([config], cwd=project.root, env=_env("cgroup"))
     run_dir = project.output / "exp" / "exp.0"
@@ -442,7 +437,7 @@ while not os.path.exists("leftover.pid"):
     finally:
         process.kill()
         process.communicate()
-    leftover = _pids(run_dir, "leftover.pid")
+    leftover = _pids(run_dir, "holder.pid")
     if read_json(run_dir / "run.json").get("tracking") not in (None, "cgroup"):
         pytest.skip("no cgroup here")
     cgroups = [p for p in _cgroup_mounts() for p in Path(p).rglob(f"expyrun-{process.pid}-*")]

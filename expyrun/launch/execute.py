@@ -91,39 +91,47 @@ def run_prepared(
         if on_running is not None:
             on_running()
 
-    outcome = supervisor.run(worker, launch, on_started=on_started, say=console.info)
-    stopped = outcome.signal in ("SIGTERM", "SIGINT")
-    if job is not None and stopped and slurm_fields is not None:
-        # Slurm's SIGKILL follows KillWait after its SIGTERM: record now, say why if Slurm knows.
-        reason = slurm_job.end_reason(job.job_id, job.restart_count)
-        if reason is not None:
-            slurm_fields = {**slurm_fields, "end_reason": reason}
-    environment = recorder.join(
-        RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS if job and stopped else RECORDING_TIMEOUT_SECONDS
+    def on_ended(outcome: supervisor.WorkerExit) -> None:
+        """Write the final record as soon as the run has ended (before the terminal catches up)."""
+        nonlocal slurm_fields
+        stopped = outcome.signal in ("SIGTERM", "SIGINT")
+        if job is not None and stopped and slurm_fields is not None:
+            # Slurm SIGKILLs KillWait after its SIGTERM: record now, say why if Slurm knows.
+            reason = slurm_job.end_reason(job.job_id, job.restart_count)
+            if reason is not None:
+                slurm_fields = {**slurm_fields, "end_reason": reason}
+        environment = recorder.join(
+            RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS
+            if job and stopped
+            else RECORDING_TIMEOUT_SECONDS
+        )
+        final = record.end_attempt(
+            running[0],
+            status=outcome.status,
+            ended_at=record.now_iso(),
+            duration_s=round(outcome.duration_s, 3),
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            killed_after_grace=outcome.killed_after_grace,
+            peak_rss_bytes=outcome.peak_rss_bytes,
+            cpu_user_s=round(outcome.cpu_user_s, 3),
+            cpu_system_s=round(outcome.cpu_system_s, 3),
+            output_bytes=outcome.bytes_logged,
+            tracking=outcome.tracking,
+            leftover_processes=outcome.leftovers,
+            output_lost_bytes=outcome.bytes_lost or None,
+            output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
+            slurm=slurm_fields,
+            **environment,
+        )
+        try:
+            record.write_record(run_dir, final)
+        except record.RecordError as exc:
+            console.warning(str(exc))  # the run itself ended as its exit code says
+
+    outcome = supervisor.run(
+        worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
-    final = record.end_attempt(
-        running[0],
-        status=outcome.status,
-        ended_at=record.now_iso(),
-        duration_s=round(outcome.duration_s, 3),
-        exit_code=outcome.exit_code,
-        signal=outcome.signal,
-        killed_after_grace=outcome.killed_after_grace,
-        peak_rss_bytes=outcome.peak_rss_bytes,
-        cpu_user_s=round(outcome.cpu_user_s, 3),
-        cpu_system_s=round(outcome.cpu_system_s, 3),
-        output_bytes=outcome.bytes_logged,
-        tracking=outcome.tracking,
-        leftover_processes=outcome.leftovers,
-        output_lost_bytes=outcome.bytes_lost or None,
-        output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
-        slurm=slurm_fields,
-        **environment,
-    )
-    try:
-        record.write_record(run_dir, final)
-    except record.RecordError as exc:
-        console.warning(str(exc))  # the run itself ended as its exit code says
     return outcome.exit_code
 
 

@@ -77,11 +77,14 @@ def run(
     launch: WorkerLaunch,
     on_started: Callable[[int], None] | None = None,
     say: Callable[[str], None] | None = None,
+    on_ended: Callable[[WorkerExit], None] | None = None,
 ) -> WorkerExit:
     """Send the worker what to run, supervise it to its end, and return how it ended.
 
     Blocks the handled signals in the calling thread first: call it before starting threads.
     `on_started(pid)` runs once the worker has its payload (record it, start slow work there).
+    `on_ended(outcome)` runs once every process of the run is stopped, before the terminal
+    copy has caught up (a terminal that does not read must not hold the final record back).
     Every process of the run is stopped before this returns, and if anything fails here, every
     process of the run is killed before the error propagates.
     """
@@ -100,6 +103,7 @@ def run(
     log_fd = os.open(launch.log_path, log_flags, 0o666)
     sampler = UsageSampler(pid)
     tee: Tee | None = None
+    outcome: WorkerExit | None = None
     started = time.monotonic()
     try:
         # _thread, not threading.Thread: Thread.start() waits until the thread runs, which
@@ -117,20 +121,26 @@ def run(
             "no longer logged (run.json counts it as output_lost_bytes)"
         )
         _loop(state, tee, [out_r, err_r])
+        sampler.stop()
+        # Whatever is still running now was missed at the worker's exit (it was being
+        # reparented) or started since: nothing of the run outlives it.
+        state.leftovers += stop_tracking(tracking)
+        outcome = _outcome(state, sampler, tee, started, tracking.mechanism)
+        if on_ended is not None:
+            on_ended(outcome)
         _finish_terminal(state, tee)
     except BaseException:
         tracking.processes.kill_all()
         raise
     finally:
         sampler.stop()
-        # Whatever is still running now was missed at the worker's exit (it was being
-        # reparented) or started since: nothing of the run outlives it.
-        state.leftovers += stop_tracking(tracking)
+        if outcome is None:
+            stop_tracking(tracking)
         for fd in (out_r, err_r, worker.launch_write, log_fd):
             os.close(fd)
         state.events.close()
         messages.close(timeout=MESSAGES_CLOSE_SECONDS)
-    return _outcome(state, sampler, tee, started, tracking.mechanism)
+    return outcome
 
 
 class _Messages:

@@ -455,3 +455,25 @@ def _cgroup_mounts() -> list[str]:
         ["findmnt", "-n", "-t", "cgroup2", "-o", "TARGET"], capture_output=True, text=True
     )
     return found.stdout.split()
+
+
+def test_the_record_is_final_while_the_terminal_is_not_read(project: Project) -> None:
+    """The run has ended: run.json says so even though expyrun's stdout is not read yet."""
+    config = project.config(_entry(project, BIG_OUTPUT), extra={"wait": False})
+    process = start([config], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(
+            lambda: (
+                (run_dir / "run.json").exists()
+                and read_json(run_dir / "run.json")["status"] == "succeeded"
+            ),
+            30,
+            "the final record, with 8 MB still to copy to an unread stdout",
+        )
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert len(out) == 8 << 20

@@ -13,6 +13,7 @@ Two limits keep a small file from exhausting memory or the stack before a value 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,15 @@ try:
     _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _Loader = yaml.SafeLoader
+
+
+FLOAT_TAG = "tag:yaml.org,2002:float"
+# Numbers with an exponent that YAML 1.1 (PyYAML) reads as strings because they have no dot
+# or no sign in the exponent (`1e-3`, `5E-4`, `1e5`, `1.0e5`): YAML 1.2's core schema, and
+# every other YAML reader people use, reads them as floats. Added to the loader (and to the
+# dumper, which then quotes such a string) as one more implicit resolver: the C loader stays.
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+EXPONENT_FIRST = list("-+0123456789.")
 
 
 class ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen at import time
@@ -46,6 +56,8 @@ class ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen 
             return tag
         return str(super().resolve(kind, value, implicit))
 
+
+ConfigLoader.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, EXPONENT_FIRST)
 
 MAX_FILE_BYTES = 16 * 2**20  # a config of 10,000 keys is about 300 KB
 # libyaml's composer recurses in C, without Python's recursion check: it was measured to

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from expyrun.config.composing import EXPONENT_FIRST, EXPONENT_FLOAT, FLOAT_TAG
 from expyrun.config.interpolation import escape
 from expyrun.config.keys import ConfigValue
 
@@ -38,6 +39,8 @@ def _represent_tuple(dumper: yaml.SafeDumper, items: tuple[Any, ...]) -> yaml.No
     return dumper.represent_list(list(items))
 
 
+# The loader reads `1e-3` as a float: a string with that text is written quoted.
+_Dumper.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, EXPONENT_FIRST)
 _Dumper.add_multi_representer(PurePath, _represent_path)
 _Dumper.add_representer(tuple, _represent_tuple)
 

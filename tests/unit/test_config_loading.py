@@ -21,8 +21,19 @@ from expyrun.errors import ConfigError
     ("text", "expected"),
     [
         pytest.param("a: yes", True, id="yaml11-yes-is-bool"),
-        pytest.param("a: 1e5", "1e5", id="yaml11-1e5-is-str"),
         pytest.param("a: 1.0e+5", 100000.0, id="yaml11-float-with-dot"),
+        # Issue 17: YAML 1.2 floats, which YAML 1.1 (PyYAML) reads as strings.
+        pytest.param("a: 1e5", 100000.0, id="yaml12-1e5-is-float"),
+        pytest.param("a: 1e-3", 0.001, id="yaml12-negative-exponent"),
+        pytest.param("a: 5E-4", 0.0005, id="yaml12-capital-e"),
+        pytest.param("a: 1.0e5", 100000.0, id="yaml12-unsigned-exponent-with-dot"),
+        pytest.param("a: -2e+2", -200.0, id="yaml12-signs"),
+        pytest.param("a: .5e3", 500.0, id="yaml12-leading-dot"),
+        pytest.param("a: [1e-3, {b: 2E2}]", [0.001, {"b": 200.0}], id="yaml12-in-collections"),
+        pytest.param("a: '1e-3'", "1e-3", id="quoted-exponent-is-str"),
+        pytest.param("a: 1e", "1e", id="no-exponent-digits-is-str"),
+        pytest.param("a: e5", "e5", id="no-mantissa-is-str"),
+        pytest.param("a: 1_0e5", "1_0e5", id="underscore-exponent-is-str"),
         pytest.param("a: 0x10", 16, id="yaml11-hex"),
         pytest.param("a: 2024-01-02", datetime.date(2024, 1, 2), id="date"),
         pytest.param("a: ~", None, id="null"),
@@ -33,7 +44,20 @@ from expyrun.errors import ConfigError
     ],
 )
 def test_values_follow_yaml_safe_load(tmp_path: Path, text: str, expected: object) -> None:
-    assert resolve_text(tmp_path, text).entry_config["a"] == expected
+    value = resolve_text(tmp_path, text).entry_config["a"]
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_the_loader_stays_the_c_loader_with_yaml12_floats() -> None:
+    import yaml
+
+    from expyrun.config.composing import ConfigLoader
+
+    if hasattr(yaml, "CSafeLoader"):
+        assert issubclass(ConfigLoader, yaml.CSafeLoader)
+    # The resolver is the loader's own: PyYAML's safe loader is left as it is.
+    assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}
 
 
 def test_empty_mappings_are_kept(tmp_path: Path) -> None:

@@ -114,7 +114,12 @@ def test_override_is_a_frozen_record() -> None:
         pytest.param("[1, a, 2.5]", "3,4,5", [3, "4", 5.0], id="list-same-length-per-item"),
         pytest.param("[1, 2]", "5,6,7", [5, 6, 7], id="list-other-length-like-first"),
         pytest.param("[]", "1,x,2.0,true", [1, "x", 2.0, True], id="list-empty-converted"),
-        pytest.param("[a]", "", [""], id="list-empty-text"),
+        # Issue 17: an empty text is an empty list (it was `['']`).
+        pytest.param("[a]", "", [], id="list-empty-text"),
+        pytest.param("[1, 2]", "", [], id="int-list-empty-text"),
+        pytest.param("[a]", "  ", [], id="list-blank-text"),
+        pytest.param("1e-3", "2e-4", 0.0002, id="yaml12-float-key-takes-exponents"),
+        pytest.param("[1e-3]", "2e-4,3E-5", [0.0002, 3e-05], id="yaml12-float-list"),
         pytest.param("[1.5]", "[1, 2]", [1.0, 2.0], id="flow-typed-like-first"),
         pytest.param("[a, b]", "[1, '2']", ["1", "2"], id="flow-str-items"),
         pytest.param("[[1]]", "[[2, 3]]", [[2, 3]], id="flow-nested"),
@@ -137,8 +142,21 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
         pytest.param("true", "maybe", "expected a boolean (true/false, yes/no, 1/0)", id="bool"),
         pytest.param("1", "1.5", "expected an integer", id="int"),
         pytest.param("1.5", "fast", "expected a number", id="float"),
-        pytest.param("[1, 2]", "", "expected an integer", id="int-list-empty-text"),
-        pytest.param("[1, 2]", "[1, x]", "expected an integer", id="flow-list-bad-item"),
+        # Issue 17: a list item that cannot be typed is named by its index and value.
+        pytest.param(
+            "[1, 2]", "[1, x]", "item 1 (x): expected an integer", id="flow-list-bad-item"
+        ),
+        pytest.param(
+            "[8, 8]", "[8, 8.5]", "item 1 (8.5): expected an integer", id="flow-item-float"
+        ),
+        pytest.param("[1, 2]", "1,,2", "item 1 (): expected an integer", id="comma-item-empty"),
+        pytest.param(
+            "[true]", "yes,maybe", "item 1 (maybe): expected a boolean", id="comma-item-bool"
+        ),
+        pytest.param(
+            "[[1]]", "[[1], [2, x]]", "item 1.1 (x): expected an integer", id="nested-item"
+        ),
+        pytest.param("[1]", "[[2]]", "item 0 ([...]): expected an item like 1", id="list-item"),
         pytest.param("[1, 2]", "[1", "invalid YAML", id="flow-list-syntax"),
         pytest.param(
             "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"

@@ -453,6 +453,39 @@ CATALOGUE = [
         r"config\.yml:6: key '__run__\.__slurm__\.gres': expected a single value, got a list",
         id="slurm-nested-value",
     ),
+    # Issue 17: unquoted braces in __run__ are an error; variables with defaults.
+    pytest.param(
+        {"config.yml": _run(name="{model.name}") + "model: {name: r}\n"},
+        (),
+        ConfigError,
+        r"config\.yml:4: key '__run__\.__name__': write \"\{model\.name\}\" in quotes: YAML "
+        r"reads \{model\.name\} as a mapping",
+        id="unquoted-reference-in-run",
+    ),
+    pytest.param(
+        {"config.yml": _run(out="${OUT:?set OUT to the output dir}")},
+        (),
+        ConfigError,
+        r"config\.yml:3: key '__run__\.__output_dir__': environment variable OUT is not set: "
+        r"set OUT to the output dir",
+        id="required-variable",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "a: ${DATA:/datasets}\n"},
+        (),
+        ConfigWarning,
+        r"config\.yml:5: key 'a': not a variable expression: \$\{DATA:/datasets\} is kept as "
+        r"text \(did you mean \$\{DATA:-/datasets\}\?\)",
+        id="strict-invalid-variable-expression",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "seed: {seed}\n"},
+        (),
+        ConfigWarning,
+        r"config\.yml:5: key 'seed': write \"\{seed\}\" in quotes: YAML reads \{seed\} as a "
+        r"mapping",
+        id="strict-unquoted-reference",
+    ),
     pytest.param(
         {"config.yml": RUN + "a: $NOPE\n"},
         (),

@@ -150,7 +150,6 @@ layers: [{size: 8}, {size: "{lr}"}]
         pytest.param('"!P{lr}"', "{lr}", id="escape"),
         pytest.param('"x!P{lr}"', "x!P0.001", id="escape-only-at-start"),
         pytest.param('["!P{lr}", "{lr}"]', ["{lr}", 0.001], id="escape-per-item"),
-        pytest.param("{b}", {"b": None}, id="unquoted-braces-are-a-mapping"),
     ],
 )
 def test_references(tmp_path: Path, value: str, expected: object) -> None:
@@ -453,3 +452,39 @@ def test_required_variables_are_errors(
         resolve_text(tmp_path, f"v: {value}\n", environ=environ)
     assert type(caught.value) is ConfigError
     assert str(caught.value) == f"config.yml:5: key 'v': {message}"
+
+
+# Issue 17: `seed: {seed}` is a YAML mapping {seed: null}; said, a warning (an error in __run__).
+@pytest.mark.parametrize(
+    ("text", "key", "shown"),
+    [
+        pytest.param("v: {seed}", "v", "{seed}", id="one-key"),
+        pytest.param("v: {model.name}", "v", "{model.name}", id="dotted"),
+        pytest.param("v: {layers.0.size}", "v", "{layers.0.size}", id="index"),
+        pytest.param("v: [{seed}]", "v.0", "{seed}", id="in-a-list"),
+        pytest.param("v: {a, b}", "v", "{a, b}", id="all-keys-without-values"),
+        pytest.param("m: {v: {seed}}", "m.v", "{seed}", id="nested"),
+    ],
+)
+def test_unquoted_references_warn(tmp_path: Path, text: str, key: str, shown: str) -> None:
+    resolved = resolve_text(tmp_path, text + "\n", run=True)
+    expected = f"config.yml:5: key '{key}': write \"{shown}\" in quotes: YAML reads {shown} as a "
+    assert warning_texts(resolved) == [expected + "mapping"]
+    with pytest.raises(ConfigWarning, match="in quotes"):
+        resolve_text(tmp_path, text + "\n", strict=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("v: {seed: 1}", id="a-value"),
+        pytest.param("v: {a, b: 1}", id="one-value"),
+        pytest.param("v: {}", id="empty"),
+        pytest.param("v: {'seed'}", id="quoted-key"),
+        pytest.param("v: {a b}", id="not-a-reference"),
+        pytest.param("v:\n  seed:", id="block-mapping"),
+        pytest.param("v: '{seed}'\nseed: 1", id="quoted-reference"),
+    ],
+)
+def test_mappings_that_are_not_unquoted_references_do_not_warn(tmp_path: Path, text: str) -> None:
+    assert resolve_text(tmp_path, text + "\n").warnings == ()

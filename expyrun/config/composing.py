@@ -164,6 +164,8 @@ def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
         hint = f"{exc.context} at line {exc.context_mark.line + 1}"
     if exc.context == "expected a single document in the stream":
         problem, hint = "a second document (---) in a config file", None
+    elif problem == "found unknown escape character":  # `"{a\.b}"`: YAML's own escapes
+        hint = "in double quotes a backslash starts an escape: write \\\\ or use single quotes"
     elif exc.context == "while scanning a tag":
         hint = "a value starting with '!' is a YAML tag: quote it, like '!P{a}'"
     return ConfigError(

@@ -47,7 +47,7 @@ from expyrun.errors import ConfigError
 NO_PARSE = "!P"
 CWD_VARIABLE = "EXPYRUN_CWD"  # the launch directory, set for every resolution
 
-_REFERENCE = re.compile(r"\{([A-Za-z0-9_.]+)\}")
+_REFERENCE = re.compile(r"\{((?:[A-Za-z0-9_.]|\\\.)+)\}")  # `\.`: a dot inside a key
 _HINTS_MAX = 20  # "did you mean" scans every key: only for the first few unresolved references
 _CYCLE_SHOWN = 8  # a longer cycle is shown by its ends: the line stays readable
 # Values copied by whole references to mappings and lists: a config needs a few thousand; a

@@ -17,7 +17,7 @@ from expyrun.config.keys import KeyPath
 from expyrun.config.report import Origin
 
 _NULL_TAG = "tag:yaml.org,2002:null"
-_REFERENCE_KEY = re.compile(r"[A-Za-z0-9_.]+")  # what `{a.b}` may hold (`interpolation`)
+_REFERENCE_KEY = re.compile(r"(?:[A-Za-z0-9_.]|\\\.)+")  # what `{a.b}` may hold (`interpolation`)
 
 
 class UnquotedReference(NamedTuple):

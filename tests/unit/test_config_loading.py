@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from config_support import RUN, resolve_text, warning_texts, write
 
-from expyrun.config import dump_config, resolve
+from expyrun.config import dump_config, dump_raw, resolve
 from expyrun.config.loading import MAX_CHAIN, default_path
 from expyrun.errors import ConfigError
 
@@ -77,6 +77,87 @@ def test_empty_mappings_are_kept(tmp_path: Path) -> None:
 )
 def test_dotted_keys_are_split_into_nesting(tmp_path: Path, text: str, expected: object) -> None:
     assert resolve_text(tmp_path, text).entry_config == expected
+
+
+# Issue 17: `\.` keeps a dot inside a key (Kafka options, dataset names, Kubernetes labels).
+DOTTED = r"""
+kafka:
+  bootstrap\.servers: host:9092
+  enable: false
+  'enable\.auto\.commit': true
+c4\.en: {split: train}
+labels: {app\.kubernetes\.io/name: web}
+servers: '{kafka.bootstrap\.servers}'
+commit: "{kafka.enable\\.auto\\.commit}"
+label: x-{c4\.en.split}
+"""
+DOTTED_CONFIG = {
+    "kafka": {"bootstrap.servers": "host:9092", "enable": False, "enable.auto.commit": True},
+    "c4.en": {"split": "train"},
+    "labels": {"app.kubernetes.io/name": "web"},
+    "servers": "host:9092",
+    "commit": True,
+    "label": "x-train",
+}
+
+
+def test_an_escaped_dot_stays_in_the_key(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, DOTTED)
+    assert resolved.entry_config == DOTTED_CONFIG
+    assert resolved.warnings == ()
+
+
+def test_keys_with_a_dot_are_overridden_and_round_trip(tmp_path: Path) -> None:
+    overrides = [r"--kafka.bootstrap\.servers", "other:1", r"--c4\.en.split=test"]
+    first = resolve_text(tmp_path, DOTTED, overrides)
+    assert first.entry_config["kafka"]["bootstrap.servers"] == "other:1"
+    assert first.entry_config["servers"] == "other:1"
+    assert first.entry_config["c4.en"] == {"split": "test"}
+    for name, text in (("config.yml", dump_config(first.config)), ("raw.yml", dump_raw(first.raw))):
+        assert r"bootstrap\.servers: other:1" in text
+        again = resolve(write(tmp_path, f"stored/{name}", text), cwd=tmp_path, environ={})
+        assert again.config == first.config, name
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        pytest.param(
+            "--kafka.bootstrap.servers",
+            r"key 'kafka.bootstrap.servers': no such key to override (did you mean "
+            r"'kafka.bootstrap\.servers'?)",
+            id="unescaped-override",
+        ),
+        pytest.param(
+            "--c4.en.split",
+            r"key 'c4.en.split': no such key to override (did you mean 'c4\.en.split'?)",
+            id="unescaped-first-part",
+        ),
+    ],
+)
+def test_an_unescaped_dot_suggests_the_escaped_key(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, DOTTED, [override, "x"])
+    assert str(caught.value) == "command line: " + message
+
+
+def test_an_unescaped_reference_to_a_key_with_a_dot_warns_with_the_key(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, DOTTED + "bad: '{kafka.bootstrap.servers}'\n")
+    assert warning_texts(resolved) == [
+        "config.yml:15: key 'bad': unresolved reference {kafka.bootstrap.servers}: replaced by "
+        r"'' (did you mean 'kafka.bootstrap\.servers'?)"
+    ]
+
+
+def test_a_backslash_in_double_quotes_says_how_to_write_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, 'a: "{kafka.bootstrap\\.servers}"\n'.replace("\\\\", "\\"))
+    assert str(caught.value) == (
+        "config.yml:5: invalid YAML: found unknown escape character (in double quotes a "
+        "backslash starts an escape: write \\\\ or use single quotes)"
+    )
 
 
 def test_yaml_aliases_and_merge_keys_are_copies(tmp_path: Path) -> None:

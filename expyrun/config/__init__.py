@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,6 +67,7 @@ def resolve(
     strict: bool = False,
     cwd: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    flags: Collection[str] = (),
 ) -> Resolved:
     """Load `path` with its defaults, apply `overrides`, resolve, validate `__run__`.
 
@@ -77,16 +78,17 @@ def resolve(
         cwd: the launch directory (default: the current one): cwd-relative defaults, paths of
             `__run__`, `$EXPYRUN_CWD`.
         environ: the variables `$VAR` reads (default: `os.environ`, which is never changed).
+        flags: the launch line's own flags (`--detach`), suggested for a mistyped override.
     """
     launch_dir = Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
     variables = dict(os.environ if environ is None else environ)
     variables[CWD_VARIABLE] = str(launch_dir)
     report = Report(strict)
-    parsed = parse_overrides(overrides)
+    parsed = parse_overrides(overrides, flags)
     with _cyclic_gc_paused():
         loaded = load_config(path, launch_dir, report)
         raw, origins = loaded.value, loaded.origins
-        apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS)
+        apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS, flags)
         config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
     return Resolved(config, raw, run, tuple(report.warnings))

@@ -57,9 +57,7 @@ def split_key(dotted: str) -> tuple[str, ...] | None:
     if ESCAPED_DOT not in dotted:
         parts = tuple(dotted.split(SEPARATOR))
     else:
-        parts = tuple(
-            part.replace(ESCAPED_DOT, SEPARATOR) for part in _UNESCAPED_DOT.split(dotted)
-        )
+        parts = tuple(part.replace(ESCAPED_DOT, SEPARATOR) for part in _UNESCAPED_DOT.split(dotted))
     if not all(parts):
         return None
     return parts

@@ -56,6 +56,7 @@ class LaunchOptions(NamedTuple):
     command: tuple[str, ...] = ()
     python: Interpreter | None = None  # the worker's interpreter (default: this one)
     source: SourceRun | None = None  # the past run this launch runs again
+    flags: tuple[str, ...] = ()  # the launch line's own flags: "did you mean --detach?"
 
     @property
     def worker_python(self) -> Interpreter:

@@ -67,7 +67,12 @@ def resolve_and_check(
     from expyrun.config import resolve
 
     resolved = resolve(
-        options.config_path, options.overrides, strict=options.strict, cwd=cwd, environ=environ
+        options.config_path,
+        options.overrides,
+        strict=options.strict,
+        cwd=cwd,
+        environ=environ,
+        flags=options.flags,
     )
     if not quiet:
         for warning in resolved.warnings:

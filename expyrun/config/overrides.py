@@ -173,6 +173,8 @@ def _stray_hint(token: str, after_override: bool) -> str:
         return f"did you mean --{token.lstrip('-')}?"
     if after_override:
         return "an override takes one value: quote a value holding spaces"
+    if split_key(token) and token.replace(".", "").replace("_", "").isalnum():
+        return f"did you mean --{token}?"
     return "write --KEY VALUE"
 
 

@@ -271,8 +271,8 @@ CATALOGUE = [
         OK,
         ("lr", "1"),
         ConfigError,
-        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(overrides "
-        r"come after the config file\)",
+        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(did you "
+        r"mean --lr\?\)",
         id="override-without-dashes",
     ),
     pytest.param(

@@ -18,11 +18,13 @@ import gc
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
+from expyrun.config import paths
 from expyrun.config.dumping import dump_config, dump_raw
 from expyrun.config.interpolation import CWD_VARIABLE, interpolate
-from expyrun.config.keys import ConfigMapping, ConfigValue
+from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath
 from expyrun.config.loading import load_config
 from expyrun.config.overrides import apply_overrides, parse_overrides
 from expyrun.config.report import Origin, Report
@@ -42,6 +44,7 @@ __all__ = [
     "RunSpec",
     "dump_config",
     "dump_raw",
+    "relative_path_warnings",
     "resolve",
 ]
 
@@ -53,6 +56,7 @@ class Resolved(NamedTuple):
     raw: ConfigMapping  # merged + overridden, variables and references unresolved
     run: RunSpec
     warnings: tuple[ConfigWarning, ...] = ()
+    origins: Mapping[KeyPath, Origin] = MappingProxyType({})  # where each key was set
 
     @property
     def entry_config(self) -> ConfigMapping:
@@ -91,7 +95,20 @@ def resolve(
         apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS, flags)
         config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
-    return Resolved(config, raw, run, tuple(report.warnings))
+    return Resolved(config, raw, run, tuple(report.warnings), origins)
+
+
+def relative_path_warnings(
+    resolved: Resolved, launch_dir: Path, run_dir: Path
+) -> list[ConfigWarning]:
+    """Warnings for values naming a path of `launch_dir` that `run_dir` lacks (`paths`).
+
+    Called once the run folder (and its code copy) exists: the entry point runs there.
+    """
+    run = resolved.run
+    return paths.relative_path_warnings(
+        resolved.config, resolved.origins, run.no_path_warning, launch_dir, run_dir
+    )
 
 
 @contextlib.contextmanager

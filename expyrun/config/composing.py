@@ -107,7 +107,10 @@ def parse_node(data: bytes | str, display: str) -> Node | None:
         node: Node | None = loader.get_single_node()
         return node
     except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, display) from exc
+        error = _yaml_error(exc, display)
+        if _unquoted_braces(data, exc):
+            error.hint = _BRACES_HINT
+        raise error from exc
     except yaml.YAMLError as exc:
         text = str(exc).strip()
         first_line = text.splitlines()[0] if text else type(exc).__name__
@@ -153,6 +156,21 @@ def _check_depth(data: bytes | str, display: str) -> None:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+_BRACES_HINT = 'quote a value starting with "{": YAML reads {...} as a mapping'
+# `name: {model.name}-{lr}`: a flow mapping of references, then more text on its line.
+_BRACES_THEN_TEXT = re.compile(rb"(?::|-)\s+\{[A-Za-z0-9_.\\]+\}[ \t]*[^\s,\]}#]")
+
+
+def _unquoted_braces(data: bytes | str, exc: yaml.MarkedYAMLError) -> bool:
+    """Whether the line of a YAML error holds a reference written without quotes."""
+    mark = exc.problem_mark
+    if mark is None:
+        return False
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    lines = raw.splitlines()
+    return mark.line < len(lines) and _BRACES_THEN_TEXT.search(lines[mark.line]) is not None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:

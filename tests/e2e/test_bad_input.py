@@ -443,6 +443,12 @@ CASES = [
         id="unquoted-reference-in-run",
     ),
     pytest.param(
+        _appended("tag: {model}-{lr}\n"),
+        r"config\.yml:\d+: invalid YAML: .*\(quote a value starting with \"\{\": YAML reads "
+        r"\{\.\.\.\} as a mapping\)$",
+        id="unquoted-references-then-text",
+    ),
+    pytest.param(
         _appended("seed: {seed}\n", "--strict"),
         r"config\.yml:\d+: key 'seed': write \"\{seed\}\" in quotes: YAML reads \{seed\} as a "
         r"mapping$",

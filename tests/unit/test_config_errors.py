@@ -463,6 +463,22 @@ CATALOGUE = [
         id="unquoted-reference-in-run",
     ),
     pytest.param(
+        {"config.yml": _run(name="{model.name}-{lr}") + "model: {name: r}\n"},
+        (),
+        ConfigError,
+        r"config\.yml:4: invalid YAML: did not find expected key \(quote a value starting with "
+        r"\"\{\": YAML reads \{\.\.\.\} as a mapping\)",
+        id="unquoted-references-then-text",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "l:\n  - {a} b\n"},
+        (),
+        ConfigError,
+        r"config\.yml:7: invalid YAML: .* \(quote a value starting with \"\{\": YAML reads "
+        r"\{\.\.\.\} as a mapping\)",
+        id="unquoted-reference-then-text-in-a-list",
+    ),
+    pytest.param(
         {"config.yml": _run(out="${OUT:?set OUT to the output dir}")},
         (),
         ConfigError,

@@ -474,7 +474,7 @@ CATALOGUE = [
         {"config.yml": RUN + "l:\n  - {a} b\n"},
         (),
         ConfigError,
-        r"config\.yml:7: invalid YAML: .* \(quote a value starting with \"\{\": YAML reads "
+        r"config\.yml:6: invalid YAML: .* \(quote a value starting with \"\{\": YAML reads "
         r"\{\.\.\.\} as a mapping\)",
         id="unquoted-reference-then-text-in-a-list",
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import sys
 from typing import NamedTuple
 
 from expyrun.run import worker as worker_module
@@ -32,6 +33,8 @@ SUPERVISED_SIGNALS = {
 }
 # A run's cgroup is named CGROUP_PREFIX + the supervisor's pid + a part of the run's marker.
 CGROUP_PREFIX = "expyrun-"
+# The GIL switch interval while the setup thread runs beside the launch (default: 5 ms).
+SETUP_SWITCH_SECONDS = 0.0002
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -58,6 +61,10 @@ class TrackingSetup:
         self._subreaper = False
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        # The main thread is busy importing and resolving (it holds the GIL); the default 5 ms
+        # switch interval would make each of this thread's system calls wait for it.
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(SETUP_SWITCH_SECONDS)
         _thread.start_new_thread(self._set_up, ())
 
     def _set_up(self) -> None:
@@ -75,6 +82,7 @@ class TrackingSetup:
     def result(self) -> tuple[str | None, bool]:
         """(the run's cgroup folder or None, whether we are a subreaper), once set up."""
         with self._done:
+            sys.setswitchinterval(self._interval)
             return self._cgroup, self._subreaper
 
     def discard(self) -> None:

@@ -20,7 +20,9 @@ from expyrun.launch.execute import run_prepared, supervise_run_folder
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare, print_config, stored_configs
 from expyrun.run import folder, snapshot, spawn
+from expyrun.run.tasks import Task
 from expyrun.slurm import job as slurm_job
+from expyrun.slurm import tasks as slurm_tasks
 
 __all__ = ["LaunchOptions", "launch", "supervise"]
 
@@ -30,6 +32,8 @@ def launch(options: LaunchOptions) -> int:
     in a Slurm job; in a requeued Slurm job, resume the run folder of its earlier start."""
     if options.print_config:
         return print_config(options)
+    task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
+    _check_nproc(options, task)
     if options.slurm:
         if options.detach:
             raise UsageError("--slurm and --detach exclude each other: a Slurm job runs apart")
@@ -40,6 +44,14 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.detach import detach
 
         return detach(options)
+    if options.nproc > 1:
+        from expyrun.launch.nproc import launch_nproc
+
+        return launch_nproc(options, options.nproc)
+    if task is not None:
+        from expyrun.launch.tasks import launch_task
+
+        return launch_task(options, task)
     if slurm_job.restart_count(os.environ) > 0:
         resumed = _requeued_run_folder(options)
         if resumed is not None:
@@ -57,18 +69,51 @@ def launch(options: LaunchOptions) -> int:
     return run_prepared(prepared, worker)
 
 
-def supervise(run_dir: Path, notify_fd: int | None = None, copy_output: bool = False) -> int:
+def supervise(
+    run_dir: Path,
+    notify_fd: int | None = None,
+    copy_output: bool = False,
+    rank: int | None = None,
+    ntasks: int | None = None,
+) -> int:
     """`expyrun _supervise RUN_DIR`: run a prepared run folder (internal).
 
     `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
-    batch script with `copy_output` (also to the job's output file).
+    batch script with `copy_output` (also to the job's output file). `--nproc` starts one per
+    task with `rank` and `ntasks`; in a Slurm job step of several tasks (`srun` in a `--slurm`
+    script), each task finds its rank in srun's variables.
     """
+    task: Task | None
+    if rank is not None:
+        from expyrun.launch.nproc import local_task
+
+        task = local_task(rank, ntasks or 1)
+    else:
+        task = slurm_tasks.step_task(os.environ)
     on_running = None
     if notify_fd is not None:
         from expyrun.launch.detach import notifier
 
         on_running = notifier(notify_fd)
-    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running)
+    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running, task=task)
+
+
+def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
+    """--nproc N runs N workers here: not in a job step that already has several tasks, nor
+    detached or submitted (a --slurm job gets its tasks from `ntasks` in __slurm__)."""
+    if options.nproc <= 1:
+        return
+    if options.slurm:
+        raise UsageError(
+            "--nproc and --slurm exclude each other",
+            hint="ask Slurm for tasks in the config: --__run__.__slurm__.ntasks N",
+        )
+    if options.detach:
+        raise UsageError("--nproc cannot be detached yet: run it in tmux or screen, or --slurm")
+    if task is not None:
+        raise UsageError(
+            f"--nproc in a job step of {task.world_size} tasks: srun starts the tasks already"
+        )
 
 
 def _requeued_run_folder(options: LaunchOptions) -> Path | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from expyrun.errors import RunFolderError
@@ -29,6 +30,8 @@ WAIT_VARIABLE = "EXPYRUN_TASK_WAIT"
 # Polling: fast at first (tasks usually start within milliseconds of each other), then slower.
 _FIRST_POLL_SECONDS = 0.02
 _MAX_POLL_SECONDS = 0.5
+# A task still waiting after this long says so (once): task 0 is slow, or not running.
+WAITING_NOTICE_SECONDS = 1.0
 
 
 def claim_path(name_folder: Path, group: str) -> Path:
@@ -53,13 +56,17 @@ def wait_seconds() -> float:
         return DEFAULT_WAIT_SECONDS
 
 
-def wait_for_claim(path: Path, timeout: float, who: str) -> Path:
+def wait_for_claim(
+    path: Path, timeout: float, who: str, on_wait: Callable[[], None] | None = None
+) -> Path:
     """The run folder task 0 published at `path`, waiting at most `timeout` seconds.
 
-    `who` names the waiting task in errors (`task 2 of 4 of Slurm job 42, step 0`). Raises
-    RunFolderError when task 0 says it failed, or publishes nothing in time.
+    `who` names the waiting task in errors (`task 2 of 4 (slurm-42.0)`); `on_wait` is called
+    once if the claim is still missing after WAITING_NOTICE_SECONDS. Raises RunFolderError
+    when task 0 says it failed, or publishes nothing in time.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     pause = _FIRST_POLL_SECONDS
     while True:
         try:
@@ -81,5 +88,8 @@ def wait_for_claim(path: Path, timeout: float, who: str) -> Path:
                 f"{WAIT_VARIABLE}=SECONDS waits longer)",
                 path=path,
             )
+        if on_wait is not None and time.monotonic() - started >= WAITING_NOTICE_SECONDS:
+            on_wait()
+            on_wait = None
         time.sleep(min(pause, remaining))
         pause = min(pause * 2, _MAX_POLL_SECONDS)

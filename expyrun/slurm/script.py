@@ -213,7 +213,7 @@ def render_script(
     ]
     run = [python, "-m", "expyrun", "_supervise"]
     if several_tasks(options):
-        lines.append("# Several tasks: srun starts one expyrun per task, all in the one run folder.")
+        lines.append("# Several tasks: srun starts one expyrun per task, in the one run folder.")
         run = [*SRUN, *run]
     if set(run_dirs) == {None}:
         lines.append(f"exec {shlex.join([*run, str(run_dirs[None]), '--copy-output'])}")

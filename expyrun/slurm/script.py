@@ -53,11 +53,25 @@ _ARRAY_KEY = f"{RUN_KEY}.{SLURM_KEY}.array"
 
 
 def script_options(user: list[Option], name: str, run_dir: Path | None, cwd: Path) -> list[Option]:
-    """expyrun's defaults (unless the user set them), then the user's options in order."""
+    """expyrun's defaults (unless the user set them), then the user's options in order.
+
+    A job of several tasks is not requeued (`--no-requeue`): the tasks of a requeued start
+    would not resume their run folder (TODO: issue 16), so `requeue: true` is refused.
+    """
     given = {option for option, _ in user}
+    several = several_tasks(user)
+    if several and "requeue" in given:
+        raise ConfigError(
+            "a job of several tasks cannot be requeued: its tasks do not resume the run folder",
+            key=f"{RUN_KEY}.{SLURM_KEY}.requeue",
+            hint="leave requeue out: such a job gets --no-requeue",
+        )
     options: list[Option] = []
     for names, option, value in _DEFAULTS:
         if given.intersection(names):
+            continue
+        if option == "requeue" and several:
+            options.append(("no-requeue", None))
             continue
         if option == "job-name":
             value = name
@@ -213,7 +227,10 @@ def render_script(
     ]
     run = [python, "-m", "expyrun", "_supervise"]
     if several_tasks(options):
-        lines.append("# Several tasks: srun starts one expyrun per task, in the one run folder.")
+        lines += [
+            "# Several tasks: srun (the batch task) starts one expyrun per task, all in",
+            "# the one run folder, and forwards Slurm's signals to them.",
+        ]
         run = [*SRUN, *run]
     if set(run_dirs) == {None}:
         lines.append(f"exec {shlex.join([*run, str(run_dirs[None]), '--copy-output'])}")

@@ -54,10 +54,10 @@ def _launch_first(options: LaunchOptions, task: Task) -> int:
         spawn.discard_worker(worker)
         if prepared is not None:
             folder.remove_created(list(prepared.created))
-        claim = _find_claim(options, task)
-        if claim is not None:  # the other tasks stop now, with the same error
+        found = _find_claim(options, task)
+        if found is not None:  # the other tasks stop now, with the same error
             with contextlib.suppress(OSError):
-                task_claim.publish(claim, None, error=str(exc) or type(exc).__name__)
+                task_claim.publish(found, None, error=str(exc) or type(exc).__name__)
         raise
     console.info(f"run folder: {prepared.run_dir}")
     console.info(f"{task.world_size} tasks share it ({task.group})")

@@ -18,7 +18,7 @@
 
 # Threads of numpy/torch CPU ops: the CPUs Slurm gave each task, not every CPU of the node.
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
-# srun does not pass the job's --cpus-per-task on to the step since Slurm 22.05.
+# The CPUs of each task of the step (srun of Slurm 22.05 to 23.02 does not take them from the job).
 export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-1}
 
 # One run folder for all the tasks: task 0 snapshots it, every task's worker gets RANK,

@@ -20,6 +20,7 @@ from tasks_support import RENDEZVOUS_ENTRY, met_line, task_log, tasks_of
 from expyrun.slurm.tasks import master_port
 
 pytestmark = pytest.mark.slurm
+LAUNCHER = Path(__file__).resolve().parents[2] / "launcher"
 SMALL_TASKS = ("--overcommit", "--mem=1G", "--cpus-per-task=1")
 
 
@@ -73,6 +74,22 @@ def test_a_failing_srun_task_fails_the_run(slurm, project: Project) -> None:
     for rank in (0, 1):
         assert (tasks[rank]["status"], tasks[rank]["signal"]) == ("killed", "SIGTERM")
     assert "ValueError: rank 2 fails on purpose" in task_log(run_dir, 2)
+
+
+def test_the_multi_gpu_recipe(slurm, project: Project, tmp_path: Path) -> None:
+    """The recipe, adapted as its users do: the test node has no GPU (its GPU lines go)."""
+    recipe = (LAUNCHER / "sbatch-expyrun-multigpu.sh").read_text()
+    lines = [line for line in recipe.splitlines() if "-per-gpu" not in line and "gpus-" not in line]
+    adapted = tmp_path / "multigpu.sh"
+    adapted.write_text("\n".join(lines) + "\n")
+    config = project.config(project.entry(RENDEZVOUS_ENTRY))
+    options = ["--ntasks-per-node=2", *SMALL_TASKS, f"--output={project.root}/slurm-%j.out"]
+    job = slurm.submit(adapted, cwd=project.root, env=_job_env(), options=options, args=[config])
+    slurm.wait_for_state(job, {"COMPLETED"}, timeout=90)
+    (run_dir,) = project.run_dirs()
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 2
+    for rank in range(2):
+        assert met_line(rank, 2) in task_log(run_dir, rank)
 
 
 def test_slurm_submission_of_several_tasks(slurm, project: Project) -> None:

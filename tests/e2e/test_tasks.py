@@ -83,6 +83,11 @@ def test_a_failing_worker_stops_the_others_and_fails_the_run(project: Project) -
         assert tasks[rank]["status"] == "killed", tasks[rank]
         assert tasks[rank]["signal"] == "SIGTERM"
     assert "ValueError: rank 1 fails on purpose" in task_log(run_dir, 1)
+    status = run(["status", run_dir], cwd=project.root)
+    assert status.code == 1
+    assert "tasks      3 (expyrun logs RUN --task N)" in status.stdout
+    assert "  1. failed, exit 1 on " in status.stdout
+    assert "  2. killed (SIGTERM), exit 143 on " in status.stdout
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

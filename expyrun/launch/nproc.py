@@ -9,7 +9,9 @@ entries in run.json: run/tasks.py). This process coordinates them, as srun does:
   SIGTERM and SIGHUP sent here (Ctrl-C) are forwarded to every task (each forwards it to its
   worker, waits the grace, then kills; a second Ctrl-C kills at once);
 - when a task fails (a non-zero exit), the others get SIGTERM: they end within the grace;
-- once every task has ended, a task that never wrote its entry is recorded `lost`.
+- once every task has ended, a task that never wrote its entry is recorded `lost`;
+- on Linux, a task supervisor gets SIGTERM when this process dies (PR_SET_PDEATHSIG), so a
+  launcher killed outright (SIGKILL, an OOM kill) still stops the run the graceful way.
 
 It exits with the code of the first task that failed, else 0.
 """
@@ -22,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from expyrun import console
@@ -37,6 +40,7 @@ GROUP_PREFIX = "local-"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def local_task(rank: int, world_size: int) -> Task:
@@ -60,6 +64,29 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOCAL_ADDRESS, 0))
         return int(probe.getsockname()[1])
+
+
+def _stop_with(launcher: int) -> Callable[[], None] | None:
+    """In the child before exec: SIGTERM it when `launcher` dies (Linux's prctl(2)).
+
+    libc is loaded here, in the parent: the child only makes the call (nothing to import or
+    allocate between fork and exec). A launcher already gone by then: SIGTERM at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def stop_with_launcher() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != launcher:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return stop_with_launcher
 
 
 def launch_nproc(options: LaunchOptions, nproc: int) -> int:
@@ -125,7 +152,12 @@ class _Coordinator:
         argv = [sys.executable, "-m", "expyrun", "_supervise", str(self.run_dir)]
         argv += ["--copy-output", "--task", str(rank), "--ntasks", str(self.nproc)]
         return subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            # preexec_fn is safe here: this process runs no other thread.
+            preexec_fn=_stop_with(os.getpid()),
         )
 
     def _watch(self, read_fd: int) -> None:

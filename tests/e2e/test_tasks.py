@@ -117,6 +117,28 @@ def test_a_stop_signal_stops_every_worker(project: Project, signum: int) -> None
     ]
 
 
+def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(
+            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
+            30,
+            "both workers to start",
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the launcher alone: the tasks have sessions
+        process.communicate()
+    wait_for(
+        lambda: read_json(run_dir / "run.json")["status"] == "killed", 30, "the run to be stopped"
+    )
+    assert [(task["status"], task["signal"]) for task in tasks_of(run_dir)] == [
+        ("killed", "SIGTERM"),
+        ("killed", "SIGTERM"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

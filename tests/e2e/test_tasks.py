@@ -117,6 +117,28 @@ def test_a_stop_signal_stops_every_worker(project: Project, signum: int) -> None
     ]
 
 
+def test_expyrun_stop_stops_every_worker(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(
+            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
+            30,
+            "both workers to start",
+        )
+        stopped = run(["stop", run_dir], cwd=project.root)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert process.returncode == 143
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+    assert [task["status"] for task in tasks_of(run_dir)] == ["killed", "killed"]
+
+
 def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)

@@ -6,23 +6,24 @@ interpreter starts first and waits, so its start-up overlaps the preparation (`p
 then the run is supervised and recorded (`execute`). Slow recording work (frozen requirements,
 git state) runs in a thread while the worker runs (`recording`).
 
-`submit` and `detach` are imported when asked for: a plain launch does not pay for them.
+`submit` and `detach` are imported when asked for: a plain launch does not pay for them. The
+worker is spawned before the config engine, YAML and the supervisor are imported, so its
+interpreter's start-up (~20 ms) overlaps those imports too (benchmarks/launch_overhead.py).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from expyrun import console
 from expyrun.errors import UsageError
-from expyrun.launch.execute import run_prepared, supervise_run_folder
 from expyrun.launch.options import LaunchOptions
-from expyrun.launch.prepare import prepare, print_config, stored_configs
-from expyrun.run import folder, snapshot, spawn
-from expyrun.run.tasks import Task
-from expyrun.slurm import job as slurm_job
+from expyrun.run import spawn
 from expyrun.slurm import tasks as slurm_tasks
+
+if TYPE_CHECKING:
+    from expyrun.run.tasks import Task
 
 __all__ = ["LaunchOptions", "launch", "supervise"]
 
@@ -31,9 +32,13 @@ def launch(options: LaunchOptions) -> int:
     """`expyrun CONFIG ...`: prepare the run folder, then run it here, in the background, or
     in a Slurm job; in a requeued Slurm job, resume the run folder of its earlier start."""
     if options.print_config:
+        from expyrun.launch.prepare import print_config
+
         return print_config(options)
-    task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
-    _check_nproc(options, task)
+    if options.nproc > 1 or (
+        not options.slurm and not options.detach and slurm_tasks.several_tasks_here(os.environ)
+    ):
+        return _launch_tasks(options)
     if options.slurm:
         if options.detach:
             raise UsageError("--slurm and --detach exclude each other: a Slurm job runs apart")
@@ -44,58 +49,45 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.detach import detach
 
         return detach(options)
-    if options.nproc > 1:
-        from expyrun.launch.nproc import launch_nproc
-
-        return launch_nproc(options, options.nproc)
-    if task is not None:
-        from expyrun.launch.tasks import launch_task
-
-        return launch_task(options, task)
-    if slurm_job.restart_count(os.environ) > 0:
-        resumed = _requeued_run_folder(options)
-        if resumed is not None:
-            return supervise_run_folder(resumed, terminal=True)
-    # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
+    # The worker's interpreter starts now and waits: its start-up overlaps the imports below
+    # and the preparation.
     worker = spawn.spawn_worker(
         options.worker_python.executable, merged_output=options.merged_output
     )
     try:
-        prepared = prepare(options)
+        from expyrun import console
+        from expyrun.launch.execute import run_prepared, supervise_run_folder
+        from expyrun.launch.prepare import prepare
+        from expyrun.slurm import job as slurm_job
+
+        resumed = None
+        if slurm_job.restart_count(os.environ) > 0:
+            resumed = _requeued_run_folder(options)
+        prepared = None if resumed is not None else prepare(options)
     except BaseException:
         spawn.discard_worker(worker)
         raise
+    if resumed is not None:
+        # A requeued job resumes its run folder with the interpreter recorded there.
+        spawn.discard_worker(worker)
+        return supervise_run_folder(resumed, terminal=True)
+    assert prepared is not None  # noqa: S101 - for the type checker
     console.info(f"run folder: {prepared.run_dir}")
     return run_prepared(prepared, worker)
 
 
-def supervise(
-    run_dir: Path,
-    notify_fd: int | None = None,
-    copy_output: bool = False,
-    rank: int | None = None,
-    ntasks: int | None = None,
-) -> int:
-    """`expyrun _supervise RUN_DIR`: run a prepared run folder (internal).
+def _launch_tasks(options: LaunchOptions) -> int:
+    """`--nproc N`, or this process is a task of a Slurm job step of several tasks."""
+    task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
+    _check_nproc(options, task)
+    if options.nproc > 1:
+        from expyrun.launch.nproc import launch_nproc
 
-    `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
-    batch script with `copy_output` (also to the job's output file). `--nproc` starts one per
-    task with `rank` and `ntasks`; in a Slurm job step of several tasks (`srun` in a `--slurm`
-    script), each task finds its rank in srun's variables.
-    """
-    task: Task | None
-    if rank is not None:
-        from expyrun.launch.nproc import local_task
+        return launch_nproc(options, options.nproc)
+    assert task is not None  # noqa: S101 - several_tasks_here said so
+    from expyrun.launch.tasks import launch_task
 
-        task = local_task(rank, ntasks or 1)
-    else:
-        task = slurm_tasks.step_task(os.environ)
-    on_running = None
-    if notify_fd is not None:
-        from expyrun.launch.detach import notifier
-
-        on_running = notifier(notify_fd)
-    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running, task=task)
+    return launch_task(options, task)
 
 
 def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
@@ -116,9 +108,45 @@ def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
         )
 
 
+def supervise(
+    run_dir: Path,
+    notify_fd: int | None = None,
+    copy_output: bool = False,
+    rank: int | None = None,
+    ntasks: int | None = None,
+) -> int:
+    """`expyrun _supervise RUN_DIR`: run a prepared run folder (internal).
+
+    `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
+    batch script with `copy_output` (also to the job's output file). `--nproc` starts one per
+    task with `rank` and `ntasks`; in a Slurm job step of several tasks (`srun` in a `--slurm`
+    script), each task finds its rank in srun's variables.
+    """
+    from expyrun.launch.execute import supervise_run_folder
+
+    task: Task | None
+    if rank is not None:
+        from expyrun.launch.nproc import local_task
+
+        task = local_task(rank, ntasks or 1)
+    else:
+        task = slurm_tasks.step_task(os.environ)
+
+    on_running = None
+    if notify_fd is not None:
+        from expyrun.launch.detach import notifier
+
+        on_running = notifier(notify_fd)
+    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running, task=task)
+
+
 def _requeued_run_folder(options: LaunchOptions) -> Path | None:
     """In a requeued Slurm job: the run folder an earlier start of the job made, if any."""
+    from expyrun import console
     from expyrun.config import resolve
+    from expyrun.launch.prepare import stored_configs
+    from expyrun.run import folder, snapshot
+    from expyrun.slurm import job as slurm_job
 
     cwd = Path.cwd()
     resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from expyrun.errors import SlurmError
-from expyrun.run.tasks import MASTER_ADDR_VARIABLE, Task
-from expyrun.slurm import commands
-from expyrun.slurm.job import JOB_ID_VARIABLE, restart_count
 
+if TYPE_CHECKING:
+    from expyrun.run.tasks import Task
+
+# This module is imported by every launch, before the worker starts: what it needs from the
+# rest of expyrun is imported when a job step of several tasks is found.
 STEP_ID_VARIABLE = "SLURM_STEP_ID"
 STEP_TASKS_VARIABLE = "SLURM_STEP_NUM_TASKS"
 PROC_ID_VARIABLE = "SLURM_PROCID"
@@ -36,16 +39,25 @@ MASTER_PORT_SPAN = 20000
 _TASKS_PER_NODE = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
+def several_tasks_here(environ: Mapping[str, str]) -> bool:
+    """Whether this process is a task of a Slurm job step of several tasks (cheap to ask)."""
+    world = _integer(environ, STEP_TASKS_VARIABLE)
+    return bool(environ.get(STEP_ID_VARIABLE)) and world is not None and world > 1
+
+
 def step_task(environ: Mapping[str, str]) -> Task | None:
     """This process's task in a job step of several tasks; None outside one (or alone in it).
 
     Raises SlurmError when the step's variables are inconsistent, or its node list cannot be
     expanded (scontrol fails).
     """
+    from expyrun.run.tasks import MASTER_ADDR_VARIABLE, Task
+    from expyrun.slurm.job import JOB_ID_VARIABLE, restart_count
+
     job_id = environ.get(JOB_ID_VARIABLE)
     step_id = environ.get(STEP_ID_VARIABLE)
     world = _integer(environ, STEP_TASKS_VARIABLE)
-    if not job_id or not step_id or world is None or world < 2:
+    if not job_id or not step_id or world is None or world < 2 or not several_tasks_here(environ):
         return None
     rank = _integer(environ, PROC_ID_VARIABLE)
     if rank is None or not 0 <= rank < world:
@@ -92,6 +104,8 @@ def _first_host(environ: Mapping[str, str]) -> str:
     nodelist = environ.get(STEP_NODELIST_VARIABLE) or environ.get(JOB_NODELIST_VARIABLE) or ""
     if not nodelist:
         raise SlurmError(f"no {STEP_NODELIST_VARIABLE} in the job step's environment")
+    from expyrun.slurm import commands
+
     hosts = commands.call(["scontrol", "show", "hostnames", nodelist]).split()
     if not hosts:
         raise SlurmError(f"`scontrol show hostnames {nodelist}` printed no host")

@@ -108,9 +108,14 @@ def write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
     entry. Returns the record written. Raises RecordError when run.json cannot be written.
     """
     folder = run_dir / TASKS_FOLDER
-    folder.mkdir(exist_ok=True)
-    _write_atomically(folder / TASK_FILE.format(rank=task.rank), task_entry(task, own))
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        folder.mkdir(exist_ok=True)
+        _write_atomically(folder / TASK_FILE.format(rank=task.rank), task_entry(task, own))
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise record.RecordError(
+            f"cannot write task {task.rank}'s record: {exc.strerror or exc}", path=folder
+        ) from exc
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
         base = own if task.rank == 0 else _read_or(run_dir, own)

@@ -131,11 +131,27 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
+        options = options._replace(run_dir=_run_folder(options.run_dir))
         from expyrun.reproduce import commands
 
         return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
 
     return run
+
+
+def _run_folder(text: str) -> str:
+    """The run folder a RUN argument names (a run folder, a name folder, `last`).
+
+    Says which run it is when the argument named it otherwise (`last: outputs/a/exp.3`).
+    """
+    from pathlib import Path
+
+    from expyrun.runs.naming import resolve_run
+
+    found = resolve_run(text)
+    if found != Path(text):
+        console.info(f"{text}: {found}")
+    return str(found)
 
 
 def _ls(args: list[str]) -> int:
@@ -157,7 +173,7 @@ def _logs(args: list[str]) -> int:
         return parsed
     from expyrun.runs.logs import show_log
 
-    return show_log(parsed.run, parsed.follow)
+    return show_log(_run_folder(parsed.run), parsed.follow)
 
 
 def _status(args: list[str]) -> int:
@@ -168,7 +184,7 @@ def _status(args: list[str]) -> int:
         return parsed
     from expyrun.runs.status import show_status
 
-    return show_status(parsed.run, parsed.json)
+    return show_status(_run_folder(parsed.run), parsed.json)
 
 
 def _stop(args: list[str]) -> int:
@@ -179,7 +195,7 @@ def _stop(args: list[str]) -> int:
         return parsed
     from expyrun.runs.stop import stop_run
 
-    return stop_run(parsed.run, parsed.kill)
+    return stop_run(_run_folder(parsed.run), parsed.kill)
 
 
 def _supervise(args: list[str]) -> int:

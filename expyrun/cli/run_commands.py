@@ -12,6 +12,9 @@ from typing import NoReturn
 from expyrun.errors import UsageError
 from expyrun.run.record import Status
 
+# What a RUN argument may be (runs/naming.py).
+RUN_HELP = "a run folder, a name folder (its latest exp.N), or `last` (the newest run below .)"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -63,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "Print a run's outputs.log; with -f, follow it until the run ends.",
         "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled).",
     )
-    logs.add_argument("run", metavar="RUN", help="a run folder")
+    logs.add_argument("run", metavar="RUN", help=RUN_HELP)
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
     status = add(
         "status",
@@ -71,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status: 0 if the run succeeded or has not ended; else its own exit code (1 if it "
         "was lost or cancelled); 2 for a folder that is no run folder.",
     )
-    status.add_argument("run", metavar="RUN", help="a run folder")
+    status.add_argument("run", metavar="RUN", help=RUN_HELP)
     status.add_argument("--json", action="store_true", help="the record as JSON, with `status`")
     stop = add(
         "stop",
@@ -82,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "not started, or is not a run; 69 when scancel "
         "fails.",
     )
-    stop.add_argument("run", metavar="RUN", help="a run folder")
+    stop.add_argument("run", metavar="RUN", help=RUN_HELP)
     stop.add_argument("--kill", action="store_true", help="kill at once, without the grace")
     supervise = add("_supervise", "Run a prepared run folder (internal).", "")
     supervise.add_argument("run", metavar="RUN_DIR")

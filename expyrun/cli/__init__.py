@@ -198,6 +198,40 @@ def _stop(args: list[str]) -> int:
     return stop_run(_run_folder(parsed.run), parsed.kill)
 
 
+def _tag(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    if "-h" in args or "--help" in args:
+        parsed = run_commands.parse("tag", ["--help"])
+        return parsed if isinstance(parsed, int) else ExitCode.OK
+    from expyrun.runs.tags import edit_tags, split_tag_arguments
+
+    runs, added, removed = split_tag_arguments(args)
+    return edit_tags([_run_folder(run) for run in runs], added, removed)
+
+
+def _note(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("note", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.tags import edit_note
+
+    return edit_note(_run_folder(parsed.run), parsed.text)
+
+
+def _diff(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("diff", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.diff import show_diff
+
+    return show_diff(_run_folder(parsed.run_a), _run_folder(parsed.run_b), parsed.code, parsed.json)
+
+
 def _supervise(args: list[str]) -> int:
     """`expyrun _supervise RUN_DIR [--notify-fd FD | --copy-output]`: run a prepared folder.
 
@@ -229,6 +263,21 @@ COMMANDS: dict[str, Command] = {
         "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
         "a --slurm run: scancel",
         _stop,
+    ),
+    "tag": Command(
+        "tag RUN... [+NAME ...] [-NAME ...]",
+        "add (+NAME) and remove (-NAME) tags of runs, also running ones; with no change, "
+        "print their tags",
+        _tag,
+    ),
+    "note": Command(
+        "note RUN [TEXT]", 'set the run\'s note ("" removes it); with no TEXT, print it', _note
+    ),
+    "diff": Command(
+        "diff RUN_A RUN_B [--code] [--json]",
+        "how two runs differ: config keys, result, requirements, git state; --code: a unified "
+        "diff of their code copies; exit 0 same, 1 different",
+        _diff,
     ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",

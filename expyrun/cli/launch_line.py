@@ -27,6 +27,7 @@ class Flag(NamedTuple):
     field: str  # the option's field; "" for a pip option, passed to pip-sync as written
     help: str
     metavar: str | None = None  # the value it takes (None: a flag without a value)
+    repeatable: bool = False  # each use adds a value (the field gets a tuple)
 
 
 LAUNCH_FLAGS = (
@@ -69,6 +70,15 @@ LAUNCH_FLAGS = (
         "exact order of every write, also of subprocesses and C code; the terminal copy then "
         "goes to stdout only",
     ),
+    Flag(
+        "--tag",
+        "tags",
+        "tag the run (repeatable; a letter, digit or _, then up to 63 letters, digits, _, . "
+        "or -); edit later with expyrun tag",
+        "NAME",
+        repeatable=True,
+    ),
+    Flag("--note", "note", "a note on the run, kept in run.json; edit with expyrun note", "TEXT"),
 )
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
@@ -101,7 +111,7 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--tag NAME ...] [--note TEXT] [--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -109,7 +119,7 @@ class _Split(NamedTuple):
 
     positional: str | None
     overrides: tuple[str, ...]
-    found: dict[str, str | bool]
+    found: dict[str, str | bool | tuple[str, ...]]
     pip_options: tuple[str, ...]
 
 
@@ -144,9 +154,11 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
 
 def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
+    from expyrun.runs.tags import check_tags
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
+    tags = found.get("tags")
     return LaunchOptions(
         config_path=config_path,
         overrides=split.overrides,
@@ -158,10 +170,12 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
+        tags=check_tags(tags) if isinstance(tags, tuple) else (),
+        note=_text(found.get("note")),
     )
 
 
-def _text(value: str | bool | None) -> str | None:
+def _text(value: str | bool | tuple[str, ...] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -174,7 +188,7 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
     by_name = {flag.name: flag for flag in flags}
     positional: str | None = None
     overrides: list[str] = []
-    found: dict[str, str | bool] = {}
+    found: dict[str, str | bool | tuple[str, ...]] = {}
     pip_options: list[str] = []
     i = 0
     while i < len(args):
@@ -195,7 +209,10 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
                 if i >= len(args):
                     raise UsageError(f"{flag.name} needs a value")
                 value, i = args[i], i + 1
-            if flag.field:
+            if flag.field and flag.repeatable:
+                earlier = found.get(flag.field)
+                found[flag.field] = (*(earlier if isinstance(earlier, tuple) else ()), value)
+            elif flag.field:
                 found[flag.field] = value
             else:
                 pip_options += [flag.name, value]

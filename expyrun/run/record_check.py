@@ -30,8 +30,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     ),
     **dict.fromkeys(("leftover_processes", "output_lost_bytes"), (int,)),
     **dict.fromkeys(("debug", "killed_after_grace", "merged_output"), (bool,)),
-    **dict.fromkeys(("python", "code_copy", "git", "slurm"), (dict,)),
-    **dict.fromkeys(("command", "attempts"), (list,)),
+    **dict.fromkeys(("python", "code_copy", "git", "slurm", "stop_request"), (dict,)),
+    **dict.fromkeys(("command", "attempts", "tags"), (list,)),
+    "note": _TEXT,
 }
 
 
@@ -49,6 +50,9 @@ def record_problem(data: object) -> str | None:
         if wrong_bool or not isinstance(value, types):
             expected = " or ".join(_JSON_NAMES[t] for t in types)
             return f"'{field}' is {_json_type(value)}, expected {expected}"
+    tags = data.get("tags") or []
+    if not all(isinstance(tag, str) for tag in tags):
+        return "'tags' holds a value that is not a string"
     return None
 
 

@@ -60,7 +60,11 @@ def resolve_run(text: str, cwd: Path | None = None) -> Path:
         )
     if not where.is_dir():
         raise RunFolderError("not a run folder: a file", path=text)
-    if (where / RECORD_FILE).exists() or RUN_FOLDER_PATTERN.match(where.name):
+    try:
+        has_record = (where / RECORD_FILE).exists()
+    except OSError:  # cannot look inside (another user's run): `open_run` says so
+        return path
+    if has_record or RUN_FOLDER_PATTERN.match(where.name):
         return path  # a run folder (`open_run` says what is wrong with a broken one)
     latest = latest_run_of_name(where)
     if latest is not None:

@@ -154,7 +154,7 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
 
 def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
-    from expyrun.runs.tags import check_tags
+    from expyrun.run.record_check import check_tags
 
     found = split.found
     grace = _text(found.get("grace_seconds"))

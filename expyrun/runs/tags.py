@@ -8,32 +8,14 @@ them (`write_record`), and an edit keeps every field the supervisor wrote.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from expyrun import console
 from expyrun.errors import ExitCode, UsageError
 from expyrun.run.record import RunRecord, update_record
+from expyrun.run.record_check import check_tag, check_tags
 from expyrun.runs.reading import open_run
-
-# A tag name: a letter, digit or underscore, then up to 63 letters, digits, `_`, `.` or `-`.
-# No spaces, commas, `=` or quotes, so a tag reads the same in a shell, in `ls --keys` and in
-# a `--where tag=NAME` filter; a leading `+`/`-` is how `expyrun tag` adds and removes.
-TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
-TAG_RULE = "a letter, digit or _, then up to 63 letters, digits, _, . or -"
-
-
-def check_tag(name: str) -> str:
-    """`name` if it is a valid tag name (TAG_PATTERN), else UsageError naming the rule."""
-    if TAG_PATTERN.fullmatch(name) is None:
-        raise UsageError(f"invalid tag name '{name}'", hint=f"a tag is {TAG_RULE}")
-    return name
-
-
-def check_tags(names: Sequence[str]) -> tuple[str, ...]:
-    """Valid tag names, each once, in their first order (UsageError for an invalid one)."""
-    return tuple(dict.fromkeys(check_tag(name) for name in names))
 
 
 def split_tag_arguments(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:

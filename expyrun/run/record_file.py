@@ -28,8 +28,8 @@ RECORD_FILE = "run.json"
 RESERVE_FILE = ".run.json.reserve"
 RESERVE_BYTES = 256 * 1024
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-# The lock every writer of run.json holds while it reads and replaces it. Made with the first
-# record; a hidden file, as `ls` and the code copy skip those.
+# The lock every writer of run.json holds while it reads and replaces it: a hidden file that
+# exists only while a writer holds it.
 LOCK_FILE = ".record.lock"
 # How long a writer waits for the lock. A supervisor then writes without it (its record must
 # not wait on an edit stopped mid-way, e.g. a suspended `expyrun tag`); an edit gives up.
@@ -58,7 +58,7 @@ def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     try:
         _replace(run_dir, _with_edits(run_dir, data), ended)
     finally:
-        _unlock(lock)
+        _unlock(run_dir, lock)
 
 
 def update_json(
@@ -85,7 +85,7 @@ def update_json(
         _replace(run_dir, changed, ended)
         return changed
     finally:
-        _unlock(lock)
+        _unlock(run_dir, lock)
 
 
 def _with_edits(run_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
@@ -112,29 +112,51 @@ def _with_edits(run_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 def _lock(run_dir: Path) -> int | None:
     """Take the record's lock, waiting up to LOCK_TIMEOUT_SECONDS; its fd, or None when it
-    cannot be had (held too long, a read-only folder, a full disk, no flock here)."""
-    try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except OSError:
-        return None
+    cannot be had (held too long, a read-only folder, a full disk, no flock here).
+
+    The lock file exists only while a writer holds it: each writer removes it before it lets
+    go (`_unlock`), so no run folder keeps it. A writer that got the lock of a file removed
+    meanwhile (its inode is no longer the path's) tries again with the new one.
+    """
+    path = run_dir / LOCK_FILE
     deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
     while True:
         try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return None
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
+            if _same_file(fd, path):
+                return fd
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                break
+                os.close(fd)
+                return None
             time.sleep(_LOCK_POLL_SECONDS)
         except OSError:
-            break
+            os.close(fd)
+            return None
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        held, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _unlock(run_dir: Path, fd: int | None) -> None:
+    """Remove the lock file, then let go of it (closing the last descriptor releases it)."""
+    if fd is None:
+        return
+    try:
+        os.unlink(run_dir / LOCK_FILE)
+    except OSError:
+        pass
     os.close(fd)
-    return None
-
-
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)  # closing the last descriptor releases the flock
 
 
 def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from expyrun import console
 from expyrun.errors import ExitCode, UsageError
 from expyrun.run.record import RunRecord, update_record
-from expyrun.run.record_check import check_tag, check_tags
+from expyrun.run.record_check import check_tag
 from expyrun.runs.reading import open_run
 
 
@@ -47,18 +47,19 @@ def edit_tags(run_dirs: Sequence[str], added: Sequence[str], removed: Sequence[s
         RunFolderError: a RUN is not a readable run folder.
         RecordError: a record cannot be rewritten (its lock, permissions).
     """
-    checked = [open_run(run_dir)[0] for run_dir in run_dirs]
+    checked = [open_run(run_dir) for run_dir in run_dirs]
     if not added and not removed:
-        for run_dir in checked:
-            console.out(f"{run_dir}: {' '.join(open_run(str(run_dir))[1].tags)}".rstrip())
+        for run_dir, found in checked:
+            console.out(f"{run_dir}: {' '.join(found.tags)}".rstrip())
         return ExitCode.OK
     gone = set(removed)
 
     def change(current: RunRecord) -> RunRecord:
         kept = [tag for tag in current.tags if tag not in gone]
-        return current.replace(tags=check_tags([*kept, *(t for t in added if t not in gone)]))
+        new = [tag for tag in added if tag not in gone]
+        return current.replace(tags=tuple(dict.fromkeys([*kept, *new])))
 
-    for run_dir in checked:
+    for run_dir, _ in checked:
         written = update_record(run_dir, change)
         console.info(f"{run_dir}: tags: {', '.join(written.tags) or '(none)'}")
     return ExitCode.OK

@@ -45,7 +45,7 @@ def test_a_supervisor_write_keeps_the_tags_and_note_edited_meanwhile(tmp_path: P
     on_disk = record.read_record(tmp_path)
     assert (on_disk.status, on_disk.exit_code) == ("succeeded", 0)
     assert (on_disk.tags, on_disk.note) == (("launched", "edited"), "a note")
-    assert (tmp_path / LOCK_FILE).exists()
+    assert not (tmp_path / LOCK_FILE).exists()  # only while a writer holds it
 
 
 def test_a_stop_request_is_kept_within_its_attempt_only(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def resolve_run(text: str, cwd: Path | None = None) -> Path:
         )
     hint = f"did you mean {path / names[0]}?" if names else None
     raise RunFolderError(
-        "not a run folder (no run.json) nor a name folder (no exp.N run folder in it)",
+        "not a run folder: no run.json, and not a name folder: no exp.N run folder in it",
         path=text,
         hint=hint,
     )

@@ -81,6 +81,9 @@ def test_tags_and_note_at_launch_then_edited(project: Project) -> None:
     assert _record(run_dir)["note"] is None
     listing = json.loads(run(["ls", project.output, "--json"], cwd=project.root).stdout)
     assert listing[0]["tags"] == ["lr.0-1", "best", "x_1"]
+    again = run(["rerun", run_dir, "--tag", "rerun"], cwd=project.root)  # its own tags only
+    assert again.code == 0, again.describe()
+    assert (again.record["tags"], again.record["note"]) == (["rerun"], None)
 
 
 @pytest.mark.parametrize(

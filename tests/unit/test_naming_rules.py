@@ -80,7 +80,7 @@ def test_a_run_folder_without_record_is_left_to_open_run(outputs: Path) -> None:
 
 def test_a_folder_with_one_name_below_hints_at_it(tmp_path: Path) -> None:
     _run(tmp_path / "out" / "group" / "a" / "exp.0")
-    with pytest.raises(RunFolderError, match=r"nor a name folder .*did you mean out/group/a\?"):
+    with pytest.raises(RunFolderError, match=r"not a name folder: .*did you mean out/group/a\?"):
         resolve_run("out", cwd=tmp_path)
 
 

@@ -79,6 +79,15 @@ LAUNCH_FLAGS = (
         repeatable=True,
     ),
     Flag("--note", "note", "a note on the run, kept in run.json; edit with expyrun note", "TEXT"),
+    Flag(
+        "--nproc",
+        "nproc",
+        "start N workers of one run on this machine, as torchrun --standalone "
+        "--nproc-per-node N: each gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, "
+        "MASTER_ADDR=127.0.0.1 and a free MASTER_PORT; one run folder, outputs.log for worker 0, "
+        "outputs.taskN.log for the others; a worker failing stops the others",
+        "N",
+    ),
 )
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
@@ -111,7 +120,8 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--tag NAME ...] [--note TEXT] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--tag NAME ...] [--note TEXT] "
+LAUNCH_USAGE += "[--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -159,6 +169,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
     found = split.found
     grace = _text(found.get("grace_seconds"))
     tags = found.get("tags")
+    nproc = _text(found.get("nproc"))
     return LaunchOptions(
         config_path=config_path,
         overrides=split.overrides,
@@ -172,6 +183,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         command=command,
         tags=check_tags(tags) if isinstance(tags, tuple) else (),
         note=_text(found.get("note")),
+        nproc=1 if nproc is None else _count("--nproc", nproc),
     )
 
 
@@ -233,3 +245,9 @@ def _seconds(flag: str, value: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise UsageError(f"{flag} takes a finite number of seconds >= 0, got '{value}'")
     return seconds
+
+
+def _count(flag: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{flag} takes a number of workers >= 1, got '{value}'")
+    return int(value)

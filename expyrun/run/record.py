@@ -126,6 +126,8 @@ class RunRecord(NamedTuple):
     note: str | None = None  # `--note`, `expyrun note`
     # What asked this attempt to stop: {signal, by ("expyrun stop" | "signal" | "slurm"), at}.
     stop_request: dict[str, Any] | None = None
+    # A multi-task run (srun, --nproc): one entry per task, by rank (run/tasks.py).
+    tasks: list[dict[str, Any]] | None = None
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION
 

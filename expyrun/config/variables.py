@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from expyrun.config.composing import EXPONENT_FLOAT
 from expyrun.config.keys import ConfigValue
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -27,8 +28,9 @@ def convert_text(text: str) -> ConfigValue:
     """`text` as an int, a float or a bool when that loses nothing, else `text` itself.
 
     Lossless means the value prints back as the same text: `123` -> 123, `0.5` -> 0.5,
-    `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, `1e3`, ` 5 `, `nan`, `inf`
-    stay strings.
+    `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, ` 5 `, `nan`, `inf` stay
+    strings. A number with an exponent (`1e-4`, `5E-4`) is a float, as a config file reads it
+    (`composing.EXPONENT_FLOAT`): `lr: ${LR:-1e-4}` is the float 0.0001, like `lr: 1e-4`.
     """
     lowered = text.lower()
     if lowered == "true":
@@ -47,7 +49,7 @@ def convert_text(text: str) -> ConfigValue:
         real = float(text)
     except ValueError:
         return text
-    if math.isfinite(real) and repr(real) == text:
+    if math.isfinite(real) and (repr(real) == text or EXPONENT_FLOAT.fullmatch(text)):
         return real
     return text
 

@@ -307,7 +307,15 @@ def test_raw_config_keeps_variables_and_references(tmp_path: Path) -> None:
         pytest.param("+3", "+3", id="plus-is-text"),
         pytest.param("0.5", 0.5, id="float"),
         pytest.param(".5", ".5", id="bare-dot-is-text"),
-        pytest.param("1e3", "1e3", id="exponent-printed-otherwise"),
+        # Review of issue 17: what a config file reads as a float (YAML 1.2) is a float here
+        # too, or `lr: ${LR:-1e-4}` hands the entry the string '1e-4'.
+        pytest.param("1e3", 1000.0, id="yaml12-exponent"),
+        pytest.param("1e-4", 0.0001, id="yaml12-negative-exponent"),
+        pytest.param("5E-4", 0.0005, id="yaml12-capital-exponent"),
+        pytest.param("-2.5e+3", -2500.0, id="yaml12-signed-exponent"),
+        pytest.param("1e400", "1e400", id="exponent-out-of-range-is-text"),
+        pytest.param("1_0e5", "1_0e5", id="exponent-underscore-is-text"),
+        pytest.param("1e3\n", "1e3\n", id="exponent-newline-is-text"),
         pytest.param("inf", "inf", id="inf"),
         pytest.param("true", True, id="true"),
         pytest.param("False", False, id="false"),
@@ -343,6 +351,7 @@ def test_convert_text_is_lossless(text: str, expected: object) -> None:
         pytest.param("${NO:-$B}", "$A", [], id="default-value-expanded-once"),
         pytest.param("${E?m}", "", [], id="question-mark-accepts-empty"),
         pytest.param("${A:?m}", 1, [], id="required-and-set"),
+        pytest.param("${NO:-1e-4}", 0.0001, [], id="default-exponent-is-a-float"),
     ],
 )
 def test_expand_variables(text: str, expected: object, missing: list[str]) -> None:

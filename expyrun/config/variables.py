@@ -67,7 +67,7 @@ class RequiredVariable(ValueError):
 
     def __init__(self, name: str, message: str, empty: bool = False) -> None:
         state = "empty" if empty else "not set"
-        super().__init__(f"environment variable {name} is {state}: {message}")
+        super().__init__(f"environment variable {name} is {state}: {one_line(message)}")
         self.name = name
 
 
@@ -80,6 +80,13 @@ def expand_variables(text: str, environ: Mapping[str, str]) -> Expansion:
     result = expander.expand(text)
     value = convert_text(result) if expander.replaced else result
     return Expansion(value, expander.missing, expander.invalid)
+
+
+def one_line(text: str) -> str:
+    """`text` for a one-line message: a newline or another control character escaped (`\\n`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def invalid_hint(expression: str) -> str:

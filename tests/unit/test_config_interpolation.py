@@ -400,6 +400,13 @@ def test_expand_variables(text: str, expected: object, missing: list[str]) -> No
             "written {m.n})",
             id="dotted-name",
         ),
+        # Review of issue 17: a warning stays on one line.
+        pytest.param(
+            '"${X:\\nd}"',
+            "${X:\nd}",
+            "not a variable expression: ${X:\\nd} is kept as text (did you mean ${X:-\\nd}?)",
+            id="newline-escaped",
+        ),
     ],
 )
 def test_invalid_variable_expressions_warn(
@@ -451,6 +458,13 @@ def test_variables_with_defaults(
         ),
         pytest.param(
             "x/${DATA?gone}", {}, "environment variable DATA is not set: gone", id="unset-only"
+        ),
+        # Review of issue 17: the error stays on one line.
+        pytest.param(
+            '"${DATA:?line 1\\nline 2}"',
+            {},
+            "environment variable DATA is not set: line 1\\nline 2",
+            id="message-newline-escaped",
         ),
     ],
 )

@@ -114,6 +114,12 @@ FLAGS = (
             id="hydra-style-after-an-override",
         ),
         pytest.param(
+            ["--a", "1", "b.c=x\ny"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'b.c=x\\ny' (did you mean "
+            "--b.c=x\\ny?)",
+            id="hydra-style-newline-on-one-line",
+        ),
+        pytest.param(
             ["-lr", "0.3"],
             "expected an override --KEY VALUE or --KEY=VALUE, got '-lr' (did you mean --lr?)",
             id="one-dash",

@@ -93,8 +93,9 @@ def invalid_hint(expression: str) -> str:
     """How to write the invalid `${...}` `expression` as a variable (for its warning)."""
     body = expression[2:-1]
     name = _NAME.match(body)
-    if name and body[name.end() : name.end() + 1] == ":":
-        word = body[name.end() + 1 :].lstrip("=+")
+    # `${X:+word}` is the shell's alternate value (word when X is set): not a default.
+    if name and body[name.end() : name.end() + 1] == ":" and body[name.end() + 1 :][:1] != "+":
+        word = body[name.end() + 1 :].lstrip("=")
         return f"did you mean ${{{name.group()}:-{word}}}?"
     if "." in body and _NAME.match(body):
         return f"a reference to a key is written {{{body}}}"

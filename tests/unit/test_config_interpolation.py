@@ -400,6 +400,16 @@ def test_expand_variables(text: str, expected: object, missing: list[str]) -> No
             "written {m.n})",
             id="dotted-name",
         ),
+        # Review of issue 17: `:+` is the shell's alternate value (used when X is set), the
+        # opposite of `:-`: not suggested as a default.
+        pytest.param(
+            '"${X:+alt}"',
+            "${X:+alt}",
+            "not a variable expression: ${X:+alt} is kept as text (write ${NAME}, "
+            "${NAME:-default}, ${NAME-default} or ${NAME:?message}; '!P' before the value "
+            "keeps it as text)",
+            id="alternate-value-not-taken-for-a-default",
+        ),
         # Review of issue 17: a warning stays on one line.
         pytest.param(
             '"${X:\\nd}"',

@@ -187,6 +187,9 @@ def _launch_options(
         note=_text(found.get("note")),
         nproc=1 if nproc is None else _count("--nproc", nproc),
         flags=tuple(flag.name for flag in flags),
+        flags_with_values=tuple(
+            f.name for f in flags if f.metavar and f.field and f.field in found
+        ),
     )
 
 

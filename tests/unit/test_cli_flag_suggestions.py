@@ -79,3 +79,9 @@ def test_the_flags_reach_the_config_engine_for_its_suggestions() -> None:
 def test_rerun_flag_given_a_value() -> None:
     with pytest.raises(UsageError, match="--exact is expyrun's flag and takes no value"):
         parse_past_run("rerun", ["RUN", "--exact", "1"])
+
+
+def test_the_flags_given_a_value_reach_the_config_engine() -> None:
+    options = parse_launch(["c.yml", "--tag", "a", "--grace=5", "--debug", "--lr", "1"])
+    assert set(options.flags_with_values) == {"--tag", "--grace"}
+    assert parse_launch(["c.yml", "--", "--tag", "a"]).flags_with_values == ()

@@ -199,6 +199,24 @@ def test_unknown_keys_suggest_a_flag_when_it_is_closest(
     assert str(caught.value) == f"command line: key '{key}': no such key to override ({hint})"
 
 
+# Review of issue 17: `--tag v2` (or `--tag=v2`) is expyrun's flag even where the config has a
+# key `tag`: the key stays unchanged, which is said; `-- --tag v2` sets the key.
+def test_a_flag_given_a_value_warns_about_a_key_named_alike(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yml", RUN + "tag: v1\nnote: n\nlr: 1\n")
+    given = ("--tag", "--grace")
+    resolved = resolve(path, [], cwd=tmp_path, environ={}, flags=FLAGS, flags_with_values=given)
+    assert resolved.entry_config["tag"] == "v1"
+    assert warning_texts(resolved) == [
+        "c.yml:5: key 'tag': --tag on the command line is expyrun's flag and leaves this key "
+        "unchanged (to set the key, write -- --tag VALUE at the end of the line)"
+    ]
+    overridden = resolve(
+        path, ["--tag", "v3"], cwd=tmp_path, environ={}, flags=FLAGS, flags_with_values=given
+    )
+    assert overridden.entry_config["tag"] == "v3"
+    assert warning_texts(overridden) == []
+
+
 def test_a_key_named_like_a_flag_is_set_with_equals(tmp_path: Path) -> None:
     path = write(tmp_path, "c.yml", RUN + "debug: false\n")
     resolved = resolve(path, ["--debug=true"], cwd=tmp_path, environ={}, flags=FLAGS)

@@ -167,6 +167,8 @@ def _ratio(first: str, second: str) -> float:
 
 def _stray_hint(token: str, after_override: bool) -> str:
     """What a token that is not `--KEY` probably meant (Hydra's `a.b=1`, `-lr`, a space)."""
+    if token.endswith((".yml", ".yaml")) and "=" not in token:
+        return f"one config file per launch: name the others in its {DEFAULT_KEY}"
     key, equal, value = token.lstrip("+~").partition("=")
     if equal and key and split_key(key) and key.isprintable() and " " not in key:
         return one_line(f"did you mean --{key}={value}?")

@@ -130,6 +130,19 @@ FLAGS = (
             "value: quote a value holding spaces)",
             id="unquoted-space",
         ),
+        # Review of issue 17: a second config file is not a key (it said `--b.yml`).
+        pytest.param(
+            ["b.yml"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'b.yml' (one config file per "
+            "launch: name the others in its __default__)",
+            id="second-config-file",
+        ),
+        pytest.param(
+            ["--a", "1", "configs/b.yaml"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'configs/b.yaml' (one config "
+            "file per launch: name the others in its __default__)",
+            id="second-config-file-after-an-override",
+        ),
         pytest.param(
             ["a b"],
             "expected an override --KEY VALUE or --KEY=VALUE, got 'a b' (write --KEY VALUE)",

@@ -30,6 +30,7 @@ import re
 from collections.abc import Generator, Mapping
 from typing import NamedTuple, TypeVar
 
+from expyrun.config import variables
 from expyrun.config.keys import (
     MAX_DEPTH,
     ConfigMapping,
@@ -248,6 +249,7 @@ class _Resolver:
                 f"environment variable {name} is not set: replaced by ''",
                 self.origins.get(path),
                 path,
+                hint=variables.missing_hint(name, self.raw),
             )
         return expansion.value
 

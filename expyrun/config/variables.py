@@ -82,6 +82,11 @@ def expand_variables(text: str, environ: Mapping[str, str]) -> Expansion:
     return Expansion(value, expander.missing, expander.invalid)
 
 
+def missing_hint(name: str, config: Mapping[str, object]) -> str | None:
+    """For `${lr}` not set where `lr` is a key (OmegaConf's reference): how to write one."""
+    return f"a reference to the key {name} is written {{{name}}}" if name in config else None
+
+
 def one_line(text: str) -> str:
     """`text` for a one-line message: a newline or another control character escaped (`\\n`)."""
     if text.isprintable():

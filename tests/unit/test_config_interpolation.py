@@ -96,6 +96,16 @@ def test_missing_variables_warn(
     ]
 
 
+# Review of issue 17: OmegaConf writes a reference `${lr}`; here it reads a variable.
+def test_a_missing_variable_named_like_a_key_hints_at_the_reference(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, 'lr: 0.1\nv: "${lr}"\n', environ=ENVIRON)
+    assert resolved.entry_config["v"] == ""
+    assert warning_texts(resolved) == [
+        "config.yml:6: key 'v': environment variable lr is not set: replaced by '' (a "
+        "reference to the key lr is written {lr})"
+    ]
+
+
 def test_expyrun_cwd_is_the_launch_directory(tmp_path: Path) -> None:
     resolved = resolve_text(tmp_path, "here: $EXPYRUN_CWD\n", environ={"EXPYRUN_CWD": "/else"})
     assert resolved.entry_config["here"] == str(tmp_path)

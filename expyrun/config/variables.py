@@ -22,6 +22,7 @@ from expyrun.config.composing import EXPONENT_FLOAT
 from expyrun.config.keys import ConfigValue
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_HEX_LIKE = re.compile(r"[0-9]+[eE][0-9]+")  # `1e3`, or a git commit `1234e56`: kept as text
 
 
 def convert_text(text: str) -> ConfigValue:
@@ -29,8 +30,9 @@ def convert_text(text: str) -> ConfigValue:
 
     Lossless means the value prints back as the same text: `123` -> 123, `0.5` -> 0.5,
     `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, ` 5 `, `nan`, `inf` stay
-    strings. A number with an exponent (`1e-4`, `5E-4`) is a float, as a config file reads it
-    (`composing.EXPONENT_FLOAT`): `lr: ${LR:-1e-4}` is the float 0.0001, like `lr: 1e-4`.
+    strings. A number with a signed exponent or a dot (`1e-4`, `5E-4`, `1.5e3`) is a float, as
+    a config file reads it (`composing.EXPONENT_FLOAT`): `lr: ${LR:-1e-4}` is the float 0.0001,
+    like `lr: 1e-4`. Digits, `e`, digits (`1e3`) stay text: that is also a hex id (a git commit).
     """
     lowered = text.lower()
     if lowered == "true":
@@ -49,7 +51,8 @@ def convert_text(text: str) -> ConfigValue:
         real = float(text)
     except ValueError:
         return text
-    if math.isfinite(real) and (repr(real) == text or EXPONENT_FLOAT.fullmatch(text)):
+    exponent = EXPONENT_FLOAT.fullmatch(text) and not _HEX_LIKE.fullmatch(text)
+    if math.isfinite(real) and (repr(real) == text or exponent):
         return real
     return text
 

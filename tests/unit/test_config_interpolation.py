@@ -319,7 +319,9 @@ def test_raw_config_keeps_variables_and_references(tmp_path: Path) -> None:
         pytest.param(".5", ".5", id="bare-dot-is-text"),
         # Review of issue 17: what a config file reads as a float (YAML 1.2) is a float here
         # too, or `lr: ${LR:-1e-4}` hands the entry the string '1e-4'.
-        pytest.param("1e3", 1000.0, id="yaml12-exponent"),
+        pytest.param("1e3", "1e3", id="unsigned-exponent-may-be-an-id"),
+        pytest.param("1234e56", "1234e56", id="git-commit-like-is-text"),
+        pytest.param("1.5e3", 1500.0, id="yaml12-dot-and-exponent"),
         pytest.param("1e-4", 0.0001, id="yaml12-negative-exponent"),
         pytest.param("5E-4", 0.0005, id="yaml12-capital-exponent"),
         pytest.param("-2.5e+3", -2500.0, id="yaml12-signed-exponent"),

@@ -318,6 +318,13 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
             "[[1]]", "[[1], [2, x]]", "item 1.1 (x): expected an integer", id="nested-item"
         ),
         pytest.param("[1]", "[[2]]", "item 0 ([...]): expected an item like 1", id="list-item"),
+        # Review of issue 17: a scalar where a list was is not wrapped (it gave [[1], [5]]).
+        pytest.param(
+            "[[1], [3, 4]]",
+            "[[1], 5]",
+            "item 1 (5): expected a list like [3, 4], got a scalar",
+            id="scalar-item-for-a-list",
+        ),
         pytest.param("[1, 2]", "[1", "invalid YAML", id="flow-list-syntax"),
         pytest.param(
             "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"

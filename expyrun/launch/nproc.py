@@ -113,6 +113,9 @@ class _Coordinator:
         self.codes: dict[int, int] = {}
         self.first_failure: int | None = None
         self.received: list[int] = []
+        # A stop signal was sent to the tasks: a task ending now ends on it, and another
+        # signal would make the others' supervisors kill at once, cutting their grace short.
+        self.stopping = False
 
     def run(self) -> int:
         read_fd, write_fd = os.pipe()
@@ -172,6 +175,7 @@ class _Coordinator:
                 name = signal.Signals(signum).name
                 console.info(f"received {name}: forwarding it to the {self.nproc} tasks")
                 self._stop_all(signum)
+                self.stopping = True
             self._poll()
 
     def _poll(self) -> None:
@@ -182,7 +186,8 @@ class _Coordinator:
             self.codes[rank] = code if code >= 0 else 128 - code
             if self.codes[rank] and self.first_failure is None:
                 self.first_failure = rank
-                if len(self.codes) < len(self.processes):
+                if len(self.codes) < len(self.processes) and not self.stopping:
+                    self.stopping = True
                     console.info(
                         f"task {rank} ended with exit code {self.codes[rank]}: stopping the "
                         "other tasks (SIGTERM, then the grace period)"

@@ -1,0 +1,58 @@
+"""Faults of multi-task runs found in review: stops at every phase, the record, `--nproc 1`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from support import Project, read_json, run, start, wait_for
+from tasks_support import tasks_of
+
+# Each worker marks itself ready, then waits; on SIGINT, task 0 stops at once and the others
+# clean up for a while (well within the grace) before they exit.
+SLOW_CLEANUP = """
+rank = int(os.environ["RANK"])
+def on_interrupt(signum, frame):
+    if rank == 0:
+        raise KeyboardInterrupt
+    time.sleep(1.5)
+    open(f"cleaned.{rank}", "w").close()
+    sys.exit(130)
+signal.signal(signal.SIGINT, on_interrupt)
+open(f"ready.{rank}", "w").close()
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def _ready(run_dir: Path, world: int) -> bool:
+    return all((run_dir / f"ready.{rank}").exists() for rank in range(world))
+
+
+def _end(process: subprocess.Popen[bytes], timeout: float = 30) -> str:
+    try:
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return err.decode(errors="replace")
+
+
+def test_ctrl_c_gives_every_task_its_grace(project: Project) -> None:
+    """A task ending on the forwarded Ctrl-C is no failure that cuts the others' grace short."""
+    config = project.config(project.entry(SLOW_CLEANUP))
+    process = start([config, "--nproc", "2", "--grace", "20"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: _ready(run_dir, 2), 30, "both workers to start")
+        os.kill(process.pid, signal.SIGINT)
+    finally:
+        err = _end(process)
+    assert process.returncode == 130, err
+    assert "stopping the other tasks" not in err
+    assert (run_dir / "cleaned.1").exists(), err
+    assert not tasks_of(run_dir)[1]["killed_after_grace"]

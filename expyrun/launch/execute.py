@@ -73,8 +73,7 @@ def run_prepared(
         append_log=attempt > 1,
         terminal=terminal,
     )
-    # Requirements and git state are the run's: task 0 records them.
-    recorder = Recorder(prepared) if task is None or task.rank == 0 else None
+    recorder = _recorder(prepared, task)
 
     def write(current: RunRecord) -> None:
         if task is None:
@@ -151,6 +150,20 @@ def run_prepared(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
     return outcome.exit_code
+
+
+def _recorder(prepared: PreparedRun, task: Task | None) -> Recorder | None:
+    """What gathers the run's requirements and git state: task 0's, in a multi-task run.
+
+    The record task 0 read may say `running` already (the other tasks' entries): unless they
+    were taken at submission, they are still to take all the same (a task runs once).
+    """
+    if task is None:
+        return Recorder(prepared)
+    if task.rank != 0:
+        return None
+    taken = prepared.record.requirements is not None or prepared.record.git is not None
+    return Recorder(prepared, needed=not taken)
 
 
 def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:

@@ -81,11 +81,12 @@ class Recorder:
     what the run folder was prepared from.
     """
 
-    def __init__(self, prepared: PreparedRun) -> None:
+    def __init__(self, prepared: PreparedRun, needed: bool | None = None) -> None:
+        """`needed`: whether to gather; by default, when the run folder has not run yet."""
         self._prepared = prepared
         self.fields: dict[str, Any] = {}
         self._done = _thread.allocate_lock()
-        self._needed = prepared.record.status == Status.PREPARED
+        self._needed = prepared.record.status == Status.PREPARED if needed is None else needed
 
     def start(self) -> None:
         """Start gathering (once the worker runs)."""

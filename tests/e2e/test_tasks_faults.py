@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -56,3 +58,29 @@ def test_ctrl_c_gives_every_task_its_grace(project: Project) -> None:
     assert "stopping the other tasks" not in err
     assert (run_dir / "cleaned.1").exists(), err
     assert not tasks_of(run_dir)[1]["killed_after_grace"]
+
+
+def test_task_0_records_the_requirements_when_another_task_recorded_first(
+    project: Project,
+) -> None:
+    """The other tasks' entries make run.json say `running` before task 0 reads it (one
+    `--nproc 4` run in four, here): task 0 took that for a run folder that ran already, and
+    skipped the frozen requirements and the git state. The order is forced here: a prepared
+    folder (a finished run's, put back), task 1's supervisor first, then task 0's."""
+    config = project.config(project.entry('print("rank", os.environ["RANK"])\n'))
+    first = run([config, "--nproc", "2"], cwd=project.root)
+    assert first.code == 0, first.describe()
+    run_dir = first.run_dir
+    prepared = read_json(run_dir / "run.json")
+    prepared.update(status="prepared", requirements=None, tasks=None)
+    (run_dir / "run.json").write_text(json.dumps(prepared))
+    (run_dir / "frozen_requirements.txt").unlink()
+    shutil.rmtree(run_dir / ".tasks")
+    for rank in (1, 0):
+        argv = ["_supervise", run_dir, "--task", str(rank), "--ntasks", "2"]
+        task = run(argv, cwd=project.root)
+        assert task.code == 0, task.describe()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "succeeded"
+    assert record["requirements"] == "frozen_requirements.txt"
+    assert (run_dir / "frozen_requirements.txt").is_file()

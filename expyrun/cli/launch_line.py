@@ -168,7 +168,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
-        nproc=1 if nproc is None else _count("--nproc", nproc),
+        nproc=0 if nproc is None else _count("--nproc", nproc),
     )
 
 

@@ -35,7 +35,7 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.prepare import print_config
 
         return print_config(options)
-    if options.nproc > 1 or (
+    if options.nproc or (
         not options.slurm and not options.detach and slurm_tasks.several_tasks_here(os.environ)
     ):
         return _launch_tasks(options)
@@ -80,7 +80,7 @@ def _launch_tasks(options: LaunchOptions) -> int:
     """`--nproc N`, or this process is a task of a Slurm job step of several tasks."""
     task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
     _check_nproc(options, task)
-    if options.nproc > 1:
+    if options.nproc:
         from expyrun.launch.nproc import launch_nproc
 
         return launch_nproc(options, options.nproc)
@@ -93,7 +93,7 @@ def _launch_tasks(options: LaunchOptions) -> int:
 def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
     """--nproc N runs N workers here: not in a job step that already has several tasks, nor
     detached or submitted (a --slurm job gets its tasks from `ntasks` in __slurm__)."""
-    if options.nproc <= 1:
+    if not options.nproc:
         return
     if options.slurm:
         raise UsageError(

@@ -84,3 +84,13 @@ def test_task_0_records_the_requirements_when_another_task_recorded_first(
     assert record["status"] == "succeeded"
     assert record["requirements"] == "frozen_requirements.txt"
     assert (run_dir / "frozen_requirements.txt").is_file()
+
+
+def test_nproc_1_is_one_task_with_its_rank_environment(project: Project) -> None:
+    """`--nproc 1` is `torchrun --nproc-per-node 1`: a world of one, not a run without RANK."""
+    body = 'print("rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"], flush=True)\n'
+    config = project.config(project.entry(body))
+    result = run([config, "--nproc", "1"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert "rank 0 of 1" in (result.run_dir / "outputs.log").read_text()
+    assert [task["status"] for task in tasks_of(result.run_dir)] == ["succeeded"]

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -172,6 +173,8 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
     running = [e for e in entries if e.get("status") not in record.ENDED]
     if running or len(entries) < world_size:
         changes["status"] = Status.RUNNING.value
+        # Task 0 may have ended: its end is not the run's.
+        changes.update(ended_at=None, duration_s=None, exit_code=None, signal=None)
         if running:
             changes.update(_supervisor_fields(running[0]))
     else:
@@ -190,12 +193,23 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
         else:
             changes.update(status=Status.SUCCEEDED.value, exit_code=0)
         changes["ended_at"] = max(str(e.get("ended_at") or "") for e in entries) or None
+        changes["duration_s"] = _duration(entries, base.duration_s)
     merged = base.replace(**changes)
     if merged.attempts:
         last = dict(merged.attempts[-1])
         last.update(status=merged.status, exit_code=merged.exit_code, signal=merged.signal)
         merged = merged.replace(attempts=(*merged.attempts[:-1], last))
     return merged
+
+
+def _duration(entries: list[dict[str, Any]], fallback: float | None) -> float | None:
+    """Seconds from the first task's start to the last task's end (ISO times in the entries)."""
+    try:
+        started = min(datetime.fromisoformat(e["started_at"]) for e in entries)
+        ended = max(datetime.fromisoformat(e["ended_at"]) for e in entries)
+    except (KeyError, TypeError, ValueError):
+        return fallback  # a lost task: no times
+    return round((ended - started).total_seconds(), 3)
 
 
 def _supervisor_fields(entry: dict[str, Any]) -> dict[str, Any]:

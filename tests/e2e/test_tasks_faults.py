@@ -34,6 +34,15 @@ def _ready(run_dir: Path, world: int) -> bool:
     return all((run_dir / f"ready.{rank}").exists() for rank in range(world))
 
 
+def _task_status(run_dir: Path, rank: int) -> str | None:
+    """Task `rank`'s status in run.json, None before it has an entry there."""
+    try:
+        tasks = read_json(run_dir / "run.json").get("tasks") or []
+    except FileNotFoundError:
+        return None
+    return next((task["status"] for task in tasks if task["rank"] == rank), None)
+
+
 def _end(process: subprocess.Popen[bytes], timeout: float = 30) -> str:
     try:
         _, err = process.communicate(timeout=timeout)
@@ -94,3 +103,38 @@ def test_nproc_1_is_one_task_with_its_rank_environment(project: Project) -> None
     assert result.code == 0, result.describe()
     assert "rank 0 of 1" in (result.run_dir / "outputs.log").read_text()
     assert [task["status"] for task in tasks_of(result.run_dir)] == ["succeeded"]
+
+
+# Task 0 ends at once; the others wait for the test's `go` file.
+TASK_0_FIRST = """
+rank = int(os.environ["RANK"])
+if rank:
+    open(f"ready.{rank}", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists("go") and time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_a_run_whose_task_0_ended_first_shows_the_runs_end(project: Project) -> None:
+    """run.json's end fields are the run's: none while a task runs (not task 0's end), then
+    the last task's end, and the duration from the first start to the last end."""
+    config = project.config(project.entry(TASK_0_FIRST))
+    process = start([config, "--nproc", "2"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready.1").exists(), 30, "task 1 to start")
+        wait_for(lambda: _task_status(run_dir, 0) == "succeeded", 30, "task 0 to end")
+        record = read_json(run_dir / "run.json")
+        assert record["status"] == "running"
+        assert (record["ended_at"], record["exit_code"], record["duration_s"]) == (None,) * 3
+        listed = run(["ls", project.output], cwd=project.root)
+        assert "running" in listed.stdout, listed.describe()
+    finally:
+        (run_dir / "go").touch()
+        err = _end(process)
+    assert process.returncode == 0, err
+    record = read_json(run_dir / "run.json")
+    tasks = tasks_of(run_dir)
+    assert record["ended_at"] == tasks[1]["ended_at"]
+    assert record["duration_s"] >= tasks[1]["duration_s"] > tasks[0]["duration_s"]

@@ -116,6 +116,7 @@ class _Coordinator:
         # A stop signal was sent to the tasks: a task ending now ends on it, and another
         # signal would make the others' supervisors kill at once, cutting their grace short.
         self.stopping = False
+        self.stopped_by: int | None = None  # the first signal forwarded to every task
 
     def run(self) -> int:
         read_fd, write_fd = os.pipe()
@@ -139,7 +140,7 @@ class _Coordinator:
                 signal.signal(signum, handler)
             os.close(read_fd)
             os.close(write_fd)
-        tasks.finish_record(self.run_dir, self.nproc)
+        tasks.finish_record(self.run_dir, self.nproc, self.stopped_by)
         if self.first_failure is not None:
             return self.codes[self.first_failure]
         return next((code for code in self.codes.values() if code), ExitCode.OK)
@@ -176,6 +177,7 @@ class _Coordinator:
                 console.info(f"received {name}: forwarding it to the {self.nproc} tasks")
                 self._stop_all(signum)
                 self.stopping = True
+                self.stopped_by = self.stopped_by or signum
             self._poll()
 
     def _poll(self) -> None:

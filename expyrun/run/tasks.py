@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -231,11 +232,12 @@ def already_ran(run_dir: Path, rank: int) -> bool:
     return (run_dir / TASKS_FOLDER / TASK_FILE.format(rank=rank)).exists()
 
 
-def finish_record(run_dir: Path, world_size: int) -> None:
+def finish_record(run_dir: Path, world_size: int, stopped_by: int | None = None) -> None:
     """Once every task's supervisor has ended: record a task that wrote no entry as `lost`.
 
     Called by what started the tasks (`--nproc`); best effort (a record that cannot be read
-    or written is left as it is).
+    or written is left as it is). `stopped_by`: the signal the tasks were sent to stop them
+    (Ctrl-C, SIGTERM): a task that wrote no entry was stopped by it before it recorded.
     """
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -246,8 +248,12 @@ def finish_record(run_dir: Path, world_size: int) -> None:
             return
         entries = read_entries(run_dir)
         found = {entry["rank"] for entry in entries}
+        ended: dict[str, Any] = {"status": Status.LOST.value}
+        if stopped_by is not None:
+            name = signal.Signals(stopped_by).name
+            ended = {"status": Status.KILLED.value, "exit_code": 128 + stopped_by, "signal": name}
         missing = [
-            {"rank": rank, "status": Status.LOST.value, "log": log_name(rank)}
+            {"rank": rank, **ended, "log": log_name(rank)}
             for rank in range(world_size)
             if rank not in found
         ]

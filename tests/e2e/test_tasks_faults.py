@@ -138,3 +138,23 @@ def test_a_run_whose_task_0_ended_first_shows_the_runs_end(project: Project) -> 
     tasks = tasks_of(run_dir)
     assert record["ended_at"] == tasks[1]["ended_at"]
     assert record["duration_s"] >= tasks[1]["duration_s"] > tasks[0]["duration_s"]
+
+
+def test_a_stop_while_the_tasks_start_records_them_killed(project: Project) -> None:
+    """SIGTERM as the task supervisors start: those that had not recorded yet were stopped
+    by it (killed), not lost; the run was killed, not failed."""
+    config = project.config(project.entry(SLOW_CLEANUP))
+    process = start([config, "--nproc", "3", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the line said just before the tasks start
+            if b"3 tasks share it" in line:
+                break
+        os.kill(process.pid, signal.SIGTERM)
+    finally:
+        _end(process)
+    assert process.returncode == 143
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record["tasks"]
+    assert {task["status"] for task in tasks_of(run_dir)} == {"killed"}

@@ -96,7 +96,6 @@ def launch_nproc(options: LaunchOptions, nproc: int) -> int:
     console.info(f"run folder: {run_dir}")
     port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())
     addr = os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS
-    console.info(f"{nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
     grace = prepared.record.grace_s
     return _Coordinator(run_dir, nproc, addr, port, grace).run()
 
@@ -126,6 +125,9 @@ class _Coordinator:
             signal.signal(signum, lambda signum, frame: self.received.append(signum))
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select
         old_wakeup = signal.set_wakeup_fd(write_fd)
+        # Said once a stop signal is forwarded to the tasks (their start is under way).
+        addr, port = self.env[MASTER_ADDR_VARIABLE], self.env[MASTER_PORT_VARIABLE]
+        console.info(f"{self.nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
         try:
             for rank in range(self.nproc):
                 self.processes[rank] = self._start(rank)

@@ -15,6 +15,7 @@ writes every entry: none is lost, whatever the order of the writes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -33,6 +34,10 @@ TASKS_FOLDER = ".tasks"
 TASK_FILE = "task.{rank}.json"
 # Taken (fcntl.lockf, a POSIX lock: NFS and Lustre honour these) while run.json is merged.
 LOCK_FILE = ".run.json.lock"
+# Room kept by each task while it runs, for its last entry and run.json on a full disk.
+TASK_RESERVE = "task.{rank}.reserve"
+TASK_RESERVE_BYTES = 64 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Task N's output, N > 0 (task 0's is outputs.log).
 TASK_LOG = "outputs.task{rank}.log"
 # The variables torch.distributed and friends read (torchrun sets the same).
@@ -108,7 +113,29 @@ def write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
 
     Task 0's record is the run's (config, code, git, requirements); another task only adds its
     entry. Returns the record written. Raises RecordError when run.json cannot be written.
+
+    Each task keeps a reserve (TASK_RESERVE) while it runs, as run.json has one (record.py):
+    when the disk is full, it is deleted and the writes tried again, so that a run whose output
+    filled the disk still ends with every task's true entry (the run's one reserve is taken by
+    the first task to end, and the other tasks' output may fill it again at once).
     """
+    reserve = run_dir / TASKS_FOLDER / TASK_RESERVE.format(rank=task.rank)
+    try:
+        merged = _write_task_record(run_dir, task, own)
+    except record.RecordError as exc:
+        full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in _DISK_FULL
+        if not full or not reserve.exists():
+            raise
+        reserve.unlink(missing_ok=True)
+        merged = _write_task_record(run_dir, task, own)
+    if own.status in record.ENDED:
+        reserve.unlink(missing_ok=True)
+    elif not reserve.exists():
+        _make_reserve(reserve)
+    return merged
+
+
+def _write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
     folder = run_dir / TASKS_FOLDER
     try:
         folder.mkdir(exist_ok=True)
@@ -156,8 +183,27 @@ def read_entries(run_dir: Path) -> list[dict[str, Any]]:
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no empty temporary behind
+        raise
+
+
+def _make_reserve(path: Path) -> None:
+    """Set aside TASK_RESERVE_BYTES at `path` (best effort: a full disk is no error)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, TASK_RESERVE_BYTES)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        return
+    os.close(fd)
 
 
 def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> RunRecord:

@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from support import Project, read_json, run, start, wait_for
 from tasks_support import tasks_of
 
@@ -158,3 +160,56 @@ def test_a_stop_while_the_tasks_start_records_them_killed(project: Project) -> N
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record["tasks"]
     assert {task["status"] for task in tasks_of(run_dir)} == {"killed"}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs, unmounted afterwards (as in test_faults.py)."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    argv = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
+    mounted = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+# Once every task has recorded that it runs (its reserve made), fill the disk.
+CHATTY = """
+def wait_for_all(pattern):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(os.path.exists(pattern.format(n=n)) for n in range(3)):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(pattern)
+run_dir = os.environ["EXPYRUN_RUN_DIR"]
+wait_for_all(os.path.join(run_dir, ".tasks", "task.{n}.reserve"))
+open(os.path.join(run_dir, f"seen.{os.environ['RANK']}"), "w").close()
+wait_for_all(os.path.join(run_dir, "seen.{n}"))
+for i in range(20):
+    print(f"line {i} " + "x" * 100_000, flush=True)
+print("entry finished normally", flush=True)
+"""
+
+
+def test_a_disk_filled_by_the_tasks_output_ends_in_a_true_record(
+    project: Project, tiny_disk: Path
+) -> None:
+    """Each task keeps a reserve for its last entry on a full disk, as run.json has one:
+    without it the tasks' final entries failed, and the run was `failed`, its tasks `lost`."""
+    config = project.config(project.entry(CHATTY))
+    config.write_text(config.read_text().replace(str(project.output), str(tiny_disk)))
+    result = run([config, "--nproc", "3"], cwd=project.root, timeout=120)
+    assert result.code == 0, result.stderr
+    assert "cannot write outputs" in result.stderr
+    run_dir = tiny_disk / "exp" / "exp.0"
+    record = read_json(run_dir / "run.json")
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 3, result.stderr
+    assert record["status"] == "succeeded"
+    assert not list((run_dir / ".tasks").glob(".*.tmp"))

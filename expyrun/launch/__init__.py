@@ -35,9 +35,16 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.prepare import print_config
 
         return print_config(options)
-    if options.nproc or (
-        not options.slurm and not options.detach and slurm_tasks.several_tasks_here(os.environ)
-    ):
+    several_tasks = slurm_tasks.several_tasks_here(os.environ)
+    if several_tasks and (options.slurm or options.detach) and not options.nproc:
+        # Each task would make a run of its own (and wait for the others' entries for good).
+        flag = "--slurm" if options.slurm else "--detach"
+        world = os.environ.get(slurm_tasks.STEP_TASKS_VARIABLE)
+        raise UsageError(
+            f"{flag} in a job step of {world} tasks: each task would make a run of its own",
+            hint="run `srun expyrun CONFIG` without it, or --slurm from outside the step",
+        )
+    if options.nproc or several_tasks:
         return _launch_tasks(options)
     if options.slurm:
         if options.detach:

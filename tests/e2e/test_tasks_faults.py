@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import Project, read_json, run, start, wait_for
-from tasks_support import tasks_of
+from tasks_support import step_env, tasks_of
 
 # Each worker marks itself ready, then waits; on SIGINT, task 0 stops at once and the others
 # clean up for a while (well within the grace) before they exit.
@@ -213,3 +213,15 @@ def test_a_disk_filled_by_the_tasks_output_ends_in_a_true_record(
     assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 3, result.stderr
     assert record["status"] == "succeeded"
     assert not list((run_dir / ".tasks").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("flag", ["--detach", "--slurm"])
+def test_detach_or_slurm_in_a_step_of_several_tasks_is_refused(project: Project, flag: str) -> None:
+    """`srun -n 2 expyrun CFG --detach` made one run folder per task, each waiting forever
+    for the other task (`running` for good); `--slurm` would submit one job per task."""
+    config = project.config(project.entry('print("hello")\n'))
+    result = run([config, flag], cwd=project.root, env=step_env(1, 2))
+    assert result.code == 2, result.describe()
+    assert result.stderr.startswith(f"expyrun: error: {flag} in a job step of 2 tasks")
+    assert len(result.stderr.splitlines()) == 1
+    assert not project.output.exists()

@@ -7,7 +7,8 @@ entries in run.json: run/tasks.py). This process coordinates them, as srun does:
 
 - each supervisor runs in a session of its own, so that a signal reaches it once: SIGINT,
   SIGTERM and SIGHUP sent here (Ctrl-C) are forwarded to every task (each forwards it to its
-  worker, waits the grace, then kills; a second Ctrl-C kills at once);
+  worker, waits the grace, then kills; a second Ctrl-C kills at once); SIGUSR1 and SIGUSR2
+  are passed on to every task too, as a single run's supervisor does;
 - when a task fails (a non-zero exit), the others get SIGTERM: they end within the grace;
 - once every task has ended, a task that never wrote its entry is recorded `lost`;
 - on Linux, a task supervisor gets SIGTERM when this process dies (PR_SET_PDEATHSIG), so a
@@ -38,6 +39,9 @@ LOCAL_ADDRESS = "127.0.0.1"
 # The group (run/tasks.py) of a local multi-task run: this launcher's process id.
 GROUP_PREFIX = "local-"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Forwarded too, but no request to stop: the entry's own (SIGUSR1: Slurm's `--signal` warning,
+# a checkpoint), as a single run's supervisor forwards them.
+_PASSED_ON = (signal.SIGUSR1, signal.SIGUSR2)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -120,8 +124,9 @@ class _Coordinator:
     def run(self) -> int:
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
-        previous = {signum: signal.getsignal(signum) for signum in (*_FORWARDED, signal.SIGCHLD)}
-        for signum in _FORWARDED:
+        handled = (*_FORWARDED, *_PASSED_ON, signal.SIGCHLD)
+        previous = {signum: signal.getsignal(signum) for signum in handled}
+        for signum in (*_FORWARDED, *_PASSED_ON):
             signal.signal(signum, lambda signum, frame: self.received.append(signum))
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select
         old_wakeup = signal.set_wakeup_fd(write_fd)
@@ -178,8 +183,9 @@ class _Coordinator:
                 name = signal.Signals(signum).name
                 console.info(f"received {name}: forwarding it to the {self.nproc} tasks")
                 self._stop_all(signum)
-                self.stopping = True
-                self.stopped_by = self.stopped_by or signum
+                if signum not in _PASSED_ON:
+                    self.stopping = True
+                    self.stopped_by = self.stopped_by or signum
             self._poll()
 
     def _poll(self) -> None:

@@ -225,3 +225,33 @@ def test_detach_or_slurm_in_a_step_of_several_tasks_is_refused(project: Project,
     assert result.stderr.startswith(f"expyrun: error: {flag} in a job step of 2 tasks")
     assert len(result.stderr.splitlines()) == 1
     assert not project.output.exists()
+
+
+# Each worker waits for SIGUSR1 (a checkpoint request), then ends normally.
+ON_USR1 = """
+rank = int(os.environ["RANK"])
+got = []
+signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+open(f"ready.{rank}", "w").close()
+deadline = time.monotonic() + 60
+while not got and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(f"rank {rank}: {'SIGUSR1' if got else 'nothing'}", flush=True)
+"""
+
+
+def test_sigusr1_reaches_every_worker(project: Project) -> None:
+    """SIGUSR1 (Slurm's `--signal=B:USR1@T` warning) sent to expyrun reaches the workers, as in a
+    single run: it killed the --nproc launcher (the default action), and so the whole run."""
+    config = project.config(project.entry(ON_USR1))
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: _ready(run_dir, 2), 30, "both workers to start")
+        os.kill(process.pid, signal.SIGUSR1)
+    finally:
+        err = _end(process)
+    assert process.returncode == 0, err
+    assert "rank 0: SIGUSR1" in (run_dir / "outputs.log").read_text()
+    assert "rank 1: SIGUSR1" in (run_dir / "outputs.task1.log").read_text()
+    assert read_json(run_dir / "run.json")["status"] == "succeeded"

@@ -160,6 +160,9 @@ def test_a_stop_while_the_tasks_start_records_them_killed(project: Project) -> N
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record["tasks"]
     assert {task["status"] for task in tasks_of(run_dir)} == {"killed"}
+    # A task recorded in run.json only (no file of its own) still has its log to show.
+    shown = run(["logs", run_dir, "--task", "2"], cwd=project.root)
+    assert shown.code == 0, shown.describe()
 
 
 @pytest.fixture

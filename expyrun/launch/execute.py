@@ -19,7 +19,7 @@ from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.launch.recording import (
     RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS,
     RECORDING_TIMEOUT_SECONDS,
-    Recorder,
+    run_recorder,
 )
 from expyrun.run import record, snapshot, spawn, supervisor, tasks
 from expyrun.run.folder import OUTPUTS_LOG
@@ -73,7 +73,7 @@ def run_prepared(
         append_log=attempt > 1,
         terminal=terminal,
     )
-    recorder = _recorder(prepared, task)
+    recorder = run_recorder(prepared, None if task is None else task.rank)
 
     def write(current: RunRecord) -> None:
         if task is None:
@@ -139,6 +139,7 @@ def run_prepared(
             output_lost_bytes=outcome.bytes_lost or None,
             output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
             slurm=slurm_fields,
+            stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
         try:
@@ -152,18 +153,37 @@ def run_prepared(
     return outcome.exit_code
 
 
-def _recorder(prepared: PreparedRun, task: Task | None) -> Recorder | None:
-    """What gathers the run's requirements and git state: task 0's, in a multi-task run.
+def _stop_request(
+    run_dir: Path,
+    running: RunRecord,
+    outcome: supervisor.WorkerExit,
+    slurm_fields: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The record's `stop_request`: the stop signal the supervisor got, and who sent it.
 
-    The record task 0 read may say `running` already (the other tasks' entries): unless they
-    were taken at submission, they are still to take all the same (a task runs once).
+    `expyrun stop` recorded its request for this attempt before signalling; Slurm is named
+    when it says why it ends the job (a time limit, a preemption). None when no stop signal
+    came (`write_record` then keeps a request `expyrun stop` recorded, if any).
     """
-    if task is None:
-        return Recorder(prepared)
-    if task.rank != 0:
+    if outcome.stop_request is None:
         return None
-    taken = prepared.record.requirements is not None or prepared.record.git is not None
-    return Recorder(prepared, needed=not taken)
+    name, at = outcome.stop_request
+    request: dict[str, Any] = {
+        "signal": name,
+        "by": record.STOP_BY_SIGNAL,
+        "at": record.now_iso(at),
+    }
+    reason = (slurm_fields or {}).get("end_reason")
+    if reason:
+        request.update(by=record.STOP_BY_SLURM, reason=reason)
+    try:
+        on_disk = record.read_record(run_dir)
+    except (OSError, ValueError, TypeError):
+        return request
+    asked = on_disk.stop_request if on_disk.started_at == running.started_at else None
+    if asked and asked.get("by") == record.STOP_BY_COMMAND:
+        request["by"] = record.STOP_BY_COMMAND
+    return request
 
 
 def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:

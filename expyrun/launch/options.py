@@ -56,8 +56,11 @@ class LaunchOptions(NamedTuple):
     command: tuple[str, ...] = ()
     python: Interpreter | None = None  # the worker's interpreter (default: this one)
     source: SourceRun | None = None  # the past run this launch runs again
+    tags: tuple[str, ...] = ()  # --tag, checked (runs/tags.py TAG_PATTERN)
+    note: str | None = None  # --note
     nproc: int = 0  # workers of the run on this machine (--nproc), as the tasks of a job step;
     # 0: no --nproc (one worker, without the rank environment)
+    flags: tuple[str, ...] = ()  # the launch line's own flags: "did you mean --detach?"
 
     @property
     def worker_python(self) -> Interpreter:

@@ -120,3 +120,18 @@ class Recorder:
             )
         except Exception as exc:
             console.warning(f"could not record the environment: {exc}")
+
+
+def run_recorder(prepared: PreparedRun, rank: int | None) -> Recorder | None:
+    """What gathers the run's requirements and git state: task 0's, in a multi-task run.
+
+    `rank`: the task's, in a multi-task run. The record task 0 read may say `running` already
+    (the other tasks' entries): unless taken at submission, they are still to take all the
+    same (a task runs once).
+    """
+    if rank is None:
+        return Recorder(prepared)
+    if rank != 0:
+        return None
+    taken = prepared.record.requirements is not None or prepared.record.git is not None
+    return Recorder(prepared, needed=not taken)

@@ -61,6 +61,8 @@ ENTRY_FIELDS = (
     "cpu_user_s",
     "cpu_system_s",
     "output_bytes",
+    "output_lost_bytes",
+    "output_lost_since",
 )
 
 

@@ -216,6 +216,9 @@ def test_a_disk_filled_by_the_tasks_output_ends_in_a_true_record(
     assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 3, result.stderr
     assert record["status"] == "succeeded"
     assert not list((run_dir / ".tasks").glob(".*.tmp"))
+    # What each task's log missed is in its entry, as the message says (not task 0's alone).
+    lost = [task.get("output_lost_bytes") or 0 for task in tasks_of(run_dir)]
+    assert all(lost), lost
 
 
 @pytest.mark.parametrize("flag", ["--detach", "--slurm"])

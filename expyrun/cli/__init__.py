@@ -8,8 +8,8 @@ Two grammars:
 - the launch line, `expyrun CONFIG [flags] [--KEY VALUE ...]`, and `rerun`/`reproduce`, which
   take a launch line after their run folder: `launch_line`, one declarative table of flags
   that also writes their help (`help`);
-- the commands over recorded runs (`ls`, `logs`, `status`, `stop`): argparse subparsers in
-  `run_commands`, each with its own `--help`.
+- the commands over recorded runs (`ls`, `logs`, `status`, `stop`, `rm`, `clean`): argparse
+  subparsers in `run_commands`, each with its own `--help`.
 
 A word is a command only when no file of that name exists: `expyrun ls` still runs a config
 file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
@@ -144,9 +144,45 @@ def _ls(args: list[str]) -> int:
     parsed = run_commands.parse("ls", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.runs.ls import list_runs
+    from expyrun.runs.ls import View, list_runs
 
-    return list_runs(parsed.paths or ["."], parsed.json, parsed.status or ())
+    if parsed.paths and parsed.config:
+        raise UsageError("pass PATHs or --config, not both", hint="see expyrun ls --help")
+    keys = [key.strip() for value in parsed.keys or () for key in value.split(",")]
+    view = View(tuple(k for k in keys if k), parsed.where, parsed.sort, parsed.last, parsed.changed)
+    return list_runs(parsed.paths, parsed.json, parsed.status or (), view, parsed.config)
+
+
+def _rm(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("rm", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.clean import remove_runs
+
+    return remove_runs(parsed.runs, parsed.yes, parsed.dry_run)
+
+
+def _clean(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("clean", args)
+    if isinstance(parsed, int):
+        return parsed
+    if parsed.paths and parsed.config:
+        raise UsageError("pass PATHs or --config, not both", hint="see expyrun clean --help")
+    from expyrun.runs.clean import clean_runs
+
+    return clean_runs(
+        parsed.paths,
+        parsed.status,
+        parsed.older_than,
+        parsed.where,
+        parsed.yes,
+        parsed.dry_run,
+        parsed.config,
+    )
 
 
 def _logs(args: list[str]) -> int:
@@ -202,7 +238,12 @@ def _supervise(args: list[str]) -> int:
 
 COMMANDS: dict[str, Command] = {
     "ls": Command(
-        "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
+        "ls [PATH ...] [--config CFG] [--json] [--status S] [--keys K1,K2] [--where EXPR] "
+        "[--sort [-]KEY] [--last N] [--changed]",
+        "the runs under PATHs (default .), newest first; --keys adds config, result and record "
+        "columns, --where filters (training.lr<0.01 and status=succeeded), --changed shows the "
+        "config keys that differ",
+        _ls,
     ),
     "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
     "status": Command(
@@ -213,6 +254,17 @@ COMMANDS: dict[str, Command] = {
         "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
         "a --slurm run: scancel",
         _stop,
+    ),
+    "rm": Command(
+        "rm RUN... [--yes] [--dry-run]",
+        "remove run folders (never a running one); asks first on a terminal",
+        _rm,
+    ),
+    "clean": Command(
+        "clean [PATH ...] [--config CFG] --status S1,S2 [--older-than 7d] [--where EXPR] "
+        "[--yes] [--dry-run]",
+        "remove the runs that match (e.g. --status failed,killed,lost); asks first on a terminal",
+        _clean,
     ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",

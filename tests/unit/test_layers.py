@@ -42,7 +42,14 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.run",
         "expyrun.slurm",
     },
-    "expyrun.runs": {"expyrun.console", "expyrun.errors", "expyrun.run", "expyrun.slurm"},
+    # `ls --keys` reads the configs runs used; `ls --config` resolves an output dir.
+    "expyrun.runs": {
+        "expyrun.console",
+        "expyrun.errors",
+        "expyrun.config",
+        "expyrun.run",
+        "expyrun.slurm",
+    },
     "expyrun.reproduce": {
         "expyrun.console",
         "expyrun.errors",

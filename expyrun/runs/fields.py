@@ -128,7 +128,7 @@ def leaves(root: object, prefix: str = "") -> Iterator[tuple[str, object]]:
 def known_keys(runs: list[ListedRun], config: bool) -> list[str]:
     """Keys runs have, for a "did you mean": record names, results, and (`config`) the config
     keys of the first runs."""
-    found = [*COMPUTED_FIELDS, *RECORD_FIELDS]
+    found = [*COMPUTED_FIELDS, *(key for key in RECORD_FIELDS if key != "result")]
     for run in runs[:50]:
         found += [RESULT_PREFIX + key for key, _ in leaves(run.data.get("result") or {})]
         if config:

@@ -53,7 +53,7 @@ def remove_runs(names: Sequence[str], yes: bool, dry_run: bool) -> int:
     runs = [_named_run(name) for name in names]
     ask_slurm_about_pending(runs)
     unique = list({os.path.realpath(run.path): run for run in runs}.values())
-    code = _remove(unique, yes, dry_run, extra_trash=())
+    code = _remove(unique, yes, dry_run, extra_trash=[])
     refused = any(refusal(run) for run in unique)
     return ExitCode.USAGE if refused and code == ExitCode.OK else code
 
@@ -97,7 +97,30 @@ def clean_runs(
         and (age is None or _ended_before(run, now - age))
         and (query is None or query.matches(run.value))
     ]
-    return _remove(selected, yes, dry_run, extra_trash=[Path(root) for root in roots])
+    return _remove(selected, yes, dry_run, extra_trash=_trash_folders(roots))
+
+
+def _trash_folders(roots: Sequence[str]) -> list[Path]:
+    """The `.trash` folders under `roots` (not looking inside run folders)."""
+    found = []
+    pending = [Path(root) for root in roots]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.name == TRASH_FOLDER:
+                found.append(Path(entry.path))
+            elif not entry.name.startswith((".", "__")) and not (
+                RUN_FOLDER_PATTERN.match(entry.name)
+                and os.path.isfile(os.path.join(entry.path, RECORD_FILE))
+            ):
+                pending.append(Path(entry.path))
+    return found
 
 
 def parse_statuses(values: Sequence[str]) -> set[str]:
@@ -223,7 +246,7 @@ def _remove(
 ) -> int:
     """List, confirm, move into the trash, delete, report. The exit status."""
     trashes = {output_dir_of(run) / TRASH_FOLDER: None for run in selected}
-    trashes.update({root / TRASH_FOLDER: None for root in extra_trash})
+    trashes.update(dict.fromkeys(extra_trash))
     if not dry_run:
         _finish_leftovers(trashes)
     going = []

@@ -13,11 +13,8 @@ every command that lists runs ignores (names starting with "."), and which the n
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import shutil
-import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -25,15 +22,23 @@ from pathlib import Path
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError, UsageError
-from expyrun.run.folder import DEBUG_FOLDER, RUN_FOLDER_PATTERN
+from expyrun.run.folder import RUN_FOLDER_PATTERN
 from expyrun.run.record import RECORD_FILE, Status
 from expyrun.runs.fields import ListedRun
 from expyrun.runs.ls import ask_slurm_about_pending, config_output_dir, find_runs, format_table
 from expyrun.runs.query import parse_where
 from expyrun.runs.reading import UNREADABLE, load_json_checked, status_of_json
 from expyrun.runs.text import short_time, size, timestamp
+from expyrun.runs.trash import (
+    TRASH_FOLDER,
+    delete_tree,
+    finish_leftovers,
+    folder_bytes,
+    move_to_trash,
+    output_dir_of,
+    trash_folders,
+)
 
-TRASH_FOLDER = ".trash"
 # A `prepared` record younger than this may be a launch in progress (prepare -> running takes
 # milliseconds; --slurm: prepare -> pending, the time of one sbatch): it is left alone.
 LAUNCH_SECONDS = 60.0
@@ -97,30 +102,7 @@ def clean_runs(
         and (age is None or _ended_before(run, now - age))
         and (query is None or query.matches(run.value))
     ]
-    return _remove(selected, yes, dry_run, extra_trash=_trash_folders(roots))
-
-
-def _trash_folders(roots: Sequence[str]) -> list[Path]:
-    """The `.trash` folders under `roots` (not looking inside run folders)."""
-    found = []
-    pending = [Path(root) for root in roots]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            if entry.name == TRASH_FOLDER:
-                found.append(Path(entry.path))
-            elif not entry.name.startswith((".", "__")) and not (
-                RUN_FOLDER_PATTERN.match(entry.name)
-                and os.path.isfile(os.path.join(entry.path, RECORD_FILE))
-            ):
-                pending.append(Path(entry.path))
-    return found
+    return _remove(selected, yes, dry_run, extra_trash=trash_folders(roots))
 
 
 def parse_statuses(values: Sequence[str]) -> set[str]:
@@ -174,48 +156,6 @@ def refusal(run: ListedRun) -> str | None:
     return None
 
 
-def folder_bytes(path: str) -> int:
-    """The disk space of a folder tree (as du: allocated blocks, hard links counted once,
-    symbolic links not followed)."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    pending = [path]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
-                if (info.st_dev, info.st_ino) in seen:
-                    continue
-                seen.add((info.st_dev, info.st_ino))
-            total += info.st_blocks * 512
-            if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
-    try:
-        total += os.lstat(path).st_blocks * 512
-    except OSError:
-        pass
-    return total
-
-
-def output_dir_of(run: ListedRun) -> Path:
-    """The output dir a run folder lies in: `{out}[/DEBUG]/{name}/exp.N` -> `{out}`; the name
-    folder when the record's name does not fit the path (a moved or unreadable run)."""
-    name_folder = Path(run.path).parent
-    name = run.data.get("name")
-    if isinstance(name, str) and name and str(name_folder).endswith(os.sep + name):
-        out = Path(str(name_folder)[: -len(name) - 1])
-        return out.parent if out.name == DEBUG_FOLDER and run.data.get("debug") else out
-    return name_folder
-
-
 def _named_run(name: str) -> ListedRun:
     """The run a command line names: a run folder (RunFolderError when it is not one)."""
     path = os.path.abspath(name)
@@ -248,7 +188,7 @@ def _remove(
     trashes = {output_dir_of(run) / TRASH_FOLDER: None for run in selected}
     trashes.update(dict.fromkeys(extra_trash))
     if not dry_run:
-        _finish_leftovers(trashes)
+        finish_leftovers(trashes)
     going = []
     for run in selected:
         reason = refusal(run)
@@ -293,12 +233,12 @@ def _delete(going: list[ListedRun], sizes: dict[str, int]) -> int:
             console.warning(f"{run.shown}: not removed: {reason}")
             continue
         try:
-            moved.append((run, _move_to_trash(run)))
+            moved.append((run, move_to_trash(run)))
         except OSError as exc:
             console.warning(f"{run.shown}: not removed: {exc.strerror or exc}")
     freed = 0
     for run, trashed in moved:
-        _delete_tree(trashed)
+        delete_tree(trashed)
         if os.path.lexists(trashed):
             console.warning(f"{run.shown}: partly deleted in {trashed} (the next rm/clean retries)")
         else:
@@ -316,57 +256,3 @@ def _still_removable(run: ListedRun) -> str | None:
     if problem is not None:
         return None if os.path.isdir(run.path) else "gone already"
     return refusal(ListedRun(run.path, data, status_of_json(data), run.shown))
-
-
-def _move_to_trash(run: ListedRun) -> Path:
-    """Rename the run folder into `.trash/` of its output dir (its name folder's, when the
-    output dir is on another file system); the new path."""
-    tag = f"{time.time_ns()}-{os.getpid()}-{os.path.basename(run.path)}"
-    trashes = [output_dir_of(run) / TRASH_FOLDER, Path(run.path).parent / TRASH_FOLDER]
-    for trash in dict.fromkeys(trashes):
-        target = trash / tag
-        try:
-            trash.mkdir(exist_ok=True)
-            os.rename(run.path, target)
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                continue  # a name folder linked to another disk: its own trash
-            raise
-        return target
-    raise OSError(errno.EXDEV, "cannot move it into a trash folder on its file system")
-
-
-def _finish_leftovers(trashes: Iterable[Path]) -> None:
-    """Delete what an interrupted rm/clean left in these trash folders, and say so."""
-    for trash in trashes:
-        try:
-            leftovers = [entry.path for entry in os.scandir(trash)]
-        except OSError:
-            continue
-        if not leftovers:
-            continue
-        freed = sum(folder_bytes(path) for path in leftovers)
-        for path in leftovers:
-            _delete_tree(Path(path))
-        console.info(
-            f"finished removing {len(leftovers)} run folder{'s' if len(leftovers) > 1 else ''} "
-            f"an interrupted rm/clean left in {trash} (freed {size(freed)})"
-        )
-
-
-def _delete_tree(path: Path) -> None:
-    """Delete a folder tree, making read-only folders writable on the way (best effort)."""
-
-    def retry(function: object, failed: str, info: object) -> None:
-        parent = os.path.dirname(failed)
-        try:
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, os.stat(failed).st_mode | stat.S_IRWXU)
-                shutil.rmtree(failed, ignore_errors=True)
-            else:
-                os.unlink(failed)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=retry)

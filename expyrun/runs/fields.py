@@ -183,10 +183,14 @@ def _read_yaml_config(path: str) -> dict[str, Any]:
 
     from expyrun.config.interpolation import NO_PARSE
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    safe_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C one: ~8x faster
     try:
         with open(path, "rb") as f:
-            data = yaml.load(f.read(), Loader=loader)  # noqa: S506 - a safe loader
+            loader = safe_loader(f.read())
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except (OSError, yaml.YAMLError):
         return {}
     if not isinstance(data, dict):

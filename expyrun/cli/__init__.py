@@ -238,11 +238,11 @@ def _supervise(args: list[str]) -> int:
 
 COMMANDS: dict[str, Command] = {
     "ls": Command(
-        "ls [PATH ...] [--config CFG] [--json] [--status S] [--keys K1,K2] [--where EXPR] "
-        "[--sort [-]KEY] [--last N] [--changed]",
-        "the runs under PATHs (default .), newest first; --keys adds config, result and record "
-        "columns, --where filters (training.lr<0.01 and status=succeeded), --changed shows the "
-        "config keys that differ",
+        "ls [PATH ...] [--keys K,..] [--where EXPR] [--sort KEY] [--last N] [--changed]",
+        "the runs under PATHs (default .; --config CFG: its output dir), newest first; --keys "
+        "adds config, result and record columns, --where filters (training.lr<0.01 and "
+        "status=succeeded), --sort -result.acc orders, --changed shows the config keys that "
+        "differ; also --status S, --json",
         _ls,
     ),
     "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
@@ -261,9 +261,9 @@ COMMANDS: dict[str, Command] = {
         _rm,
     ),
     "clean": Command(
-        "clean [PATH ...] [--config CFG] --status S1,S2 [--older-than 7d] [--where EXPR] "
-        "[--yes] [--dry-run]",
-        "remove the runs that match (e.g. --status failed,killed,lost); asks first on a terminal",
+        "clean [PATH ...] --status S,.. [--older-than AGE] [--where EXPR] [--yes]",
+        "remove the runs that match (e.g. --status failed,killed,lost --older-than 7d); asks "
+        "first on a terminal; --dry-run only lists them",
         _clean,
     ),
     "rerun": Command(

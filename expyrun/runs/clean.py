@@ -186,6 +186,7 @@ def _remove(
 ) -> int:
     """List, confirm, move into the trash, delete, report. The exit status."""
     trashes = {output_dir_of(run) / TRASH_FOLDER: None for run in selected}
+    trashes.update({Path(run.path).parent / TRASH_FOLDER: None for run in selected})
     trashes.update(dict.fromkeys(extra_trash))
     if not dry_run:
         finish_leftovers(trashes)

@@ -140,7 +140,8 @@ def test_rm_refuses_a_running_run_and_removes_the_others(project: Project) -> No
     assert read_json(live / "run.json")["status"] == "succeeded"
 
 
-def test_rm_asks_on_a_terminal(project: Project) -> None:
+@pytest.mark.parametrize(("answer", "code", "removed"), [(b"y", 0, True), (b"n", 1, False)])
+def test_rm_asks_on_a_terminal(project: Project, answer: bytes, code: int, removed: bool) -> None:
     run_dir = _make(project, "bad", 1)
     process, master = start_in_terminal(["rm", run_dir], cwd=project.root)
     seen = b""
@@ -152,11 +153,11 @@ def test_rm_asks_on_a_terminal(project: Project) -> None:
             return b"[y/N]" in seen
 
         wait_for(asked, 30, "the question")
-        os.write(master, b"y\n")
-        assert process.wait(30) == 0
+        os.write(master, answer + b"\n")
+        assert process.wait(30) == code
     finally:
         os.close(master)
-    assert not run_dir.exists()
+    assert run_dir.exists() is not removed
 
 
 def test_a_sigkill_mid_clean_leaves_every_other_run_intact(project: Project) -> None:

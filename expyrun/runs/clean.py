@@ -25,7 +25,13 @@ from expyrun.errors import ExitCode, RunFolderError, UsageError
 from expyrun.run.folder import RUN_FOLDER_PATTERN
 from expyrun.run.record import RECORD_FILE, Status
 from expyrun.runs.fields import ListedRun
-from expyrun.runs.ls import ask_slurm_about_pending, config_output_dir, find_runs, format_table
+from expyrun.runs.ls import (
+    ask_slurm_about_pending,
+    check_keys,
+    config_output_dir,
+    find_runs,
+    format_table,
+)
 from expyrun.runs.query import parse_where
 from expyrun.runs.reading import UNREADABLE, load_json_checked, status_of_json
 from expyrun.runs.text import short_time, size, timestamp
@@ -91,8 +97,6 @@ def clean_runs(
     roots = list(paths) or ([str(config_output_dir(config))] if config else ["."])
     runs = find_runs(roots, missing_ok=config is not None)
     if query is not None:
-        from expyrun.runs.ls import check_keys
-
         check_keys(runs, [], query)
     now = time.time()
     selected = [

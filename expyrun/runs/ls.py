@@ -93,7 +93,9 @@ def list_runs(
     roots = list(paths) or ([str(config_output_dir(config))] if config else ["."])
     runs = find_runs(roots, missing_ok=config is not None)
     found_any = bool(runs)
-    check_keys(runs, [*view.keys, *([sort[0]] if sort else [])], where)
+    check_keys(
+        runs, [*(("--keys", k) for k in view.keys), *([("--sort", sort[0])] if sort else [])], where
+    )
     if statuses:
         runs = [run for run in runs if run.status in statuses]
     if where is not None:
@@ -153,30 +155,35 @@ def find_runs(paths: Sequence[str], missing_ok: bool = False) -> list[ListedRun]
     return runs
 
 
-def check_keys(runs: list[ListedRun], keys: Sequence[str], where: Where | None) -> None:
+def check_keys(runs: list[ListedRun], keys: Sequence[tuple[str, str]], where: Where | None) -> None:
     """Refuse a key that no run has (with the closest keys runs have as a hint).
 
     Record fields are always known; a config key is looked up run after run until one has
     it, so a known key costs one config read.
 
+    Args:
+        keys: (option, key) pairs: `("--keys", "training.lr")`, `("--sort", "result.acc")`.
+
     Raises:
         QueryError: a key of `where`.
-        UsageError: a key of `keys` (--keys, --sort).
+        UsageError: a key of `keys`.
     """
     if not runs:
         return
-    wanted = [*keys, *(where.key_names() if where else [])]
-    for key in dict.fromkeys(wanted):
+    wanted = list(keys)
+    if where is not None:
+        wanted += [(where.option, key) for key in where.key_names()]
+    for option, key in dict.fromkeys(wanted):
         if key in RECORD_FIELDS or key in COMPUTED_FIELDS or first_with(runs, key) is not None:
             continue
         candidates = known_keys(runs, config=is_config_key(key))
-        if where is not None and key in where.key_names():
+        if where is not None and option == where.option:
             raise where.unknown_key(key, candidates)
         import difflib
 
         close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
         raise UsageError(
-            f"unknown key '{key}': no run listed has it",
+            f"{option}: unknown key '{key}': no run listed has it",
             hint="did you mean " + " or ".join(f"'{k}'" for k in close) + "?" if close else None,
         )
 

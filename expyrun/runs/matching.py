@@ -50,6 +50,8 @@ def _compare(comparison: Comparison, value: object) -> bool:
         positive = {"!=": "=", "!~": "~"}.get(op, op)
         found = any(_compare(_with_op(comparison, positive), item) for item in value)
         return found if positive == op else not found
+    if op in _ORDERING and (value is None or isinstance(value, bool)):
+        return False  # `duration>3600` is not true of a run still running (no duration)
     if comparison.number is not None and is_number(value):
         return _ordered(op, float(value), comparison.number)  # type: ignore[arg-type]
     text = value_text(value)

@@ -15,6 +15,8 @@ when the run has the key and:
   compare as numbers (`training.lr<0.01`, `exit!=0`);
 - otherwise both compare as text: the run's value as written in YAML (`true`, `null`, a
   list as JSON), VALUE as typed (`status=succeeded`, `started>=2026-11-01`);
+- `<`, `<=`, `>`, `>=` never hold for null or a boolean (`duration>60` leaves out a run that
+  has no duration yet);
 - `~` / `!~`: VALUE is a regular expression searched in the text (`name~^resnet`);
 - a list value (`tag`, `tags`, a config list): `=` / `~` hold when one of its items matches,
   `!=` / `!~` when none does; `<`, `>` never hold.

@@ -159,10 +159,14 @@ def test_keys_are_read_from_config_yml_when_config_json_is_absent(runs: Project)
         ),
         pytest.param(
             ["--keys", "model.nme"],
-            "unknown key 'model.nme': no run listed has it (did you mean 'model.name'",
+            "--keys: unknown key 'model.nme': no run listed has it (did you mean 'model.name'",
             id="unknown-column",
         ),
-        pytest.param(["--sort", "-resul.acc"], "(did you mean 'result.acc'?)", id="unknown-sort"),
+        pytest.param(
+            ["--sort", "-resul.acc"],
+            "--sort: unknown key 'resul.acc': no run listed has it (did you mean 'result.acc'?)",
+            id="unknown-sort",
+        ),
         pytest.param(["--where", "(exit=0"], "is not closed", id="unclosed"),
         pytest.param(["--last", "0"], "--last: expected a positive count", id="last"),
         pytest.param(["outputs", "--config", "x.yml"], "not both", id="path-and-config"),

@@ -28,10 +28,11 @@ from expyrun.runs.fields import ListedRun
 from expyrun.runs.ls import (
     ask_slurm_about_pending,
     check_keys,
-    config_output_dir,
     find_runs,
     format_table,
+    search_roots,
 )
+from expyrun.runs.naming import resolve_run
 from expyrun.runs.query import parse_where
 from expyrun.runs.reading import UNREADABLE, load_json_checked, status_of_json
 from expyrun.runs.text import short_time, size, timestamp
@@ -94,7 +95,7 @@ def clean_runs(
         )
     age = parse_age(older_than) if older_than else None
     query = parse_where(where) if where else None
-    roots = list(paths) or ([str(config_output_dir(config))] if config else ["."])
+    roots = search_roots(paths, config, "clean")
     runs = find_runs(roots, missing_ok=config is not None)
     if query is not None:
         check_keys(runs, [], query)
@@ -161,16 +162,21 @@ def refusal(run: ListedRun) -> str | None:
 
 
 def _named_run(name: str) -> ListedRun:
-    """The run a command line names: a run folder (RunFolderError when it is not one)."""
-    path = os.path.abspath(name)
+    """The run a command line names: a run folder, a name folder (its latest run) or `last`.
+
+    Raises:
+        RunFolderError: it names no run.
+    """
+    found = str(resolve_run(name))
+    path = os.path.abspath(found)
     if not os.path.isfile(os.path.join(path, RECORD_FILE)):
         raise RunFolderError("not a run folder (no run.json)", path=name)
     if RUN_FOLDER_PATTERN.match(os.path.basename(path)) is None:
         raise RunFolderError("not a run folder (its name is not exp.N)", path=name)
     data, problem = load_json_checked(path)
     if problem is not None:
-        return ListedRun(path, {"problem": problem}, UNREADABLE, name)
-    return ListedRun(path, data, status_of_json(data), name)
+        return ListedRun(path, {"problem": problem}, UNREADABLE, found)
+    return ListedRun(path, data, status_of_json(data), found)
 
 
 def _ended_before(run: ListedRun, moment: float) -> bool:

@@ -54,6 +54,7 @@ _SUMMARY_KEYS = (
     "error",
     "tags",
     "note",
+    "stop_request",
     "result",
 )
 _HEADER = ("RUN", "STATUS", "STARTED", "DURATION", "EXIT", "PEAK MEM")
@@ -90,7 +91,7 @@ def list_runs(
     sort = parse_sort(view.sort) if view.sort else None
     if view.last is not None and view.last < 1:
         raise UsageError(f"--last: expected a positive count, got {view.last}")
-    roots = list(paths) or ([str(config_output_dir(config))] if config else ["."])
+    roots = search_roots(paths, config, "ls")
     runs = find_runs(roots, missing_ok=config is not None)
     found_any = bool(runs)
     check_keys(
@@ -115,6 +116,18 @@ def list_runs(
     if not found_any and not paths:
         console.info(no_run_hint(roots[0], config))
     return ExitCode.OK
+
+
+def search_roots(paths: Sequence[str], config: str | None, command: str) -> list[str]:
+    """The folders to search: `paths`, the output dir of `config`, or the current folder.
+
+    Raises:
+        UsageError: both paths and a config.
+        ConfigError: the config does not resolve.
+    """
+    if paths and config:
+        raise UsageError("pass PATHs or --config, not both", hint=f"see expyrun {command} --help")
+    return list(paths) or ([str(config_output_dir(config))] if config else ["."])
 
 
 def config_output_dir(config: str) -> Path:
@@ -273,12 +286,13 @@ def _summary(run: ListedRun, keys: list[str]) -> dict[str, Any]:
     return summary
 
 
-def cell(value: object) -> str:
-    """A value in a table cell: `-` when missing, tags joined by commas, one line."""
-    if value is MISSING:
+def cell(key: str, value: object) -> str:
+    """A value in a table cell, on one line: `-` when missing (or no tags), tags joined by
+    commas, other values as `value_text` writes them."""
+    if value is MISSING or (key in ("tags", "tag") and value == []):
         return "-"
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return ",".join(value)
+    if key in ("tags", "tag") and isinstance(value, list):
+        return ",".join(str(item) for item in value)
     return value_text(value).replace("\n", " ")
 
 
@@ -295,7 +309,7 @@ def _table(runs: list[ListedRun], keys: list[str]) -> str:
                 duration(data.get("duration_s"), data.get("started_at"), status),
                 "" if code is None else str(code),
                 size(data.get("peak_rss_bytes")),
-                *(cell(run.value(key)) for key in keys),
+                *(cell(key, run.value(key)) for key in keys),
             )
         )
     return format_table(cells)

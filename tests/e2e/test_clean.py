@@ -102,7 +102,7 @@ def test_clean_dry_run_older_than_and_no_terminal(project: Project) -> None:
         (["clean", "--status", "faild"], "unknown status 'faild'"),
         (["clean", "--status", "failed", "--older-than", "7 days"], "--older-than: expected"),
         (["clean", "--where", "lr<"], "expected a value after '<'"),
-        (["rm", "outputs"], "not a run folder"),
+        (["rm", "outputs/missing"], "no such run folder or name folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(project: Project, args: list[str], message: str) -> None:
@@ -186,3 +186,18 @@ def test_a_sigkill_mid_clean_leaves_every_other_run_intact(project: Project) -> 
     assert "finished removing 1 run folder an interrupted rm/clean left in" in again.stderr
     assert os.listdir(trash) == []
     assert _listed(project) == ["outputs/ok/exp.0", "outputs/other/exp.0"]
+
+
+def test_rm_takes_a_name_folder_or_last(project: Project) -> None:
+    first = _make(project, "a")
+    second = _make(project, "a")
+    other = _make(project, "b")
+    by_name = run(["rm", "outputs/a", "--yes"], cwd=project.root)
+    assert by_name.code == 0, by_name.describe()
+    assert by_name.stdout.splitlines()[1].split()[0] == "outputs/a/exp.1"
+    assert first.exists()
+    assert not second.exists()
+    newest = run(["rm", "last", "--yes"], cwd=project.root)
+    assert newest.code == 0, newest.describe()
+    assert not other.exists()
+    assert _listed(project) == ["outputs/a/exp.0"]

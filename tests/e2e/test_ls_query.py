@@ -1,8 +1,8 @@
 """`ls --keys/--where/--sort/--last/--changed/--json/--config` through the real CLI.
 
-Four runs are launched for the module, then `result` and `tags` are written into their
-records as run.json holds them (the entry's returned mapping, `expyrun tag`): the table each
-test expects is checked by hand against this plan.
+Four runs are launched for the module (tags given with --tag), then `result` is written into
+their records as run.json holds it (the mapping the entry returned): the table each test
+expects is checked by hand against this plan.
 
     run   model   depth  lr     exit  result.acc  tags             (launched in this order)
     a     resnet  18     0.1    0     0.8         baseline
@@ -43,14 +43,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Project:
         },
     )
     for label, (args, acc, tags) in PLAN.items():
-        result = run([config, "--label", label, *args], cwd=project.root)
+        tag_args = [arg for tag in tags or () for arg in ("--tag", tag)]
+        result = run([config, "--label", label, *args, *tag_args], cwd=project.root)
         assert result.code == (3 if label == "c" else 0), result.describe()
         record = result.record
+        assert record["tags"] == (tags or [])
         if acc is not None:
             record["result"] = {"acc": acc}
-        if tags is not None:
-            record["tags"] = tags
-        (result.run_dir / "run.json").write_text(json.dumps(record))
+            (result.run_dir / "run.json").write_text(json.dumps(record))
     return project
 
 

@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.run",
         "expyrun.slurm",
     },
+    # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences);
     # `ls --keys` reads the configs runs used; `ls --config` resolves an output dir.
     "expyrun.runs": {
         "expyrun.console",
@@ -49,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.config",
         "expyrun.run",
         "expyrun.slurm",
+        "expyrun.reproduce",
     },
     "expyrun.reproduce": {
         "expyrun.console",

@@ -112,7 +112,7 @@ def finish_leftovers(trashes: Iterable[Path]) -> None:
     """Delete what an interrupted rm/clean left in these trash folders, and say so."""
     for trash in trashes:
         try:
-            leftovers = [entry.path for entry in os.scandir(trash)]
+            leftovers = [entry.path for entry in os.scandir(trash) if not _deleting(entry.name)]
         except OSError:
             continue
         if not leftovers:
@@ -124,6 +124,21 @@ def finish_leftovers(trashes: Iterable[Path]) -> None:
             f"finished removing {len(leftovers)} run folder{'s' if len(leftovers) > 1 else ''} "
             f"an interrupted rm/clean left in {trash} (freed {size(freed)})"
         )
+
+
+def _deleting(name: str) -> bool:
+    """Whether the rm/clean that moved this entry (`{ns}-{pid}-exp.N`) still runs: it is
+    deleting it now. A reused pid only leaves the entry to a later rm/clean."""
+    parts = name.split("-")
+    if len(parts) < 3 or not parts[1].isdecimal() or int(parts[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
 
 
 def delete_tree(path: Path) -> None:

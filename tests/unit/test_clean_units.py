@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,12 @@ def test_folder_bytes_counts_hard_links_once(tmp_path: Path) -> None:
     (tmp_path / "sub" / "b").unlink()
     assert folder_bytes(str(tmp_path)) == single
     assert single >= 100_000
+
+
+def test_a_trash_entry_of_a_live_rm_is_left_to_it() -> None:
+    from expyrun.runs.trash import _deleting
+
+    assert _deleting(f"1-{os.getppid()}-exp.0")  # a live process: it is deleting the entry
+    assert not _deleting(f"1-{os.getpid()}-exp.0")  # this process: its own leftover
+    assert not _deleting("1-999999999-exp.0")  # no such process
+    assert not _deleting("garbage")

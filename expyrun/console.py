@@ -44,6 +44,16 @@ def detail(text: object) -> None:
         pass
 
 
+def ask(question: str) -> str:
+    """Print `expyrun: QUESTION` on stderr and read one line of the answer from stdin."""
+    try:
+        sys.stderr.write(f"{PREFIX}: {question}")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    return sys.stdin.readline()
+
+
 def out(text: str) -> None:
     """Print TEXT on stdout: results meant for scripts (run folders, tables, JSON, YAML)."""
     try:

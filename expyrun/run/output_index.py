@@ -70,6 +70,19 @@ class IndexWriter:
             if now - self._last_flush >= FLUSH_SECONDS:
                 self.flush()
 
+    def flush_due_in(self) -> float | None:
+        """Flush when pending records are `FLUSH_SECONDS` old; seconds until the next is due.
+
+        None when nothing waits (the poll loop then needs no wake-up for the index).
+        """
+        if not self._pending or self.failed:
+            return None
+        left = self._last_flush + FLUSH_SECONDS - time.monotonic()
+        if left > 0:
+            return left
+        self.flush()
+        return None
+
     def flush(self) -> None:
         """Write the pending records (a failure abandons the index; the log is unaffected)."""
         self._last_flush = time.monotonic()
@@ -83,9 +96,12 @@ class IndexWriter:
             self._pending.clear()
 
     def close(self) -> None:
-        """Flush, then close the file."""
+        """Flush, then close the file (never raises: the index is best effort)."""
         self.flush()
-        os.close(self._fd)
+        try:
+            os.close(self._fd)
+        except OSError:
+            self.failed = True
 
 
 def read_index(run_dir: Path, log_size: int | None = None) -> Iterator[Chunk]:

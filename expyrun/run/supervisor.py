@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import signal_exit_code
+from expyrun.run.output_index import INDEX_FILE, MERGED, STDERR, STDOUT, IndexWriter
 from expyrun.run.record import Status
 from expyrun.run.spawn import Worker, handled_signals, send_payload
 from expyrun.run.stopping import (
@@ -115,12 +116,21 @@ def run(
         sampler.start()
         if on_started is not None:
             on_started(pid)
-        tee = Tee(log_fd, {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None})
+        tee = Tee(
+            log_fd,
+            {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None},
+            index=_open_index(launch),
+            streams={
+                out_r: MERGED if launch.payload.get("merged_output") else STDOUT,
+                err_r: STDERR,
+            },
+        )
         tee.on_loss = lambda exc: say(
             f"cannot write outputs.log ({exc.strerror}): the run goes on, its output is "
             "no longer logged (run.json counts it as output_lost_bytes)"
         )
         _loop(state, tee, [out_r, err_r])
+        tee.close_index()
         sampler.stop()
         # Whatever is still running now was missed at the worker's exit (it was being
         # reparented) or started since: nothing of the run outlives it.
@@ -134,6 +144,8 @@ def run(
         raise
     finally:
         sampler.stop()
+        if tee is not None:
+            tee.close_index()
         if outcome is None:
             stop_tracking(tracking)
         for fd in (out_r, err_r, worker.launch_write, log_fd):
@@ -187,6 +199,20 @@ def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> d
     )
 
 
+def _open_index(launch: WorkerLaunch) -> IndexWriter | None:
+    """outputs.index beside the log (appended to by a new attempt); None when it cannot be.
+
+    The index is best effort: a run whose index cannot be written runs and logs all the same.
+    """
+    path = launch.run_dir / INDEX_FILE
+    try:
+        if not launch.append_log:
+            path.unlink(missing_ok=True)  # a fresh log: an index of another log means nothing
+        return IndexWriter(path)
+    except OSError:
+        return None
+
+
 def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
     poller = select.poll()
     poller.register(state.events.read_fd, select.POLLIN)
@@ -198,6 +224,11 @@ def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
         timeout = state.timeout_ms()
         if not _keep_reading(tee, poller, open_pipes, reading):
             timeout = 20 if timeout is None else min(timeout, 20)
+        # Pending index records are written within output_index.FLUSH_SECONDS, also when
+        # the output stops: wake up for them.
+        flush_in = tee.flush_index()
+        if flush_in is not None:
+            timeout = flush_in if timeout is None else min(timeout, flush_in)
         for fd, _ in poller.poll(timeout):
             if fd == state.events.read_fd:
                 _handle_events(state)

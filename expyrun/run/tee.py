@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from expyrun.run.output_index import IndexWriter
+
 # Largest chunk moved per call: big enough for throughput, small enough to stay responsive.
 CHUNK_BYTES = 1 << 20
 # The terminal copy's backlog is a list of (stream, start, length) runs of the log; past this
@@ -167,12 +169,23 @@ class _TerminalCopy:
 class Tee:
     """Pump bytes from pipes to the log and to each pipe's terminal stream."""
 
-    def __init__(self, log_fd: int, sinks: dict[int, int | None]) -> None:
+    def __init__(
+        self,
+        log_fd: int,
+        sinks: dict[int, int | None],
+        index: IndexWriter | None = None,
+        streams: dict[int, int] | None = None,
+    ) -> None:
         """Args:
         log_fd: outputs.log, opened for reading and writing (the terminal copy is read back).
         sinks: for each pipe read end, the fd of the terminal stream it is copied to, or None.
+        index: where each stretch of the log is noted (outputs.index), or None.
+        streams: for each pipe read end, its stream number in the index (output_index.STDOUT,
+            STDERR or MERGED); default: the sink's fd number.
         """
         self._log_fd = log_fd
+        self._index = index
+        self._streams = streams or {pipe: sink or 0 for pipe, sink in sinks.items()}
         self._log_offset = os.lseek(log_fd, 0, os.SEEK_END)
         self._sinks = {
             pipe: (None if sink is None or _is_dev_null(sink) else sink)
@@ -202,6 +215,8 @@ class Tee:
         if moved == 0 and not unlogged:
             return False
         self._log_offset += moved
+        if moved and self._index is not None:
+            self._index.moved(start, self._streams[pipe_fd])
         sink = self._sinks.get(pipe_fd)
         if sink is not None and self._terminal is not None:
             if moved:
@@ -240,6 +255,19 @@ class Tee:
                     self.on_loss(exc)
             self.bytes_lost += len(data)
         return written, data
+
+    def flush_index(self) -> int | None:
+        """Write the index's pending records when due; ms until the next is due, else None."""
+        if self._index is None:
+            return None
+        left = self._index.flush_due_in()
+        return None if left is None else max(1, int(left * 1000) + 1)
+
+    def close_index(self) -> None:
+        """Write the index's last records and close it (call after the last pump)."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
 
     def backlogged(self) -> bool:
         """True while the terminal copy is too far behind to take more (see the constant)."""

@@ -1,0 +1,115 @@
+"""outputs.index written by real runs: stretches in write order, streams kept, attempts appended.
+
+The index is read back with `read_index` and checked against the log it describes: the chunks
+cover the log exactly, and the markers an entry wrote to stdout and stderr in turn come back in
+the order they were written, each from its own stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+from support import Project, run
+
+from expyrun.run.output_index import INDEX_FILE, MERGED, STDERR, STDOUT, read_index
+
+# Alternate streams, several lines a turn, with pauses longer than the coalescing time
+# sometimes, so one stream's stretch is also split by time.
+ALTERNATING_ENTRY = """
+for i in range(300):
+    stream = sys.stdout if i % 2 == 0 else sys.stderr
+    for j in range(1 + i % 3):
+        print(f"{'out' if stream is sys.stdout else 'err'} {i}.{j}", file=stream)
+    stream.flush()
+    if i % 50 == 0:
+        time.sleep(0.03)
+"""
+EXPECTED = [
+    f"{'out' if i % 2 == 0 else 'err'} {i}.{j}" for i in range(300) for j in range(1 + i % 3)
+]
+MARKER = re.compile(r"^(out|err) \d+\.\d+$")
+
+
+def _streams_of_lines(run_dir: Path) -> list[tuple[int, str]]:
+    """(stream, line) for each line of the log, in index order; checks the chunks tile it."""
+    log = (run_dir / "outputs.log").read_bytes()
+    chunks = list(read_index(run_dir))
+    assert chunks, "no index written"
+    assert chunks[0].offset == 0
+    for before, after in itertools.pairwise(chunks):
+        assert before.offset + before.length == after.offset
+        assert before.time <= after.time
+    assert chunks[-1].offset + chunks[-1].length == len(log)
+    pairs: list[tuple[int, str]] = []
+    for chunk in chunks:
+        text = log[chunk.offset : chunk.offset + chunk.length].decode()
+        assert text.endswith("\n"), f"a stretch ends mid-line: {text!r}"
+        pairs += [(chunk.stream, line) for line in text.splitlines()]
+    return pairs
+
+
+def test_the_index_keeps_write_order_and_streams(project: Project) -> None:
+    config = project.config(project.entry(ALTERNATING_ENTRY))
+    result = run([config], cwd=project.root)
+    assert result.code == 0, result.describe()
+    pairs = _streams_of_lines(result.run_dir)
+    assert [line for _, line in pairs] == EXPECTED
+    for stream, line in pairs:
+        assert stream == (STDOUT if line.startswith("out") else STDERR), line
+
+
+def test_merged_output_is_indexed_as_one_stream(project: Project) -> None:
+    config = project.config(project.entry(ALTERNATING_ENTRY))
+    result = run([config, "--merge-output"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    pairs = _streams_of_lines(result.run_dir)
+    assert [line for _, line in pairs] == EXPECTED
+    assert {stream for stream, _ in pairs} == {MERGED}
+
+
+def test_a_detached_run_is_indexed(project: Project) -> None:
+    config = project.config(project.entry(ALTERNATING_ENTRY))
+    result = run([config, "--detach"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    run_dir = project.output / "exp" / "exp.0"
+    waited = run(["logs", str(run_dir), "--follow"], cwd=project.root)
+    assert waited.code == 0, waited.describe()
+    assert [line for _, line in _streams_of_lines(run_dir)] == EXPECTED
+
+
+def test_a_second_attempt_appends_to_the_index(project: Project) -> None:
+    """A requeued Slurm job (its environment faked: no Slurm needed) runs attempt 2."""
+    entry = project.entry(
+        'print("out", os.environ["EXPYRUN_ATTEMPT"])\n'
+        'print("err", os.environ["EXPYRUN_ATTEMPT"], file=sys.stderr)\n'
+    )
+    config = project.config(entry)
+    job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "index-test"}
+    first = run([config], cwd=project.root, env={**job, "SLURM_RESTART_COUNT": "0"})
+    assert first.code == 0, first.describe()
+    second = run([config], cwd=project.root, env={**job, "SLURM_RESTART_COUNT": "1"})
+    assert second.code == 0, second.describe()
+    run_dir = first.run_dir
+    assert second.run_dir == run_dir
+    assert (run_dir / INDEX_FILE).read_bytes().count(b"EXPYIDX1") == 1  # one header
+    lines = [(s, line) for s, line in _streams_of_lines(run_dir) if not line.startswith("=====")]
+    assert lines == [(STDOUT, "out 1"), (STDERR, "err 1"), (STDOUT, "out 2"), (STDERR, "err 2")]
+
+
+def test_a_run_whose_index_cannot_be_written_runs_and_logs(project: Project) -> None:
+    config = project.config(project.entry('print("ok")'))
+    # The run folder does not exist before the launch: block the index by a folder of its
+    # name, made by a first run whose folder is then run again as attempt 2.
+    job = {"SLURM_JOB_ID": "4343", "SLURM_JOB_NAME": "index-test"}
+    first = run([config], cwd=project.root, env={**job, "SLURM_RESTART_COUNT": "0"})
+    assert first.code == 0, first.describe()
+    index = first.run_dir / INDEX_FILE
+    index.unlink()
+    index.mkdir()
+    second = run([config], cwd=project.root, env={**job, "SLURM_RESTART_COUNT": "1"})
+    assert second.code == 0, second.describe()
+    assert second.record["status"] == "succeeded"
+    assert second.log.count(b"ok\n") == 2
+    assert index.is_dir()

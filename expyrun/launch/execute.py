@@ -122,6 +122,9 @@ def run_prepared(
             output_lost_bytes=outcome.bytes_lost or None,
             output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
             slurm=slurm_fields,
+            error=outcome.error,
+            result=outcome.result,
+            result_repr=outcome.result_repr,
             **environment,
         )
         try:
@@ -132,7 +135,49 @@ def run_prepared(
     outcome = supervisor.run(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
+    if terminal:
+        if not _log_ends_a_line(launch.log_path):
+            console.new_line()
+        console.info(_closing_line(outcome, run_dir))
     return outcome.exit_code
+
+
+def _closing_line(outcome: supervisor.WorkerExit, run_dir: Path) -> str:
+    """`succeeded in 3m12s (exit 0): RUN_DIR`, `failed in 41s (exit 1, ValueError: ...): ...`.
+
+    Printed after the run's output, whose start (the run folder line) has scrolled away by
+    then.
+    """
+    details = f"exit {outcome.exit_code}"
+    if outcome.error:
+        details += f", {outcome.error}"
+    text = f"{outcome.status} in {_short_duration(outcome.duration_s)} ({details}): {run_dir}"
+    return text
+
+
+def _short_duration(seconds: float) -> str:
+    """`0.4s`, `41s`, `3m12s`, `2h05m07s`."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _log_ends_a_line(log_path: Path) -> bool:
+    """Whether outputs.log is empty or ends with a newline (what the terminal was shown last)."""
+    try:
+        with open(log_path, "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            if size == 0:
+                return True
+            log.seek(size - 1)
+            return log.read(1) == b"\n"
+    except OSError:
+        return True
 
 
 def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:

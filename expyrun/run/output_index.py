@@ -104,6 +104,21 @@ class IndexWriter:
             self.failed = True
 
 
+def open_index(run_dir: Path, fresh: bool) -> IndexWriter | None:
+    """The writer of `run_dir`'s index, None when it cannot be opened (the run goes on without).
+
+    `fresh`: outputs.log starts empty, so an index left there (of another log) is removed
+    first; otherwise (a new attempt appending to the log) records are appended.
+    """
+    path = run_dir / INDEX_FILE
+    try:
+        if fresh:
+            path.unlink(missing_ok=True)
+        return IndexWriter(path)
+    except OSError:
+        return None
+
+
 def read_index(run_dir: Path, log_size: int | None = None) -> Iterator[Chunk]:
     """The chunks of `run_dir`'s outputs.log, in log order; nothing when there is no index.
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import signal_exit_code
-from expyrun.run.output_index import INDEX_FILE, MERGED, STDERR, STDOUT, IndexWriter
+from expyrun.run.ending import END_REPORT_FILE, read_end_report, remove, signal_error
+from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
 from expyrun.run.record import Status
 from expyrun.run.spawn import Worker, handled_signals, send_payload
 from expyrun.run.stopping import (
@@ -71,6 +72,9 @@ class WorkerExit(NamedTuple):
     leftovers: int  # processes still running when the worker exited (stopped by us)
     bytes_lost: int  # output outputs.log could not take (a full disk)
     lost_since: float | None  # when that began (time.time()), None when nothing was lost
+    error: str | None  # the entry's last error line (`ValueError: loss is nan`), or the signal's
+    result: Any  # what the entry returned (a mapping of JSON values, or a repr), None: nothing
+    result_repr: bool  # `result` is the repr of a value that is not a mapping of JSON values
 
 
 def run(
@@ -106,6 +110,8 @@ def run(
     tee: Tee | None = None
     outcome: WorkerExit | None = None
     started = time.monotonic()
+    report_path = launch.run_dir / END_REPORT_FILE
+    remove(report_path)  # an earlier attempt's
     try:
         # _thread, not threading.Thread: Thread.start() waits until the thread runs, which
         # costs milliseconds while the worker starts on the other core.
@@ -119,7 +125,7 @@ def run(
         tee = Tee(
             log_fd,
             {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None},
-            index=_open_index(launch),
+            index=open_index(launch.run_dir, fresh=not launch.append_log),
             streams={
                 out_r: MERGED if launch.payload.get("merged_output") else STDOUT,
                 err_r: STDERR,
@@ -135,7 +141,9 @@ def run(
         # Whatever is still running now was missed at the worker's exit (it was being
         # reparented) or started since: nothing of the run outlives it.
         state.leftovers += stop_tracking(tracking)
-        outcome = _outcome(state, sampler, tee, started, tracking.mechanism)
+        outcome = _outcome(
+            state, sampler, tee, started, tracking.mechanism, read_end_report(report_path)
+        )
         if on_ended is not None:
             on_ended(outcome)
         _finish_terminal(state, tee)
@@ -187,9 +195,11 @@ class _Messages:
 
 
 def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> dict[str, Any]:
-    """The launch's payload and what the worker needs to rescue the run if we die."""
+    """The launch's payload, where to report how the entry ended, and what the worker needs to
+    rescue the run if we die."""
     return dict(
         launch.payload,
+        end_report_path=str(launch.run_dir / END_REPORT_FILE),
         env=launch.env,
         stdout_read_fd=worker.stdout_read,
         stderr_read_fd=worker.stderr_read,
@@ -197,20 +207,6 @@ def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> d
         run_id=worker.run_id,
         cgroup=cgroup,
     )
-
-
-def _open_index(launch: WorkerLaunch) -> IndexWriter | None:
-    """outputs.index beside the log (appended to by a new attempt); None when it cannot be.
-
-    The index is best effort: a run whose index cannot be written runs and logs all the same.
-    """
-    path = launch.run_dir / INDEX_FILE
-    try:
-        if not launch.append_log:
-            path.unlink(missing_ok=True)  # a fresh log: an index of another log means nothing
-        return IndexWriter(path)
-    except OSError:
-        return None
 
 
 def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
@@ -285,7 +281,12 @@ def _finish_terminal(state: Stopping, tee: Tee) -> None:
 
 
 def _outcome(
-    state: Stopping, sampler: UsageSampler, tee: Tee | None, started: float, tracking: str
+    state: Stopping,
+    sampler: UsageSampler,
+    tee: Tee | None,
+    started: float,
+    tracking: str,
+    report: dict[str, Any],
 ) -> WorkerExit:
     if state.exit_info is None or tee is None:  # the loop only ends once the worker has exited
         raise RuntimeError("the supervision loop ended before the worker exited")
@@ -303,6 +304,8 @@ def _outcome(
         "leftovers": state.leftovers,
         "bytes_lost": tee.bytes_lost,
         "lost_since": tee.lost_since,
+        "result": report.get("result"),
+        "result_repr": report.get("result_repr") is True,
     }
     if os.WIFSIGNALED(status):
         died_of = os.WTERMSIG(status)
@@ -313,11 +316,19 @@ def _outcome(
             status=Status.KILLED,
             exit_code=signal_exit_code(died_of),
             signal=signal_name(died_of),
+            error=signal_error(state.stop_signal, state.killed_after_grace, os.WTERMSIG(status)),
             **common,
         )
     code = os.WEXITSTATUS(status)
     status_name = Status.SUCCEEDED if code == 0 else Status.FAILED
-    return WorkerExit(status=status_name, exit_code=code, signal=stop_name, **common)
+    error = report.get("error") if code != 0 else None
+    return WorkerExit(
+        status=status_name,
+        exit_code=code,
+        signal=stop_name,
+        error=error if isinstance(error, str) else None,
+        **common,
+    )
 
 
 def _maxrss_bytes(ru_maxrss: int) -> int:

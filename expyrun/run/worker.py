@@ -915,7 +915,7 @@ def _result_report(value: object) -> dict[str, Any]:
         kind += type(value).__name__
     sys.stderr.write(
         f"expyrun: warning: the entry point returned {kind}: run.json records its repr as "
-        "`result` (return a mapping of numbers, strings, booleans, lists and mappings with "
+        "'result' (return a mapping of numbers, strings, booleans, lists and mappings with "
         "string keys to record it as JSON)\n"
     )
     sys.stderr.flush()

@@ -11,7 +11,7 @@ import itertools
 import re
 from pathlib import Path
 
-from support import Project, run
+from support import Project, run, start, wait_for
 
 from expyrun.run.output_index import INDEX_FILE, MERGED, STDERR, STDOUT, read_index
 
@@ -113,3 +113,30 @@ def test_a_run_whose_index_cannot_be_written_runs_and_logs(project: Project) -> 
     assert second.record["status"] == "succeeded"
     assert second.log.count(b"ok\n") == 2
     assert index.is_dir()
+
+
+def test_the_index_is_written_while_the_run_runs(project: Project) -> None:
+    """Records reach outputs.index within FLUSH_SECONDS even when the output then stops."""
+    entry = project.entry(
+        """
+print("first", flush=True)
+print("second", file=sys.stderr, flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists("go") and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+    )
+    process = start([project.config(entry)], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        chunks = wait_for(
+            lambda: [c.stream for c in read_index(run_dir)] == [STDOUT, STDERR],
+            20,
+            "the index of the first two lines while the run waits",
+        )
+        assert chunks
+        assert process.poll() is None  # still running: written by the poll loop, not the end
+    finally:
+        (run_dir / "go").touch()
+        process.communicate(timeout=30)
+    assert process.returncode == 0

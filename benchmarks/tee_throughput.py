@@ -1,13 +1,14 @@
 """Output throughput: an entry writing 200 MB through expyrun against the same program piped.
 
-    python benchmarks/tee_throughput.py [--megabytes 200] [--repeat 5] [--before SRC]
+    python benchmarks/tee_throughput.py [--megabytes 200] [--repeat 5] [--before NAME=SRC ...]
 
 Two modes: 64 KiB writes to sys.stdout, and 100-byte print() lines (2 million for 200 MB).
 The baselines run the same entry function with plain python, in the same run: `| cat > file`
 (the physical limit of capturing a child's output: it crosses a pipe) and `> file`. expyrun runs
 it with --debug (no snapshot work), its own stdout to /dev/null (the terminal copy dropped) and
-to a file (the terminal copy written too); `--before SRC` adds the same two for another expyrun
-source tree (a `git archive` of an older commit), so before and after share the run's noise.
+to a file (the terminal copy written too); `--before NAME=SRC` (repeatable) adds the same two
+for another expyrun source tree (a `git archive` of an older commit), so before and after share
+the run's noise.
 
 Each command also runs the entry with 0 MB (untimed output, same start-up and end): its
 *start-up* figure. Two ratios against `| cat > file`, higher is faster:
@@ -56,7 +57,7 @@ def _digest(path: Path) -> str:
 
 
 def _commands(
-    root: Path, scratch: Path, mode: str, megabytes: int, before: Path | None
+    root: Path, scratch: Path, mode: str, megabytes: int, before: dict[str, Path]
 ) -> dict[str, dict]:
     """The commands of one mode and size, by name; `megabytes` 0 measures start-up."""
     config = f"{mode}-{megabytes}.yml"
@@ -74,16 +75,16 @@ def _commands(
         "expyrun > /dev/null": dict(argv=expyrun, cwd=root),
         "expyrun > file": dict(argv=expyrun, cwd=root, stdout=f"{scratch}/expyrun.out"),
     }
-    if before is not None:
-        env = clean_env({"PYTHONPATH": str(before)})
-        commands["before > /dev/null"] = dict(argv=expyrun, cwd=root, env=env)
-        commands["before > file"] = dict(
-            argv=expyrun, cwd=root, env=env, stdout=f"{scratch}/before.out"
+    for name, source in before.items():
+        env = clean_env({"PYTHONPATH": str(source)})
+        commands[f"{name} > /dev/null"] = dict(argv=expyrun, cwd=root, env=env)
+        commands[f"{name} > file"] = dict(
+            argv=expyrun, cwd=root, env=env, stdout=f"{scratch}/{name}.out"
         )
     return commands
 
 
-def measure(mode: str, megabytes: int, repeat: int, before: Path | None) -> None:
+def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> None:
     root = make_project(ENTRY, "mode: x\nmegabytes: 0\n")
     scratch = Path(tempfile.mkdtemp(prefix="expyrun-tee-"))
     digests: set[str] = set()
@@ -107,8 +108,7 @@ def measure(mode: str, megabytes: int, repeat: int, before: Path | None) -> None
     settle()
     expected = _digest(scratch / "b")
     outputs = [scratch / "expyrun.out", scratch / "pipe.out"]
-    if before is not None:
-        outputs.append(scratch / "before.out")
+    outputs += [scratch / f"{name}.out" for name in before]
     exact = digests == {expected} and all(_digest(path) == expected for path in outputs)
     size = (scratch / "b").stat().st_size
     pipe, pipe_start = medians[PIPE], medians[f"{PIPE} (start-up)"]
@@ -134,12 +134,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--modes", default="chunks,lines")
     parser.add_argument(
-        "--before", type=Path, help="another expyrun source tree (holding expyrun/) to compare"
+        "--before",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="another expyrun source tree (holding expyrun/) to compare, named NAME",
     )
     args = parser.parse_args()
+    before = {name: Path(src) for name, _, src in (b.partition("=") for b in args.before)}
     print(f"tee throughput ({machine()})")
     for mode in args.modes.split(","):
-        measure(mode, args.megabytes, args.repeat, args.before)
+        measure(mode, args.megabytes, args.repeat, before)
 
 
 if __name__ == "__main__":

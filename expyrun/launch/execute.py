@@ -57,8 +57,7 @@ def run_prepared(
         ATTEMPT_VARIABLE: str(attempt),
         **_environment_variables(prepared.options.source),
     }
-    if attempt > 1:
-        _write_separator(run_dir / OUTPUTS_LOG, attempt, job)
+    separator_at = _write_separator(run_dir / OUTPUTS_LOG, attempt, job) if attempt > 1 else None
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
         env=env,
@@ -67,6 +66,7 @@ def run_prepared(
         grace_seconds=grace,
         append_log=attempt > 1,
         terminal=terminal,
+        separator_at=separator_at,
     )
     recorder = Recorder(prepared)
     started_at = record.now_iso()
@@ -245,8 +245,8 @@ def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
     return requested
 
 
-def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None:
-    """Mark where a new attempt starts in outputs.log (on a line of its own)."""
+def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
+    """Mark where a new attempt starts in outputs.log (on a line of its own); its offset."""
     where = os.uname().nodename
     if job is not None:
         where = f"{job.describe()}, on {where}"
@@ -260,6 +260,7 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None
     finally:
         os.close(fd)
     console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+    return size + len(line) - len(line.lstrip("\n"))
 
 
 def _check_runnable(run_dir: Path, found: RunRecord) -> None:

@@ -54,6 +54,7 @@ class WorkerLaunch(NamedTuple):
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     append_log: bool = False
     terminal: bool = True  # copy output to our stdout/stderr (False when detached)
+    separator_at: int | None = None  # where a new attempt's separator line starts in the log
 
 
 class WorkerExit(NamedTuple):
@@ -122,14 +123,15 @@ def run(
         sampler.start()
         if on_started is not None:
             on_started(pid)
+        merged = bool(launch.payload.get("merged_output"))
+        index = open_index(launch.run_dir, fresh=not launch.append_log)
+        if index is not None and launch.separator_at is not None:
+            index.moved(launch.separator_at, MERGED if merged else STDERR)  # expyrun's own line
         tee = Tee(
             log_fd,
             {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None},
-            index=open_index(launch.run_dir, fresh=not launch.append_log),
-            streams={
-                out_r: MERGED if launch.payload.get("merged_output") else STDOUT,
-                err_r: STDERR,
-            },
+            index=index,
+            streams={out_r: MERGED if merged else STDOUT, err_r: STDERR},
         )
         tee.on_loss = lambda exc: say(
             f"cannot write outputs.log ({exc.strerror}): the run goes on, its output is "

@@ -94,8 +94,16 @@ def test_a_second_attempt_appends_to_the_index(project: Project) -> None:
     run_dir = first.run_dir
     assert second.run_dir == run_dir
     assert (run_dir / INDEX_FILE).read_bytes().count(b"EXPYIDX1") == 1  # one header
-    lines = [(s, line) for s, line in _streams_of_lines(run_dir) if not line.startswith("=====")]
-    assert lines == [(STDOUT, "out 1"), (STDERR, "err 1"), (STDOUT, "out 2"), (STDERR, "err 2")]
+    lines = _streams_of_lines(run_dir)
+    assert lines[:2] == [(STDOUT, "out 1"), (STDERR, "err 1")]
+    assert lines[2][0] == STDERR  # the separator, expyrun's own line, stamped when written
+    assert lines[2][1].startswith("===== expyrun: attempt 2 (Slurm job 4242, restart 1")
+    assert lines[3:] == [(STDOUT, "out 2"), (STDERR, "err 2")]
+    chunks = list(read_index(run_dir))
+    separator = next(
+        c for c in chunks if c.offset == (run_dir / "outputs.log").read_bytes().index(b"=====")
+    )
+    assert separator.time > chunks[0].time
 
 
 def test_a_run_whose_index_cannot_be_written_runs_and_logs(project: Project) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from expyrun import console
 from expyrun.errors import RunFolderError
+from expyrun.launch.closing import say_how_it_ended
 from expyrun.launch.options import Interpreter, LaunchOptions, SourceRun
 from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.launch.recording import (
@@ -21,9 +22,10 @@ from expyrun.launch.recording import (
     RECORDING_TIMEOUT_SECONDS,
     Recorder,
 )
-from expyrun.run import record, snapshot, spawn, supervisor
+from expyrun.run import record, snapshot, spawn, supervisor, tasks
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import NOT_STARTED, RunRecord, Status
+from expyrun.run.tasks import Task
 from expyrun.slurm import commands as slurm_commands
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
@@ -39,16 +41,19 @@ def run_prepared(
     worker: spawn.Worker,
     terminal: bool = True,
     on_running: Callable[[], None] | None = None,
+    task: Task | None = None,
 ) -> int:
     """Run a prepared run folder with a started worker, record how it ended; the exit code.
 
     `on_running` is called once the record says `running` (a detached launch waits for it).
+    `task`: one task of a multi-task run (its own log, its entry in the record: run/tasks.py).
     """
     from expyrun.config.interpolation import CWD_VARIABLE  # loaded by now: resolution ran
 
     run_dir = prepared.run_dir
     job = SlurmJob.from_environ(os.environ)
-    earlier = record.earlier_attempts(prepared.record)
+    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
+    earlier = [] if task else record.earlier_attempts(prepared.record)
     attempt = len(earlier) + 1
     grace = _grace_seconds(prepared.options.grace_seconds, job)
     env = {
@@ -56,19 +61,28 @@ def run_prepared(
         RUN_DIR_VARIABLE: str(run_dir),
         ATTEMPT_VARIABLE: str(attempt),
         **_environment_variables(prepared.options.source),
+        **(task.environment(os.environ) if task else {}),
     }
     separator_at = _write_separator(run_dir / OUTPUTS_LOG, attempt, job) if attempt > 1 else None
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
         env=env,
         run_dir=run_dir,
-        log_path=run_dir / OUTPUTS_LOG,
+        log_path=run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG),
         grace_seconds=grace,
         append_log=attempt > 1,
         terminal=terminal,
         separator_at=separator_at,
     )
-    recorder = Recorder(prepared)
+    # Requirements and git state are the run's: task 0 records them.
+    recorder = Recorder(prepared) if task is None or task.rank == 0 else None
+
+    def write(current: RunRecord) -> None:
+        if task is None:
+            record.write_record(run_dir, current)
+        else:
+            tasks.write_task_record(run_dir, task, current)
+
     started_at = record.now_iso()
     running: list[RunRecord] = []
     slurm_fields = _slurm_fields(prepared.record.slurm, job)
@@ -85,9 +99,10 @@ def run_prepared(
             grace_s=grace,
             slurm=slurm_fields,
         )
-        record.write_record(run_dir, current)
+        write(current)
         running.append(current)
-        recorder.start()
+        if recorder is not None:
+            recorder.start()
         if on_running is not None:
             on_running()
 
@@ -100,10 +115,14 @@ def run_prepared(
             reason = slurm_job.end_reason(job.job_id, job.restart_count)
             if reason is not None:
                 slurm_fields = {**slurm_fields, "end_reason": reason}
-        environment = recorder.join(
-            RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS
-            if job and stopped
-            else RECORDING_TIMEOUT_SECONDS
+        environment = (
+            recorder.join(
+                RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS
+                if job and stopped
+                else RECORDING_TIMEOUT_SECONDS
+            )
+            if recorder is not None
+            else {}
         )
         final = record.end_attempt(
             running[0],
@@ -125,10 +144,11 @@ def run_prepared(
             error=outcome.error,
             result=outcome.result,
             result_repr=outcome.result_repr,
+            stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
         try:
-            record.write_record(run_dir, final)
+            write(final)
         except record.RecordError as exc:
             console.warning(str(exc))  # the run itself ended as its exit code says
 
@@ -136,48 +156,41 @@ def run_prepared(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
     if terminal:
-        if not _log_ends_a_line(launch.log_path):
-            console.new_line()
-        console.info(_closing_line(outcome, run_dir))
+        say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
 
 
-def _closing_line(outcome: supervisor.WorkerExit, run_dir: Path) -> str:
-    """`succeeded in 3m12s (exit 0): RUN_DIR`, `failed in 41s (exit 1, ValueError: ...): ...`.
+def _stop_request(
+    run_dir: Path,
+    running: RunRecord,
+    outcome: supervisor.WorkerExit,
+    slurm_fields: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The record's `stop_request`: the stop signal the supervisor got, and who sent it.
 
-    Printed after the run's output, whose start (the run folder line) has scrolled away by
-    then.
+    `expyrun stop` recorded its request for this attempt before signalling; Slurm is named
+    when it says why it ends the job (a time limit, a preemption). None when no stop signal
+    came (`write_record` then keeps a request `expyrun stop` recorded, if any).
     """
-    details = f"exit {outcome.exit_code}"
-    if outcome.error:
-        details += f", {outcome.error}"
-    text = f"{outcome.status} in {_short_duration(outcome.duration_s)} ({details}): {run_dir}"
-    return text
-
-
-def _short_duration(seconds: float) -> str:
-    """`0.4s`, `41s`, `3m12s`, `2h05m07s`."""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _log_ends_a_line(log_path: Path) -> bool:
-    """Whether outputs.log is empty or ends with a newline (what the terminal was shown last)."""
+    if outcome.stop_request is None:
+        return None
+    name, at = outcome.stop_request
+    request: dict[str, Any] = {
+        "signal": name,
+        "by": record.STOP_BY_SIGNAL,
+        "at": record.now_iso(at),
+    }
+    reason = (slurm_fields or {}).get("end_reason")
+    if reason:
+        request.update(by=record.STOP_BY_SLURM, reason=reason)
     try:
-        with open(log_path, "rb") as log:
-            size = log.seek(0, os.SEEK_END)
-            if size == 0:
-                return True
-            log.seek(size - 1)
-            return log.read(1) == b"\n"
-    except OSError:
-        return True
+        on_disk = record.read_record(run_dir)
+    except (OSError, ValueError, TypeError):
+        return request
+    asked = on_disk.stop_request if on_disk.started_at == running.started_at else None
+    if asked and asked.get("by") == record.STOP_BY_COMMAND:
+        request["by"] = record.STOP_BY_COMMAND
+    return request
 
 
 def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:
@@ -263,10 +276,16 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
     return size + len(line) - len(line.lstrip("\n"))
 
 
-def _check_runnable(run_dir: Path, found: RunRecord) -> None:
-    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job."""
+def _check_runnable(run_dir: Path, found: RunRecord, task: Task | None = None) -> None:
+    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job.
+
+    A task of a multi-task run runs in a folder its other tasks may have started: it is
+    refused only if this task ran there already (or a submitted folder's job is another).
+    """
     recorded = found.slurm
-    if found.status in NOT_STARTED:
+    if task is not None and tasks.already_ran(run_dir, task.rank):
+        raise RunFolderError(f"{task.describe()} already ran: a run folder runs once", path=run_dir)
+    if found.status in NOT_STARTED or task is not None:
         handle = slurm_commands.job_handle(recorded or {})
         submitted = found.status == Status.PENDING and handle is not None
         current = SlurmJob.from_environ(os.environ)
@@ -283,7 +302,10 @@ def _check_runnable(run_dir: Path, found: RunRecord) -> None:
 
 
 def supervise_run_folder(
-    run_dir: Path, terminal: bool, on_running: Callable[[], None] | None = None
+    run_dir: Path,
+    terminal: bool,
+    on_running: Callable[[], None] | None = None,
+    task: Task | None = None,
 ) -> int:
     """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
 
@@ -291,6 +313,7 @@ def supervise_run_folder(
     cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
     A folder that already ran is run again only by a requeued start of its Slurm job: as a
     new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
+    `task`: run one task of a multi-task run in the folder (see run/tasks.py).
     """
     from expyrun.config import resolve
 
@@ -298,7 +321,7 @@ def supervise_run_folder(
         prepared_record = record.read_record(run_dir)
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-    _check_runnable(run_dir, prepared_record)
+    _check_runnable(run_dir, prepared_record, task)
     python = Interpreter(
         prepared_record.python["executable"], prepared_record.python.get("version", "")
     )
@@ -321,6 +344,6 @@ def supervise_run_folder(
     except BaseException:
         spawn.discard_worker(worker)
         raise
-    if terminal:
+    if terminal and task is None:
         console.info(f"run folder: {run_dir}")
-    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running)
+    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running, task=task)

@@ -15,9 +15,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.stopping import STOP_SIGNALS, signal_name
 
 END_REPORT_FILE = ".end_report.json"
+
+
+def end_report_path(log_path: Path) -> Path:
+    """The end report of the worker writing `log_path`: one per task in a multi-task run."""
+    if log_path.name == OUTPUTS_LOG:
+        return log_path.parent / END_REPORT_FILE
+    return log_path.parent / f".end_report.{log_path.stem}.json"
 
 
 def remove(path: Path) -> None:

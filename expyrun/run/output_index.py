@@ -104,13 +104,18 @@ class IndexWriter:
             self.failed = True
 
 
-def open_index(run_dir: Path, fresh: bool) -> IndexWriter | None:
-    """The writer of `run_dir`'s index, None when it cannot be opened (the run goes on without).
+def index_path(log_path: Path) -> Path:
+    """The index of a log: outputs.index for outputs.log, outputs.task1.index for a task's log."""
+    return log_path.with_suffix(Path(INDEX_FILE).suffix)
 
-    `fresh`: outputs.log starts empty, so an index left there (of another log) is removed
-    first; otherwise (a new attempt appending to the log) records are appended.
+
+def open_index(log_path: Path, fresh: bool) -> IndexWriter | None:
+    """The writer of the index of `log_path`, None when it cannot be opened (the run goes on).
+
+    `fresh`: the log starts empty, so an index left there (of another log) is removed first;
+    otherwise (a new attempt appending to the log) records are appended.
     """
-    path = run_dir / INDEX_FILE
+    path = index_path(log_path)
     try:
         if fresh:
             path.unlink(missing_ok=True)
@@ -119,23 +124,26 @@ def open_index(run_dir: Path, fresh: bool) -> IndexWriter | None:
         return None
 
 
-def read_index(run_dir: Path, log_size: int | None = None) -> Iterator[Chunk]:
+def read_index(
+    run_dir: Path, log_size: int | None = None, log: str = OUTPUTS_LOG
+) -> Iterator[Chunk]:
     """The chunks of `run_dir`'s outputs.log, in log order; nothing when there is no index.
 
     Args:
         run_dir: the run folder.
         log_size: the log's size in bytes (the end of the last chunk); default: its size now.
+        log: the log's file name in the run folder (a task's: `outputs.task1.log`).
 
     A missing, unreadable or foreign file yields nothing; a truncated last record is ignored;
     records whose offsets go backwards (a damaged file) are skipped.
     """
     if log_size is None:
         try:
-            log_size = (run_dir / OUTPUTS_LOG).stat().st_size
+            log_size = (run_dir / log).stat().st_size
         except OSError:
             log_size = 0
     try:
-        with open(run_dir / INDEX_FILE, "rb") as file:
+        with open(index_path(run_dir / log), "rb") as file:
             if file.read(len(MAGIC)) != MAGIC:
                 return
             previous: tuple[int, float, int] | None = None

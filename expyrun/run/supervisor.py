@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import signal_exit_code
-from expyrun.run.ending import END_REPORT_FILE, read_end_report, remove, signal_error
+from expyrun.run.ending import end_report_path, read_end_report, remove, signal_error
 from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
 from expyrun.run.record import Status
 from expyrun.run.spawn import Worker, handled_signals, send_payload
@@ -28,6 +28,7 @@ from expyrun.run.stopping import (
     STOP_SIGNALS,
     Stopping,
     signal_name,
+    stop_answered,
     wait_worker,
     watch_signals,
 )
@@ -60,7 +61,7 @@ class WorkerLaunch(NamedTuple):
 class WorkerExit(NamedTuple):
     """How the worker ended, as the record and the exit code need it."""
 
-    status: Status  # succeeded, failed or killed
+    status: Status  # succeeded, stopped (exit 0 after a stop request), failed or killed
     exit_code: int  # what expyrun exits with: the worker's code, or 128 + signal
     signal: str | None  # the signal it died of, or the stop signal it was asked to end with
     killed_after_grace: bool
@@ -76,6 +77,9 @@ class WorkerExit(NamedTuple):
     error: str | None  # the entry's last error line (`ValueError: loss is nan`), or the signal's
     result: Any  # what the entry returned (a mapping of JSON values, or a repr), None: nothing
     result_repr: bool  # `result` is the repr of a value that is not a mapping of JSON values
+    # The first signal that asked the run to end before the worker exited (SIGINT, SIGTERM,
+    # SIGHUP) and when it arrived (time.time()); None when none did.
+    stop_request: tuple[str, float] | None = None
 
 
 def run(
@@ -111,7 +115,7 @@ def run(
     tee: Tee | None = None
     outcome: WorkerExit | None = None
     started = time.monotonic()
-    report_path = launch.run_dir / END_REPORT_FILE
+    report_path = end_report_path(launch.log_path)
     remove(report_path)  # an earlier attempt's
     try:
         # _thread, not threading.Thread: Thread.start() waits until the thread runs, which
@@ -124,7 +128,7 @@ def run(
         if on_started is not None:
             on_started(pid)
         merged = bool(launch.payload.get("merged_output"))
-        index = open_index(launch.run_dir, fresh=not launch.append_log)
+        index = open_index(launch.log_path, fresh=not launch.append_log)
         if index is not None and launch.separator_at is not None:
             index.moved(launch.separator_at, MERGED if merged else STDERR)  # expyrun's own line
         tee = Tee(
@@ -201,7 +205,7 @@ def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> d
     rescue the run if we die."""
     return dict(
         launch.payload,
-        end_report_path=str(launch.run_dir / END_REPORT_FILE),
+        end_report_path=str(end_report_path(launch.log_path)),
         env=launch.env,
         stdout_read_fd=worker.stdout_read,
         stderr_read_fd=worker.stderr_read,
@@ -308,6 +312,11 @@ def _outcome(
         "lost_since": tee.lost_since,
         "result": report.get("result"),
         "result_repr": report.get("result_repr") is True,
+        "stop_request": (
+            (signal_name(state.stop_request[0]), state.stop_request[1])
+            if state.stop_request
+            else None
+        ),
     }
     if os.WIFSIGNALED(status):
         died_of = os.WTERMSIG(status)
@@ -323,6 +332,8 @@ def _outcome(
         )
     code = os.WEXITSTATUS(status)
     status_name = Status.SUCCEEDED if code == 0 else Status.FAILED
+    if code == 0 and stop_answered(state.stop_request, ended, state.grace_seconds):
+        status_name = Status.STOPPED
     error = report.get("error") if code != 0 else None
     return WorkerExit(
         status=status_name,

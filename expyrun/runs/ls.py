@@ -37,6 +37,9 @@ _SUMMARY_KEYS = (
     "slurm",
     "attempts",
     "problem",
+    "tags",
+    "note",
+    "stop_request",
 )
 
 

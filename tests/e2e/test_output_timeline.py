@@ -148,3 +148,28 @@ while not os.path.exists("go") and time.monotonic() < deadline:
         (run_dir / "go").touch()
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_each_task_of_a_multi_task_run_has_its_own_index_and_end_report(project: Project):
+    entry = project.entry(
+        """
+rank = int(os.environ["RANK"])
+print("out", rank, flush=True)
+print("err", rank, file=sys.stderr, flush=True)
+return {"rank": rank}
+"""
+    )
+    result = run([project.config(entry), "--nproc", "2"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    run_dir = result.run_dir
+    assert (run_dir / "outputs.index").is_file()
+    assert (run_dir / "outputs.task1.index").is_file()
+    for rank, log in enumerate(["outputs.log", "outputs.task1.log"]):
+        text = (run_dir / log).read_bytes()
+        chunks = list(read_index(run_dir, log=log))
+        streams = [(c.stream, text[c.offset : c.offset + c.length]) for c in chunks]
+        assert streams == [(STDOUT, f"out {rank}\n".encode()), (STDERR, f"err {rank}\n".encode())]
+    assert result.record["result"] == {"rank": 0}  # task 0's record is the run's
+    assert not list(run_dir.glob(".end_report*"))
+    closing = [line for line in result.stderr.splitlines() if " succeeded in " in line]
+    assert sorted(line.split(":")[1].strip() for line in closing) == ["task 0 of 2", "task 1 of 2"]

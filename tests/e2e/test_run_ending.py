@@ -16,7 +16,7 @@ import pytest
 from support import Project, read_json, run, start, wait_for
 
 CLOSING_LINE = re.compile(
-    r"^expyrun: (?P<status>succeeded|failed|killed) in (?P<took>[0-9.hms]+) "
+    r"^expyrun: (?P<status>succeeded|failed|killed|stopped) in (?P<took>[0-9.hms]+) "
     r"\(exit (?P<code>\d+)(?:, (?P<error>.+))?\): (?P<run_dir>.+)$"
 )
 EVERY_JSON_TYPE = {

@@ -45,6 +45,7 @@ _SUMMARY_KEYS = (
     "duration_s",
     "exit_code",
     "signal",
+    "error",
     "peak_rss_bytes",
     "host",
     "pid",

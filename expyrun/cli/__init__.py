@@ -21,10 +21,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import __version__, console
-from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch, parse_past_run
+from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch_line, parse_past_run
 from expyrun.errors import ExitCode, ExpyrunError, Interrupted, UsageError, signal_exit_code
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
@@ -110,9 +111,20 @@ def _program(args: list[str]) -> int:
     if args[0] == "--version":
         console.out(f"expyrun {__version__}")
         return ExitCode.OK
-    from expyrun.launch import launch
+    options, sweep = parse_launch_line(args)
+    if sweep.is_requested:
+        from expyrun.sweep import run_sweep
 
-    return launch(parse_launch(args))
+        return run_sweep(options, sweep)
+    from expyrun.launch import launch
+    from expyrun.launch.prepare import SweepInConfig
+
+    try:
+        return launch(options)
+    except SweepInConfig:  # the config has a __sweep__ section: nothing was created
+        from expyrun.sweep import run_sweep
+
+        return run_sweep(options, sweep)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -144,6 +156,10 @@ def _ls(args: list[str]) -> int:
     parsed = run_commands.parse("ls", args)
     if isinstance(parsed, int):
         return parsed
+    if parsed.sweep is not None:
+        from expyrun.sweep.background import list_sweep
+
+        return list_sweep(parsed.sweep, parsed.paths, parsed.json)
     from expyrun.runs.ls import list_runs
 
     return list_runs(parsed.paths or ["."], parsed.json, parsed.status or ())
@@ -177,9 +193,51 @@ def _stop(args: list[str]) -> int:
     parsed = run_commands.parse("stop", args)
     if isinstance(parsed, int):
         return parsed
+    sweep_folder = _sweep_named(parsed.run)
+    if sweep_folder is not None:
+        from expyrun.sweep.background import stop_sweep
+
+        return stop_sweep(sweep_folder, parsed.kill)
     from expyrun.runs.stop import stop_run
 
     return stop_run(parsed.run, parsed.kill)
+
+
+def _sweep_named(text: str) -> Path | None:
+    """The sweep folder `stop` was given (its id, searched from here, or its folder), if any."""
+    if os.path.isdir(text) and not os.path.isfile(os.path.join(text, "sweep.json")):
+        return None  # a run folder
+    from expyrun.errors import RunFolderError
+    from expyrun.sweep.record import find_sweep
+
+    try:
+        return find_sweep(text)
+    except RunFolderError:
+        return None
+
+
+def _sweep(args: list[str]) -> int:
+    """`expyrun sweep resume ID [PATH ...] [--detach]`."""
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("sweep", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.sweep import resume
+
+    return resume(parsed.id, parsed.paths or ["."], parsed.detach)
+
+
+def _sweep_supervisor(args: list[str]) -> int:
+    """`expyrun _sweep SWEEP_DIR [--notify-fd FD]`: a detached sweep's supervisor (internal)."""
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("_sweep", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.sweep import supervise_sweep
+
+    return supervise_sweep(Path(parsed.folder), parsed.notify_fd)
 
 
 def _supervise(args: list[str]) -> int:
@@ -193,8 +251,6 @@ def _supervise(args: list[str]) -> int:
     parsed = run_commands.parse("_supervise", args)
     if isinstance(parsed, int):
         return parsed
-    from pathlib import Path
-
     from expyrun.launch import supervise
 
     return supervise(Path(parsed.run), parsed.notify_fd, parsed.copy_output)
@@ -202,14 +258,16 @@ def _supervise(args: list[str]) -> int:
 
 COMMANDS: dict[str, Command] = {
     "ls": Command(
-        "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
+        "ls [PATH ...] [--json] [--status S] [--sweep ID]",
+        "the runs under PATHs (default .), newest first; --sweep ID: a sweep's members",
+        _ls,
     ),
     "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
     "status": Command(
         "status RUN [--json]", "the run record; exit 0 if succeeded or running", _status
     ),
     "stop": Command(
-        "stop RUN [--kill]",
+        "stop RUN|SWEEP_ID [--kill]",
         "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
         "a --slurm run: scancel",
         _stop,
@@ -227,5 +285,12 @@ COMMANDS: dict[str, Command] = {
         "RUN/frozen_requirements.txt: built once, then cached",
         _past_run("reproduce"),
     ),
+    "sweep": Command(
+        "sweep resume ID [PATH ...] [--detach]",
+        "run a sweep again from its record: failed, killed, lost and never-started members "
+        "run in a new run folder; succeeded and running ones are skipped",
+        _sweep,
+    ),
+    "_sweep": Command("_sweep SWEEP_DIR [--notify-fd FD]", "", _sweep_supervisor),
     "_supervise": Command("_supervise RUN_DIR [--notify-fd FD | --copy-output]", "", _supervise),
 }

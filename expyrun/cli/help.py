@@ -11,6 +11,8 @@ from expyrun.cli.launch_line import (
     OVERRIDES_HELP,
     REPRODUCE_FLAGS,
     RERUN_FLAGS,
+    SWEEP_FLAGS,
+    SWEEP_HELP,
     Flag,
 )
 from expyrun.errors import EXIT_CODES_HELP
@@ -64,6 +66,8 @@ def general_help(commands: Sequence[tuple[str, str]]) -> str:
                     *_flag_rows(LAUNCH_FLAGS),
                 ]
             ),
+            "Sweeps (many runs from one command; exit 0 only if every member succeeded):\n"
+            + _entries([("--sweep KEY VALUES", SWEEP_HELP), *_flag_rows(SWEEP_FLAGS)]),
             _paragraph(
                 "Commands (RUN is a run folder; these words are commands only when no file has "
                 "that name; `expyrun COMMAND --help` describes each):"

@@ -18,6 +18,7 @@ from expyrun.errors import UsageError
 if TYPE_CHECKING:
     from expyrun.launch.options import LaunchOptions
     from expyrun.reproduce.commands import PastRunOptions
+    from expyrun.sweep.options import SweepOptions
 
 
 class Flag(NamedTuple):
@@ -70,6 +71,40 @@ LAUNCH_FLAGS = (
         "goes to stdout only",
     ),
 )
+# The flags of a sweep (docs/sweeps.md). `--sweep KEY VALUES` takes two values (`_take_sweeps`);
+# `--seed` is the sampling seed only beside `--sample`, else the override of a key `seed`.
+SWEEP_OPTION = "--sweep"
+SWEEP_FLAGS = (
+    Flag(
+        "--parallel",
+        "parallel",
+        "a sweep: run N members at once (default 1)",
+        "N",
+    ),
+    Flag(
+        "--gpus",
+        "gpus",
+        "a sweep: the GPUs to hand out, one set per running member in CUDA_VISIBLE_DEVICES "
+        "(auto: those nvidia-smi -L lists)",
+        "0,1|auto",
+    ),
+    Flag("--gpus-per-run", "gpus_per_run", "a sweep: GPUs per member (default 1)", "K"),
+    Flag("--fail-fast", "fail_fast", "a sweep: start no more members after a failure"),
+    Flag("--max-failures", "max_failures", "a sweep: start no more members after K failures", "K"),
+    Flag("--sample", "sample", "a sweep: run K members drawn from the product", "K"),
+    Flag("--seed", "seed", "with --sample: the random seed of the draw", "S"),
+    Flag("--json", "json", "a sweep's --print-config: JSON instead of a table"),
+    Flag(
+        "--verbose",
+        "verbose",
+        "a sweep: stream the member's output to the terminal when one member runs at a time",
+    ),
+)
+SWEEP_HELP = (
+    "sweep KEY over VALUES: a YAML flow list ('[0.1, 0.01]'), comma-separated text (0.1,0.01) "
+    "or range(START, STOP[, STEP]); K1,K2 sets keys together ('[[a, 1], [b, 2]]'); repeat for "
+    "a grid (first dimension slowest). Each member is a run; see docs/sweeps.md"
+)
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
     Flag(
@@ -119,6 +154,77 @@ def parse_launch(args: list[str]) -> LaunchOptions:
     if split.positional is None:
         raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
     return _launch_options(split, split.positional, ("expyrun", *args))
+
+
+def parse_launch_line(args: list[str]) -> tuple[LaunchOptions, SweepOptions]:
+    """Split a launch command line into the launch's options and the sweep's.
+
+    Raises:
+        UsageError: as `parse_launch`; a sweep flag without its values or with a bad number.
+    """
+    from expyrun.sweep.options import SweepOptions
+
+    rest, sweeps = _take_sweeps(args)
+    flags: tuple[Flag, ...] = (*LAUNCH_FLAGS, *SWEEP_FLAGS)
+    if "--sample" not in rest and not any(arg.startswith("--sample=") for arg in rest):
+        flags = tuple(flag for flag in flags if flag.name != "--seed")
+    split = _split(rest, flags, "config file", LAUNCH_USAGE)
+    if split.positional is None:
+        raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
+    found = split.found
+    sweep = SweepOptions(
+        dimensions=tuple(sweeps),
+        parallel=_count(found, "parallel", "--parallel"),
+        gpus=_text(found.get("gpus")),
+        gpus_per_run=_count(found, "gpus_per_run", "--gpus-per-run") or 1,
+        fail_fast=found.get("fail_fast") is True,
+        max_failures=_count(found, "max_failures", "--max-failures"),
+        sample=_count(found, "sample", "--sample"),
+        seed=_integer(found, "seed", "--seed"),
+        json=found.get("json") is True,
+        verbose=found.get("verbose") is True,
+    )
+    return _launch_options(split, split.positional, ("expyrun", *args)), sweep
+
+
+def _take_sweeps(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Take each `--sweep KEY VALUES` out of a launch line (up to `--`)."""
+    rest: list[str] = []
+    sweeps: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":  # noqa: S105 - not a password
+            rest += args[i:]
+            break
+        if token == SWEEP_OPTION:
+            if len(args) < i + 3:
+                raise UsageError(
+                    "--sweep needs a key and its values", hint="--sweep training.lr 0.1,0.01"
+                )
+            sweeps.append((args[i + 1], args[i + 2]))
+            i += 3
+            continue
+        rest.append(token)
+        i += 1
+    return rest, sweeps
+
+
+def _integer(found: dict[str, str | bool], field: str, flag: str) -> int | None:
+    text = _text(found.get(field))
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{flag} takes an integer, got '{text}'") from None
+
+
+def _count(found: dict[str, str | bool], field: str, flag: str) -> int | None:
+    number = _integer(found, field, flag)
+    if number is not None and number < 1:
+        raise UsageError(f"{flag} takes a whole number >= 1, got '{number}'")
+    return number
 
 
 def parse_past_run(command: str, args: list[str]) -> PastRunOptions:

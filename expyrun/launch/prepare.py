@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from expyrun.config import Resolved, RunSpec
 
 
+class SweepInConfig(Exception):
+    """The config defines a sweep (`__sweep__`): the command line runs it as a sweep."""
+
+
 class PreparedRun(NamedTuple):
     """A run folder ready to be run: the snapshot is written, the record says `prepared`."""
 
@@ -65,10 +69,13 @@ def resolve_and_check(
     """Resolve the config, print its warnings (unless `quiet`), check the entry point exists."""
     # Imported here, not at the top: PyYAML's import overlaps the worker's start-up.
     from expyrun.config import resolve
+    from expyrun.config.run_section import SWEEP_KEY
 
     resolved = resolve(
         options.config_path, options.overrides, strict=options.strict, cwd=cwd, environ=environ
     )
+    if SWEEP_KEY in resolved.raw:
+        raise SweepInConfig(options.config_path)
     if not quiet:
         for warning in resolved.warnings:
             console.warning(warning)

@@ -111,7 +111,7 @@ def _preview(plan: Plan, expansion: Expansion, sweep: SweepOptions) -> int:
         console.warning(_changed_message(plan.changed.id))
     where = f"sweep {sweep_id}" if sweep_id else "a new sweep"
     console.info(
-        f"{where}: {len(plan.steps)} members ({_shape(expansion)}); {plan.summary()}; "
+        f"{where}: {_members(len(plan.steps))} ({_shape(expansion)}); {plan.summary()}; "
         "nothing was created"
     )
     console.out(tables.preview(plan, expansion.keys, sweep.json, sweep_id))
@@ -174,7 +174,7 @@ def _open_record(
         state="prepared",
     )
     record.write(folder, found)
-    console.info(f"sweep {sweep_id}: {len(plan.steps)} members ({_shape(expansion)})")
+    console.info(f"sweep {sweep_id}: {_members(len(plan.steps))} ({_shape(expansion)})")
     return folder, found
 
 
@@ -215,12 +215,18 @@ def _supervise(
         record.write(folder, running.replace(state=state, ended_at=now_iso(), summary=summary))
     console.out(tables.final(plan, expansion.keys, scheduler.outcomes))
     failed = sum(n for status, n in summary.items() if status != Status.SUCCEEDED)
+    skipped = len(plan.steps) - len(scheduler.to_run)
+    not_started = len(scheduler.to_run) - len(scheduler.outcomes)
     console.info(
         f"sweep {found.id} {state} in {time.monotonic() - started:.1f}s: "
-        f"{summary.get(Status.SUCCEEDED, 0)} succeeded, {failed} not, "
-        f"{len(plan.steps) - len(scheduler.outcomes)} not run now"
+        f"{summary.get(Status.SUCCEEDED, 0)} succeeded, {failed} did not, {skipped} skipped "
+        f"(done or running), {not_started} not started"
     )
     return code
+
+
+def _members(count: int) -> str:
+    return f"{count} member" if count == 1 else f"{count} members"
 
 
 def _shape(expansion: Expansion) -> str:

@@ -137,6 +137,7 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
                 config_digest(config),
             )
         )
+    _check_shadowed(base_overrides, dimensions, report)
     _check_names(members, base, report)
     unique = {str(warning): warning for warning in report.warnings}
     return Expansion(dimensions, tuple(members), total, tuple(unique.values()))
@@ -219,6 +220,21 @@ def _texts(
             for dimension, digit in zip(dimensions, chosen, strict=True)
             for pair in zip(dimension.keys, dimension.values[digit], strict=True)
         )
+
+
+def _check_shadowed(
+    overrides: Sequence[Override], dimensions: Sequence[Dimension], report: Report
+) -> None:
+    """Warn about an override of a swept key: each member's value replaces it."""
+    swept = {key for dimension in dimensions for key in dimension.keys}
+    for override in overrides:
+        if override.key in swept:
+            report.warn(
+                "the override is replaced by the sweep's value in every member",
+                None,
+                override.parts,
+                hint=f"drop --{override.key}, or --sweep {override.key} VALUES",
+            )
 
 
 def _check_names(members: Sequence[Member], base: ConfigMapping, report: Report) -> None:

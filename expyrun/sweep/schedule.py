@@ -102,7 +102,7 @@ class Scheduler:
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code."""
         pending = list(self.to_run)
-        while pending or self.running:
+        while self.running or (pending and self.stopping is None):
             try:
                 while pending and self._can_start():
                     self._start(pending.pop(0))
@@ -205,7 +205,7 @@ class Scheduler:
         limit = 1 if self.sweep.fail_fast else self.sweep.max_failures
         if limit is not None and self.failures >= limit and self.stopping is None:
             self.stopping = f"{self.failures} failed"
-            console.info(f"{self.failures} members failed: starting no more members")
+            console.info(f"{self.failures} failed: starting no more members")
 
     def _interrupt(self, signum: int, not_started: int) -> None:
         """Forward a stop signal to every running member, then wait for them all."""

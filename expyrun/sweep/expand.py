@@ -117,8 +117,7 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
     members = []
     for index, texts in enumerate(_texts(dimensions, positions), start=1):
         overrides = [*base_overrides, *(_override(key, text) for key, text in texts)]
-        raw = copy_value(base)
-        assert isinstance(raw, dict)  # noqa: S101 - a copy of a mapping is a mapping
+        raw = _copied_along(base, overrides)
         origins = dict(loaded.origins)
         apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
         config = interpolate(raw, variables, origins, report)
@@ -141,6 +140,33 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
     _check_names(members, base, report)
     unique = {str(warning): warning for warning in report.warnings}
     return Expansion(dimensions, tuple(members), total, tuple(unique.values()))
+
+
+def _copied_along(base: ConfigMapping, overrides: Sequence[Override]) -> ConfigMapping:
+    """A copy of `base` that overriding cannot alter: the containers on each override's path
+    are copied, the rest is shared (interpolation leaves the raw config unchanged). Copying
+    only these is most of the speed of expanding 10,000 members."""
+    raw = dict(base)
+    for override in overrides:
+        node: ConfigValue = raw
+        for part in override.parts[:-1]:
+            if isinstance(node, dict) and part in node:
+                child = node[part]
+                key: str | int = part
+            elif (
+                isinstance(node, list)
+                and part.lstrip("-").isdigit()
+                and -len(node) <= int(part) < len(node)
+            ):
+                key = int(part)
+                child = node[key]
+            else:
+                break
+            if isinstance(child, dict | list):
+                child = copy_value(child) if isinstance(child, list) else dict(child)
+                node[key] = child  # type: ignore[index] # a dict takes str keys, a list ints
+            node = child
+    return raw
 
 
 def config_digest(config: ConfigMapping) -> str:

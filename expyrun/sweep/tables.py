@@ -47,7 +47,7 @@ def preview(plan: Plan, keys: Sequence[str], as_json: bool, sweep_id: str | None
             "plan": plan.summary(),
             "members": members,
         }
-        return json.dumps(document, indent=1, default=str)
+        return json.dumps(document, default=str)  # compact: 10,000 members print fast
     rows = []
     for step in plan.steps:
         texts = dict(step.member.texts)

@@ -105,7 +105,9 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
             raise UsageError(f"--{override.key}: write --sweep KEY VALUES to change a dimension")
     loaded = load_config(launch.config_path, launch_dir, report)
     base = dict(loaded.value)
-    dimensions = _dimensions(base.pop(SWEEP_KEY, None), loaded.origins, sweep, loaded.path)
+    dimensions, written_at = _dimensions(
+        base.pop(SWEEP_KEY, None), loaded.origins, sweep, loaded.path
+    )
     total = math.prod(len(dimension.values) for dimension in dimensions)
     if total > MAX_MEMBERS:
         raise UsageError(f"the sweep has {total:,} members, more than {MAX_MEMBERS:,}")
@@ -119,7 +121,13 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
         overrides = [*base_overrides, *(_override(key, text) for key, text in texts)]
         raw = _copied_along(base, overrides)
         origins = dict(loaded.origins)
-        apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
+        try:
+            apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
+        except ConfigError as exc:
+            origin = written_at.get(exc.key or "")
+            if origin is not None:  # a value of the config's __sweep__: say where it is
+                exc.path, exc.line = origin.path, origin.line
+            raise
         config = interpolate(raw, variables, origins, report)
         run = read_run_section(config, origins, launch_dir, top)
         where = (run.entry, run.code_dir)
@@ -184,9 +192,13 @@ def _dimensions(
     origins: dict[tuple[str | int, ...], Origin],
     sweep: SweepOptions,
     path: str,
-) -> tuple[Dimension, ...]:
-    """The config's dimensions, each replaced by a --sweep of the same keys; then the others."""
+) -> tuple[tuple[Dimension, ...], dict[str, Origin]]:
+    """The config's dimensions, each replaced by a --sweep of the same keys; then the others.
+
+    Also: where each key the config's `__sweep__` sweeps is written (for error messages).
+    """
     found: dict[tuple[str, ...], Dimension] = {}
+    written_at: dict[str, Origin] = {}
     if section is not None:
         origin = origins.get((SWEEP_KEY,), Origin(path))
         if not isinstance(section, dict):
@@ -200,9 +212,12 @@ def _dimensions(
             at = origins.get((SWEEP_KEY, label), origin)
             dimension = config_dimension(str(label), value, at.path, at.line)
             found[dimension.keys] = dimension
+            written_at.update((key, at) for key in dimension.keys)
     for label, text in sweep.dimensions:
         dimension = parse_dimension(label, text)
         found[dimension.keys] = dimension
+        for key in dimension.keys:
+            written_at.pop(key, None)
     if not found:
         raise UsageError(
             "no sweep dimension: the sweep flags need --sweep KEY VALUES or a __sweep__ section",
@@ -216,7 +231,7 @@ def _dimensions(
                     f"key '{key}' is swept by two dimensions: {seen[key]} and {dimension.label}"
                 )
             seen[key] = dimension.label
-    return tuple(found.values())
+    return tuple(found.values()), written_at
 
 
 def _positions(total: int, sweep: SweepOptions) -> Sequence[int]:

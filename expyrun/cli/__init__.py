@@ -143,9 +143,16 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
+        from expyrun.launch.prepare import SweepInConfig
         from expyrun.reproduce import commands
 
-        return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
+        try:
+            return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
+        except SweepInConfig:
+            raise UsageError(
+                f"the run's config has a __sweep__ section: {command} runs one run",
+                hint="rerun a member of the sweep, whose config holds its own values",
+            ) from None
 
     return run
 

@@ -313,3 +313,39 @@ def test_gpus_auto_without_nvidia_smi_runs_without_gpus(project: Project) -> Non
     assert result.code == 0, result.describe()
     assert "--gpus auto: no GPU found" in result.stderr
     assert all(read_json(d / "entry.json")["cuda"] is None for _, d in _members(result).values())
+
+
+def test_a_bad_config_sweep_is_reported_at_its_line(project: Project) -> None:
+    _config(project)
+    project.write("child.yml", "__default__: ./config.yml\n__sweep__:\n  lrr: [1, 2]\n")
+    result = run(["child.yml"], cwd=project.root)
+    assert result.code == 2, result.describe()
+    assert result.stderr == (
+        "expyrun: error: child.yml:3: key 'lrr': no such key to override (did you mean 'lr'?)\n"
+    )
+    assert not project.output.exists()
+
+
+def test_verbose_streams_the_output_of_one_member_at_a_time(project: Project) -> None:
+    config = _config(project)
+    result = run([config, "--sweep", "seed", "1,2", "--verbose"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert result.stdout.splitlines()[:2] == ["trained 0.1 1", "trained 0.1 2"]
+    quiet = run([config, "--sweep", "seed", "3,4", "--verbose", "--parallel", "2"], project.root)
+    assert "trained" not in quiet.stdout
+
+
+def test_ls_sweep_json_and_stop_of_an_ended_sweep(project: Project) -> None:
+    config = _config(project)
+    result = run([config, "--sweep", "seed", "1,2"], cwd=project.root)
+    sweep_id = read_json(_members(result)[1][1] / "run.json")["sweep"]["id"]
+    listed = json.loads(run(["ls", "--sweep", sweep_id, "--json"], cwd=project.root).stdout)
+    assert listed["state"] == "ended"
+    assert [m["values"] for m in listed["members"]] == [{"seed": "1"}, {"seed": "2"}]
+    assert [m["status"] for m in listed["members"]] == ["succeeded", "succeeded"]
+    stopped = run(["stop", sweep_id], cwd=project.root)
+    assert stopped.code == 0, stopped.describe()
+    assert f"sweep {sweep_id} is not running (ended)" in stopped.stderr
+    missing = run(["ls", "--sweep", "0123abcd"], cwd=project.root)
+    assert missing.code == 2
+    assert "no sweep '0123abcd'" in missing.stderr

@@ -14,9 +14,10 @@ GPUs: each running member holds `gpus_per_run` of the listed GPUs, handed over i
 returned to the pool only once its member's supervisor has exited, so no GPU is ever given
 to two running members.
 
-Signals: SIGINT, SIGTERM or SIGHUP stop starting members and are forwarded to each running
-member's supervisor, which stops its run the usual way (forward, grace, kill); a second one
-is forwarded again (the supervisor then kills at once). The sweep waits for every supervisor.
+Signals (events of the sweep's loop while it runs): SIGINT, SIGTERM or SIGHUP stop starting
+members and are forwarded to each running member's supervisor, which stops its run the usual
+way (forward, grace, kill); a second one is forwarded again (the supervisor then kills at
+once). The sweep waits for every supervisor.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun import console
-from expyrun.errors import ExitCode, ExpyrunError, Interrupted, signal_exit_code
+from expyrun.errors import ExitCode, ExpyrunError, signal_exit_code
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import allocate_and_snapshot
 from expyrun.run import record as run_record
@@ -93,28 +94,54 @@ class Scheduler:
             self.slots = min(self.slots, len(gpus) // self.per_run)
         self.stream = sweep.verbose and self.slots == 1
         self.running: dict[int, _Running] = {}
-        self.ended: queue.Queue[int] = queue.Queue()
+        # Events for the main loop: ("ended", pid) from the waiting threads, ("signal", signum)
+        # from the signal handlers: SimpleQueue.put may be called from a signal handler.
+        self.events: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self.outcomes: list[Outcome] = []
         self.failures = 0
         self.stopping: str | None = None  # why no more members start
         self.interrupted: int | None = None  # the first stop signal
 
     def run(self) -> int:
-        """Run every step to its end (or until stopped); the sweep's exit code."""
+        """Run every step to its end (or until stopped); the sweep's exit code.
+
+        SIGINT, SIGTERM and SIGHUP become events of the main loop while it runs (not
+        exceptions that could fall between starting a member and noting its pid).
+        """
         pending = list(self.to_run)
-        while self.running or (pending and self.stopping is None):
-            try:
+        previous = self._take_stop_signals()
+        try:
+            while self.running or (pending and self.stopping is None):
                 while pending and self._can_start():
                     self._start(pending.pop(0))
-                if self.running:
-                    self._collect(self.ended.get())
-            except (KeyboardInterrupt, Interrupted) as exc:
-                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-                self._interrupt(signum, len(pending))
-                pending = []
+                if not self.running:
+                    continue
+                kind, number = self.events.get()
+                if kind == "signal":
+                    self._interrupt(number, len(pending))
+                    pending = []
+                else:
+                    self._collect(number)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if self.interrupted is not None:
             return signal_exit_code(self.interrupted)
         return ExitCode.OK if self.failures == 0 else 1
+
+    def _take_stop_signals(self) -> dict[int, Any]:
+        """Make the stop signals events; return the handlers they had (an ignored one stays)."""
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            handler = signal.getsignal(signum)
+            if handler == signal.SIG_IGN:
+                continue  # SIGHUP under nohup: stays ignored
+            previous[signum] = handler
+            signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.events.put(("signal", signum))
 
     def _can_start(self) -> bool:
         if self.stopping is not None or len(self.running) >= self.slots:
@@ -183,7 +210,7 @@ class Scheduler:
 
     def _wait(self, process: subprocess.Popen[bytes]) -> None:
         process.wait()
-        self.ended.put(process.pid)
+        self.events.put(("ended", process.pid))
 
     def _collect(self, pid: int) -> None:
         """A member's supervisor exited: free its GPUs, print its line, count a failure."""

@@ -131,7 +131,7 @@ class Scheduler:
 
     def _take_stop_signals(self) -> dict[int, Any]:
         """Make the stop signals events; return the handlers they had (an ignored one stays)."""
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             handler = signal.getsignal(signum)
             if handler == signal.SIG_IGN:

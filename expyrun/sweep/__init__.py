@@ -76,6 +76,10 @@ def supervise_sweep(folder: Path, notify_fd: int | None = None) -> int:
     expansion = expand(launch, sweep, cwd)
     gpus = gpu_list(sweep.gpus, sweep.gpus_per_run)
     plan = make_plan(expansion, launch, sweep, cwd, folder)
+    if plan.existing is None:  # its config changed since the sweep was recorded: never mix
+        raise RunFolderError(
+            f"sweep {found.id}: its definition changed since it was recorded", path=folder
+        )
     on_running = None
     if notify_fd is not None:
         from expyrun.launch.detach import notifier

@@ -264,6 +264,8 @@ def member_line(outcome: Outcome, count: int) -> str:
             details.append(f"exit {data['exit_code']}")
         if data.get("error"):
             details.append(str(data["error"]))
+        if outcome.status == Status.LOST:
+            details.append(f"see {SUPERVISOR_LOG}")
     said = f" ({', '.join(details)})" if details else ""
     member = outcome.member
     return (

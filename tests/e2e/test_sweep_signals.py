@@ -118,3 +118,34 @@ def test_detach_then_stop_by_sweep_id(project: Project) -> None:
     assert resumed_process.returncode == 0, err.decode()
     assert f"resuming sweep {sweep_id}: 0 done, 2 to rerun, 2 new" in err.decode()
     assert len(list((project.output / "s0").glob("exp.*"))) == 2
+
+
+def test_a_failure_is_printed_while_other_members_still_run(project: Project) -> None:
+    entry = project.entry(
+        """
+        if config["fail"]:
+            raise RuntimeError("diverged")
+        open("ready", "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        """
+    )
+    config = project.config(entry, name="m{fail}", extra={"fail": False})
+    process = start([config, "--sweep", "fail", "false,true", "--parallel", "2"], project.root)
+    try:
+        assert process.stderr is not None
+        seen = []
+        for raw in process.stderr:
+            seen.append(raw.decode())
+            if "[2/2] failed" in seen[-1]:
+                break
+        assert "(exit 1" in seen[-1], seen
+        assert _ready(project), "the other member runs on"
+        assert not any("[1/2]" in line for line in seen)
+        (project.output / "mFalse" / "exp.0" / "go").touch()
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

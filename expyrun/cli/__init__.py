@@ -113,7 +113,7 @@ def _program(args: list[str]) -> int:
         return ExitCode.OK
     options, sweep = parse_launch_line(args)
     if sweep.is_requested:
-        from expyrun.sweep import run_sweep
+        from expyrun.sweep.commands import run_sweep
 
         return run_sweep(options, sweep)
     from expyrun.launch import launch
@@ -122,7 +122,7 @@ def _program(args: list[str]) -> int:
     try:
         return launch(options)
     except SweepInConfig:  # the config has a __sweep__ section: nothing was created
-        from expyrun.sweep import run_sweep
+        from expyrun.sweep.commands import run_sweep
 
         return run_sweep(options, sweep)
 
@@ -230,7 +230,7 @@ def _sweep(args: list[str]) -> int:
     parsed = run_commands.parse("sweep", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.sweep import resume
+    from expyrun.sweep.commands import resume
 
     return resume(parsed.id, parsed.paths or ["."], parsed.detach)
 
@@ -242,7 +242,7 @@ def _sweep_supervisor(args: list[str]) -> int:
     parsed = run_commands.parse("_sweep", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.sweep import supervise_sweep
+    from expyrun.sweep.commands import supervise_sweep
 
     return supervise_sweep(Path(parsed.folder), parsed.notify_fd)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,10 @@ import pytest
 from expyrun.cli.launch_line import parse_launch_line
 from expyrun.errors import ConfigError, UsageError
 from expyrun.launch.options import LaunchOptions
+from expyrun.sweep import expand as expand_module
 from expyrun.sweep.dimensions import Dimension, config_dimension, parse_dimension, value_text
 from expyrun.sweep.gpus import gpu_list
 from expyrun.sweep.options import SweepOptions
-
-expand_module = sys.modules["expyrun.sweep.expand"]
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ def _program(args: list[str]) -> int:
 
         return run_sweep(options, sweep)
     from expyrun.launch import launch
-    from expyrun.launch.prepare import SweepInConfig
+    from expyrun.launch.options import SweepInConfig
 
     try:
         return launch(options)
@@ -143,7 +143,7 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
-        from expyrun.launch.prepare import SweepInConfig
+        from expyrun.launch.options import SweepInConfig
         from expyrun.reproduce import commands
 
         try:

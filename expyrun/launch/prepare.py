@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from expyrun import __version__, console
 from expyrun.errors import ExitCode, RunFolderError
-from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun
+from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun, SweepInConfig
 from expyrun.run import folder, record, snapshot
 from expyrun.run.code_copy import copy_code
 from expyrun.run.entry import EntryLocation, locate_entry
@@ -21,10 +21,6 @@ from expyrun.run.record import RunRecord, Status
 
 if TYPE_CHECKING:
     from expyrun.config import Resolved, RunSpec
-
-
-class SweepInConfig(Exception):
-    """The config defines a sweep (`__sweep__`): the command line runs it as a sweep."""
 
 
 class PreparedRun(NamedTuple):

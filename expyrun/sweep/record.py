@@ -86,8 +86,13 @@ def create_folder(output_dir: Path) -> tuple[str, Path]:
 def write(folder: Path, record: SweepRecord) -> None:
     """Replace sweep.json with `record`, atomically (readers never see half a file)."""
     temporary = folder / f".{SWEEP_FILE}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(record._asdict(), indent=1, default=str), encoding="utf-8")
-    os.replace(temporary, folder / SWEEP_FILE)
+    try:
+        temporary.write_text(json.dumps(record._asdict(), indent=1, default=str), encoding="utf-8")
+        os.replace(temporary, folder / SWEEP_FILE)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write the sweep record: {exc.strerror}", path=folder / SWEEP_FILE
+        ) from exc
 
 
 def read(folder: Path) -> SweepRecord:
@@ -103,11 +108,16 @@ def read(folder: Path) -> SweepRecord:
 def append_member(folder: Path, index: int, digest: str, run_dir: Path) -> None:
     """Note in members.jsonl that member `index` got the run folder `run_dir`."""
     line = json.dumps({"index": index, "digest": digest, "run_dir": str(run_dir)}) + "\n"
-    fd = os.open(folder / MEMBERS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+        fd = os.open(folder / MEMBERS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write the sweep record: {exc.strerror}", path=folder / MEMBERS_FILE
+        ) from exc
 
 
 def member_runs(folder: Path) -> dict[str, list[str]]:

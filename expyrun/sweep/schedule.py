@@ -122,6 +122,9 @@ class Scheduler:
                     pending = []
                 else:
                     self._collect(number)
+        except BaseException:
+            self._stop_all()  # a bug or a full disk here: no member is left unsupervised
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -250,6 +253,16 @@ class Scheduler:
                 os.kill(running.process.pid, signum)
             except ProcessLookupError:
                 pass
+
+    def _stop_all(self) -> None:
+        """Stop the running members the usual way (SIGTERM) and wait for their supervisors."""
+        for running in self.running.values():
+            try:
+                os.kill(running.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for running in self.running.values():
+            running.process.wait()
 
 
 def member_line(outcome: Outcome, count: int) -> str:

@@ -149,3 +149,25 @@ def test_a_failure_is_printed_while_other_members_still_run(project: Project) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_member_that_cannot_be_recorded_fails_and_the_sweep_goes_on(project: Project) -> None:
+    config = _config(project)
+    process = start([config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"], project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        (folder,) = (project.output / ".sweeps").iterdir()
+        (folder / "members.jsonl").unlink()
+        (folder / "members.jsonl").mkdir()  # the third member cannot be noted in the record
+        for run_dir in _ready(project):
+            (run_dir / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 1, text
+    assert "[3/3] could not be prepared: " in text
+    assert "cannot write the sweep record" in text
+    assert text.count("succeeded in") == 2

@@ -349,3 +349,13 @@ def test_ls_sweep_json_and_stop_of_an_ended_sweep(project: Project) -> None:
     missing = run(["ls", "--sweep", "0123abcd"], cwd=project.root)
     assert missing.code == 2
     assert "no sweep '0123abcd'" in missing.stderr
+
+
+def test_max_failures_stops_starting_after_k_failures(project: Project) -> None:
+    config = _config(project, fail_on=0.0)
+    pairs = "[[1.0, 1.0], [2.0, 2.0], [3.0, 0.0], [4.0, 4.0]]"  # members 1, 2 and 4 fail
+    result = run([config, "--sweep", "lr,fail_on", pairs, "--max-failures", "2"], cwd=project.root)
+    assert result.code == 1, result.describe()
+    assert {n: s for n, (s, _) in _members(result).items()} == {1: "failed", 2: "failed"}
+    assert "2 failed: starting no more members" in result.stderr
+    assert result.stdout.count("not started") == 2

@@ -25,8 +25,11 @@ from expyrun.sweep.plan import Plan, make_plan, supervisor_running
 from expyrun.sweep.schedule import Scheduler
 
 
-def run_sweep(launch: LaunchOptions, sweep: SweepOptions) -> int:
+def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = None) -> int:
     """`expyrun CONFIG --sweep KEY VALUES ...`: preview, run here, or detach the sweep.
+
+    `folder`: the recorded sweep to continue (`sweep resume ID`); by default the newest one
+    of the same command line, if any.
 
     Raises:
         UsageError, ConfigError, EntryPointError: bad input; nothing is created.
@@ -39,19 +42,19 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions) -> int:
     for warning in expansion.warnings:
         console.warning(warning)
     gpus = gpu_list(sweep.gpus, sweep.gpus_per_run)
-    plan = make_plan(expansion, launch, sweep, cwd)
+    plan = make_plan(expansion, launch, sweep, cwd, folder)
     if launch.print_config:
         return _preview(plan, expansion, sweep)
-    folder, found = _open_record(plan, expansion, launch, sweep, cwd)
+    record_folder, found = _open_record(plan, expansion, launch, sweep, cwd)
     if launch.detach:
         from expyrun.sweep.background import start_in_background
 
-        pid = start_in_background(folder, cwd)
+        pid = start_in_background(record_folder, cwd)
         console.info(f"sweep {found.id} started in the background (supervisor pid {pid})")
         console.info(f"follow it with: expyrun ls --sweep {found.id} {plan.output_dir}")
         console.out(found.id)
         return ExitCode.OK
-    return _supervise(folder, found, plan, expansion, launch, sweep, cwd, gpus)
+    return _supervise(record_folder, found, plan, expansion, launch, sweep, cwd, gpus)
 
 
 def resume(text: str, paths: list[str], detach: bool = False) -> int:
@@ -60,7 +63,7 @@ def resume(text: str, paths: list[str], detach: bool = False) -> int:
     found = record.read(folder)
     launch, sweep = options_of(found, detach=detach)
     os.chdir(found.cwd)
-    return run_sweep(launch, sweep)
+    return run_sweep(launch, sweep, folder)
 
 
 def supervise_sweep(folder: Path, notify_fd: int | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,68 @@ def test_gpus_auto_reads_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     assert gpu_list("auto", 1) == ["0", "1"]
+
+
+def _expansion(tmp_path: Path, extra: str = ""):
+    from expyrun.sweep.expand import expand
+
+    (tmp_path / "pkg").mkdir(exist_ok=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "main.py").write_text("def main(name, config):\n    pass\n")
+    (tmp_path / "c.yml").write_text(
+        "__run__:\n  __main__: pkg.main:main\n  __output_dir__: out\n  __name__: s{seed}\nseed: 0\n"
+        + extra
+    )
+    launch = LaunchOptions("c.yml")
+    sweep = SweepOptions(dimensions=(("seed", "range(0, 4)"),))
+    return expand(launch, sweep, tmp_path), launch, sweep
+
+
+def test_the_plan_skips_succeeded_and_running_members_and_reruns_the_others(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from expyrun.sweep import record
+    from expyrun.sweep.plan import make_plan
+
+    expansion, launch, sweep = _expansion(tmp_path)
+    plan = make_plan(expansion, launch, sweep, tmp_path)
+    assert plan.summary() == "0 done, 0 to rerun, 4 new"
+    sweep_id, folder = record.create_folder(plan.output_dir)
+    record.write(
+        folder,
+        record.SweepRecord(
+            sweep_id,
+            "2026-01-01T00:00:00+00:00",
+            [],
+            str(tmp_path),
+            "c.yml",
+            [],
+            [],
+            [],
+            {},
+            plan.line_key,
+            plan.definition,
+            [],
+        ),
+    )
+    statuses = [
+        {"status": "succeeded"},
+        {"status": "failed"},
+        {"status": "running", "pid": 2**22 + 7, "host": os.uname().nodename},  # no such pid
+    ]
+    for member, data in zip(expansion.members, statuses, strict=False):
+        run_dir = tmp_path / "out" / member.resolved.run.name / "exp.0"
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps(data))
+        record.append_member(folder, member.number, member.digest, run_dir)
+    resumed = make_plan(expansion, launch, sweep, tmp_path)
+    assert resumed.existing is not None
+    assert resumed.summary() == "1 done, 2 to rerun, 1 new"
+    assert [step.last_status for step in resumed.steps] == ["succeeded", "failed", "lost", None]
+    changed, _, _ = _expansion(tmp_path, "other: 1\n")
+    new = make_plan(changed, launch, sweep, tmp_path)
+    assert new.existing is None
+    assert new.changed is not None
+    assert new.changed.id == sweep_id

@@ -21,8 +21,8 @@ from expyrun.sweep import record, tables
 from expyrun.sweep.expand import Expansion, expand
 from expyrun.sweep.gpus import gpu_list
 from expyrun.sweep.options import SweepOptions
-from expyrun.sweep.plan import Plan, make_plan, supervisor_running
-from expyrun.sweep.schedule import Scheduler
+from expyrun.sweep.plan import NOT_STARTED, Plan, make_plan, supervisor_running
+from expyrun.sweep.schedule import Outcome, Scheduler
 
 
 def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = None) -> int:
@@ -215,7 +215,9 @@ def _supervise(
         summary: dict[str, int] = {}
         for outcome in scheduler.outcomes:
             summary[outcome.status] = summary.get(outcome.status, 0) + 1
-        record.write(folder, running.replace(state=state, ended_at=now_iso(), summary=summary))
+        members = _member_states(running.members, plan, scheduler.outcomes)
+        ended = running.replace(state=state, ended_at=now_iso(), summary=summary, members=members)
+        record.write(folder, ended)
     console.out(tables.final(plan, expansion.keys, scheduler.outcomes))
     failed = sum(n for status, n in summary.items() if status != Status.SUCCEEDED)
     skipped = len(plan.steps) - len(scheduler.to_run)
@@ -226,6 +228,32 @@ def _supervise(
         f"(done or running), {not_started} not started"
     )
     return code
+
+
+def _member_states(
+    recorded: list[dict[str, Any]], plan: Plan, outcomes: list[Outcome]
+) -> list[dict[str, Any]]:
+    """The record's members with their last run folder and its status as the sweep ends.
+
+    A snapshot for whoever reads sweep.json alone; `ls --sweep` reads the members' records.
+    """
+    ended = {outcome.member.number: outcome for outcome in outcomes}
+    steps = {step.member.number: step for step in plan.steps}
+    members = []
+    for member in recorded:
+        number = member.get("index")
+        outcome = ended.get(number) if isinstance(number, int) else None
+        step = steps.get(number) if isinstance(number, int) else None
+        run_dir: str | None
+        status: str | None
+        if outcome is not None:
+            run_dir, status = outcome.run_dir, outcome.status
+        elif step is not None and step.last_run is not None:
+            run_dir, status = step.last_run, step.last_status
+        else:
+            run_dir, status = None, NOT_STARTED
+        members.append({**member, "run_dir": run_dir, "status": status})
+    return members
 
 
 def _members(count: int) -> str:

@@ -8,8 +8,8 @@
   and the 10,000th member, where rewriting sweep.json would not. Resume reads it.
 - `sweep.log`: the messages of a detached sweep's supervisor.
 
-The members' own records (run.json) say how each run went: the sweep record points to them
-and never copies their status, so it cannot disagree with them.
+The members' own records (run.json) say how each run went; sweep.json keeps a snapshot of
+each member's last run folder and status as of the sweep's end (`ls --sweep` reads run.json).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SweepRecord(NamedTuple):
     options: dict[str, Any]  # SweepOptions and the launch flags a resume needs
     line_key: str  # the hash of the command line's definition (same command: same key)
     definition: str  # the hash of the dimensions and every member's config
-    members: list[dict[str, Any]]  # {"index", "digest", "values", "name"}
+    members: list[dict[str, Any]]  # {"index", "digest", "values", "name"[, "run_dir", "status"]}
     state: str = RUNNING
     pid: int | None = None
     pid_started_at: float | None = None

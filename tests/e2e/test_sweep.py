@@ -74,6 +74,8 @@ def test_grid_runs_every_member_in_order_each_an_ordinary_run(project: Project) 
     sweep_dir = project.output / ".sweeps" / ids.pop()
     recorded = read_json(sweep_dir / "sweep.json")
     assert recorded["state"] == "ended"
+    assert [m["status"] for m in recorded["members"]] == ["succeeded"] * 6
+    assert [m["run_dir"] for m in recorded["members"]] == [str(members[n][1]) for n in range(1, 7)]
     assert [d["keys"] for d in recorded["dimensions"]] == [["lr"], ["seed"]]
     assert "STATUS" in result.stdout
     assert result.stdout.count("succeeded") == 6

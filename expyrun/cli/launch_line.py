@@ -85,7 +85,7 @@ SWEEP_FLAGS = (
         "--gpus",
         "gpus",
         "a sweep: the GPUs to hand out, one set per running member in CUDA_VISIBLE_DEVICES "
-        "(auto: those nvidia-smi -L lists)",
+        "(auto: those nvidia-smi -L lists); without --parallel, one member per set runs at once",
         "0,1|auto",
     ),
     Flag("--gpus-per-run", "gpus_per_run", "a sweep: GPUs per member (default 1)", "K"),

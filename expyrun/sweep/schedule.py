@@ -90,8 +90,9 @@ class Scheduler:
         self.free_gpus = list(gpus)
         self.per_run = sweep.gpus_per_run if gpus else 0
         self.slots = sweep.slots
-        if gpus:
-            self.slots = min(self.slots, len(gpus) // self.per_run)
+        if gpus:  # one member per set of GPUs, unless --parallel asks for fewer
+            sets = len(gpus) // self.per_run
+            self.slots = sets if sweep.parallel is None else min(sweep.parallel, sets)
         self.stream = sweep.verbose and self.slots == 1
         self.running: dict[int, _Running] = {}
         # Events for the main loop: ("ended", pid) from the waiting threads, ("signal", signum)

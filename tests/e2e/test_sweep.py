@@ -361,3 +361,20 @@ def test_max_failures_stops_starting_after_k_failures(project: Project) -> None:
     assert {n: s for n, (s, _) in _members(result).items()} == {1: "failed", 2: "failed"}
     assert "2 failed: starting no more members" in result.stderr
     assert result.stdout.count("not started") == 2
+
+
+def test_gpus_alone_run_one_member_per_set_of_gpus(project: Project) -> None:
+    config = _config(project, sleep=0.3)
+    result = run(
+        [config, "--sweep", "seed", "range(0, 4)", "--gpus", "0,1,2,3", "--gpus-per-run", "2"],
+        cwd=project.root,
+        timeout=120,
+    )
+    assert result.code == 0, result.describe()
+    entries = [read_json(d / "entry.json") for _, d in _members(result).values()]
+    assert {e["cuda"] for e in entries} <= {"0,1", "2,3"}
+    spans = sorted((e["start"], e["end"], e["cuda"]) for e in entries)
+    for i, (start, _, cuda) in enumerate(spans):
+        overlapping = [c for s, e, c in spans[:i] if e > start]
+        assert cuda not in overlapping
+        assert len(overlapping) <= 1

@@ -180,7 +180,7 @@ def _logs(args: list[str]) -> int:
         return parsed
     from expyrun.runs.logs import show_log
 
-    return show_log(parsed.run, parsed.follow)
+    return show_log(parsed.run, parsed.follow, parsed.task)
 
 
 def _status(args: list[str]) -> int:
@@ -260,7 +260,9 @@ def _supervise(args: list[str]) -> int:
         return parsed
     from expyrun.launch import supervise
 
-    return supervise(Path(parsed.run), parsed.notify_fd, parsed.copy_output)
+    return supervise(
+        Path(parsed.run), parsed.notify_fd, parsed.copy_output, parsed.task, parsed.ntasks
+    )
 
 
 COMMANDS: dict[str, Command] = {
@@ -269,7 +271,9 @@ COMMANDS: dict[str, Command] = {
         "the runs under PATHs (default .), newest first; --sweep ID: a sweep's members",
         _ls,
     ),
-    "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
+    "logs": Command(
+        "logs RUN [-f] [--task N]", "print outputs.log; -f follows it to the run's end", _logs
+    ),
     "status": Command(
         "status RUN [--json]", "the run record; exit 0 if succeeded or running", _status
     ),

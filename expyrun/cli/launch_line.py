@@ -70,6 +70,15 @@ LAUNCH_FLAGS = (
         "exact order of every write, also of subprocesses and C code; the terminal copy then "
         "goes to stdout only",
     ),
+    Flag(
+        "--nproc",
+        "nproc",
+        "start N workers of one run on this machine, as torchrun --standalone "
+        "--nproc-per-node N: each gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, "
+        "MASTER_ADDR=127.0.0.1 and a free MASTER_PORT; one run folder, outputs.log for worker 0, "
+        "outputs.taskN.log for the others; a worker failing stops the others",
+        "N",
+    ),
 )
 # The flags of a sweep (docs/sweeps.md). `--sweep KEY VALUES` takes two values (`_take_sweeps`);
 # `--seed` is the sampling seed only beside `--sample`, else the override of a key `seed`.
@@ -136,7 +145,7 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -174,12 +183,12 @@ def parse_launch_line(args: list[str]) -> tuple[LaunchOptions, SweepOptions]:
     found = split.found
     sweep = SweepOptions(
         dimensions=tuple(sweeps),
-        parallel=_count(found, "parallel", "--parallel"),
+        parallel=_whole_number(found, "parallel", "--parallel"),
         gpus=_text(found.get("gpus")),
-        gpus_per_run=_count(found, "gpus_per_run", "--gpus-per-run") or 1,
+        gpus_per_run=_whole_number(found, "gpus_per_run", "--gpus-per-run") or 1,
         fail_fast=found.get("fail_fast") is True,
-        max_failures=_count(found, "max_failures", "--max-failures"),
-        sample=_count(found, "sample", "--sample"),
+        max_failures=_whole_number(found, "max_failures", "--max-failures"),
+        sample=_whole_number(found, "sample", "--sample"),
         seed=_integer(found, "seed", "--seed"),
         json=found.get("json") is True,
         verbose=found.get("verbose") is True,
@@ -220,7 +229,7 @@ def _integer(found: dict[str, str | bool], field: str, flag: str) -> int | None:
         raise UsageError(f"{flag} takes an integer, got '{text}'") from None
 
 
-def _count(found: dict[str, str | bool], field: str, flag: str) -> int | None:
+def _whole_number(found: dict[str, str | bool], field: str, flag: str) -> int | None:
     number = _integer(found, field, flag)
     if number is not None and number < 1:
         raise UsageError(f"{flag} takes a whole number >= 1, got '{number}'")
@@ -253,6 +262,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
+    nproc = _text(found.get("nproc"))
     return LaunchOptions(
         config_path=config_path,
         overrides=split.overrides,
@@ -264,6 +274,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
+        nproc=1 if nproc is None else _count("--nproc", nproc),
     )
 
 
@@ -322,3 +333,9 @@ def _seconds(flag: str, value: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise UsageError(f"{flag} takes a finite number of seconds >= 0, got '{value}'")
     return seconds
+
+
+def _count(flag: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{flag} takes a number of workers >= 1, got '{value}'")
+    return int(value)

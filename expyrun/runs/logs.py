@@ -18,11 +18,12 @@ POLL_SECONDS = 0.1
 SLURM_POLL_SECONDS = 5.0
 
 
-def show_log(run: str, follow: bool) -> int:
+def show_log(run: str, follow: bool, task: int | None = None) -> int:
     """Print outputs.log of the run folder `run`; `follow`: until the run ends, then exit
-    with the run's code (1 when it was lost or cancelled). Stops quietly when stdout closes."""
+    with the run's code (1 when it was lost or cancelled). Stops quietly when stdout closes.
+    `task`: task N's log of a multi-task run (run/tasks.py)."""
     run_dir, _ = open_run(run)
-    log_path = run_dir / OUTPUTS_LOG
+    log_path = run_dir / OUTPUTS_LOG if task is None else task_log(run_dir, task)
     out = sys.stdout.buffer
     offset = 0
     asked_slurm = -SLURM_POLL_SECONDS
@@ -42,6 +43,18 @@ def show_log(run: str, follow: bool) -> int:
             _copy_new_bytes(log_path, offset, out)  # what came with the end
             return exit_code_of(current, status)
         time.sleep(POLL_SECONDS)
+
+
+def task_log(run_dir: Path, task: int) -> Path:
+    """Task `task`'s log; UsageError when the run has no such task."""
+    from expyrun.errors import UsageError
+    from expyrun.run.tasks import log_name, read_entries
+
+    ranks = [entry["rank"] for entry in read_entries(run_dir)]
+    if task not in ranks and not (task == 0 and not ranks):
+        known = f"its tasks are {', '.join(map(str, ranks))}" if ranks else "it has one task: 0"
+        raise UsageError(f"the run has no task {task} ({known})", hint=str(run_dir))
+    return run_dir / log_name(task)
 
 
 def _copy_new_bytes(path: Path, offset: int, out: BinaryIO) -> int | None:

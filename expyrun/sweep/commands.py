@@ -37,6 +37,8 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
     """
     if launch.slurm:
         raise UsageError("--slurm does not take a sweep yet: sweeps run on this machine")
+    if launch.nproc > 1:
+        raise UsageError("--nproc does not take a sweep yet: each member runs one worker")
     cwd = Path.cwd()
     expansion = expand(launch, sweep, cwd)
     for warning in expansion.warnings:

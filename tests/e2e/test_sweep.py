@@ -291,6 +291,7 @@ def test_duplicate_run_names_warn_and_are_an_error_under_strict(project: Project
         ),
         pytest.param(["--parallel", "2"], r"no sweep dimension", id="flag-without-sweep"),
         pytest.param(["--sweep", "lr", "1,2", "--slurm"], r"--slurm", id="slurm"),
+        pytest.param(["--sweep", "lr", "1,2", "--nproc", "2"], r"--nproc", id="nproc"),
     ],
 )
 def test_bad_sweep_input_is_one_line_exit_2_nothing_created(

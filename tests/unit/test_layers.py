@@ -71,12 +71,14 @@ ALLOWED: dict[str, set[str]] = {
     "expyrun.console": set(),
     "expyrun.errors": set(),
 }
-# The only modules that start processes: the door, the worker's spawn (posix_spawn), and the
-# detach path (a background supervisor that outlives expyrun).
+# The only modules that start processes: the door, the worker's spawn (posix_spawn), the
+# detach path (a background supervisor that outlives expyrun), --nproc's task supervisors,
+# and a sweep's member supervisors and background sweep supervisor.
 PROCESS_MODULES = {
     "expyrun._command",
     "expyrun.run.spawn",
     "expyrun.launch.detach",
+    "expyrun.launch.nproc",
     "expyrun.sweep.schedule",  # a member's supervisor, waited for by the sweep
     "expyrun.sweep.background",  # a detached sweep's supervisor
 }

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
@@ -108,17 +110,15 @@ def list_sweep(text: str, paths: list[str], as_json: bool) -> int:
     folder = record.find_sweep(text, paths or ["."])
     found = record.read(folder)
     listed = tables.members_of_record(found.members, record.member_runs(folder))
+    state = found.state
+    if state == record.RUNNING and not supervisor_running(found):
+        state = "lost"  # its supervisor is gone without recording the end
     if as_json:
-        document = {
-            "sweep": found.id,
-            "state": "lost"
-            if found.state == record.RUNNING and not supervisor_running(found)
-            else found.state,
-            "command": found.command,
-            "members": listed,
-        }
+        document: dict[str, Any] = {"sweep": found.id, "state": state}
+        document.update(command=found.command, members=listed)
         console.out(json.dumps(document, indent=1, default=str))
         return ExitCode.OK
     keys = [key for dimension in found.dimensions for key in dimension["keys"]]
+    console.info(f"sweep {found.id} ({state}): {shlex.join(found.command)}")
     console.out(tables.members_table(listed, keys))
     return ExitCode.OK

@@ -175,7 +175,8 @@ def parse_launch_line(args: list[str]) -> tuple[LaunchOptions, SweepOptions]:
 
     rest, sweeps = _take_sweeps(args)
     flags: tuple[Flag, ...] = (*LAUNCH_FLAGS, *SWEEP_FLAGS)
-    if "--sample" not in rest and not any(arg.startswith("--sample=") for arg in rest):
+    before = rest[: rest.index("--")] if "--" in rest else rest
+    if "--sample" not in before and not any(arg.startswith("--sample=") for arg in before):
         flags = tuple(flag for flag in flags if flag.name != "--seed")
     split = _split(rest, flags, "config file", LAUNCH_USAGE)
     if split.positional is None:

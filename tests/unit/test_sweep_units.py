@@ -101,6 +101,9 @@ def test_seed_is_a_sweep_flag_only_beside_sample() -> None:
     launch, sweep = parse_launch_line(["c.yml", "--sample", "2", "--seed", "3"])
     assert launch.overrides == ()
     assert (sweep.sample, sweep.seed) == (2, 3)
+    launch, sweep = parse_launch_line(["c.yml", "--seed", "3", "--", "--sample", "2"])
+    assert launch.overrides == ("--seed", "3", "--sample", "2")
+    assert (sweep.sample, sweep.seed) == (None, None)
 
 
 def test_sweep_flags_after_double_dash_are_overrides() -> None:

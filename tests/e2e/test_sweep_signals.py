@@ -171,3 +171,45 @@ def test_a_member_that_cannot_be_recorded_fails_and_the_sweep_goes_on(project: P
     assert "[3/3] could not be prepared: " in text
     assert "cannot write the sweep record" in text
     assert text.count("succeeded in") == 2
+
+
+def test_a_killed_sweep_leaves_its_members_supervised_and_resumes_the_rest(
+    project: Project,
+) -> None:
+    config = _config(project)
+    args = [config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"]
+    process = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        process.kill()  # SIGKILL to the sweep alone: each member has its own supervisor
+        process.wait(timeout=30)
+        sweep_id = str(_sweep_record(project)["id"])
+        listed = run(["ls", "--sweep", sweep_id], cwd=project.root)
+        assert f"sweep {sweep_id} (lost)" in listed.stderr
+        statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
+        assert statuses == ["running", "running", "not"], listed.describe()
+        for folder in _ready(project):
+            (folder / "go").touch()
+        wait_for(
+            lambda: all(
+                read_json(f / "run.json")["status"] == "succeeded" for f in _ready(project)
+            ),
+            30,
+            "the orphaned members to succeed",
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    resumed = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 3, 30, "the never-started member to start")
+        for folder in _ready(project):
+            (folder / "go").touch()
+        _, err = resumed.communicate(timeout=60)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 0, err.decode()
+    assert f"resuming sweep {sweep_id}: 2 done, 0 to rerun, 1 new" in err.decode()

@@ -27,7 +27,7 @@ from expyrun.config.interpolation import CWD_VARIABLE, interpolate
 from expyrun.config.keys import ConfigMapping, ConfigValue, copy_value, get, normalize, split_key
 from expyrun.config.loading import load_config
 from expyrun.config.overrides import Override, apply_overrides, parse_overrides
-from expyrun.config.report import Origin, Report
+from expyrun.config.report import Origin, Origins, Report
 from expyrun.config.run_section import (
     NAME_KEY,
     OPTION_MAPS,
@@ -111,43 +111,64 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
     total = math.prod(len(dimension.values) for dimension in dimensions)
     if total > MAX_MEMBERS:
         raise UsageError(f"the sweep has {total:,} members, more than {MAX_MEMBERS:,}")
-    positions = _positions(total, sweep)
     variables = dict(os.environ)
     variables[CWD_VARIABLE] = str(launch_dir)
-    top = Origin(loaded.path)
-    locations: dict[tuple[str, Path], EntryLocation] = {}
-    members = []
-    for index, texts in enumerate(_texts(dimensions, positions), start=1):
-        overrides = [*base_overrides, *(_override(key, text) for key, text in texts)]
-        raw = _copied_along(base, overrides)
-        origins = dict(loaded.origins)
-        try:
-            apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
-        except ConfigError as exc:
-            origin = written_at.get(exc.key or "")
-            if origin is not None:  # a value of the config's __sweep__: say where it is
-                exc.path, exc.line = origin.path, origin.line
-            raise
-        config = interpolate(raw, variables, origins, report)
-        run = read_run_section(config, origins, launch_dir, top)
-        where = (run.entry, run.code_dir)
-        if where not in locations:
-            locations[where] = locate_entry(run.entry, run.module, run.function, run.code_dir)
-        values = {key: get(config, normalize(config, split_key(key) or ())) for key, _ in texts}
-        members.append(
-            Member(
-                index,
-                texts,
-                values,
-                Resolved(config, raw, run),
-                locations[where],
-                config_digest(config),
-            )
-        )
+    resolver = _MemberResolver(
+        base, loaded.origins, Origin(loaded.path), launch_dir, variables, report, written_at
+    )
+    members = [
+        resolver.member(number, base_overrides, texts)
+        for number, texts in enumerate(_texts(dimensions, _positions(total, sweep)), start=1)
+    ]
     _check_shadowed(base_overrides, dimensions, report)
     _check_names(members, base, report)
     unique = {str(warning): warning for warning in report.warnings}
     return Expansion(dimensions, tuple(members), total, tuple(unique.values()))
+
+
+class _MemberResolver:
+    """Resolve and check one member: what `config.resolve` does after loading the files."""
+
+    def __init__(
+        self,
+        base: ConfigMapping,
+        origins: Origins,
+        top: Origin,
+        launch_dir: Path,
+        variables: dict[str, str],
+        report: Report,
+        written_at: dict[str, Origin],
+    ) -> None:
+        self.base = base
+        self.origins = origins
+        self.top = top
+        self.launch_dir = launch_dir
+        self.variables = variables
+        self.report = report
+        self.written_at = written_at  # where the config's __sweep__ sets each key
+        self.locations: dict[tuple[str, Path], EntryLocation] = {}
+
+    def member(
+        self, number: int, base_overrides: Sequence[Override], texts: tuple[tuple[str, str], ...]
+    ) -> Member:
+        overrides = [*base_overrides, *(_override(key, text) for key, text in texts)]
+        raw = _copied_along(self.base, overrides)
+        origins = dict(self.origins)
+        try:
+            apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
+        except ConfigError as exc:
+            origin = self.written_at.get(exc.key or "")
+            if origin is not None:  # a value of the config's __sweep__: say where it is
+                exc.path, exc.line = origin.path, origin.line
+            raise
+        config = interpolate(raw, self.variables, origins, self.report)
+        run = read_run_section(config, origins, self.launch_dir, self.top)
+        where = (run.entry, run.code_dir)
+        if where not in self.locations:
+            self.locations[where] = locate_entry(run.entry, run.module, run.function, run.code_dir)
+        values = {key: get(config, normalize(config, split_key(key) or ())) for key, _ in texts}
+        resolved = Resolved(config, raw, run)
+        return Member(number, texts, values, resolved, self.locations[where], config_digest(config))
 
 
 def _copied_along(base: ConfigMapping, overrides: Sequence[Override]) -> ConfigMapping:

@@ -143,6 +143,21 @@ def _open_record(
     if plan.changed is not None:
         console.warning(_changed_message(plan.changed.id))
     sweep_id, folder = record.create_folder(plan.output_dir)
+    found = _new_record(sweep_id, plan, expansion, launch, sweep, cwd)
+    record.write(folder, found)
+    console.info(f"sweep {sweep_id}: {_members(len(plan.steps))} ({_shape(expansion)})")
+    return folder, found
+
+
+def _new_record(
+    sweep_id: str,
+    plan: Plan,
+    expansion: Expansion,
+    launch: LaunchOptions,
+    sweep: SweepOptions,
+    cwd: Path,
+) -> record.SweepRecord:
+    """The record of a new sweep: what `sweep resume` and a detached supervisor run again."""
     options: dict[str, Any] = {
         k: v for k, v in sweep._asdict().items() if k not in ("dimensions", "json")
     }
@@ -152,7 +167,7 @@ def _open_record(
         grace_seconds=launch.grace_seconds,
         merged_output=launch.merged_output,
     )
-    found = record.SweepRecord(
+    return record.SweepRecord(
         id=sweep_id,
         created_at=now_iso(),
         command=list(launch.command),
@@ -178,9 +193,6 @@ def _open_record(
         ],
         state="prepared",
     )
-    record.write(folder, found)
-    console.info(f"sweep {sweep_id}: {_members(len(plan.steps))} ({_shape(expansion)})")
-    return folder, found
 
 
 def _supervise(

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import __version__, console
-from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch_line, parse_past_run
+from expyrun.cli.launch_line import LAUNCH_USAGE, parse_past_run
+from expyrun.cli.sweep_line import parse_launch_line, sweep_command, sweep_named, sweep_supervisor
 from expyrun.errors import ExitCode, ExpyrunError, Interrupted, UsageError, signal_exit_code
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
@@ -143,6 +144,7 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
+        options = options._replace(run_dir=_run_folder(options.run_dir))
         from expyrun.launch.options import SweepInConfig
         from expyrun.reproduce import commands
 
@@ -155,6 +157,21 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
             ) from None
 
     return run
+
+
+def _run_folder(text: str) -> str:
+    """The run folder a RUN argument names (a run folder, a name folder, `last`).
+
+    Says which run it is when the argument named it otherwise (`last: outputs/a/exp.3`).
+    """
+    from pathlib import Path
+
+    from expyrun.runs.naming import resolve_run
+
+    found = resolve_run(text)
+    if found != Path(text):
+        console.info(f"{text}: {found}")
+    return str(found)
 
 
 def _ls(args: list[str]) -> int:
@@ -180,7 +197,7 @@ def _logs(args: list[str]) -> int:
         return parsed
     from expyrun.runs.logs import show_log
 
-    return show_log(parsed.run, parsed.follow, parsed.task)
+    return show_log(_run_folder(parsed.run), parsed.follow, parsed.task)
 
 
 def _status(args: list[str]) -> int:
@@ -191,7 +208,7 @@ def _status(args: list[str]) -> int:
         return parsed
     from expyrun.runs.status import show_status
 
-    return show_status(parsed.run, parsed.json)
+    return show_status(_run_folder(parsed.run), parsed.json)
 
 
 def _stop(args: list[str]) -> int:
@@ -200,51 +217,48 @@ def _stop(args: list[str]) -> int:
     parsed = run_commands.parse("stop", args)
     if isinstance(parsed, int):
         return parsed
-    sweep_folder = _sweep_named(parsed.run)
+    sweep_folder = sweep_named(parsed.run)
     if sweep_folder is not None:
         from expyrun.sweep.background import stop_sweep
 
         return stop_sweep(sweep_folder, parsed.kill)
     from expyrun.runs.stop import stop_run
 
-    return stop_run(parsed.run, parsed.kill)
+    return stop_run(_run_folder(parsed.run), parsed.kill)
 
 
-def _sweep_named(text: str) -> Path | None:
-    """The sweep folder `stop` was given (its id, searched from here, or its folder), if any."""
-    if os.path.isdir(text) and not os.path.isfile(os.path.join(text, "sweep.json")):
-        return None  # a run folder
-    from expyrun.errors import RunFolderError
-    from expyrun.sweep.record import find_sweep
-
-    try:
-        return find_sweep(text)
-    except RunFolderError:
-        return None
-
-
-def _sweep(args: list[str]) -> int:
-    """`expyrun sweep resume ID [PATH ...] [--detach]`."""
+def _tag(args: list[str]) -> int:
     from expyrun.cli import run_commands
 
-    parsed = run_commands.parse("sweep", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.sweep.commands import resume
+    if "-h" in args or "--help" in args:
+        parsed = run_commands.parse("tag", ["--help"])
+        return parsed if isinstance(parsed, int) else ExitCode.OK
+    from expyrun.runs.tags import edit_tags, split_tag_arguments
 
-    return resume(parsed.id, parsed.paths or ["."], parsed.detach)
+    runs, added, removed = split_tag_arguments(args)
+    return edit_tags([_run_folder(run) for run in runs], added, removed)
 
 
-def _sweep_supervisor(args: list[str]) -> int:
-    """`expyrun _sweep SWEEP_DIR [--notify-fd FD]`: a detached sweep's supervisor (internal)."""
+def _note(args: list[str]) -> int:
     from expyrun.cli import run_commands
 
-    parsed = run_commands.parse("_sweep", args)
+    parsed = run_commands.parse("note", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.sweep.commands import supervise_sweep
+    from expyrun.runs.tags import edit_note
 
-    return supervise_sweep(Path(parsed.folder), parsed.notify_fd)
+    return edit_note(_run_folder(parsed.run), parsed.text)
+
+
+def _diff(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("diff", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.diff import show_diff
+
+    return show_diff(_run_folder(parsed.run_a), _run_folder(parsed.run_b), parsed.code, parsed.json)
 
 
 def _supervise(args: list[str]) -> int:
@@ -283,6 +297,21 @@ COMMANDS: dict[str, Command] = {
         "a --slurm run: scancel",
         _stop,
     ),
+    "tag": Command(
+        "tag RUN... [+NAME ...] [-NAME ...]",
+        "add (+NAME) and remove (-NAME) tags of runs, also running ones; with no change, "
+        "print their tags",
+        _tag,
+    ),
+    "note": Command(
+        "note RUN [TEXT]", 'set the run\'s note ("" removes it); with no TEXT, print it', _note
+    ),
+    "diff": Command(
+        "diff RUN_A RUN_B [--code] [--json]",
+        "how two runs differ: config keys, result, requirements, git state; --code: a unified "
+        "diff of their code copies; exit 0 same, 1 different",
+        _diff,
+    ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",
         "run RUN's code copy again in this environment, from RUN/raw_config.yml and the "
@@ -300,8 +329,8 @@ COMMANDS: dict[str, Command] = {
         "sweep resume ID [PATH ...] [--detach]",
         "run a sweep again from its record: failed, killed, lost and never-started members "
         "run in a new run folder; succeeded and running ones are skipped",
-        _sweep,
+        sweep_command,
     ),
-    "_sweep": Command("_sweep SWEEP_DIR [--notify-fd FD]", "", _sweep_supervisor),
+    "_sweep": Command("_sweep SWEEP_DIR [--notify-fd FD]", "", sweep_supervisor),
     "_supervise": Command("_supervise RUN_DIR [--notify-fd FD | --copy-output]", "", _supervise),
 }

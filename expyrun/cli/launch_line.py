@@ -18,7 +18,6 @@ from expyrun.errors import UsageError
 if TYPE_CHECKING:
     from expyrun.launch.options import LaunchOptions
     from expyrun.reproduce.commands import PastRunOptions
-    from expyrun.sweep.options import SweepOptions
 
 
 class Flag(NamedTuple):
@@ -28,6 +27,7 @@ class Flag(NamedTuple):
     field: str  # the option's field; "" for a pip option, passed to pip-sync as written
     help: str
     metavar: str | None = None  # the value it takes (None: a flag without a value)
+    repeatable: bool = False  # each use adds a value (the field gets a tuple)
 
 
 LAUNCH_FLAGS = (
@@ -71,6 +71,15 @@ LAUNCH_FLAGS = (
         "goes to stdout only",
     ),
     Flag(
+        "--tag",
+        "tags",
+        "tag the run (repeatable; a letter, digit or _, then up to 63 letters, digits, _, . "
+        "or -); edit later with expyrun tag",
+        "NAME",
+        repeatable=True,
+    ),
+    Flag("--note", "note", "a note on the run, kept in run.json; edit with expyrun note", "TEXT"),
+    Flag(
         "--nproc",
         "nproc",
         "start N workers of one run on this machine, as torchrun --standalone "
@@ -79,40 +88,6 @@ LAUNCH_FLAGS = (
         "outputs.taskN.log for the others; a worker failing stops the others",
         "N",
     ),
-)
-# The flags of a sweep (docs/sweeps.md). `--sweep KEY VALUES` takes two values (`_take_sweeps`);
-# `--seed` is the sampling seed only beside `--sample`, else the override of a key `seed`.
-SWEEP_OPTION = "--sweep"
-SWEEP_FLAGS = (
-    Flag(
-        "--parallel",
-        "parallel",
-        "a sweep: run N members at once (default 1)",
-        "N",
-    ),
-    Flag(
-        "--gpus",
-        "gpus",
-        "a sweep: the GPUs to hand out, one set per running member in CUDA_VISIBLE_DEVICES "
-        "(auto: those nvidia-smi -L lists); without --parallel, one member per set runs at once",
-        "0,1|auto",
-    ),
-    Flag("--gpus-per-run", "gpus_per_run", "a sweep: GPUs per member (default 1)", "K"),
-    Flag("--fail-fast", "fail_fast", "a sweep: start no more members after a failure"),
-    Flag("--max-failures", "max_failures", "a sweep: start no more members after K failures", "K"),
-    Flag("--sample", "sample", "a sweep: run K members drawn from the product", "K"),
-    Flag("--seed", "seed", "with --sample: the random seed of the draw", "S"),
-    Flag("--json", "json", "a sweep's --print-config: JSON instead of a table"),
-    Flag(
-        "--verbose",
-        "verbose",
-        "a sweep: stream the member's output to the terminal when one member runs at a time",
-    ),
-)
-SWEEP_HELP = (
-    "sweep KEY over VALUES: a YAML flow list ('[0.1, 0.01]'), comma-separated text (0.1,0.01) "
-    "or range(START, STOP[, STEP]); K1,K2 sets keys together ('[[a, 1], [b, 2]]'); repeat for "
-    "a grid (first dimension slowest). Each member is a run; see docs/sweeps.md"
 )
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
@@ -145,7 +120,8 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--tag NAME ...] [--note TEXT] "
+LAUNCH_USAGE += "[--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -153,88 +129,23 @@ class _Split(NamedTuple):
 
     positional: str | None
     overrides: tuple[str, ...]
-    found: dict[str, str | bool]
+    found: dict[str, str | bool | tuple[str, ...]]
     pip_options: tuple[str, ...]
 
 
-def parse_launch(args: list[str]) -> LaunchOptions:
-    """Split a launch command line into expyrun's flags, the config file and overrides."""
-    split = _split(args, LAUNCH_FLAGS, "config file", LAUNCH_USAGE)
-    if split.positional is None:
-        raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
-    return _launch_options(split, split.positional, ("expyrun", *args))
+def parse_launch(
+    args: list[str], extra_flags: Sequence[Flag] = (), command: Sequence[str] = ()
+) -> tuple[LaunchOptions, dict[str, str | bool | tuple[str, ...]]]:
+    """Split a launch command line into expyrun's flags, the config file and overrides.
 
-
-def parse_launch_line(args: list[str]) -> tuple[LaunchOptions, SweepOptions]:
-    """Split a launch command line into the launch's options and the sweep's.
-
-    Raises:
-        UsageError: as `parse_launch`; a sweep flag without its values or with a bad number.
+    Also returns the flags found (by field), `extra_flags` (a sweep's) among them. `command`:
+    the line as typed, when `args` is what is left of it (default: `expyrun ARGS`).
     """
-    from expyrun.sweep.options import SweepOptions
-
-    rest, sweeps = _take_sweeps(args)
-    flags: tuple[Flag, ...] = (*LAUNCH_FLAGS, *SWEEP_FLAGS)
-    before = rest[: rest.index("--")] if "--" in rest else rest
-    if "--sample" not in before and not any(arg.startswith("--sample=") for arg in before):
-        flags = tuple(flag for flag in flags if flag.name != "--seed")
-    split = _split(rest, flags, "config file", LAUNCH_USAGE)
+    split = _split(args, (*LAUNCH_FLAGS, *extra_flags), "config file", LAUNCH_USAGE)
     if split.positional is None:
         raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
-    found = split.found
-    sweep = SweepOptions(
-        dimensions=tuple(sweeps),
-        parallel=_whole_number(found, "parallel", "--parallel"),
-        gpus=_text(found.get("gpus")),
-        gpus_per_run=_whole_number(found, "gpus_per_run", "--gpus-per-run") or 1,
-        fail_fast=found.get("fail_fast") is True,
-        max_failures=_whole_number(found, "max_failures", "--max-failures"),
-        sample=_whole_number(found, "sample", "--sample"),
-        seed=_integer(found, "seed", "--seed"),
-        json=found.get("json") is True,
-        verbose=found.get("verbose") is True,
-    )
-    return _launch_options(split, split.positional, ("expyrun", *args)), sweep
-
-
-def _take_sweeps(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Take each `--sweep KEY VALUES` out of a launch line (up to `--`)."""
-    rest: list[str] = []
-    sweeps: list[tuple[str, str]] = []
-    i = 0
-    while i < len(args):
-        token = args[i]
-        if token == "--":  # noqa: S105 - not a password
-            rest += args[i:]
-            break
-        if token == SWEEP_OPTION:
-            if len(args) < i + 3:
-                raise UsageError(
-                    "--sweep needs a key and its values", hint="--sweep training.lr 0.1,0.01"
-                )
-            sweeps.append((args[i + 1], args[i + 2]))
-            i += 3
-            continue
-        rest.append(token)
-        i += 1
-    return rest, sweeps
-
-
-def _integer(found: dict[str, str | bool], field: str, flag: str) -> int | None:
-    text = _text(found.get(field))
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"{flag} takes an integer, got '{text}'") from None
-
-
-def _whole_number(found: dict[str, str | bool], field: str, flag: str) -> int | None:
-    number = _integer(found, field, flag)
-    if number is not None and number < 1:
-        raise UsageError(f"{flag} takes a whole number >= 1, got '{number}'")
-    return number
+    typed = tuple(command) or ("expyrun", *args)
+    return _launch_options(split, split.positional, typed), split.found
 
 
 def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
@@ -260,9 +171,11 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
 
 def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
+    from expyrun.run.record_check import check_tags
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
+    tags = found.get("tags")
     nproc = _text(found.get("nproc"))
     return LaunchOptions(
         config_path=config_path,
@@ -275,11 +188,13 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
+        tags=check_tags(tags) if isinstance(tags, tuple) else (),
+        note=_text(found.get("note")),
         nproc=1 if nproc is None else _count("--nproc", nproc),
     )
 
 
-def _text(value: str | bool | None) -> str | None:
+def _text(value: str | bool | tuple[str, ...] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -292,7 +207,7 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
     by_name = {flag.name: flag for flag in flags}
     positional: str | None = None
     overrides: list[str] = []
-    found: dict[str, str | bool] = {}
+    found: dict[str, str | bool | tuple[str, ...]] = {}
     pip_options: list[str] = []
     i = 0
     while i < len(args):
@@ -313,7 +228,10 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
                 if i >= len(args):
                     raise UsageError(f"{flag.name} needs a value")
                 value, i = args[i], i + 1
-            if flag.field:
+            if flag.field and flag.repeatable:
+                earlier = found.get(flag.field)
+                found[flag.field] = (*(earlier if isinstance(earlier, tuple) else ()), value)
+            elif flag.field:
                 found[flag.field] = value
             else:
                 pip_options += [flag.name, value]

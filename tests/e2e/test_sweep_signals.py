@@ -141,7 +141,9 @@ def test_a_failure_is_printed_while_other_members_still_run(project: Project) ->
             if "[2/2] failed" in seen[-1]:
                 break
         assert "(exit 1" in seen[-1], seen
-        assert _ready(project), "the other member runs on"
+        wait_for(lambda: _ready(project), 30, "the other member to run on")
+        running = read_json(project.output / "mFalse" / "exp.0" / "run.json")["status"]
+        assert running == "running"  # it waits for `go`: the failure was printed before its end
         assert not any("[1/2]" in line for line in seen)
         (project.output / "mFalse" / "exp.0" / "go").touch()
         assert process.wait(timeout=60) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from expyrun.cli.launch_line import parse_launch_line
+from expyrun.cli.sweep_line import parse_launch_line
 from expyrun.errors import ConfigError, UsageError
 from expyrun.launch.options import LaunchOptions
 from expyrun.sweep import expand as expand_module

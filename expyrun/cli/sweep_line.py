@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from expyrun.cli.launch_line import Flag, parse_launch
+from expyrun.cli.launch_line import Flag, split_launch
 from expyrun.errors import UsageError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def parse_launch_line(args: list[str]) -> tuple[LaunchOptions, SweepOptions]:
     before = rest[: rest.index("--")] if "--" in rest else rest
     if "--sample" not in before and not any(arg.startswith("--sample=") for arg in before):
         flags = tuple(flag for flag in flags if flag.name != "--seed")
-    launch, found = parse_launch(rest, flags, ("expyrun", *args))
+    launch, found = split_launch(rest, flags, ("expyrun", *args))
     sweep = SweepOptions(
         dimensions=tuple(sweeps),
         parallel=_whole_number(found, "parallel", "--parallel"),

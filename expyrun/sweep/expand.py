@@ -18,7 +18,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -99,7 +99,7 @@ def expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
 def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
     launch_dir = Path(os.path.abspath(cwd))
     report = Report(launch.strict)
-    base_overrides = parse_overrides(launch.overrides)
+    base_overrides = parse_overrides(launch.overrides, launch.flags)
     for override in base_overrides:
         if override.parts[0] == SWEEP_KEY:
             raise UsageError(f"--{override.key}: write --sweep KEY VALUES to change a dimension")
@@ -116,6 +116,7 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
     resolver = _MemberResolver(
         base, loaded.origins, Origin(loaded.path), launch_dir, variables, report, written_at
     )
+    resolver.flags = launch.flags
     members = [
         resolver.member(number, base_overrides, texts)
         for number, texts in enumerate(_texts(dimensions, _positions(total, sweep)), start=1)
@@ -147,6 +148,7 @@ class _MemberResolver:
         self.report = report
         self.written_at = written_at  # where the config's __sweep__ sets each key
         self.locations: dict[tuple[str, Path], EntryLocation] = {}
+        self.flags: Collection[str] = ()  # the launch line's flags, suggested for a typo
 
     def member(
         self, number: int, base_overrides: Sequence[Override], texts: tuple[tuple[str, str], ...]
@@ -155,7 +157,7 @@ class _MemberResolver:
         raw = _copied_along(self.base, overrides)
         origins = dict(self.origins)
         try:
-            apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS)
+            apply_overrides(raw, overrides, origins, TEXT_KEYS, OPTION_MAPS, self.flags)
         except ConfigError as exc:
             origin = self.written_at.get(exc.key or "")
             if origin is not None:  # a value of the config's __sweep__: say where it is
@@ -167,7 +169,7 @@ class _MemberResolver:
         if where not in self.locations:
             self.locations[where] = locate_entry(run.entry, run.module, run.function, run.code_dir)
         values = {key: get(config, normalize(config, split_key(key) or ())) for key, _ in texts}
-        resolved = Resolved(config, raw, run)
+        resolved = Resolved(config, raw, run, (), origins)
         return Member(number, texts, values, resolved, self.locations[where], config_digest(config))
 
 

@@ -114,12 +114,13 @@ def test_sweep_flags_after_double_dash_are_overrides() -> None:
 
 def test_plain_launch_line_is_no_sweep() -> None:
     launch, sweep = parse_launch_line(["c.yml", "--training.lr", "0.1", "--detach"])
-    assert launch == LaunchOptions(
+    assert (launch.config_path, launch.overrides, launch.detach) == (
         "c.yml",
-        overrides=("--training.lr", "0.1"),
-        detach=True,
-        command=("expyrun", "c.yml", "--training.lr", "0.1", "--detach"),
+        ("--training.lr", "0.1"),
+        True,
     )
+    assert launch.command == ("expyrun", "c.yml", "--training.lr", "0.1", "--detach")
+    assert "--parallel" in launch.flags  # suggested for a mistyped override
     assert not sweep.is_requested
 
 

@@ -103,9 +103,17 @@ def prepare(options: LaunchOptions) -> PreparedRun:
 
 
 def allocate_and_snapshot(
-    options: LaunchOptions, cwd: Path, resolved: Resolved, location: EntryLocation
+    options: LaunchOptions,
+    cwd: Path,
+    resolved: Resolved,
+    location: EntryLocation,
+    warn_paths: bool = True,
 ) -> PreparedRun:
-    """Allocate the run folder of a checked config and snapshot it; the record: `prepared`."""
+    """Allocate the run folder of a checked config and snapshot it; the record: `prepared`.
+
+    `warn_paths`: warn about relative paths the run folder lacks (a sweep warns for its
+    first member only: the others would repeat it).
+    """
     spec = resolved.run
     past = read_source_record(options.source) if options.source else None
     run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
@@ -116,7 +124,8 @@ def allocate_and_snapshot(
         code_copy = None
         if not options.debug and location.in_code_dir:
             code_copy = _copy_code(spec, location, run_dir, _copied_names(past))
-        _warn_relative_paths(resolved, cwd, run_dir)
+        if warn_paths:
+            _warn_relative_paths(resolved, cwd, run_dir)
         initial = RunRecord(
             status=Status.PREPARED.value,
             run_dir=str(run_dir),

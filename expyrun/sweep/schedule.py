@@ -99,6 +99,7 @@ class Scheduler:
         # from the signal handlers: SimpleQueue.put may be called from a signal handler.
         self.events: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self.outcomes: list[Outcome] = []
+        self.prepared_one = False  # a member was prepared (its warnings said once)
         self.failures = 0
         self.stopping: str | None = None  # why no more members start
         self.interrupted: int | None = None  # the first stop signal
@@ -198,7 +199,11 @@ class Scheduler:
             print_config=False,
             detach=False,
         )
-        prepared = allocate_and_snapshot(options, self.cwd, member.resolved, member.location)
+        first = not self.prepared_one
+        self.prepared_one = True
+        prepared = allocate_and_snapshot(
+            options, self.cwd, member.resolved, member.location, warn_paths=first
+        )
         fields: dict[str, Any] = {
             "id": self.sweep_id,
             "index": member.number,

@@ -379,3 +379,11 @@ def test_gpus_alone_run_one_member_per_set_of_gpus(project: Project) -> None:
         overlapping = [c for s, e, c in spans[:i] if e > start]
         assert cuda not in overlapping
         assert len(overlapping) <= 1
+
+
+def test_a_relative_path_warning_is_said_once_for_the_sweep(project: Project) -> None:
+    project.write("data/train.csv", "x\n")
+    config = _config(project, path="data/train.csv")
+    result = run([config, "--sweep", "seed", "1,2,3"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert result.stderr.count("is a path from the launch directory") == 1, result.describe()

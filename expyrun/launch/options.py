@@ -68,6 +68,7 @@ class LaunchOptions(NamedTuple):
     note: str | None = None  # --note
     nproc: int = 1  # workers of the run on this machine (--nproc), as the tasks of a job step
     flags: tuple[str, ...] = ()  # the launch line's own flags: "did you mean --detach?"
+    flags_with_values: tuple[str, ...] = ()  # given a value (`--tag v2`): a key `tag` is said
 
     @property
     def worker_python(self) -> Interpreter:

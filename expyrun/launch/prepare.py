@@ -74,6 +74,7 @@ def resolve_and_check(
         cwd=cwd,
         environ=environ,
         flags=options.flags,
+        flags_with_values=options.flags_with_values,
     )
     if SWEEP_KEY in resolved.raw:
         raise SweepInConfig(options.config_path)

@@ -197,7 +197,7 @@ def _launch_options(
         command=command,
         tags=check_tags(tags) if isinstance(tags, tuple) else (),
         note=_text(found.get("note")),
-        nproc=1 if nproc is None else _count("--nproc", nproc),
+        nproc=0 if nproc is None else _count("--nproc", nproc),
         flags=tuple(flag.name for flag in flags),
         flags_with_values=tuple(
             f.name for f in flags if f.metavar and f.field and f.field in found

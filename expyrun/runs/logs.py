@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from expyrun.errors import ExitCode
 from expyrun.run.folder import OUTPUTS_LOG
@@ -22,8 +22,8 @@ def show_log(run: str, follow: bool, task: int | None = None) -> int:
     """Print outputs.log of the run folder `run`; `follow`: until the run ends, then exit
     with the run's code (1 when it was lost or cancelled). Stops quietly when stdout closes.
     `task`: task N's log of a multi-task run (run/tasks.py)."""
-    run_dir, _ = open_run(run)
-    log_path = run_dir / OUTPUTS_LOG if task is None else task_log(run_dir, task)
+    run_dir, found = open_run(run)
+    log_path = run_dir / OUTPUTS_LOG if task is None else task_log(run_dir, task, found.tasks)
     out = sys.stdout.buffer
     offset = 0
     asked_slurm = -SLURM_POLL_SECONDS
@@ -45,12 +45,18 @@ def show_log(run: str, follow: bool, task: int | None = None) -> int:
         time.sleep(POLL_SECONDS)
 
 
-def task_log(run_dir: Path, task: int) -> Path:
-    """Task `task`'s log; UsageError when the run has no such task."""
+def task_log(run_dir: Path, task: int, recorded: list[dict[str, Any]] | None = None) -> Path:
+    """Task `task`'s log; UsageError when the run has no such task.
+
+    The tasks are those with a file of their own, and those run.json names (`recorded`): a
+    task stopped before it wrote its file is in run.json only.
+    """
     from expyrun.errors import UsageError
     from expyrun.run.tasks import log_name, read_entries
 
-    ranks = [entry["rank"] for entry in read_entries(run_dir)]
+    named = {entry.get("rank") for entry in recorded or ()}
+    named.update(entry["rank"] for entry in read_entries(run_dir))
+    ranks = sorted(rank for rank in named if isinstance(rank, int))
     if task not in ranks and not (task == 0 and not ranks):
         known = f"its tasks are {', '.join(map(str, ranks))}" if ranks else "it has one task: 0"
         raise UsageError(f"the run has no task {task} ({known})", hint=str(run_dir))

@@ -8,8 +8,9 @@ Two grammars:
 - the launch line, `expyrun CONFIG [flags] [--KEY VALUE ...]`, and `rerun`/`reproduce`, which
   take a launch line after their run folder: `launch_line`, one declarative table of flags
   that also writes their help (`help`);
-- the commands over recorded runs (`ls`, `logs`, `status`, `stop`, `rm`, `clean`): argparse
-  subparsers in `run_commands`, each with its own `--help`.
+- the commands over recorded runs (`ls`, `logs`, `status`, `stop`, `tag`, `note`, `diff`, `rm`,
+  `clean`): argparse subparsers in `run_commands`, each with its own `--help`, and one call per
+  command in `run_calls`.
 
 A word is a command only when no file of that name exists: `expyrun ls` still runs a config
 file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
@@ -21,10 +22,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import __version__, console
-from expyrun.cli.launch_line import LAUNCH_USAGE, parse_launch, parse_past_run
+from expyrun.cli import run_calls
+from expyrun.cli.launch_line import LAUNCH_USAGE, parse_past_run
+from expyrun.cli.sweep_line import parse_launch_line, sweep_command, sweep_supervisor
 from expyrun.errors import ExitCode, ExpyrunError, Interrupted, UsageError, signal_exit_code
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
@@ -110,9 +114,20 @@ def _program(args: list[str]) -> int:
     if args[0] == "--version":
         console.out(f"expyrun {__version__}")
         return ExitCode.OK
-    from expyrun.launch import launch
+    options, sweep = parse_launch_line(args)
+    if sweep.is_requested:
+        from expyrun.sweep.commands import run_sweep
 
-    return launch(parse_launch(args))
+        return run_sweep(options, sweep)
+    from expyrun.launch import launch
+    from expyrun.launch.options import SweepInConfig
+
+    try:
+        return launch(options)
+    except SweepInConfig:  # the config has a __sweep__ section: nothing was created
+        from expyrun.sweep.commands import run_sweep
+
+        return run_sweep(options, sweep)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -131,130 +146,19 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
-        options = options._replace(run_dir=_run_folder(options.run_dir))
+        options = options._replace(run_dir=run_calls.run_folder(options.run_dir))
+        from expyrun.launch.options import SweepInConfig
         from expyrun.reproduce import commands
 
-        return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
+        try:
+            return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
+        except SweepInConfig:
+            raise UsageError(
+                f"the run's config has a __sweep__ section: {command} runs one run",
+                hint="rerun a member of the sweep, whose config holds its own values",
+            ) from None
 
     return run
-
-
-def _run_folder(text: str) -> str:
-    """The run folder a RUN argument names (a run folder, a name folder, `last`).
-
-    Says which run it is when the argument named it otherwise (`last: outputs/a/exp.3`).
-    """
-    from pathlib import Path
-
-    from expyrun.runs.naming import resolve_run
-
-    found = resolve_run(text)
-    if found != Path(text):
-        console.info(f"{text}: {found}")
-    return str(found)
-
-
-def _ls(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("ls", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.ls import View, list_runs
-
-    keys = [key.strip() for value in parsed.keys or () for key in value.split(",")]
-    view = View(tuple(k for k in keys if k), parsed.where, parsed.sort, parsed.last, parsed.changed)
-    return list_runs(parsed.paths, parsed.json, parsed.status or (), view, parsed.config)
-
-
-def _rm(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("rm", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.clean import remove_runs
-
-    return remove_runs(parsed.runs, parsed.yes, parsed.dry_run)
-
-
-def _clean(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("clean", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.clean import clean_runs
-
-    selection = (parsed.status, parsed.older_than, parsed.where)
-    return clean_runs(parsed.paths, *selection, parsed.yes, parsed.dry_run, parsed.config)
-
-
-def _logs(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("logs", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.logs import show_log
-
-    return show_log(_run_folder(parsed.run), parsed.follow, parsed.task)
-
-
-def _status(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("status", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.status import show_status
-
-    return show_status(_run_folder(parsed.run), parsed.json)
-
-
-def _stop(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("stop", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.stop import stop_run
-
-    return stop_run(_run_folder(parsed.run), parsed.kill)
-
-
-def _tag(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    if "-h" in args or "--help" in args:
-        parsed = run_commands.parse("tag", ["--help"])
-        return parsed if isinstance(parsed, int) else ExitCode.OK
-    from expyrun.runs.tags import edit_tags, split_tag_arguments
-
-    runs, added, removed = split_tag_arguments(args)
-    return edit_tags([_run_folder(run) for run in runs], added, removed)
-
-
-def _note(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("note", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.tags import edit_note
-
-    return edit_note(_run_folder(parsed.run), parsed.text)
-
-
-def _diff(args: list[str]) -> int:
-    from expyrun.cli import run_commands
-
-    parsed = run_commands.parse("diff", args)
-    if isinstance(parsed, int):
-        return parsed
-    from expyrun.runs.diff import show_diff
-
-    return show_diff(_run_folder(parsed.run_a), _run_folder(parsed.run_b), parsed.code, parsed.json)
 
 
 def _supervise(args: list[str]) -> int:
@@ -268,8 +172,6 @@ def _supervise(args: list[str]) -> int:
     parsed = run_commands.parse("_supervise", args)
     if isinstance(parsed, int):
         return parsed
-    from pathlib import Path
-
     from expyrun.launch import supervise
 
     return supervise(
@@ -283,46 +185,50 @@ COMMANDS: dict[str, Command] = {
         "the runs under PATHs (default .; --config CFG: its output dir), newest first; --keys "
         "adds config, result and record columns, --where filters (training.lr<0.01 and "
         "status=succeeded), --sort -result.acc orders, --changed shows the config keys that "
-        "differ; also --status S, --json",
-        _ls,
+        "differ; also --status S, --json; --sweep ID: a sweep's members",
+        run_calls.ls,
     ),
     "logs": Command(
-        "logs RUN [-f] [--task N]", "print outputs.log; -f follows it to the run's end", _logs
+        "logs RUN [-f] [--task N]",
+        "print outputs.log; -f follows it to the run's end",
+        run_calls.logs,
     ),
     "status": Command(
-        "status RUN [--json]", "the run record; exit 0 if succeeded or running", _status
+        "status RUN [--json]", "the run record; exit 0 if succeeded or running", run_calls.status
     ),
     "stop": Command(
-        "stop RUN [--kill]",
+        "stop RUN|SWEEP_ID [--kill]",
         "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
         "a --slurm run: scancel",
-        _stop,
+        run_calls.stop,
     ),
     "tag": Command(
         "tag RUN... [+NAME ...] [-NAME ...]",
         "add (+NAME) and remove (-NAME) tags of runs, also running ones; with no change, "
         "print their tags",
-        _tag,
+        run_calls.tag,
     ),
     "note": Command(
-        "note RUN [TEXT]", 'set the run\'s note ("" removes it); with no TEXT, print it', _note
+        "note RUN [TEXT]",
+        'set the run\'s note ("" removes it); with no TEXT, print it',
+        run_calls.note,
     ),
     "diff": Command(
         "diff RUN_A RUN_B [--code] [--json]",
         "how two runs differ: config keys, result, requirements, git state; --code: a unified "
         "diff of their code copies; exit 0 same, 1 different",
-        _diff,
+        run_calls.diff,
     ),
     "rm": Command(
         "rm RUN... [--yes] [--dry-run]",
         "remove run folders (never a running one); asks first on a terminal",
-        _rm,
+        run_calls.rm,
     ),
     "clean": Command(
         "clean [PATH ...] --status S,.. [--older-than AGE] [--where EXPR] [--yes]",
         "remove the runs that match (e.g. --status failed,killed,lost --older-than 7d); asks "
         "first on a terminal; --dry-run only lists them",
-        _clean,
+        run_calls.clean,
     ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",
@@ -337,5 +243,12 @@ COMMANDS: dict[str, Command] = {
         "RUN/frozen_requirements.txt: built once, then cached",
         _past_run("reproduce"),
     ),
+    "sweep": Command(
+        "sweep resume ID [PATH ...] [--detach]",
+        "run a sweep again from its record: failed, killed, lost and never-started members "
+        "run in a new run folder; succeeded and running ones are skipped",
+        sweep_command,
+    ),
+    "_sweep": Command("_sweep SWEEP_DIR [--notify-fd FD]", "", sweep_supervisor),
     "_supervise": Command("_supervise RUN_DIR [--notify-fd FD | --copy-output]", "", _supervise),
 }

@@ -13,6 +13,7 @@ from expyrun.cli.launch_line import (
     RERUN_FLAGS,
     Flag,
 )
+from expyrun.cli.sweep_line import SWEEP_FLAGS, SWEEP_HELP
 from expyrun.errors import EXIT_CODES_HELP
 
 # The help fits an 88-column terminal; names in a column of 20, their help beside them.
@@ -64,6 +65,8 @@ def general_help(commands: Sequence[tuple[str, str]]) -> str:
                     *_flag_rows(LAUNCH_FLAGS),
                 ]
             ),
+            "Sweeps (many runs from one command; exit 0 only if every member succeeded):\n"
+            + _entries([("--sweep KEY VALUES", SWEEP_HELP), *_flag_rows(SWEEP_FLAGS)]),
             _paragraph(
                 "Commands (RUN is a run folder, a name folder for its latest run, or `last` for "
                 "the newest run below the current folder; these words are commands only when no "

@@ -135,10 +135,22 @@ class _Split(NamedTuple):
 
 def parse_launch(args: list[str]) -> LaunchOptions:
     """Split a launch command line into expyrun's flags, the config file and overrides."""
-    split = _split(args, LAUNCH_FLAGS, "config file", LAUNCH_USAGE)
+    return split_launch(args)[0]
+
+
+def split_launch(
+    args: list[str], extra_flags: Sequence[Flag] = (), command: Sequence[str] = ()
+) -> tuple[LaunchOptions, dict[str, str | bool | tuple[str, ...]]]:
+    """`parse_launch`, with more flags (a sweep's), and the flags found (by field).
+
+    `command`: the line as typed, when `args` is what is left of it (default: `expyrun ARGS`).
+    """
+    split = _split(args, (*LAUNCH_FLAGS, *extra_flags), "config file", LAUNCH_USAGE)
     if split.positional is None:
         raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
-    return _launch_options(split, split.positional, ("expyrun", *args), LAUNCH_FLAGS)
+    typed = tuple(command) or ("expyrun", *args)
+    all_flags = (*LAUNCH_FLAGS, *extra_flags)
+    return _launch_options(split, split.positional, typed, all_flags), split.found
 
 
 def parse_past_run(command: str, args: list[str]) -> PastRunOptions:

@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only runs with this status (repeatable)",
     )
     ls.add_argument(
+        "--sweep",
+        metavar="ID",
+        help="the members of sweep ID (searched under PATH), the swept keys as columns",
+    )
+    ls.add_argument(
         "--keys",
         action="append",
         metavar="K1,K2",
@@ -171,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
         "not started, or is not a run; 69 when scancel "
         "fails.",
     )
-    stop.add_argument("run", metavar="RUN", help=RUN_HELP)
+    stop.add_argument("run", metavar="RUN", help=RUN_HELP + ", or a sweep id (all its members)")
     stop.add_argument("--kill", action="store_true", help="kill at once, without the grace")
     tag = add(
         "tag",
@@ -200,6 +205,20 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("run_b", metavar="RUN_B", help=RUN_HELP)
     diff.add_argument("--code", action="store_true", help="also diff the code copies")
     diff.add_argument("--json", action="store_true", help="the differences as JSON, for scripts")
+    sweep = add(
+        "sweep",
+        "Resume a sweep: run its command again from its launch folder. Members that succeeded "
+        "or are running are skipped; failed, killed, lost and never-started ones run in a new "
+        "run folder. A sweep whose definition changed is started as a new sweep.",
+        "Exit status: 0 if every member succeeded; 1 if one did not; 2 for bad input.",
+    )
+    sweep.add_argument("action", choices=["resume"], help="what to do (resume)")
+    sweep.add_argument("id", metavar="ID", help="the sweep id, or its folder")
+    sweep.add_argument("paths", nargs="*", metavar="PATH", help="where to look (default .)")
+    sweep.add_argument("--detach", action="store_true", help="run it in the background")
+    sweeping = add("_sweep", "Run a recorded sweep (internal).", "")
+    sweeping.add_argument("folder", metavar="SWEEP_DIR")
+    sweeping.add_argument("--notify-fd", type=int, metavar="FD")
     supervise = add("_supervise", "Run a prepared run folder (internal).", "")
     supervise.add_argument("run", metavar="RUN_DIR")
     mode = supervise.add_mutually_exclusive_group()

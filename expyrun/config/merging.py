@@ -12,6 +12,7 @@ from __future__ import annotations
 from expyrun.config.interpolation import needs_parsing
 from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, format_key, type_name
 from expyrun.config.report import Origin, Origins, Report
+from expyrun.config.run_section import SWEEP_KEY
 from expyrun.errors import ConfigError
 
 POLICY_KEY = "__new_key_policy__"
@@ -51,7 +52,8 @@ def _merge(
     result = base.copy()
     for key, value in top.items():
         if key not in base:
-            if policy != PASS and not key.startswith(RESERVED_PREFIX):
+            # A `__sweep__` entry is a dimension, not a key of the defaults: never "new".
+            if policy != PASS and not key.startswith(RESERVED_PREFIX) and prefix != (SWEEP_KEY,):
                 _new_key(base, (*prefix, key), policy, origins, report)
             result[key] = value
             continue

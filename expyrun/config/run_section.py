@@ -44,6 +44,10 @@ CODE_KEY = "__code__"
 SLURM_KEY = "__slurm__"
 CODE_EXCLUDE_KEY = "__code_exclude__"
 NO_PATH_WARNING_KEY = "__no_path_warning__"  # keys whose relative paths are meant as written
+# A top-level mapping of sweep dimensions (KEY or `K1,K2` -> a list or a `range(...)` text):
+# read by `sweep/`, inherited through `__default__`, never given to the entry point, and left
+# out of each member's raw_config.yml (docs/sweeps.md).
+SWEEP_KEY = "__sweep__"
 MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
 # A run folder's own name, as run/folder.py makes it (config/ may not import run/: a unit test
 # checks the two agree). A name part like it would nest a run inside another run's folder.

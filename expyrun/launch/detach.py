@@ -61,7 +61,7 @@ def start_in_background(run_dir: Path) -> int:
         )
     os.close(write_fd)
     try:
-        message = _read_until_eof(read_fd, START_TIMEOUT_SECONDS)
+        message = read_notice(read_fd, START_TIMEOUT_SECONDS)
     finally:
         os.close(read_fd)
     if message != RUNNING:
@@ -73,7 +73,8 @@ def start_in_background(run_dir: Path) -> int:
     return process.pid
 
 
-def _read_until_eof(fd: int, timeout: float) -> bytes:
+def read_notice(fd: int, timeout: float) -> bytes:
+    """What a background supervisor writes on its notify pipe: up to a newline, EOF or timeout."""
     deadline = time.monotonic() + timeout
     data = b""
     while time.monotonic() < deadline:

@@ -41,6 +41,14 @@ class SourceRun(NamedTuple):
     environment: Path | None = None  # `reproduce`: the virtual environment the run uses
 
 
+class SweepInConfig(Exception):
+    """The config defines a sweep (`__sweep__`): `cli` runs it as a sweep (nothing was made).
+
+    Raised by `prepare.resolve_and_check`; defined here, a module every launch imports, so
+    that catching it costs a plain launch no import.
+    """
+
+
 class LaunchOptions(NamedTuple):
     """What the command line asked for."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from expyrun import __version__, console
 from expyrun.errors import ExitCode, RunFolderError
-from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun
+from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun, SweepInConfig
 from expyrun.run import folder, record, snapshot
 from expyrun.run.code_copy import copy_code
 from expyrun.run.entry import EntryLocation, locate_entry
@@ -80,6 +80,7 @@ def resolve_and_check(
     """Resolve the config, print its warnings (unless `quiet`), check the entry point exists."""
     # Imported here, not at the top: PyYAML's import overlaps the worker's start-up.
     from expyrun.config import resolve
+    from expyrun.config.run_section import SWEEP_KEY
 
     resolved = resolve(
         options.config_path,
@@ -90,6 +91,8 @@ def resolve_and_check(
         flags=options.flags,
         flags_with_values=options.flags_with_values,
     )
+    if SWEEP_KEY in resolved.raw:
+        raise SweepInConfig(options.config_path)
     if not quiet:
         for warning in resolved.warnings:
             console.warning(warning)
@@ -116,9 +119,17 @@ def prepare(options: LaunchOptions) -> PreparedRun:
 
 
 def allocate_and_snapshot(
-    options: LaunchOptions, cwd: Path, resolved: Resolved, location: EntryLocation
+    options: LaunchOptions,
+    cwd: Path,
+    resolved: Resolved,
+    location: EntryLocation,
+    warn_paths: bool = True,
 ) -> PreparedRun:
-    """Allocate the run folder of a checked config and snapshot it; the record: `prepared`."""
+    """Allocate the run folder of a checked config and snapshot it; the record: `prepared`.
+
+    `warn_paths`: warn about relative paths the run folder lacks (a sweep warns for its
+    first member only: the others would repeat it).
+    """
     spec = resolved.run
     past = read_source_record(options.source) if options.source else None
     run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
@@ -133,7 +144,8 @@ def allocate_and_snapshot(
         code_copy = None
         if not options.debug and location.in_code_dir:
             code_copy = _copy_code(spec, location, run_dir, _copied_names(past))
-        _warn_relative_paths(resolved, cwd, run_dir)
+        if warn_paths:
+            _warn_relative_paths(resolved, cwd, run_dir)
         initial = RunRecord(
             status=Status.PREPARED.value,
             run_dir=str(run_dir),

@@ -3,7 +3,8 @@
 Read with `ast`, so function-level imports and `TYPE_CHECKING` blocks count like any other
 (STYLE.md §1):
 
-    cli  ->  launch/, runs/, reproduce/  ->  config/, run/, slurm/, _command  ->  errors, console
+    cli  ->  launch/, sweep/, runs/, reproduce/  ->  config/, run/, slurm/, _command
+             ->  errors, console
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.runs",
         "expyrun.reproduce",
         "expyrun.run",  # the statuses `ls --status` accepts
+        "expyrun.sweep",
     },
     # The commands. `reproduce` launches a past run again: a rerun *is* a launch.
     "expyrun.launch": {
@@ -41,6 +43,16 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.config",
         "expyrun.run",
         "expyrun.slurm",
+    },
+    # A sweep is many launches; it reads its members' records as `ls` does.
+    "expyrun.sweep": {
+        "expyrun.console",
+        "expyrun.errors",
+        "expyrun._command",
+        "expyrun.config",
+        "expyrun.launch",
+        "expyrun.run",
+        "expyrun.runs",
     },
     # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences);
     # `ls --keys` reads the configs runs used; `ls --config` resolves an output dir.
@@ -69,12 +81,15 @@ ALLOWED: dict[str, set[str]] = {
     "expyrun.errors": set(),
 }
 # The only modules that start processes: the door, the worker's spawn (posix_spawn), the
-# detach path (a background supervisor that outlives expyrun), and --nproc's task supervisors.
+# detach path (a background supervisor that outlives expyrun), --nproc's task supervisors,
+# and a sweep's member supervisors and background sweep supervisor.
 PROCESS_MODULES = {
     "expyrun._command",
     "expyrun.run.spawn",
     "expyrun.launch.detach",
     "expyrun.launch.nproc",
+    "expyrun.sweep.schedule",  # a member's supervisor, waited for by the sweep
+    "expyrun.sweep.background",  # a detached sweep's supervisor
 }
 PROCESS_IMPORTS = {"subprocess", "_posixsubprocess", "multiprocessing", "pty"}
 

@@ -1,0 +1,124 @@
+"""A detached sweep, `expyrun stop SWEEP_ID`, `expyrun ls --sweep ID`.
+
+`--detach` starts one sweep supervisor, `expyrun _sweep SWEEP_DIR`, in a new session (no
+controlling terminal, stdin /dev/null, its messages in the sweep folder's sweep.log), as a
+detached run's supervisor is started (launch/detach.py); it supervises the members as a
+foreground sweep does. `stop` sends it SIGTERM: it starts no more members and stops the
+running ones the usual way, then records how the sweep ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from expyrun import console
+from expyrun.errors import ExitCode, RunFolderError
+from expyrun.launch.detach import RUNNING as RUNNING_MESSAGE
+from expyrun.launch.detach import START_TIMEOUT_SECONDS, read_notice
+from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
+from expyrun.sweep import record, tables
+from expyrun.sweep.plan import supervisor_running
+
+POLL_SECONDS = 0.1
+# Beyond the members' grace period: time to kill their processes and write the records.
+STOP_MARGIN_SECONDS = 30.0
+
+
+def start_in_background(folder: Path, cwd: Path) -> int:
+    """Start the supervisor of the recorded sweep in `folder` in the background; its pid.
+
+    Returns once it recorded the sweep `running`. Raises RunFolderError when it did not.
+    """
+    read_fd, write_fd = os.pipe()
+    with open(folder / record.SWEEP_LOG, "ab") as log:
+        # Not through _command: this process outlives expyrun on purpose (no wait, no timeout).
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "expyrun",
+                "_sweep",
+                str(folder),
+                "--notify-fd",
+                str(write_fd),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=cwd,
+            start_new_session=True,
+            pass_fds=(write_fd,),
+        )
+    os.close(write_fd)
+    try:
+        message = read_notice(read_fd, START_TIMEOUT_SECONDS)
+    finally:
+        os.close(read_fd)
+    if message != RUNNING_MESSAGE:
+        raise RunFolderError(
+            "the background sweep supervisor did not start the sweep",
+            path=folder / record.SWEEP_LOG,
+            hint="its messages are in that file",
+        )
+    return process.pid
+
+
+def stop_sweep(folder: Path, kill: bool) -> int:
+    """Stop the sweep recorded in `folder`; wait until its supervisor recorded the end.
+
+    Raises:
+        RunFolderError: its supervisor runs as another user, or did not end in time.
+    """
+    found = record.read(folder)
+    if not supervisor_running(found) or found.pid is None:
+        console.info(f"sweep {found.id} is not running ({found.state})")
+        return ExitCode.OK
+    try:
+        os.kill(found.pid, signal.SIGTERM)
+        if kill:
+            time.sleep(POLL_SECONDS)  # two signals, not one merged pending signal
+            os.kill(found.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise RunFolderError(
+            f"cannot signal the sweep's supervisor (process {found.pid}): another user's"
+        ) from exc
+    grace = found.options.get("grace_seconds")
+    timeout = (DEFAULT_GRACE_SECONDS if grace is None else float(grace)) + STOP_MARGIN_SECONDS
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = record.read(folder)
+        if not supervisor_running(current):
+            summary = ", ".join(f"{n} {s}" for s, n in (current.summary or {}).items())
+            console.info(f"stopped: sweep {found.id} {current.state} ({summary or 'no member'})")
+            return ExitCode.OK
+        time.sleep(POLL_SECONDS)
+    raise RunFolderError(f"sweep {found.id} did not stop in time", path=folder)
+
+
+def list_sweep(text: str, paths: list[str], as_json: bool) -> int:
+    """`expyrun ls --sweep ID [PATH ...]`: the sweep's members, the swept keys as columns."""
+    folder = record.find_sweep(text, paths or ["."])
+    found = record.read(folder)
+    listed = tables.members_of_record(found.members, record.member_runs(folder))
+    state = found.state
+    if state == record.RUNNING and not supervisor_running(found):
+        state = "lost"  # its supervisor is gone without recording the end
+    if as_json:
+        document: dict[str, Any] = {"sweep": found.id, "state": state}
+        document.update(command=found.command, members=listed)
+        console.out(json.dumps(document, indent=1, default=str))
+        return ExitCode.OK
+    keys = [key for dimension in found.dimensions for key in dimension["keys"]]
+    console.info(f"sweep {found.id} ({state}): {shlex.join(found.command)}")
+    console.out(tables.members_table(listed, keys))
+    return ExitCode.OK

@@ -1,0 +1,182 @@
+"""The sweep record: `{output_dir}/.sweeps/{ID}/`, beside the members' name folders.
+
+- `sweep.json`: the definition (command line, config, overrides, dimensions, options), its
+  members (index, hash, values, run name), and the state of the sweep's supervisor (pid,
+  `running` / `ended` / `interrupted`); replaced whole, atomically, as run.json is.
+- `members.jsonl`: one line appended per member run folder allocated (index, hash, run
+  folder): an append is atomic enough for a line this short and costs the same for the 10th
+  and the 10,000th member, where rewriting sweep.json would not. Resume reads it.
+- `sweep.log`: the messages of a detached sweep's supervisor.
+
+The members' own records (run.json) say how each run went; sweep.json keeps a snapshot of
+each member's last run folder and status as of the sweep's end (`ls --sweep` reads run.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from expyrun.errors import RunFolderError
+
+SWEEPS_FOLDER = ".sweeps"
+SWEEP_FILE = "sweep.json"
+MEMBERS_FILE = "members.jsonl"
+SWEEP_LOG = "sweep.log"
+ID_BYTES = 4  # 8 hex digits: typed by hand in `expyrun stop ID`
+# How deep below a search root `find_sweep` looks for an output dir holding `.sweeps/`.
+SEARCH_DEPTH = 3
+
+# The states of a sweep's supervisor, as sweep.json records them.
+RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
+
+
+class SweepRecord(NamedTuple):
+    """The content of sweep.json."""
+
+    id: str
+    created_at: str
+    command: list[str]
+    cwd: str
+    config_path: str  # as typed (relative to cwd)
+    overrides: list[str]
+    sweep_flags: list[list[str]]  # each --sweep LABEL VALUES as typed
+    dimensions: list[dict[str, Any]]  # {"keys": [...], "values": [[text, ...], ...]}
+    options: dict[str, Any]  # SweepOptions and the launch flags a resume needs
+    line_key: str  # the hash of the command line's definition (same command: same key)
+    definition: str  # the hash of the dimensions and every member's config
+    members: list[dict[str, Any]]  # {"index", "digest", "values", "name"[, "run_dir", "status"]}
+    state: str = RUNNING
+    pid: int | None = None
+    pid_started_at: float | None = None
+    host: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    summary: dict[str, int] | None = None  # members by status at the end
+
+    def replace(self, **changes: Any) -> SweepRecord:
+        """A copy with some fields changed."""
+        return self._replace(**changes)
+
+
+def sweeps_folder(output_dir: Path) -> Path:
+    """Where the sweeps of runs kept in `output_dir` are recorded."""
+    return output_dir / SWEEPS_FOLDER
+
+
+def create_folder(output_dir: Path) -> tuple[str, Path]:
+    """Make a new, empty sweep folder with a fresh id: (id, folder)."""
+    parent = sweeps_folder(output_dir)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        sweep_id = secrets.token_hex(ID_BYTES)
+        folder = parent / sweep_id
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return sweep_id, folder
+
+
+def write(folder: Path, record: SweepRecord) -> None:
+    """Replace sweep.json with `record`, atomically (readers never see half a file)."""
+    temporary = folder / f".{SWEEP_FILE}.{os.getpid()}.tmp"
+    try:
+        temporary.write_text(json.dumps(record._asdict(), indent=1, default=str), encoding="utf-8")
+        os.replace(temporary, folder / SWEEP_FILE)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write the sweep record: {exc.strerror}", path=folder / SWEEP_FILE
+        ) from exc
+
+
+def read(folder: Path) -> SweepRecord:
+    """The record in `folder`. Raises RunFolderError when it is missing or unreadable."""
+    try:
+        data = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+        names = set(SweepRecord._fields)
+        return SweepRecord(**{k: v for k, v in data.items() if k in names})
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunFolderError(f"not a sweep record: {exc}", path=folder / SWEEP_FILE) from exc
+
+
+def append_member(folder: Path, index: int, digest: str, run_dir: Path) -> None:
+    """Note in members.jsonl that member `index` got the run folder `run_dir`."""
+    line = json.dumps({"index": index, "digest": digest, "run_dir": str(run_dir)}) + "\n"
+    try:
+        fd = os.open(folder / MEMBERS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write the sweep record: {exc.strerror}", path=folder / MEMBERS_FILE
+        ) from exc
+
+
+def member_runs(folder: Path) -> dict[str, list[str]]:
+    """The run folders of each member hash, oldest first (a torn last line is skipped)."""
+    runs: dict[str, list[str]] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in (folder / MEMBERS_FILE).read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                runs.setdefault(str(entry["digest"]), []).append(str(entry["run_dir"]))
+    return runs
+
+
+def records_in(output_dir: Path) -> Iterator[tuple[Path, SweepRecord]]:
+    """Every readable sweep record under `output_dir` (unreadable ones are skipped)."""
+    parent = sweeps_folder(output_dir)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in sorted(parent.iterdir()):
+            with contextlib.suppress(RunFolderError):
+                yield entry, read(entry)
+
+
+def find_sweep(text: str, roots: Sequence[str] = (".",)) -> Path:
+    """The folder of the sweep `text` names: a sweep folder, or an id searched under `roots`.
+
+    An id is looked up in `ROOT/.sweeps/ID` and in the `.sweeps/ID` of folders up to
+    `SEARCH_DEPTH` levels below each root (the output dir is usually `outputs/`).
+
+    Raises:
+        RunFolderError: no sweep of that id, or the id names sweeps in two output dirs.
+    """
+    if (Path(text) / SWEEP_FILE).is_file():
+        return Path(os.path.abspath(text))
+    if not text or "/" in text or text.startswith("."):
+        raise RunFolderError("not a sweep folder or a sweep id", path=text)
+    found = []
+    for root in roots:
+        for parent in _output_dirs(Path(root), SEARCH_DEPTH):
+            candidate = parent / SWEEPS_FOLDER / text
+            if (candidate / SWEEP_FILE).is_file():
+                found.append(Path(os.path.abspath(candidate)))
+    if not found:
+        raise RunFolderError(
+            f"no sweep '{text}' under {', '.join(roots)}",
+            hint="give the output dir (expyrun ls --sweep ID OUTPUT_DIR) or the sweep folder",
+        )
+    if len(set(found)) > 1:
+        raise RunFolderError(f"two sweeps named '{text}': {found[0]} and {found[1]}")
+    return found[0]
+
+
+def _output_dirs(root: Path, depth: int) -> Iterator[Path]:
+    """`root` and its sub-folders down to `depth` levels, skipping dot folders and runs."""
+    yield root
+    if depth == 0:
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.name.startswith(".") or entry.name.startswith("exp."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _output_dirs(Path(entry.path), depth - 1)

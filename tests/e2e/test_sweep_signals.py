@@ -1,0 +1,217 @@
+"""Sweeps and signals through the real CLI: Ctrl-C, SIGTERM, --detach and `expyrun stop ID`."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from support import Project, read_json, run, start, start_in_terminal, wait_for
+
+# Says it is ready (a file in its run folder, its cwd), then waits for a `go` file.
+WAITING_ENTRY = """
+open("ready", "w").close()
+deadline = time.monotonic() + 120
+while not os.path.exists("go") and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
+
+def _config(project: Project) -> Path:
+    entry = project.entry(WAITING_ENTRY)
+    return project.config(entry, name="s{seed}", extra={"seed": 0})
+
+
+def _ready(project: Project) -> list[Path]:
+    return sorted(path.parent for path in project.output.glob("*/exp.*/ready"))
+
+
+def _sweep_record(project: Project) -> dict[str, object]:
+    (folder,) = (project.output / ".sweeps").iterdir()
+    return read_json(folder / "sweep.json")
+
+
+def _check_interrupted(project: Project, signal_name: str) -> None:
+    """Two members were stopped the usual way, two never started: the records say so."""
+    folders = sorted(project.output.glob("*/exp.*"))
+    assert len(folders) == 2
+    for folder in folders:
+        record = read_json(folder / "run.json")
+        assert record["status"] == "killed"
+        assert record["signal"] == signal_name
+    recorded = _sweep_record(project)
+    assert recorded["state"] == "interrupted"
+    assert recorded["summary"] == {"killed": 2}
+
+
+def test_ctrl_c_stops_the_running_members_and_starts_no_more(project: Project) -> None:
+    config = _config(project)
+    process, terminal = start_in_terminal(
+        [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2"], cwd=project.root
+    )
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        os.write(terminal, b"\x03")
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(terminal)
+    _check_interrupted(project, "SIGINT")
+
+
+def test_sigterm_stops_the_sweep_with_honest_records(project: Project) -> None:
+    config = _config(project)
+    process = start([config, "--sweep", "seed", "range(0, 4)", "--parallel", "2"], project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, err.decode()
+    text = err.decode()
+    assert "SIGTERM: starting no more members (2 not started); stopping 2 running" in text
+    _check_interrupted(project, "SIGTERM")
+
+
+def test_detach_then_stop_by_sweep_id(project: Project) -> None:
+    config = _config(project)
+    result = run(
+        [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2", "--detach"], project.root
+    )
+    assert result.code == 0, result.describe()
+    sweep_id = result.stdout.splitlines()[-1]
+    assert f"sweep {sweep_id} started in the background" in result.stderr
+    wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+    listed = run(["ls", "--sweep", sweep_id], cwd=project.root)
+    statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
+    assert statuses.count("running") == 2, listed.describe()
+    stopped = run(["stop", sweep_id], cwd=project.root)
+    assert stopped.code == 0, stopped.describe()
+    assert f"stopped: sweep {sweep_id} interrupted (2 killed)" in stopped.stderr
+    _check_interrupted(project, "SIGTERM")
+    # Resume: the killed and the never-started members run again, in new run folders.
+    for folder in _ready(project):
+        (folder / "go").touch()  # the old folders are not reused: this does not matter
+    resumed_process = start(["sweep", "resume", sweep_id], project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) >= 3, 30, "a resumed member to start")
+        for name in ("s0", "s1", "s2", "s3"):
+            for folder in (project.output / name).glob("exp.*"):
+                (folder / "go").touch()
+
+        def all_started() -> bool:
+            for folder in _ready(project):
+                (folder / "go").touch()
+            return len(_ready(project)) == 6
+
+        wait_for(all_started, 60, "every member to run")
+        _, err = resumed_process.communicate(timeout=60)
+    finally:
+        if resumed_process.poll() is None:
+            resumed_process.kill()
+            resumed_process.wait()
+    assert resumed_process.returncode == 0, err.decode()
+    assert f"resuming sweep {sweep_id}: 0 done, 2 to rerun, 2 new" in err.decode()
+    assert len(list((project.output / "s0").glob("exp.*"))) == 2
+
+
+def test_a_failure_is_printed_while_other_members_still_run(project: Project) -> None:
+    entry = project.entry(
+        """
+        if config["fail"]:
+            raise RuntimeError("diverged")
+        open("ready", "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        """
+    )
+    config = project.config(entry, name="m{fail}", extra={"fail": False})
+    process = start([config, "--sweep", "fail", "false,true", "--parallel", "2"], project.root)
+    try:
+        assert process.stderr is not None
+        seen = []
+        for raw in process.stderr:
+            seen.append(raw.decode())
+            if "[2/2] failed" in seen[-1]:
+                break
+        assert "(exit 1" in seen[-1], seen
+        wait_for(lambda: _ready(project), 30, "the other member to run on")
+        running = read_json(project.output / "mFalse" / "exp.0" / "run.json")["status"]
+        assert running == "running"  # it waits for `go`: the failure was printed before its end
+        assert not any("[1/2]" in line for line in seen)
+        (project.output / "mFalse" / "exp.0" / "go").touch()
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_member_that_cannot_be_recorded_fails_and_the_sweep_goes_on(project: Project) -> None:
+    config = _config(project)
+    process = start([config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"], project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        (folder,) = (project.output / ".sweeps").iterdir()
+        (folder / "members.jsonl").unlink()
+        (folder / "members.jsonl").mkdir()  # the third member cannot be noted in the record
+        for run_dir in _ready(project):
+            (run_dir / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 1, text
+    assert "[3/3] could not be prepared: " in text
+    assert "cannot write the sweep record" in text
+    assert text.count("succeeded in") == 2
+
+
+def test_a_killed_sweep_leaves_its_members_supervised_and_resumes_the_rest(
+    project: Project,
+) -> None:
+    config = _config(project)
+    args = [config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"]
+    process = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        process.kill()  # SIGKILL to the sweep alone: each member has its own supervisor
+        process.wait(timeout=30)
+        sweep_id = str(_sweep_record(project)["id"])
+        listed = run(["ls", "--sweep", sweep_id], cwd=project.root)
+        assert f"sweep {sweep_id} (lost)" in listed.stderr
+        statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
+        assert statuses == ["running", "running", "not"], listed.describe()
+        for folder in _ready(project):
+            (folder / "go").touch()
+        wait_for(
+            lambda: all(
+                read_json(f / "run.json")["status"] == "succeeded" for f in _ready(project)
+            ),
+            30,
+            "the orphaned members to succeed",
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    resumed = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 3, 30, "the never-started member to start")
+        for folder in _ready(project):
+            (folder / "go").touch()
+        _, err = resumed.communicate(timeout=60)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 0, err.decode()
+    assert f"resuming sweep {sweep_id}: 2 done, 0 to rerun, 1 new" in err.decode()

@@ -305,6 +305,7 @@ def supervise_run_folder(
     terminal: bool,
     on_running: Callable[[], None] | None = None,
     task: Task | None = None,
+    worker: spawn.Worker | None = None,
 ) -> int:
     """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
 
@@ -312,22 +313,33 @@ def supervise_run_folder(
     cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
     A folder that already ran is run again only by a requeued start of its Slurm job: as a
     new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
-    `task`: run one task of a multi-task run in the folder (see run/tasks.py).
+    `task`: run one task of a multi-task run in the folder (see run/tasks.py). `worker`: one
+    spawned early by the caller (`launch.supervise`) with the record's interpreter; this
+    function owns it from here on (discards it when the folder cannot run).
     """
     from expyrun.config import resolve
 
     try:
-        prepared_record = record.read_record(run_dir)
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-    _check_runnable(run_dir, prepared_record, task)
-    python = Interpreter(
-        prepared_record.python["executable"], prepared_record.python.get("version", "")
-    )
-    worker = spawn.spawn_worker(
-        python.executable, detached=not terminal, merged_output=prepared_record.merged_output
-    )
-    try:
+        try:
+            prepared_record = record.read_record(run_dir)
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
+        _check_runnable(run_dir, prepared_record, task)
+        python = Interpreter(
+            prepared_record.python["executable"], prepared_record.python.get("version", "")
+        )
+        if worker is not None and (
+            worker.python != python.executable
+            or worker.merged_output != prepared_record.merged_output
+        ):
+            spawn.discard_worker(worker)  # spawned for another interpreter or output mode
+            worker = None
+        if worker is None:
+            worker = spawn.spawn_worker(
+                python.executable,
+                detached=not terminal,
+                merged_output=prepared_record.merged_output,
+            )
         cwd = Path(prepared_record.cwd)
         resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
         options = LaunchOptions(
@@ -341,7 +353,8 @@ def supervise_run_folder(
         )
         prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
     except BaseException:
-        spawn.discard_worker(worker)
+        if worker is not None:
+            spawn.discard_worker(worker)
         raise
     if terminal and task is None:
         console.info(f"run folder: {run_dir}")

@@ -1,0 +1,391 @@
+"""Render a terminal's output stream into the lines the terminal would show at the end.
+
+`expyrun logs` shows outputs.log as a terminal would have shown it: a tqdm/rich progress bar
+redrawn with `\\r`, backspaces, "erase line" and "cursor up" ends as its final line instead of
+thousands of overwritten copies. The renderer streams: bytes in, final lines out, in constant
+memory whatever the log size.
+
+What is applied (ECMA-48 / xterm, https://invisible-island.net/xterm/ctlseqs/ctlseqs.html):
+`\\n` (also `\\v`, `\\f`) as CR + LF (what the terminal's `onlcr` makes of a program's `\\n`),
+`\\r`, `\\b`, `ESC[K`/`ESC[1K`/`ESC[2K` (erase in line), `ESC[J` (erase below), cursor moves
+`ESC[nA` `ESC[nB` `ESC[nC` `ESC[nD` `ESC[nE` `ESC[nF` `ESC[nG`; SGR (`ESC[...m`, colour) kept
+when `keep_colour`, else dropped; every other CSI, OSC (titles, hyperlinks), two-byte escape
+and C0 control is dropped. A tab is kept as a tab character (one cell), so tab-separated lines
+survive `| grep` and `| cut`; every character counts as one cell (wide CJK/emoji characters as
+one too). Invalid UTF-8 becomes U+FFFD, never an error.
+
+Memory bound: the renderer holds a window of the last `window` lines (default `WINDOW_LINES`),
+the lines a cursor-up can still reach, each at most `MAX_COLUMNS` characters (a longer line is
+wrapped there, as a terminal wraps at its width). A line is emitted once it scrolls out of the
+window. A cursor-up that would reach past the window stops at its top line (the lines above are
+already printed): the redraw then lands on a later line, so that stretch shows an extra copy
+of the bar; nothing is lost. tqdm moves up by the number of bars below, far fewer than 64.
+
+`release(depth)` emits the lines more than `depth` lines above the lowest line before they scroll
+out: `logs -f` uses it so that a pipe gets a line once the deepest cursor-up seen so far
+(`deepest_up`) can no longer reach it, not `window` lines later.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+
+# How many recent lines a cursor-up can reach (see the module docstring).
+WINDOW_LINES = 64
+# The longest line kept; past it the line wraps (64 lines x 256 Ki characters bounds memory).
+MAX_COLUMNS = 256 * 1024
+# An escape sequence cut by the end of a chunk is kept for the next chunk up to this length;
+# a longer unterminated OSC (an inline image) is skipped until its terminator.
+MAX_PENDING = 4096
+
+# What is not printable text or `\n`, handled one by one (text and `\n` go in bulk).
+_SPECIAL = re.compile(
+    r"\x1b\[([0-?]*)[ -/]*([@-~])"  # CSI: parameters, intermediates, final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC, ended by BEL or ST
+    r"|\x1b[ -/]*[0-Z\\^-~]"  # other escape sequences (charset selection, save cursor, ...)
+    r"|[\x00-\x09\x0b-\x1f\x7f]"  # C0 controls (tab included), DEL
+)
+# A suffix that may still become an escape sequence with the next chunk.
+_ESCAPE_PREFIX = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?\Z")
+_OSC_END = re.compile(r"\x07|\x1b\\")
+_SGR_RESET = "\x1b[0m"
+
+
+class Renderer:
+    """A terminal screen as wide as needed, fed bytes, giving back the lines that are final.
+
+    Args:
+        keep_colour: keep SGR sequences (colour, bold) in the lines; else drop them.
+        window: how many recent lines stay reachable by a cursor-up (see the module docstring).
+        stamp: called with the time of a line (as given to `feed`) when the line is emitted;
+            its result prefixes the line (`logs --timestamps`).
+    """
+
+    def __init__(
+        self,
+        keep_colour: bool = False,
+        window: int = WINDOW_LINES,
+        stamp: Callable[[float | None], str] | None = None,
+    ) -> None:
+        self._colour = keep_colour
+        self._window = max(1, window)
+        self._stamp = stamp
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lines: list[str] = [""]
+        self._styles: list[list[str] | None] = [None]  # per cell SGR text, colour mode only
+        self._times: list[float | None] = [None]
+        self._row = 0  # the cursor, in self._lines
+        self._col = 0
+        self._sgr = ""  # the SGR sequences in effect since the last reset
+        self._pending = ""  # an escape sequence cut by the end of the last chunk
+        self._in_osc = False  # inside an OSC too long to keep: skip to its end
+        self._when: float | None = None
+        self.emitted = 0  # lines emitted so far
+        self.deepest_up = 0  # the deepest the cursor went above the lowest line
+
+    # -- input -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, when: float | None = None) -> list[str]:
+        """Apply `data` (any split of the stream, UTF-8 or not); return the lines now final.
+
+        `when`: the time the bytes were written (seconds since the epoch), kept per line for
+        `stamp`; a line's time is that of the last write to it.
+        """
+        self._when = when
+        text = self._decoder.decode(data)
+        if self._pending:
+            text, self._pending = self._pending + text, ""
+        if self._in_osc:
+            text = self._skip_osc(text)
+        cut = text.rfind("\x1b")
+        if cut > 0 and cut == len(text) - 1:  # maybe the ESC of an OSC's ending `ESC \`
+            osc = text.rfind("\x1b]", 0, cut)
+            cut = osc if osc >= 0 and _ESCAPE_PREFIX.match(text, osc) else cut
+        if cut >= 0 and _ESCAPE_PREFIX.match(text, cut) and not _is_complete(text, cut):
+            if len(text) - cut <= MAX_PENDING:
+                self._pending = text[cut:]
+            else:
+                self._in_osc = text.startswith("\x1b]", cut)
+            text = text[:cut]
+        self._apply(text)
+        return self._scroll()
+
+    def finish(self) -> list[str]:
+        """Flush the decoder and return every line still held (the stream has ended).
+
+        The last line is left out when it is empty (the line after a final newline).
+        """
+        tail = self._decoder.decode(b"", final=True)
+        self._pending, tail = "", self._pending + tail
+        self._apply(tail)
+        count = len(self._lines) - (not self._lines[-1])
+        out = self._emit(count)
+        self._reset_screen()
+        return out
+
+    def release(self, depth: int) -> list[str]:
+        """Emit the lines more than `depth` lines above the lowest one and above the cursor."""
+        keep_from = min(len(self._lines) - 1 - depth, self._row)
+        return self._emit(keep_from) if keep_from > 0 else []
+
+    def screen(self) -> list[str]:
+        """The lines held now, rendered (what a live view draws below the final lines)."""
+        return [self._render(i) for i in range(len(self._lines))]
+
+    @property
+    def held(self) -> int:
+        """How many lines are held (not yet emitted)."""
+        return len(self._lines)
+
+    # -- applying text -----------------------------------------------------------------------
+
+    def _apply(self, text: str) -> None:
+        position = 0
+        for match in _SPECIAL.finditer(text):
+            if match.start() > position:
+                self._plain(text[position : match.start()])
+            position = match.end()
+            self._control(match)
+            if self._in_osc:
+                return
+        if position < len(text):
+            self._plain(text[position:])
+
+    def _skip_osc(self, text: str) -> str:
+        end = _OSC_END.search(text)
+        if end is None:
+            return "\x1b" if text.endswith("\x1b") else ""  # maybe the start of ST
+        self._in_osc = False
+        return text[end.end() :]
+
+    def _plain(self, text: str) -> None:
+        """Printable text and `\\n`s: written in bulk."""
+        parts = text.split("\n")
+        self._write(parts[0])
+        if len(parts) == 1:
+            return
+        middle = parts[1:-1]
+        if middle and self._row == len(self._lines) - 1 and not self._sgr:
+            # The common case: fresh lines below the last one, written whole.
+            self._newline()
+            self._lines[-1] = middle[0]
+            self._times[-1] = self._when
+            rest = middle[1:]
+            self._lines += rest
+            self._styles += [None] * len(rest)
+            self._times += [self._when] * len(rest)
+            self._row = len(self._lines) - 1
+            self._col = len(self._lines[-1])
+            if self._col > MAX_COLUMNS:
+                self._wrap_long_lines(len(rest) + 1)
+        else:
+            for part in middle:
+                self._newline()
+                self._write(part)
+        self._newline()
+        self._write(parts[-1])
+
+    def _write(self, text: str) -> None:
+        if not text:
+            return
+        row, col = self._row, self._col
+        line = self._lines[row]
+        end = col + len(text)
+        if col == len(line):
+            new = line + text
+        elif col > len(line):
+            new = line + " " * (col - len(line)) + text
+        else:
+            new = line[:col] + text + line[end:]
+        self._lines[row] = new
+        self._times[row] = self._when
+        if self._colour and (self._sgr or self._styles[row] is not None):
+            styles = self._styles[row] or [""] * len(line)
+            styles += [""] * (col - len(styles))
+            styles[col:end] = [self._sgr] * len(text)
+            self._styles[row] = styles
+        self._col = end
+        if end > MAX_COLUMNS:
+            self._wrap(row)
+
+    def _wrap(self, row: int) -> None:
+        """Move what passed MAX_COLUMNS on `row` to a new line below (as a terminal wraps)."""
+        line = self._lines[row]
+        styles = self._styles[row]
+        self._lines[row] = line[:MAX_COLUMNS]
+        self._styles[row] = styles[:MAX_COLUMNS] if styles else None
+        self._lines.insert(row + 1, line[MAX_COLUMNS:])
+        self._styles.insert(row + 1, styles[MAX_COLUMNS:] if styles else None)
+        self._times.insert(row + 1, self._when)
+        self._row, self._col = row + 1, self._col - MAX_COLUMNS
+        if self._col > MAX_COLUMNS:
+            self._wrap(row + 1)
+
+    def _wrap_long_lines(self, count: int) -> None:
+        start = len(self._lines) - count
+        row = start
+        while row < len(self._lines):
+            if len(self._lines[row]) > MAX_COLUMNS:
+                self._col = len(self._lines[row])
+                self._wrap(row)
+            row += 1
+        self._row = len(self._lines) - 1
+        self._col = len(self._lines[-1])
+
+    def _newline(self) -> None:
+        """CR + LF: a new empty line below the last one, or the next line down."""
+        self._col = 0
+        self._down(1)
+
+    def _down(self, count: int) -> None:
+        target = self._row + count
+        missing = target - (len(self._lines) - 1)
+        if missing > 0:
+            self._lines += [""] * missing
+            self._styles += [None] * missing
+            self._times += [self._when] * missing
+        self._row = target
+
+    def _up(self, count: int) -> None:
+        self._row = max(0, self._row - count)
+        self.deepest_up = max(self.deepest_up, len(self._lines) - 1 - self._row)
+
+    # -- control sequences -------------------------------------------------------------------
+
+    def _control(self, match: re.Match[str]) -> None:
+        text = match.group()
+        if len(text) == 1:
+            self._c0(text)
+        elif text[1] == "[":
+            final = match.group(2)
+            params = match.group(1)
+            if params and params[0] in "<=>?":
+                return  # private modes (cursor shown/hidden, ...)
+            self._csi(final, params)
+
+    def _c0(self, char: str) -> None:
+        if char == "\r":
+            self._col = 0
+        elif char in "\x0b\x0c":
+            self._newline()
+        elif char == "\b":
+            self._col = max(0, self._col - 1)
+        elif char == "\t":
+            if self._col >= len(self._lines[self._row]):
+                self._write("\t")
+            else:
+                self._col = min(len(self._lines[self._row]), (self._col // 8 + 1) * 8)
+        # anything else (BEL, NUL, SO/SI, a lone ESC, DEL) shows nothing
+
+    def _csi(self, final: str, params: str) -> None:
+        if final == "m":
+            if self._colour:
+                self._set_sgr(params)
+            return
+        number = _first_number(params)
+        count = max(1, number)
+        if final == "K":
+            self._erase_in_line(number)
+        elif final == "A":
+            self._up(count)
+        elif final in "BE":
+            self._down(count)
+            if final == "E":
+                self._col = 0
+        elif final == "F":
+            self._up(count)
+            self._col = 0
+        elif final == "G" or final == "`":
+            self._col = min(count - 1, MAX_COLUMNS)
+        elif final == "C":
+            self._col = min(self._col + count, MAX_COLUMNS)
+        elif final == "D":
+            self._col = max(0, self._col - count)
+        elif final == "J" and number == 0:
+            self._erase_in_line(0)
+            below = self._row + 1
+            del self._lines[below:], self._styles[below:], self._times[below:]
+        # anything else (absolute positions, scrolling regions, reports) shows nothing here
+
+    def _erase_in_line(self, mode: int) -> None:
+        row, col = self._row, self._col
+        line = self._lines[row]
+        styles = self._styles[row]
+        if mode == 0:
+            self._lines[row] = line[:col]
+            self._styles[row] = styles[:col] if styles else None
+        elif mode == 1:
+            self._lines[row] = " " * min(col + 1, len(line)) + line[col + 1 :]
+            if styles:
+                styles[: col + 1] = [""] * min(col + 1, len(styles))
+        elif mode == 2:
+            self._lines[row] = ""
+            self._styles[row] = None
+        self._times[row] = self._when
+
+    def _set_sgr(self, params: str) -> None:
+        if params in ("", "0"):
+            self._sgr = ""
+            return
+        if params.startswith(("0;", ";")):
+            self._sgr = ""
+        self._sgr = (self._sgr + f"\x1b[{params}m")[-256:]  # a runaway stack stays small
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _scroll(self) -> list[str]:
+        """Emit the lines past the window (trimmed in batches: amortised O(1) per line)."""
+        if len(self._lines) - 1 <= 2 * self._window:
+            return []
+        keep_from = min(len(self._lines) - 1 - self._window, self._row)
+        return self._emit(keep_from) if keep_from > 0 else []
+
+    def _emit(self, count: int) -> list[str]:
+        if count <= 0:
+            return []
+        if self._stamp is None and not self._colour:
+            out = self._lines[:count]
+        else:
+            out = [self._render(i) for i in range(count)]
+        del self._lines[:count], self._styles[:count], self._times[:count]
+        self._row = max(0, self._row - count)
+        if not self._lines:
+            self._reset_screen()
+        self.emitted += count
+        return out
+
+    def _render(self, index: int) -> str:
+        line = self._lines[index]
+        styles = self._styles[index]
+        if styles and any(styles):
+            parts: list[str] = []
+            current = ""
+            for char, style in zip(line, styles + [""] * (len(line) - len(styles)), strict=False):
+                if style != current:
+                    parts.append(_SGR_RESET + style if current else style)
+                    current = style
+                parts.append(char)
+            if current:
+                parts.append(_SGR_RESET)
+            line = "".join(parts)
+        if self._stamp is not None:
+            return self._stamp(self._times[index]) + line
+        return line
+
+    def _reset_screen(self) -> None:
+        self._lines, self._styles, self._times = [""], [None], [self._when]
+        self._row = self._col = 0
+
+
+def _is_complete(text: str, start: int) -> bool:
+    """Whether an escape sequence starts at `start` and ends within `text`."""
+    match = _SPECIAL.match(text, start)
+    return match is not None and match.end() > start + 1
+
+
+def _first_number(params: str) -> int:
+    """The first numeric parameter of a CSI sequence (0 when absent or not a number)."""
+    head = params.split(";", 1)[0]
+    return int(head) if head.isdigit() else 0

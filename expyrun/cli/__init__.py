@@ -155,9 +155,9 @@ def _logs(args: list[str]) -> int:
     parsed = run_commands.parse("logs", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.runs.logs import show_log
+    from expyrun.runs.logs import log_options, show_log
 
-    return show_log(parsed.run, parsed.follow)
+    return show_log(parsed.run, parsed.follow, log_options(parsed))
 
 
 def _status(args: list[str]) -> int:
@@ -204,7 +204,11 @@ COMMANDS: dict[str, Command] = {
     "ls": Command(
         "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
     ),
-    "logs": Command("logs RUN [-f]", "print outputs.log; -f follows it to the run's end", _logs),
+    "logs": Command(
+        "logs RUN [-f] [--raw] [--tail N] [--head N] [--timestamps|--elapsed] [--stdout|--stderr]",
+        "print outputs.log (rendered in a pipe); -f follows it to the run's end",
+        _logs,
+    ),
     "status": Command(
         "status RUN [--json]", "the run record; exit 0 if succeeded or running", _status
     ),

@@ -60,11 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     logs = add(
         "logs",
-        "Print a run's outputs.log; with -f, follow it until the run ends.",
+        "Print a run's outputs.log; with -f, follow it until the run ends. Rendered (progress "
+        "bars as their final line, no colour) when stdout is no terminal; on a terminal the "
+        "bytes pass through, unless an option needs the rendered lines.",
         "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled).",
     )
     logs.add_argument("run", metavar="RUN", help="a run folder")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    _add_log_view_flags(logs)
     status = add(
         "status",
         "Show a run's record. Exit 0 if it succeeded or runs.",
@@ -90,3 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--notify-fd", type=int, metavar="FD")
     mode.add_argument("--copy-output", action="store_true")
     return parser
+
+
+def _add_log_view_flags(logs: argparse.ArgumentParser) -> None:
+    """The flags of `logs` that choose the view (issue 13)."""
+    logs.add_argument("--raw", action="store_true", help="the stored bytes, exactly")
+    logs.add_argument("--tail", type=int, metavar="N", help="the last N rendered lines")
+    logs.add_argument("--head", type=int, metavar="N", help="the first N rendered lines")
+    logs.add_argument(
+        "--timestamps", action="store_true", help="prefix each line with its wall time"
+    )
+    logs.add_argument(
+        "--elapsed", action="store_true", help="prefix each line with the time since the start"
+    )
+    streams = logs.add_mutually_exclusive_group()
+    streams.add_argument("--stdout", action="store_true", help="the entry's stdout only")
+    streams.add_argument("--stderr", action="store_true", help="the entry's stderr only")

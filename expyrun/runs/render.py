@@ -21,9 +21,9 @@ window. A cursor-up that would reach past the window stops at its top line (the 
 already printed): the redraw then lands on a later line, so that stretch shows an extra copy
 of the bar; nothing is lost. tqdm moves up by the number of bars below, far fewer than 64.
 
-`release(depth)` emits the lines more than `depth` lines above the lowest line before they scroll
-out: `logs -f` uses it so that a pipe gets a line once the deepest cursor-up seen so far
-(`deepest_up`) can no longer reach it, not `window` lines later.
+`release(upto)` emits, before they scroll out, the lines the deepest cursor-up seen so far
+(`deepest_up`) can no longer reach: `logs -f` uses it so that a pipe gets a line once it is
+final in that sense, not `window` lines later.
 """
 
 from __future__ import annotations
@@ -32,24 +32,12 @@ import codecs
 import re
 from collections.abc import Callable
 
+from expyrun.runs.escapes import SPECIAL, EscapeSplitter, first_number
+
 # How many recent lines a cursor-up can reach (see the module docstring).
 WINDOW_LINES = 64
 # The longest line kept; past it the line wraps (64 lines x 256 Ki characters bounds memory).
 MAX_COLUMNS = 256 * 1024
-# An escape sequence cut by the end of a chunk is kept for the next chunk up to this length;
-# a longer unterminated OSC (an inline image) is skipped until its terminator.
-MAX_PENDING = 4096
-
-# What is not printable text or `\n`, handled one by one (text and `\n` go in bulk).
-_SPECIAL = re.compile(
-    r"\x1b\[([0-?]*)[ -/]*([@-~])"  # CSI: parameters, intermediates, final byte
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC, ended by BEL or ST
-    r"|\x1b[ -/]*[0-Z\\^-~]"  # other escape sequences (charset selection, save cursor, ...)
-    r"|[\x00-\x09\x0b-\x1f\x7f]"  # C0 controls (tab included), DEL
-)
-# A suffix that may still become an escape sequence with the next chunk.
-_ESCAPE_PREFIX = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?\Z")
-_OSC_END = re.compile(r"\x07|\x1b\\")
 _SGR_RESET = "\x1b[0m"
 
 
@@ -79,8 +67,7 @@ class Renderer:
         self._row = 0  # the cursor, in self._lines
         self._col = 0
         self._sgr = ""  # the SGR sequences in effect since the last reset
-        self._pending = ""  # an escape sequence cut by the end of the last chunk
-        self._in_osc = False  # inside an OSC too long to keep: skip to its end
+        self._escapes = EscapeSplitter()
         self._when: float | None = None
         self.emitted = 0  # lines emitted so far
         self.deepest_up = 0  # the deepest the cursor went above the lowest line
@@ -94,21 +81,7 @@ class Renderer:
         `stamp`; a line's time is that of the last write to it.
         """
         self._when = when
-        text = self._decoder.decode(data)
-        if self._pending:
-            text, self._pending = self._pending + text, ""
-        if self._in_osc:
-            text = self._skip_osc(text)
-        cut = text.rfind("\x1b")
-        if cut > 0 and cut == len(text) - 1:  # maybe the ESC of an OSC's ending `ESC \`
-            osc = text.rfind("\x1b]", 0, cut)
-            cut = osc if osc >= 0 and _ESCAPE_PREFIX.match(text, osc) else cut
-        if cut >= 0 and _ESCAPE_PREFIX.match(text, cut) and not _is_complete(text, cut):
-            if len(text) - cut <= MAX_PENDING:
-                self._pending = text[cut:]
-            else:
-                self._in_osc = text.startswith("\x1b]", cut)
-            text = text[:cut]
+        text = self._escapes.split(self._decoder.decode(data))
         self._apply(text)
         return self._scroll()
 
@@ -117,18 +90,23 @@ class Renderer:
 
         The last line is left out when it is empty (the line after a final newline).
         """
-        tail = self._decoder.decode(b"", final=True)
-        self._pending, tail = "", self._pending + tail
-        self._apply(tail)
+        self._apply(self._escapes.split(self._decoder.decode(b"", final=True)))
+        self._apply(self._escapes.flush())
         count = len(self._lines) - (not self._lines[-1])
         out = self._emit(count)
         self._reset_screen()
         return out
 
-    def release(self, depth: int) -> list[str]:
-        """Emit the lines more than `depth` lines above the lowest one and above the cursor."""
-        keep_from = min(len(self._lines) - 1 - depth, self._row)
-        return self._emit(keep_from) if keep_from > 0 else []
+    @property
+    def releasable(self) -> int:
+        """The number (counting every line emitted before) of the first line a cursor-up as
+        deep as the deepest seen so far could still reach from the cursor or the lowest line."""
+        keep_from = min(len(self._lines) - 1 - self.deepest_up, self._row)
+        return self.emitted + max(0, keep_from)
+
+    def release(self, upto: int) -> list[str]:
+        """Emit the lines numbered below `upto` that are below `releasable` now too."""
+        return self._emit(min(upto, self.releasable) - self.emitted)
 
     def screen(self) -> list[str]:
         """The lines held now, rendered (what a live view draws below the final lines)."""
@@ -143,22 +121,13 @@ class Renderer:
 
     def _apply(self, text: str) -> None:
         position = 0
-        for match in _SPECIAL.finditer(text):
+        for match in SPECIAL.finditer(text):
             if match.start() > position:
                 self._plain(text[position : match.start()])
             position = match.end()
             self._control(match)
-            if self._in_osc:
-                return
         if position < len(text):
             self._plain(text[position:])
-
-    def _skip_osc(self, text: str) -> str:
-        end = _OSC_END.search(text)
-        if end is None:
-            return "\x1b" if text.endswith("\x1b") else ""  # maybe the start of ST
-        self._in_osc = False
-        return text[end.end() :]
 
     def _plain(self, text: str) -> None:
         """Printable text and `\\n`s: written in bulk."""
@@ -284,7 +253,7 @@ class Renderer:
             if self._colour:
                 self._set_sgr(params)
             return
-        number = _first_number(params)
+        number = first_number(params)
         count = max(1, number)
         if final == "K":
             self._erase_in_line(number)
@@ -377,15 +346,3 @@ class Renderer:
     def _reset_screen(self) -> None:
         self._lines, self._styles, self._times = [""], [None], [self._when]
         self._row = self._col = 0
-
-
-def _is_complete(text: str, start: int) -> bool:
-    """Whether an escape sequence starts at `start` and ends within `text`."""
-    match = _SPECIAL.match(text, start)
-    return match is not None and match.end() > start + 1
-
-
-def _first_number(params: str) -> int:
-    """The first numeric parameter of a CSI sequence (0 when absent or not a number)."""
-    head = params.split(";", 1)[0]
-    return int(head) if head.isdigit() else 0

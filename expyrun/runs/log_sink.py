@@ -1,0 +1,84 @@
+"""Where `expyrun logs` puts rendered lines or raw bytes: --head, --tail, a live area."""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import BinaryIO
+
+
+class LogSink:
+    """Where the rendered lines (or raw bytes) go: --head, --tail, and a live area on a terminal.
+
+    `--tail N` keeps the last N lines (memory: N lines); `--head N` stops after N (`done`).
+    `live`: the lines not yet final are drawn below the final ones and redrawn in place.
+    """
+
+    def __init__(self, out: BinaryIO, head: int | None, tail: int | None, live: bool) -> None:
+        self._out = out
+        self._head = head
+        self._tail: collections.deque[str] | None = (
+            collections.deque(maxlen=tail) if tail is not None else None
+        )
+        self._live = live
+        self._drawn = 0  # lines of the live area on the screen
+        self._ends_line = True  # the last byte written was a newline (or nothing was)
+        self.done = head == 0
+
+    def lines(self, lines: list[str]) -> None:
+        """Show these final lines (or keep them, for --tail)."""
+        if not lines or self.done:
+            return
+        if self._head is not None:
+            lines = lines[: self._head]
+            self._head -= len(lines)
+            self.done = self._head == 0
+        if self._tail is not None:
+            self._tail.extend(lines)
+            return
+        self._erase_live()
+        self._write(("\n".join(lines) + "\n").encode())
+
+    def raw(self, data: bytes) -> None:
+        """Pass bytes through unchanged."""
+        if data:
+            self._write(data)
+
+    def draw(self, lines: list[str]) -> None:
+        """Redraw the live area (the lines not final yet) on a terminal."""
+        if not self._live or self.done or self._tail is not None:
+            return
+        self._erase_live()
+        shown = [line for line in lines if line]
+        if shown:
+            width = max(10, os.get_terminal_size(self._out.fileno()).columns - 1)
+            # Cut to the width, so each takes one row: the redraw counts rows.
+            cut = [line[:width] + ("\x1b[0m" if "\x1b" in line else "") for line in shown]
+            self._write("\n".join(cut).encode())
+            self._drawn = len(shown)
+            self._ends_line = False
+
+    def flush_tail(self) -> None:
+        """Print what --tail kept; from now on lines go out as they come (`-f --tail N`)."""
+        if self._tail:
+            self._write(("\n".join(self._tail) + "\n").encode())
+        self._tail = None
+
+    def close(self) -> None:
+        """Print what --tail kept; end with a newline."""
+        self._erase_live()
+        self.flush_tail()
+        if not self._ends_line:
+            self._write(b"\n")
+
+    def _erase_live(self) -> None:
+        if self._drawn:
+            up = f"\x1b[{self._drawn - 1}A" if self._drawn > 1 else ""
+            self._write(f"\r{up}\x1b[J".encode())
+            self._drawn = 0
+            self._ends_line = True
+
+    def _write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._out.flush()
+        self._ends_line = data.endswith(b"\n")

@@ -1,0 +1,230 @@
+"""`expyrun logs` on real runs: the rendered view against a terminal emulator (pyte), the
+flags, a folder still being prepared, and `-f` to the run's end with its closing line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyte
+import pytest
+from support import Project, read_json, run, start
+
+from expyrun.run.output_index import STDERR, STDOUT, IndexWriter
+
+
+def terminal_lines(data: bytes) -> list[str]:
+    """The lines a terminal shows for `data` (pyte; `\\n` as CR LF, tall and wide enough)."""
+    screen = pyte.Screen(400, 600)
+    screen.set_mode(pyte.modes.LNM)
+    pyte.ByteStream(screen).feed(data)
+    lines = [line.rstrip() for line in screen.display]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def shown(stdout: str) -> list[str]:
+    return [line.rstrip() for line in stdout.splitlines()]
+
+
+# Entries drawing progress bars the way tqdm does, on stderr (tqdm's default) and stdout.
+BAR = """
+def bar(i, n, out=sys.stderr, erase=False, position=0):
+    filled = "█" * (i * 20 // n) + " " * (20 - i * 20 // n)
+    text = f"{i * 100 // n:3d}%|{filled}| {i}/{n}"
+    if position:
+        out.write("\\n" * position)
+    out.write("\\r" + ("\\x1b[K" if erase else "") + text)
+    if position:
+        out.write(f"\\x1b[{position}A")
+    out.flush()
+"""
+
+BARS = {
+    "plain-cr": "for i in range(101):\n    bar(i, 100)\nsys.stderr.write('\\n')\nprint('done')",
+    "cr-erase-line": (
+        "for i in range(101):\n    bar(100 - i, 100, erase=True)\n"
+        "sys.stderr.write('\\n')\nprint('done')"
+    ),
+    "nested-bars-cursor-up": (
+        "for epoch in range(3):\n"
+        "    bar(epoch, 3)\n"
+        "    for step in range(51):\n"
+        "        bar(step, 50, position=1)\n"
+        "bar(3, 3)\nsys.stderr.write('\\n\\n')\nprint('trained')"
+    ),
+    "three-bars": (
+        "for i in range(31):\n"
+        "    for p in range(3):\n"
+        "        bar(i * (p + 1) // 3, 10 * (p + 1), position=p)\n"
+        "sys.stderr.write('\\n\\n\\n')"
+    ),
+    "bar-interrupted-by-print": (
+        "for i in range(61):\n"
+        "    bar(i, 60, out=sys.stdout)\n"
+        "    if i % 20 == 10:\n"
+        "        sys.stdout.write('\\r\\x1b[K')\n"
+        "        print(f'checkpoint at {i}', flush=True)\n"
+        "print()"
+    ),
+    "coloured": (
+        "for i in range(11):\n"
+        "    sys.stdout.write(f'\\r\\x1b[32m{i * 10}%\\x1b[0m'); sys.stdout.flush()\n"
+        "print()\nprint('\\x1b[1;31merror\\x1b[0m: plain')"
+    ),
+}
+
+
+def _bar_run(project: Project, body: str) -> Path:
+    code = BAR + "\n" + body
+    entry = project.entry("exec(compile(" + repr(code) + ", 'bars', 'exec'), {'sys': sys})\n")
+    result = run([project.config(entry)], cwd=project.root)
+    assert result.code == 0, result.describe()
+    return result.run_dir
+
+
+@pytest.mark.parametrize("kind", list(BARS))
+def test_the_rendered_view_is_what_a_terminal_shows(project: Project, kind: str) -> None:
+    run_dir = _bar_run(project, BARS[kind])
+    result = run(["logs", run_dir], cwd=project.root)
+    assert result.code == 0, result.describe()
+    log = (run_dir / "outputs.log").read_bytes()
+    assert shown(result.stdout) == terminal_lines(log)
+    assert "\r" not in result.stdout
+    assert "\x1b" not in result.stdout
+    assert len(result.stdout) < len(log) / 3  # the bars collapsed
+
+
+def test_raw_prints_the_stored_bytes_and_tail_head_take_rendered_lines(project: Project) -> None:
+    run_dir = _bar_run(project, BARS["bar-interrupted-by-print"])
+    log = (run_dir / "outputs.log").read_bytes()
+    assert run(["logs", "--raw", run_dir], cwd=project.root).stdout_bytes == log
+    lines = terminal_lines(log)
+    assert len(lines) == 4
+    tail = run(["logs", "--tail", "2", run_dir], cwd=project.root)
+    head = run(["logs", "--head", "2", run_dir], cwd=project.root)
+    assert (shown(tail.stdout), shown(head.stdout)) == (lines[-2:], lines[:2])
+    assert run(["logs", "--tail", "0", run_dir], cwd=project.root).stdout == ""
+
+
+def test_no_color_and_a_closed_pipe(project: Project) -> None:
+    run_dir = _bar_run(project, BARS["plain-cr"] + "\nfor i in range(30000): print(i)")
+    piped = run(["logs", run_dir], cwd=project.root, env={"NO_COLOR": "1"})
+    assert piped.code == 0
+    assert piped.stdout.endswith("29999\n")
+    import subprocess
+
+    from support import EXPYRUN, child_env
+
+    head = subprocess.run(
+        ["bash", "-c", f"{' '.join(EXPYRUN)} logs {run_dir} | head -1"],
+        capture_output=True,
+        env=child_env(),
+        cwd=project.root,
+        timeout=60,
+        check=False,
+    )
+    assert head.stdout.decode().strip() == "100%|████████████████████| 100/100"
+    assert b"Traceback" not in head.stderr
+    assert b"BrokenPipe" not in head.stderr
+
+
+def test_a_folder_still_being_prepared_or_without_record_says_so(project: Project) -> None:
+    preparing = project.output / "exp" / "exp.0"
+    preparing.mkdir(parents=True)
+    result = run(["logs", preparing], cwd=project.root)
+    assert result.code == 2
+    assert result.stderr.count("\n") == 1
+    assert "still being prepared" in result.stderr
+    plain = project.root / "plain"
+    plain.mkdir()
+    result = run(["logs", plain], cwd=project.root)
+    assert result.code == 2, result.describe()
+    assert result.stderr.count("\n") == 1, result.describe()
+
+
+def test_timestamps_and_streams_without_an_index_say_so_once(project: Project) -> None:
+    run_dir = _bar_run(project, "print('out'); sys.stderr.write('err\\n')")
+    (run_dir / "outputs.index").unlink(missing_ok=True)
+    result = run(["logs", "--stderr", "--timestamps", run_dir], cwd=project.root)
+    assert result.code == 0
+    assert shown(result.stdout) == ["out", "err"]
+    assert result.stderr.count("\n") == 1
+    assert "has no index" in result.stderr
+
+
+def _indexed_run(project: Project, pieces: list[tuple[int, bytes]]) -> Path:
+    """A real run folder whose outputs.log and outputs.index are rewritten from `pieces`."""
+    run_dir = _bar_run(project, "pass")
+    (run_dir / "outputs.index").unlink(missing_ok=True)
+    writer = IndexWriter(run_dir / "outputs.index")
+    with open(run_dir / "outputs.log", "wb") as log:
+        for stream, data in pieces:
+            writer.moved(log.tell(), stream)
+            log.write(data)
+            time.sleep(0.02)  # distinct records (COALESCE_SECONDS is 0.01)
+    writer.close()
+    return run_dir
+
+
+def test_stream_filter_and_timestamps_from_the_index(project: Project) -> None:
+    run_dir = _indexed_run(
+        project,
+        [
+            (STDOUT, b"out 1\n"),
+            (STDERR, b"\r 10%\r 50%"),
+            (STDOUT, b"out 2\n"),
+            (STDERR, b"\r100%\n"),
+        ],
+    )
+    both = run(["logs", run_dir], cwd=project.root)
+    assert shown(both.stdout) == terminal_lines((run_dir / "outputs.log").read_bytes())
+    out = run(["logs", "--stdout", run_dir], cwd=project.root)
+    err = run(["logs", "--stderr", run_dir], cwd=project.root)
+    assert (shown(out.stdout), shown(err.stdout)) == (["out 1", "out 2"], ["100%"])
+    assert out.stderr == err.stderr == ""
+    stamped = run(["logs", "--timestamps", run_dir], cwd=project.root)
+    times = [line[:23] for line in stamped.stdout.splitlines()]
+    assert [line[24:] for line in stamped.stdout.splitlines()] == shown(both.stdout)
+    assert times == sorted(times)
+    assert len(set(times)) == len(times)
+    elapsed = run(["logs", "--elapsed", "--stdout", run_dir], cwd=project.root)
+    assert [line.split(" ", 1)[1] for line in elapsed.stdout.splitlines()] == ["out 1", "out 2"]
+
+
+def test_follow_renders_as_the_run_goes_and_ends_with_a_closing_line(project: Project) -> None:
+    entry = project.entry(
+        """
+        for i in range(101):
+            sys.stderr.write(f"\\r{i}%"); sys.stderr.flush()
+        sys.stderr.write("\\n")
+        print("waiting", flush=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sys.stdout.write("\\rlast bar 100%")
+        raise ValueError("loss is nan")
+        """
+    )
+    started = run([project.config(entry), "--detach"], cwd=project.root)
+    run_dir = Path(started.stdout.splitlines()[-1])
+    follower = start(["logs", "-f", run_dir], cwd=project.root)
+    assert follower.stdout is not None
+    first = follower.stdout.readline()
+    assert first == b"100%\n"  # a line reaches the pipe once it is final, not at the end
+    assert follower.stdout.readline() == b"waiting\n"
+    (run_dir / "go").touch()
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 1
+    lines = out.decode().splitlines()
+    assert any(line.startswith("last bar 100%") for line in lines), lines
+    assert lines[-1] == "ValueError: loss is nan"
+    assert out.endswith(b"\n")
+    closing = err.decode().strip().splitlines()[-1]
+    record = read_json(run_dir / "run.json")
+    assert closing.startswith("expyrun: failed in ")
+    assert closing.endswith(f": {run_dir}")
+    assert "(exit 1" in closing
+    if record.get("error"):
+        assert record["error"] in closing

@@ -13,13 +13,16 @@ import re
 # a longer unterminated OSC (an inline image) is skipped until its terminator.
 MAX_PENDING = 4096
 
-# What is not printable text or `\n`, handled one by one (text and `\n` go in bulk).
+# What is not printable text, `\n` or `\r`, handled one by one (the rest goes in bulk).
 SPECIAL = re.compile(
     r"\x1b\[([0-?]*)[ -/]*([@-~])"  # CSI: parameters, intermediates, final byte
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC, ended by BEL or ST
     r"|\x1b[ -/]*[0-Z\\^-~]"  # other escape sequences (charset selection, save cursor, ...)
-    r"|[\x00-\x09\x0b-\x1f\x7f]"  # C0 controls (tab included), DEL
+    r"|[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]"  # C0 controls (tab included), DEL; not CR, LF
 )
+# A carriage return + erase line, and what it erases before the next one on the same line: a
+# bar redrawn the tqdm way. Dropping these leaves the same screen, and saves work per redraw.
+OVERDRAWN = re.compile(r"\r\x1b\[[02]?K[^\n\x0b\x0c\x1b]*(?=\r\x1b\[[02]?K)")
 # A suffix that may still become an escape sequence with the next chunk.
 _ESCAPE_PREFIX = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?\Z")
 _OSC_END = re.compile(r"\x07|\x1b\\")

@@ -64,11 +64,11 @@ class LogSink:
             self._write(("\n".join(self._tail) + "\n").encode())
         self._tail = None
 
-    def close(self) -> None:
-        """Print what --tail kept; end with a newline."""
+    def close(self, newline: bool = True) -> None:
+        """Print what --tail kept; end with a newline unless told not to (`--raw`)."""
         self._erase_live()
         self.flush_tail()
-        if not self._ends_line:
+        if newline and not self._ends_line:
             self._write(b"\n")
 
     def _erase_live(self) -> None:

@@ -98,8 +98,9 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
     terminal = sys.stdout.isatty()
     rendering = not options.raw and (options.needs_rendering or not terminal)
     colour = rendering and terminal and not os.environ.get("NO_COLOR")
-    has_index = (run_dir / INDEX_FILE).is_file()
-    if (options.timestamps or options.elapsed or options.stream) and not has_index:
+    wants_index = bool(options.timestamps or options.elapsed or options.stream)
+    has_index = wants_index and (run_dir / INDEX_FILE).is_file()
+    if wants_index and not has_index:
         console.warning(
             f"{run_dir / OUTPUTS_LOG} has no index ({INDEX_FILE}: an older expyrun wrote it): "
             "no timestamps, both streams"
@@ -118,7 +119,7 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
                 _feed(piece, renderer, sink, rendering)
             if rendering:
                 sink.lines(renderer.finish())
-            sink.close()
+            sink.close(newline=rendering)
         except BrokenPipeError:
             _silence_stdout()
         return ExitCode.OK

@@ -32,7 +32,7 @@ import codecs
 import re
 from collections.abc import Callable
 
-from expyrun.runs.escapes import SPECIAL, EscapeSplitter, first_number
+from expyrun.runs.escapes import OVERDRAWN, SPECIAL, EscapeSplitter, first_number
 
 # How many recent lines a cursor-up can reach (see the module docstring).
 WINDOW_LINES = 64
@@ -82,6 +82,8 @@ class Renderer:
         """
         self._when = when
         text = self._escapes.split(self._decoder.decode(data))
+        if "\r\x1b[" in text:
+            text = OVERDRAWN.sub("", text)
         self._apply(text)
         return self._scroll()
 
@@ -130,7 +132,10 @@ class Renderer:
             self._plain(text[position:])
 
     def _plain(self, text: str) -> None:
-        """Printable text and `\\n`s: written in bulk."""
+        """Printable text, `\\n`s and `\\r`s: written in bulk."""
+        if "\r" in text:
+            self._with_returns(text)
+            return
         parts = text.split("\n")
         self._write(parts[0])
         if len(parts) == 1:
@@ -155,6 +160,15 @@ class Renderer:
                 self._write(part)
         self._newline()
         self._write(parts[-1])
+
+    def _with_returns(self, text: str) -> None:
+        for number, line in enumerate(text.split("\n")):
+            if number:
+                self._newline()
+            for redraw, part in enumerate(line.split("\r")):
+                if redraw:
+                    self._col = 0
+                self._write(part)
 
     def _write(self, text: str) -> None:
         if not text:
@@ -235,9 +249,7 @@ class Renderer:
             self._csi(final, params)
 
     def _c0(self, char: str) -> None:
-        if char == "\r":
-            self._col = 0
-        elif char in "\x0b\x0c":
+        if char in "\x0b\x0c":
             self._newline()
         elif char == "\b":
             self._col = max(0, self._col - 1)

@@ -3,12 +3,14 @@ flags, a folder still being prepared, and `-f` to the run's end with its closing
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
 import pyte
 import pytest
-from support import Project, read_json, run, start
+from support import Project, read_json, run, start, start_in_terminal, wait_for
 
 from expyrun.run.output_index import STDERR, STDOUT, IndexWriter
 
@@ -228,3 +230,84 @@ def test_follow_renders_as_the_run_goes_and_ends_with_a_closing_line(project: Pr
     assert "(exit 1" in closing
     if record.get("error"):
         assert record["error"] in closing
+
+
+def _in_terminal(args: list, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """Run `expyrun ARGS` with its stdio on a new pseudo-terminal; its code and what it drew."""
+    process, master = start_in_terminal(args, cwd=cwd, env=env)
+    screen = bytearray()
+    reader = threading.Thread(target=_read_all, args=(master, screen), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(60)
+    finally:
+        process.kill()
+        process.wait()
+        reader.join(10)
+        os.close(master)
+    return code, bytes(screen)
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: every process of the terminal closed it
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
+
+
+def test_on_a_terminal_the_bytes_pass_through(project: Project) -> None:
+    run_dir = _bar_run(project, BARS["coloured"])
+    log = (run_dir / "outputs.log").read_bytes()
+    code, drawn = _in_terminal(["logs", run_dir], cwd=project.root)
+    assert code == 0
+    assert drawn == log.replace(b"\n", b"\r\n")  # the terminal's onlcr, nothing else
+
+
+def test_rendered_lines_on_a_terminal_keep_colour_unless_no_color(project: Project) -> None:
+    run_dir = _bar_run(project, BARS["coloured"])
+    code, drawn = _in_terminal(["logs", "--tail", "1", run_dir], cwd=project.root)
+    assert code == 0
+    assert drawn == b"\x1b[1;31merror\x1b[0m: plain\r\n"
+    _, plain = _in_terminal(["logs", "--tail", "1", run_dir], project.root, {"NO_COLOR": "1"})
+    assert plain == b"error: plain\r\n"
+
+
+def test_follow_on_a_terminal_draws_the_bar_in_place(project: Project) -> None:
+    """`-f --tail N` renders on a terminal: the lines not final yet are redrawn in place."""
+    entry = project.entry(
+        """
+        for i in range(3):
+            print(f"line {i}", flush=True)
+        for i in range(101):
+            sys.stderr.write(f"\\r\\x1b[Kbar {i}%"); sys.stderr.flush()
+            if i == 50:
+                open("half", "w").close()
+                deadline = time.monotonic() + 60
+                while not os.path.exists("go") and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        sys.stderr.write("\\n")
+        print("done")
+        """
+    )
+    started = run([project.config(entry), "--detach"], cwd=project.root)
+    run_dir = Path(started.stdout.splitlines()[-1])
+    process, master = start_in_terminal(["logs", "-f", "--tail", "100", run_dir], project.root)
+    screen = bytearray()
+    reader = threading.Thread(target=_read_all, args=(master, screen), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: b"bar 50%" in screen, 30, "the live bar at 50%")
+        (run_dir / "go").touch()
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+        process.wait()
+        reader.join(10)
+        os.close(master)
+    shown_lines = [line for line in terminal_lines(bytes(screen)) if line]
+    assert shown_lines[:5] == ["line 0", "line 1", "line 2", "bar 100%", "done"]
+    assert shown_lines[-1].startswith("expyrun: succeeded in ")

@@ -6,7 +6,9 @@ interpreter starts first and waits, so its start-up overlaps the preparation (`p
 then the run is supervised and recorded (`execute`). Slow recording work (frozen requirements,
 git state) runs in a thread while the worker runs (`recording`).
 
-`submit` and `detach` are imported when asked for: a plain launch does not pay for them.
+`submit` and `detach` are imported when asked for: a plain launch does not pay for them. The
+worker is spawned before the config engine, YAML and the supervisor are imported, so its
+interpreter's start-up (~20 ms) overlaps those imports too (benchmarks/launch_overhead.py).
 """
 
 from __future__ import annotations
@@ -14,13 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from expyrun import console
 from expyrun.errors import UsageError
-from expyrun.launch.execute import run_prepared, supervise_run_folder
 from expyrun.launch.options import LaunchOptions
-from expyrun.launch.prepare import prepare, print_config, stored_configs
-from expyrun.run import folder, snapshot, spawn
-from expyrun.slurm import job as slurm_job
+from expyrun.run import spawn
 
 __all__ = ["LaunchOptions", "launch", "supervise"]
 
@@ -29,6 +27,8 @@ def launch(options: LaunchOptions) -> int:
     """`expyrun CONFIG ...`: prepare the run folder, then run it here, in the background, or
     in a Slurm job; in a requeued Slurm job, resume the run folder of its earlier start."""
     if options.print_config:
+        from expyrun.launch.prepare import print_config
+
         return print_config(options)
     if options.slurm:
         if options.detach:
@@ -40,19 +40,29 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.detach import detach
 
         return detach(options)
-    if slurm_job.restart_count(os.environ) > 0:
-        resumed = _requeued_run_folder(options)
-        if resumed is not None:
-            return supervise_run_folder(resumed, terminal=True)
-    # The worker's interpreter starts now and waits: its start-up overlaps the preparation.
+    # The worker's interpreter starts now and waits: its start-up overlaps the imports below
+    # and the preparation.
     worker = spawn.spawn_worker(
         options.worker_python.executable, merged_output=options.merged_output
     )
     try:
-        prepared = prepare(options)
+        from expyrun import console
+        from expyrun.launch.execute import run_prepared, supervise_run_folder
+        from expyrun.launch.prepare import prepare
+        from expyrun.slurm import job as slurm_job
+
+        resumed = None
+        if slurm_job.restart_count(os.environ) > 0:
+            resumed = _requeued_run_folder(options)
+        prepared = None if resumed is not None else prepare(options)
     except BaseException:
         spawn.discard_worker(worker)
         raise
+    if resumed is not None:
+        # A requeued job resumes its run folder with the interpreter recorded there.
+        spawn.discard_worker(worker)
+        return supervise_run_folder(resumed, terminal=True)
+    assert prepared is not None  # noqa: S101 - for the type checker
     console.info(f"run folder: {prepared.run_dir}")
     return run_prepared(prepared, worker)
 
@@ -63,6 +73,8 @@ def supervise(run_dir: Path, notify_fd: int | None = None, copy_output: bool = F
     `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
     batch script with `copy_output` (also to the job's output file).
     """
+    from expyrun.launch.execute import supervise_run_folder
+
     on_running = None
     if notify_fd is not None:
         from expyrun.launch.detach import notifier
@@ -73,7 +85,11 @@ def supervise(run_dir: Path, notify_fd: int | None = None, copy_output: bool = F
 
 def _requeued_run_folder(options: LaunchOptions) -> Path | None:
     """In a requeued Slurm job: the run folder an earlier start of the job made, if any."""
+    from expyrun import console
     from expyrun.config import resolve
+    from expyrun.launch.prepare import stored_configs
+    from expyrun.run import folder, snapshot
+    from expyrun.slurm import job as slurm_job
 
     cwd = Path.cwd()
     resolved = resolve(options.config_path, options.overrides, strict=options.strict, cwd=cwd)

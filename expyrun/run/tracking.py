@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import sys
 from typing import NamedTuple
 
 from expyrun.run import worker as worker_module
@@ -30,8 +31,12 @@ SUPERVISED_SIGNALS = {
     signal.SIGUSR2,
     signal.SIGCHLD,
 }
-# A run's cgroup is named CGROUP_PREFIX + the supervisor's pid + a part of the run's marker.
+# A run's cgroup is named CGROUP_PREFIX + "{pid}-{start}-{marker}": the supervisor's pid, its
+# start time in clock ticks since boot (proc(5) /proc/PID/stat field 22), so that a reused pid
+# is never taken for the supervisor, and a part of the run's marker.
 CGROUP_PREFIX = "expyrun-"
+# The GIL switch interval while the setup thread runs beside the launch (default: 5 ms).
+SETUP_SWITCH_SECONDS = 0.0002
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -58,6 +63,10 @@ class TrackingSetup:
         self._subreaper = False
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        # The main thread is busy importing and resolving (it holds the GIL); the default 5 ms
+        # switch interval would make each of this thread's system calls wait for it.
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(SETUP_SWITCH_SECONDS)
         _thread.start_new_thread(self._set_up, ())
 
     def _set_up(self) -> None:
@@ -75,6 +84,7 @@ class TrackingSetup:
     def result(self) -> tuple[str | None, bool]:
         """(the run's cgroup folder or None, whether we are a subreaper), once set up."""
         with self._done:
+            sys.setswitchinterval(self._interval)
             return self._cgroup, self._subreaper
 
     def discard(self) -> None:
@@ -161,20 +171,52 @@ def _remove_stale_cgroups(parent: str) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(CGROUP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and _is_supervisor(int(pid)):
+        if _supervisor_alive(name[len(CGROUP_PREFIX) :]):
             continue
         folder = os.path.join(parent, name)
         worker_module.kill_cgroup(folder)
         worker_module.remove_cgroup(folder, timeout=0.5)
 
 
-def _is_supervisor(pid: int) -> bool:
+def _supervisor_alive(identity: str) -> bool:
+    """Whether the supervisor named by a cgroup's "{pid}-{start}-{marker}" is still running.
+
+    It is when a process with that pid started at that tick. A name without a start time (an
+    earlier expyrun) or a pid we cannot read is taken as alive: a cgroup is never ended on a
+    guess (the next run beside it tries again).
+    """
+    pid, _, rest = identity.partition("-")
+    start, _, marker = rest.partition("-")
+    if not pid.isdigit():
+        return True
+    if int(pid) == os.getpid():
+        return True
+    if not marker or not start.isdigit() or start == "0":
+        return True  # an earlier naming without the start time
+    current = _start_ticks(int(pid))
+    if current is None:
+        return not _pid_gone(int(pid))
+    return current == start
+
+
+def _start_ticks(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None when unreadable."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"expyrun" in f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
     except OSError:
         return False
+    return False
 
 
 def stop_tracking(tracking: Tracking) -> int:
@@ -231,7 +273,8 @@ def _create_run_cgroup(worker_pid: int, run_id: str) -> str | None:
             ours = next(line[3:].strip() for line in f if line.startswith("0::"))
     except (OSError, StopIteration):
         return None
-    folder = os.path.join(mount, ours.lstrip("/"), f"{CGROUP_PREFIX}{os.getpid()}-{run_id[:8]}")
+    identity = f"{os.getpid()}-{_start_ticks(os.getpid()) or 0}-{run_id[:8]}"
+    folder = os.path.join(mount, ours.lstrip("/"), CGROUP_PREFIX + identity)
     try:
         os.mkdir(folder)
     except OSError:

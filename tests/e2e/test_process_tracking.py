@@ -477,3 +477,32 @@ def test_the_record_is_final_while_the_terminal_is_not_read(project: Project) ->
         process.communicate()
     assert process.returncode == 0, err.decode()
     assert len(out) == 8 << 20
+
+
+def test_a_supervisor_started_under_another_name_keeps_its_cgroup(project: Project) -> None:
+    """A supervisor is known by its pid and start time, not by "expyrun" in its command line.
+
+    Started through a wrapper script (`python wrap.py`, as a job runner or a notebook helper
+    would), a run's own cgroup sweep, and that of a second run started beside it, once took
+    the live supervisor for a dead one and SIGKILLed its worker.
+    """
+    wrapper = project.root / "wrap.py"
+    wrapper.write_text("import runpy\nrunpy.run_module('expyrun', run_name='__main__')\n")
+    body = "import os, time\nopen('started', 'w').close()\nwhile not os.path.exists('go'):\n"
+    body += "    time.sleep(0.02)\n"
+    config = project.config(_entry(project, body))
+    command = [sys.executable, str(wrapper)]
+    process = start([config], cwd=project.root, env=_env("cgroup"), command=command)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "started").exists(), 30, "the wrapped run to start")
+        second = run([project.config(_entry(project, "pass"), path="next.yml")], cwd=project.root)
+        assert second.code == 0, second.describe()
+        (run_dir / "go").touch()
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    _check_mode(run_dir, "cgroup")
+    assert process.returncode == 0, err.decode()
+    assert read_json(run_dir / "run.json")["status"] == "succeeded"

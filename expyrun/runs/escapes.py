@@ -26,6 +26,7 @@ OVERDRAWN = re.compile(r"\r\x1b\[[02]?K[^\n\x0b\x0c\x1b]*(?=\r\x1b\[[02]?K)")
 # A suffix that may still become an escape sequence with the next chunk.
 _ESCAPE_PREFIX = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?\Z")
 _OSC_END = re.compile(r"\x07|\x1b\\")
+SGR_RESET = "\x1b[0m"
 
 
 class EscapeSplitter:
@@ -76,3 +77,26 @@ def first_number(params: str) -> int:
     """The first numeric parameter of a CSI sequence (0 when absent or not a number)."""
     head = params.split(";", 1)[0]
     return int(head) if head.isdigit() else 0
+
+
+def updated_sgr(current: str, params: str) -> str:
+    """The SGR sequences in effect after `ESC[{params}m` (colour, bold...), as one string."""
+    if params in ("", "0"):
+        return ""
+    if params.startswith(("0;", ";")):
+        current = ""
+    return (current + f"\x1b[{params}m")[-256:]  # a runaway stack stays small
+
+
+def styled(line: str, styles: list[str]) -> str:
+    """`line` with SGR sequences where its cells' styles change, reset at its end."""
+    parts: list[str] = []
+    current = ""
+    for char, style in zip(line, styles + [""] * (len(line) - len(styles)), strict=False):
+        if style != current:
+            parts.append(SGR_RESET + style if current else style)
+            current = style
+        parts.append(char)
+    if current:
+        parts.append(SGR_RESET)
+    return "".join(parts)

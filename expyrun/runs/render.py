@@ -32,13 +32,19 @@ import codecs
 import re
 from collections.abc import Callable
 
-from expyrun.runs.escapes import OVERDRAWN, SPECIAL, EscapeSplitter, first_number
+from expyrun.runs.escapes import (
+    OVERDRAWN,
+    SPECIAL,
+    EscapeSplitter,
+    first_number,
+    styled,
+    updated_sgr,
+)
 
 # How many recent lines a cursor-up can reach (see the module docstring).
 WINDOW_LINES = 64
 # The longest line kept; past it the line wraps (64 lines x 256 Ki characters bounds memory).
 MAX_COLUMNS = 256 * 1024
-_SGR_RESET = "\x1b[0m"
 
 
 class Renderer:
@@ -263,7 +269,7 @@ class Renderer:
     def _csi(self, final: str, params: str) -> None:
         if final == "m":
             if self._colour:
-                self._set_sgr(params)
+                self._sgr = updated_sgr(self._sgr, params)
             return
         number = first_number(params)
         count = max(1, number)
@@ -306,14 +312,6 @@ class Renderer:
             self._styles[row] = None
         self._times[row] = self._when
 
-    def _set_sgr(self, params: str) -> None:
-        if params in ("", "0"):
-            self._sgr = ""
-            return
-        if params.startswith(("0;", ";")):
-            self._sgr = ""
-        self._sgr = (self._sgr + f"\x1b[{params}m")[-256:]  # a runaway stack stays small
-
     # -- output ------------------------------------------------------------------------------
 
     def _scroll(self) -> list[str]:
@@ -341,16 +339,7 @@ class Renderer:
         line = self._lines[index]
         styles = self._styles[index]
         if styles and any(styles):
-            parts: list[str] = []
-            current = ""
-            for char, style in zip(line, styles + [""] * (len(line) - len(styles)), strict=False):
-                if style != current:
-                    parts.append(_SGR_RESET + style if current else style)
-                    current = style
-                parts.append(char)
-            if current:
-                parts.append(_SGR_RESET)
-            line = "".join(parts)
+            line = styled(line, styles)
         if self._stamp is not None:
             return self._stamp(self._times[index]) + line
         return line

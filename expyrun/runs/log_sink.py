@@ -71,6 +71,14 @@ class LogSink:
         if newline and not self._ends_line:
             self._write(b"\n")
 
+    def end_line(self) -> None:
+        """End the last line shown (the live area stays), when following stops early."""
+        if not self._ends_line:
+            try:
+                self._write(b"\n")
+            except OSError:
+                pass
+
     def _erase_live(self) -> None:
         if self._drawn:
             up = f"\x1b[{self._drawn - 1}A" if self._drawn > 1 else ""

@@ -33,6 +33,8 @@ from expyrun.runs.text import duration, timestamp
 # about a pending job (squeue costs the controller more than reading a file).
 POLL_SECONDS = 0.1
 SLURM_POLL_SECONDS = 5.0
+# How long `logs -f` waits, once the run has ended, for the log to hold what the record counts.
+LOG_CATCH_UP_SECONDS = 5.0
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 
 
@@ -117,6 +119,8 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
         try:
             for piece in source.pieces(final=True):
                 _feed(piece, renderer, sink, rendering)
+                if sink.done:
+                    break  # --head: the rest of the log is not read
             if rendering:
                 sink.lines(renderer.finish())
             sink.close(newline=rendering)
@@ -155,6 +159,8 @@ def _follow(
                 asked_slurm = time.monotonic()
             status = effective_status(current, ask_slurm=ask) if current else Status.LOST
             ended = status in ENDED
+            if ended:
+                _await_log(run_dir, current)
             for piece in source.pieces(final=ended):
                 _feed(piece, renderer, sink, rendering)
             sink.flush_tail()
@@ -176,6 +182,22 @@ def _follow(
     except BrokenPipeError:
         _silence_stdout()
         return ExitCode.OK
+    except BaseException:  # Ctrl-C: the message that follows starts on a line of its own
+        sink.end_line()
+        raise
+
+
+def _await_log(run_dir: Path, record: RunRecord | None) -> None:
+    """Wait (a few seconds at most) until outputs.log holds the bytes the final record counts."""
+    expected = record.output_bytes if record is not None else None
+    deadline = time.monotonic() + LOG_CATCH_UP_SECONDS
+    while expected and time.monotonic() < deadline:
+        try:
+            if (run_dir / OUTPUTS_LOG).stat().st_size >= expected:
+                return
+        except OSError:
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def _feed(piece: Piece, renderer: Renderer, sink: LogSink, rendering: bool) -> None:

@@ -43,6 +43,7 @@ class IndexFollower:
         self._started = False  # the first record was seen (the gap before it was given)
         self._held_size = 0  # bytes up to here were seen after the last record at _held_at
         self._held_at = 0.0
+        self._released = 0  # bytes after the last record shown without waiting for the end
 
     def chunks(self, start: int, size: int, final: bool) -> Iterator[Chunk]:
         """Chunks covering the log's bytes from `start` up to `size`, in log order.
@@ -74,13 +75,13 @@ class IndexFollower:
             yield Chunk(offset, end - offset, when, stream)
 
     def _settled(self, size: int) -> int:
-        """How far the bytes after the last record can be shown now (see HOLD_SECONDS)."""
+        """How far the bytes after the last record can be shown now (see HOLD_SECONDS): up to
+        the size seen HOLD_SECONDS ago or more."""
         now = time.monotonic()
         if now - self._held_at >= HOLD_SECONDS:
-            settled = self._held_size
+            self._released = max(self._released, self._held_size)
             self._held_size, self._held_at = size, now
-            return settled
-        return min(self._held_size, size)
+        return self._released
 
     def _load(self) -> bool:
         """Append up to BATCH_RECORDS new records to the queue; False when none came."""

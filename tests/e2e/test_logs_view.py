@@ -311,3 +311,32 @@ def test_follow_on_a_terminal_draws_the_bar_in_place(project: Project) -> None:
     shown_lines = [line for line in terminal_lines(bytes(screen)) if line]
     assert shown_lines[:5] == ["line 0", "line 1", "line 2", "bar 100%", "done"]
     assert shown_lines[-1].startswith("expyrun: succeeded in ")
+
+
+def test_timestamps_follow_write_order_across_stdout_and_stderr(project: Project) -> None:
+    """Each write reaches outputs.log before the next one is made (the entry waits for it)."""
+    entry = project.entry(
+        """
+        for i in range(8):
+            stream = sys.stdout if i % 2 else sys.stderr
+            stream.write(f"line {i}\\n")
+            stream.flush()
+            deadline = time.monotonic() + 30
+            while f"line {i}".encode() not in open("outputs.log", "rb").read():
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        """
+    )
+    result = run([project.config(entry)], cwd=project.root)
+    assert result.code == 0, result.describe()
+    run_dir = result.run_dir
+    if not (run_dir / "outputs.index").exists():
+        pytest.skip("this expyrun writes no outputs.index yet (the tee's index, issue 13)")
+    stamped = run(["logs", "--timestamps", run_dir], cwd=project.root)
+    assert [line[24:] for line in stamped.stdout.splitlines()] == [f"line {i}" for i in range(8)]
+    times = [line[:23] for line in stamped.stdout.splitlines()]
+    assert times == sorted(times)
+    out = run(["logs", "--stdout", run_dir], cwd=project.root)
+    err = run(["logs", "--stderr", run_dir], cwd=project.root)
+    assert shown(out.stdout) == [f"line {i}" for i in range(1, 8, 2)]
+    assert shown(err.stdout) == [f"line {i}" for i in range(0, 8, 2)]

@@ -27,6 +27,10 @@ OVERDRAWN = re.compile(r"\r\x1b\[[02]?K[^\n\x0b\x0c\x1b]*(?=\r\x1b\[[02]?K)")
 _ESCAPE_PREFIX = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)?\Z")
 _OSC_END = re.compile(r"\x07|\x1b\\")
 SGR_RESET = "\x1b[0m"
+# A tab kept in a line is followed by fillers up to its tab stop (every 8 columns); NUL never
+# comes from the stream (the renderer drops it), so it can mark them.
+TAB, TAB_FILLER = "\t", "\x00"
+_TAB_RUN = re.compile("\t?\x00+|\t")
 
 
 class EscapeSplitter:
@@ -100,3 +104,15 @@ def styled(line: str, styles: list[str]) -> str:
     if current:
         parts.append(SGR_RESET)
     return "".join(parts)
+
+
+def settled_tabs(line: str) -> str:
+    """`line` with each tab whose cells are all still fillers kept (fillers and all), and what
+    remains of a tab partly overwritten as spaces, as a terminal shows it; same length."""
+
+    def shown(match: re.Match[str]) -> str:
+        run = match.group()
+        whole = run[0] == TAB and len(run) == 8 - match.start() % 8
+        return run if whole else " " * len(run)
+
+    return _TAB_RUN.sub(shown, line)

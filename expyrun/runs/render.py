@@ -10,8 +10,9 @@ What is applied (ECMA-48 / xterm, https://invisible-island.net/xterm/ctlseqs/ctl
 `\\r`, `\\b`, `ESC[K`/`ESC[1K`/`ESC[2K` (erase in line), `ESC[J` (erase below), cursor moves
 `ESC[nA` `ESC[nB` `ESC[nC` `ESC[nD` `ESC[nE` `ESC[nF` `ESC[nG`; SGR (`ESC[...m`, colour) kept
 when `keep_colour`, else dropped; every other CSI, OSC (titles, hyperlinks), two-byte escape
-and C0 control is dropped. A tab is kept as a tab character (one cell), so tab-separated lines
-survive `| grep` and `| cut`; every character counts as one cell (wide CJK/emoji characters as
+and C0 control is dropped. A tab written at the end of a line is kept as a tab, so tab-separated
+lines survive `| cut` (its cells up to the tab stop are held, so later cursor moves land where
+a terminal's would); every character counts as one cell (wide CJK/emoji characters as
 one too). Invalid UTF-8 becomes U+FFFD, never an error.
 
 Memory bound: the renderer holds a window of the last `window` lines (default `WINDOW_LINES`),
@@ -35,8 +36,11 @@ from collections.abc import Callable
 from expyrun.runs.escapes import (
     OVERDRAWN,
     SPECIAL,
+    TAB,
+    TAB_FILLER,
     EscapeSplitter,
     first_number,
+    settled_tabs,
     styled,
     updated_sgr,
 )
@@ -75,6 +79,7 @@ class Renderer:
         self._sgr = ""  # the SGR sequences in effect since the last reset
         self._escapes = EscapeSplitter()
         self._when: float | None = None
+        self._tabs = False  # a tab was kept (lines then go through with_tabs)
         self.emitted = 0  # lines emitted so far
         self.deepest_up = 0  # the deepest the cursor went above the lowest line
 
@@ -260,10 +265,12 @@ class Renderer:
         elif char == "\b":
             self._col = max(0, self._col - 1)
         elif char == "\t":
+            stop = min(MAX_COLUMNS, (self._col // 8 + 1) * 8)
             if self._col >= len(self._lines[self._row]):
-                self._write("\t")
-            else:
-                self._col = min(len(self._lines[self._row]), (self._col // 8 + 1) * 8)
+                # Kept as a tab (`| cut` works), its cells up to the stop held by fillers.
+                self._write(TAB + TAB_FILLER * (stop - self._col - 1))
+                self._tabs = True
+            self._col = stop
         # anything else (BEL, NUL, SO/SI, a lone ESC, DEL) shows nothing
 
     def _csi(self, final: str, params: str) -> None:
@@ -324,7 +331,7 @@ class Renderer:
     def _emit(self, count: int) -> list[str]:
         if count <= 0:
             return []
-        if self._stamp is None and not self._colour:
+        if self._stamp is None and not self._colour and not self._tabs:
             out = self._lines[:count]
         else:
             out = [self._render(i) for i in range(count)]
@@ -338,8 +345,13 @@ class Renderer:
     def _render(self, index: int) -> str:
         line = self._lines[index]
         styles = self._styles[index]
+        tabs = self._tabs and (TAB in line or TAB_FILLER in line)
+        if tabs:
+            line = settled_tabs(line)
         if styles and any(styles):
             line = styled(line, styles)
+        if tabs:
+            line = line.replace(TAB_FILLER, "")
         if self._stamp is not None:
             return self._stamp(self._times[index]) + line
         return line

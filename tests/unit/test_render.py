@@ -99,8 +99,11 @@ def test_colour_is_kept_for_a_terminal_and_follows_overwrites() -> None:
     assert render(b"\x1b[1;32mall\n", keep_colour=True) == ["\x1b[1;32mall\x1b[0m"]
 
 
-def test_tabs_are_kept_as_tabs() -> None:
+def test_tabs_are_kept_as_tabs_where_a_terminal_would_show_them_whole() -> None:
     assert render(b"a\tb\tc\n") == ["a\tb\tc"]
+    assert render(b"abc\r\tX\n") == ["abc     X"]  # a tab over text only moves the cursor
+    assert render(b"\tb\r xy\n") == [" xy     b"]  # a tab partly overwritten: spaces
+    assert render(b"\x1b[31ma\tb\n", keep_colour=True) == ["\x1b[31ma\tb\x1b[0m"]
 
 
 def test_lines_scroll_out_of_the_window_as_they_become_unreachable() -> None:
@@ -138,3 +141,49 @@ def test_stamp_prefixes_each_line_with_the_time_of_its_last_write() -> None:
     renderer = Renderer(stamp=lambda when: f"[{when}] ")
     out = renderer.feed(b"a\nbar 1", when=1.0) + renderer.feed(b"\rbar 2\n", when=2.0)
     assert out + renderer.finish() == ["[1.0] a", "[2.0] bar 2"]
+
+
+ALPHABET = [
+    b"a",
+    b"\t",
+    b"bc",
+    "█▌".encode(),
+    b"\r",
+    b"\n",
+    b"\b",
+    b"\x1b[K",
+    b"\x1b[1K",
+    b"\x1b[2K",
+    b"\x1b[A",
+    b"\x1b[2A",
+    b"\x1b[B",
+    b"\x1b[3G",
+    b"\x1b[G",
+    b"\x1b[2C",
+    b"\x1b[D",
+    b"\x1b[E",
+    b"\x1b[F",
+    b"\x1b[J",
+    b"\x1b[31m",
+    b"\x1b[0m",
+    b"\x1b]0;t\x07",
+    b"\x1b[?25l",
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_streams_render_as_pyte_shows_them(seed: int) -> None:
+    """Random mixes of text and the sequences above, cut into random chunks."""
+    import random
+
+    generator = random.Random(seed)
+    data = b"".join(generator.choice(ALPHABET) for _ in range(400))
+    renderer = Renderer(window=8)
+    lines: list[str] = []
+    position = 0
+    while position < len(data):
+        step = generator.randint(1, 40)
+        lines += renderer.feed(data[position : position + step])
+        position += step
+    lines += renderer.finish()
+    assert [line.expandtabs() for line in _trimmed(lines)] == reference(data)

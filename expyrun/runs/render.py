@@ -5,15 +5,9 @@ redrawn with `\\r`, backspaces, "erase line" and "cursor up" ends as its final l
 thousands of overwritten copies. The renderer streams: bytes in, final lines out, in constant
 memory whatever the log size.
 
-What is applied (ECMA-48 / xterm, https://invisible-island.net/xterm/ctlseqs/ctlseqs.html):
-`\\n` (also `\\v`, `\\f`) as CR + LF (what the terminal's `onlcr` makes of a program's `\\n`),
-`\\r`, `\\b`, `ESC[K`/`ESC[1K`/`ESC[2K` (erase in line), `ESC[J` (erase below), cursor moves
-`ESC[nA` `ESC[nB` `ESC[nC` `ESC[nD` `ESC[nE` `ESC[nF` `ESC[nG`; SGR (`ESC[...m`, colour) kept
-when `keep_colour`, else dropped; every other CSI, OSC (titles, hyperlinks), two-byte escape
-and C0 control is dropped. A tab written at the end of a line is kept as a tab, so tab-separated
-lines survive `| cut` (its cells up to the tab stop are held, so later cursor moves land where
-a terminal's would); every character counts as one cell (wide CJK/emoji characters as
-one too). Invalid UTF-8 becomes U+FFFD, never an error.
+What is applied, and what is dropped: docs/run-management.md ("Reading a run's output"),
+after ECMA-48 and xterm (https://invisible-island.net/xterm/ctlseqs/ctlseqs.html); `\\n` is
+CR + LF, as the terminal's `onlcr` shows a program's `\\n`. Invalid UTF-8 becomes U+FFFD.
 
 Memory bound: the renderer holds a window of the last `window` lines (default `WINDOW_LINES`),
 the lines a cursor-up can still reach, each at most `MAX_COLUMNS` characters (a longer line is
@@ -152,7 +146,8 @@ class Renderer:
         if len(parts) == 1:
             return
         middle = parts[1:-1]
-        if middle and self._row == len(self._lines) - 1 and not self._sgr:
+        bottom = self._row == len(self._lines) - 1
+        if middle and bottom and not self._sgr and max(map(len, middle)) <= MAX_COLUMNS:
             # The common case: fresh lines below the last one, written whole.
             self._newline()
             self._lines[-1] = middle[0]
@@ -163,8 +158,6 @@ class Renderer:
             self._times += [self._when] * len(rest)
             self._row = len(self._lines) - 1
             self._col = len(self._lines[-1])
-            if self._col > MAX_COLUMNS:
-                self._wrap_long_lines(len(rest) + 1)
         else:
             for part in middle:
                 self._newline()
@@ -216,17 +209,6 @@ class Renderer:
         self._row, self._col = row + 1, self._col - MAX_COLUMNS
         if self._col > MAX_COLUMNS:
             self._wrap(row + 1)
-
-    def _wrap_long_lines(self, count: int) -> None:
-        start = len(self._lines) - count
-        row = start
-        while row < len(self._lines):
-            if len(self._lines[row]) > MAX_COLUMNS:
-                self._col = len(self._lines[row])
-                self._wrap(row)
-            row += 1
-        self._row = len(self._lines) - 1
-        self._col = len(self._lines[-1])
 
     def _newline(self) -> None:
         """CR + LF: a new empty line below the last one, or the next line down."""

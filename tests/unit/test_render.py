@@ -125,6 +125,8 @@ def test_a_cursor_up_past_the_window_lands_on_its_top_line() -> None:
 def test_a_line_longer_than_max_columns_wraps() -> None:
     lines = render(b"x" * (MAX_COLUMNS + 10) + b"\n")
     assert [len(line) for line in lines] == [MAX_COLUMNS, 10]
+    lines = render(b"a\n" + b"x" * (MAX_COLUMNS + 10) + b"\nb\n")
+    assert [len(line) for line in lines] == [1, MAX_COLUMNS, 10, 1]
 
 
 def test_release_gives_lines_no_cursor_up_seen_so_far_can_reach() -> None:

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         "Print a run's outputs.log; with -f, follow it until the run ends. Rendered (progress "
         "bars as their final line, no colour) when stdout is no terminal; on a terminal the "
         "bytes pass through, unless an option needs the rendered lines.",
-        "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled).",
+        "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled); 2 "
+        "for a folder that is no run folder, or one still being prepared.",
     )
     logs.add_argument("run", metavar="RUN", help="a run folder")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")

@@ -53,11 +53,12 @@ class LogOptions:
         """Raise UsageError for flags that do not go together."""
         if self.raw and (self.tail is not None or self.head is not None or self.timestamps):
             raise UsageError(
-                "--raw prints the stored bytes: --tail/--head/--timestamps need the rendered view"
+                "--raw prints the stored bytes: --tail/--head/--timestamps need the rendered view",
+                hint="see expyrun logs --help",
             )
         for name, value in (("--tail", self.tail), ("--head", self.head)):
             if value is not None and value < 0:
-                raise UsageError(f"{name} takes a count of lines, got {value}")
+                raise UsageError(f"{name} takes a count of lines, got {value}", hint="e.g. 20")
 
     @property
     def needs_rendering(self) -> bool:

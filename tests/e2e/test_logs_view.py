@@ -340,3 +340,23 @@ def test_timestamps_follow_write_order_across_stdout_and_stderr(project: Project
     err = run(["logs", "--stderr", run_dir], cwd=project.root)
     assert shown(out.stdout) == [f"line {i}" for i in range(1, 8, 2)]
     assert shown(err.stdout) == [f"line {i}" for i in range(0, 8, 2)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(["--raw", "--tail", "3"], "--raw prints the stored bytes", id="raw-tail"),
+        pytest.param(["--head", "-1"], "--head takes a count of lines", id="negative-head"),
+        pytest.param(["--stdout", "--stderr"], "not allowed with argument", id="two-streams"),
+        pytest.param(["--tail", "x"], "invalid int value", id="tail-not-a-number"),
+    ],
+)
+def test_flags_that_do_not_go_together_are_one_line(
+    project: Project, flags: list[str], message: str
+) -> None:
+    run_dir = _bar_run(project, "pass")
+    result = run(["logs", *flags, run_dir], cwd=project.root)
+    assert result.code == 2
+    assert result.stderr.count("\n") == 1, result.describe()
+    assert message in result.stderr
+    assert result.stderr.startswith("expyrun: error: ")

@@ -1,10 +1,14 @@
 """Launch overhead: a no-op run through expyrun against bare `python -c` calling the same entry.
 
-    python benchmarks/launch_overhead.py [--repeat 20]
+    python benchmarks/launch_overhead.py [--repeat 20] [--compare PYTHON] [--launch-only]
 
 Prints the median wall time of each command and its ratio to bare python (targets: a full
 snapshot <= 6x, stretch 4.5x; --debug <= 5x), then the time to write frozen_requirements.txt
 against `pip freeze` (target <= 1/20).
+
+`--compare PYTHON` also times `PYTHON -m expyrun config.yml`, interleaved with the others, for an
+interpreter where another expyrun is installed (an earlier commit: `git archive REV | tar -x -C
+DIR && python -m venv V && V/bin/pip install DIR`), so that both figures come from the same run.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import EXPYRUN, clean_env, machine, make_project, median_times
 
 
-def launch_figures(repeat: int) -> None:
+def launch_figures(repeat: int, compare: str | None = None) -> None:
     root = make_project("pass")
     script = shutil.which("expyrun", path=str(Path(sys.executable).parent))
     commands = {
@@ -34,6 +38,10 @@ def launch_figures(repeat: int) -> None:
     }
     if script:
         commands["expyrun (console script)"] = dict(argv=[script, "config.yml"], cwd=root)
+    if compare:
+        commands["compared expyrun cfg.yml"] = dict(
+            argv=[compare, "-m", "expyrun", "config.yml"], cwd=root
+        )
     # The project above is in no git repository (expyrun then starts no git); in one, the run
     # also pays `git ls-files` for the ignored paths (before the code copy) and `git status`
     # (in a thread, but a no-op run ends before it does).
@@ -45,6 +53,8 @@ def launch_figures(repeat: int) -> None:
     medians = median_times(commands, repeat)
     base = medians["bare python -c"]
     print(f"launch overhead, median of {repeat} ({machine()})")
+    if compare:
+        print(f"  compared: {compare}")
     for name, seconds in medians.items():
         print(f"  {name:28s} {seconds * 1000:7.1f} ms  {seconds / base:5.2f}x")
     shutil.rmtree(root, ignore_errors=True)
@@ -97,9 +107,12 @@ def freeze_figures(repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--compare", metavar="PYTHON", help="another expyrun's interpreter")
+    parser.add_argument("--launch-only", action="store_true", help="skip the freeze figures")
     args = parser.parse_args()
-    launch_figures(args.repeat)
-    freeze_figures(args.repeat)
+    launch_figures(args.repeat, args.compare)
+    if not args.launch_only:
+        freeze_figures(args.repeat)
 
 
 if __name__ == "__main__":

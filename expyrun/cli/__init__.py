@@ -197,7 +197,9 @@ def _supervise(args: list[str]) -> int:
 
     from expyrun.launch import supervise
 
-    return supervise(Path(parsed.run), parsed.notify_fd, parsed.copy_output)
+    return supervise(
+        Path(parsed.run), parsed.notify_fd, parsed.copy_output, parsed.task, parsed.ntasks
+    )
 
 
 COMMANDS: dict[str, Command] = {
@@ -205,7 +207,8 @@ COMMANDS: dict[str, Command] = {
         "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
     ),
     "logs": Command(
-        "logs RUN [-f] [--raw] [--tail N] [--head N] [--timestamps|--elapsed] [--stdout|--stderr]",
+        "logs RUN [-f] [--raw] [--tail N] [--head N] [--timestamps|--elapsed] "
+        "[--stdout|--stderr] [--task N]",
         "print outputs.log (rendered in a pipe); -f follows it to the run's end",
         _logs,
     ),

@@ -69,6 +69,15 @@ LAUNCH_FLAGS = (
         "exact order of every write, also of subprocesses and C code; the terminal copy then "
         "goes to stdout only",
     ),
+    Flag(
+        "--nproc",
+        "nproc",
+        "start N workers of one run on this machine, as torchrun --standalone "
+        "--nproc-per-node N: each gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, "
+        "MASTER_ADDR=127.0.0.1 and a free MASTER_PORT; one run folder, outputs.log for worker 0, "
+        "outputs.taskN.log for the others; a worker failing stops the others",
+        "N",
+    ),
 )
 RERUN_FLAGS = (Flag("--exact", "exact", "run RUN/config.yml instead of RUN/raw_config.yml"),)
 REPRODUCE_FLAGS = (
@@ -101,7 +110,7 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -147,6 +156,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
+    nproc = _text(found.get("nproc"))
     return LaunchOptions(
         config_path=config_path,
         overrides=split.overrides,
@@ -158,6 +168,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
+        nproc=1 if nproc is None else _count("--nproc", nproc),
     )
 
 
@@ -216,3 +227,9 @@ def _seconds(flag: str, value: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise UsageError(f"{flag} takes a finite number of seconds >= 0, got '{value}'")
     return seconds
+
+
+def _count(flag: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{flag} takes a number of workers >= 1, got '{value}'")
+    return int(value)

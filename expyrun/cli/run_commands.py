@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("run", metavar="RUN", help="a run folder")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    logs.add_argument(
+        "--task",
+        type=int,
+        metavar="N",
+        help="task N's output, of a multi-task run (srun, --nproc); 0: outputs.log",
+    )
     _add_log_view_flags(logs)
     status = add(
         "status",
@@ -93,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     mode = supervise.add_mutually_exclusive_group()
     mode.add_argument("--notify-fd", type=int, metavar="FD")
     mode.add_argument("--copy-output", action="store_true")
+    supervise.add_argument("--task", type=int, metavar="RANK")  # --nproc: this task's rank
+    supervise.add_argument("--ntasks", type=int, metavar="N")
     return parser
 
 

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from expyrun.errors import UsageError
 from expyrun.launch.options import LaunchOptions
 from expyrun.run import spawn
+from expyrun.slurm import tasks as slurm_tasks
+
+if TYPE_CHECKING:
+    from expyrun.run.tasks import Task
 
 __all__ = ["LaunchOptions", "launch", "supervise"]
 
@@ -30,6 +35,10 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.prepare import print_config
 
         return print_config(options)
+    if options.nproc > 1 or (
+        not options.slurm and not options.detach and slurm_tasks.several_tasks_here(os.environ)
+    ):
+        return _launch_tasks(options)
     if options.slurm:
         if options.detach:
             raise UsageError("--slurm and --detach exclude each other: a Slurm job runs apart")
@@ -67,20 +76,68 @@ def launch(options: LaunchOptions) -> int:
     return run_prepared(prepared, worker)
 
 
-def supervise(run_dir: Path, notify_fd: int | None = None, copy_output: bool = False) -> int:
+def _launch_tasks(options: LaunchOptions) -> int:
+    """`--nproc N`, or this process is a task of a Slurm job step of several tasks."""
+    task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
+    _check_nproc(options, task)
+    if options.nproc > 1:
+        from expyrun.launch.nproc import launch_nproc
+
+        return launch_nproc(options, options.nproc)
+    assert task is not None  # noqa: S101 - several_tasks_here said so
+    from expyrun.launch.tasks import launch_task
+
+    return launch_task(options, task)
+
+
+def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
+    """--nproc N runs N workers here: not in a job step that already has several tasks, nor
+    detached or submitted (a --slurm job gets its tasks from `ntasks` in __slurm__)."""
+    if options.nproc <= 1:
+        return
+    if options.slurm:
+        raise UsageError(
+            "--nproc and --slurm exclude each other",
+            hint="ask Slurm for tasks in the config: --__run__.__slurm__.ntasks N",
+        )
+    if options.detach:
+        raise UsageError("--nproc cannot be detached yet: run it in tmux or screen, or --slurm")
+    if task is not None:
+        raise UsageError(
+            f"--nproc in a job step of {task.world_size} tasks: srun starts the tasks already"
+        )
+
+
+def supervise(
+    run_dir: Path,
+    notify_fd: int | None = None,
+    copy_output: bool = False,
+    rank: int | None = None,
+    ntasks: int | None = None,
+) -> int:
     """`expyrun _supervise RUN_DIR`: run a prepared run folder (internal).
 
     `--detach` starts it with `notify_fd` (its output goes to outputs.log only), a `--slurm`
-    batch script with `copy_output` (also to the job's output file).
+    batch script with `copy_output` (also to the job's output file). `--nproc` starts one per
+    task with `rank` and `ntasks`; in a Slurm job step of several tasks (`srun` in a `--slurm`
+    script), each task finds its rank in srun's variables.
     """
     from expyrun.launch.execute import supervise_run_folder
+
+    task: Task | None
+    if rank is not None:
+        from expyrun.launch.nproc import local_task
+
+        task = local_task(rank, ntasks or 1)
+    else:
+        task = slurm_tasks.step_task(os.environ)
 
     on_running = None
     if notify_fd is not None:
         from expyrun.launch.detach import notifier
 
         on_running = notifier(notify_fd)
-    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running)
+    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running, task=task)
 
 
 def _requeued_run_folder(options: LaunchOptions) -> Path | None:

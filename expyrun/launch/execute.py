@@ -21,9 +21,10 @@ from expyrun.launch.recording import (
     RECORDING_TIMEOUT_SECONDS,
     Recorder,
 )
-from expyrun.run import record, snapshot, spawn, supervisor
+from expyrun.run import record, snapshot, spawn, supervisor, tasks
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import NOT_STARTED, RunRecord, Status
+from expyrun.run.tasks import Task
 from expyrun.slurm import commands as slurm_commands
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
@@ -39,16 +40,19 @@ def run_prepared(
     worker: spawn.Worker,
     terminal: bool = True,
     on_running: Callable[[], None] | None = None,
+    task: Task | None = None,
 ) -> int:
     """Run a prepared run folder with a started worker, record how it ended; the exit code.
 
     `on_running` is called once the record says `running` (a detached launch waits for it).
+    `task`: one task of a multi-task run (its own log, its entry in the record: run/tasks.py).
     """
     from expyrun.config.interpolation import CWD_VARIABLE  # loaded by now: resolution ran
 
     run_dir = prepared.run_dir
     job = SlurmJob.from_environ(os.environ)
-    earlier = record.earlier_attempts(prepared.record)
+    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
+    earlier = [] if task else record.earlier_attempts(prepared.record)
     attempt = len(earlier) + 1
     grace = _grace_seconds(prepared.options.grace_seconds, job)
     env = {
@@ -56,6 +60,7 @@ def run_prepared(
         RUN_DIR_VARIABLE: str(run_dir),
         ATTEMPT_VARIABLE: str(attempt),
         **_environment_variables(prepared.options.source),
+        **(task.environment(os.environ) if task else {}),
     }
     if attempt > 1:
         _write_separator(run_dir / OUTPUTS_LOG, attempt, job)
@@ -63,12 +68,20 @@ def run_prepared(
         payload=_payload(prepared, terminal),
         env=env,
         run_dir=run_dir,
-        log_path=run_dir / OUTPUTS_LOG,
+        log_path=run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG),
         grace_seconds=grace,
         append_log=attempt > 1,
         terminal=terminal,
     )
-    recorder = Recorder(prepared)
+    # Requirements and git state are the run's: task 0 records them.
+    recorder = Recorder(prepared) if task is None or task.rank == 0 else None
+
+    def write(current: RunRecord) -> None:
+        if task is None:
+            record.write_record(run_dir, current)
+        else:
+            tasks.write_task_record(run_dir, task, current)
+
     started_at = record.now_iso()
     running: list[RunRecord] = []
     slurm_fields = _slurm_fields(prepared.record.slurm, job)
@@ -85,9 +98,10 @@ def run_prepared(
             grace_s=grace,
             slurm=slurm_fields,
         )
-        record.write_record(run_dir, current)
+        write(current)
         running.append(current)
-        recorder.start()
+        if recorder is not None:
+            recorder.start()
         if on_running is not None:
             on_running()
 
@@ -100,10 +114,14 @@ def run_prepared(
             reason = slurm_job.end_reason(job.job_id, job.restart_count)
             if reason is not None:
                 slurm_fields = {**slurm_fields, "end_reason": reason}
-        environment = recorder.join(
-            RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS
-            if job and stopped
-            else RECORDING_TIMEOUT_SECONDS
+        environment = (
+            recorder.join(
+                RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS
+                if job and stopped
+                else RECORDING_TIMEOUT_SECONDS
+            )
+            if recorder is not None
+            else {}
         )
         final = record.end_attempt(
             running[0],
@@ -125,7 +143,7 @@ def run_prepared(
             **environment,
         )
         try:
-            record.write_record(run_dir, final)
+            write(final)
         except record.RecordError as exc:
             console.warning(str(exc))  # the run itself ended as its exit code says
 
@@ -217,10 +235,16 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None
     console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
 
 
-def _check_runnable(run_dir: Path, found: RunRecord) -> None:
-    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job."""
+def _check_runnable(run_dir: Path, found: RunRecord, task: Task | None = None) -> None:
+    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job.
+
+    A task of a multi-task run runs in a folder its other tasks may have started: it is
+    refused only if this task ran there already (or a submitted folder's job is another).
+    """
     recorded = found.slurm
-    if found.status in NOT_STARTED:
+    if task is not None and tasks.already_ran(run_dir, task.rank):
+        raise RunFolderError(f"{task.describe()} already ran: a run folder runs once", path=run_dir)
+    if found.status in NOT_STARTED or task is not None:
         handle = slurm_commands.job_handle(recorded or {})
         submitted = found.status == Status.PENDING and handle is not None
         current = SlurmJob.from_environ(os.environ)
@@ -237,7 +261,10 @@ def _check_runnable(run_dir: Path, found: RunRecord) -> None:
 
 
 def supervise_run_folder(
-    run_dir: Path, terminal: bool, on_running: Callable[[], None] | None = None
+    run_dir: Path,
+    terminal: bool,
+    on_running: Callable[[], None] | None = None,
+    task: Task | None = None,
 ) -> int:
     """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
 
@@ -245,6 +272,7 @@ def supervise_run_folder(
     cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
     A folder that already ran is run again only by a requeued start of its Slurm job: as a
     new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
+    `task`: run one task of a multi-task run in the folder (see run/tasks.py).
     """
     from expyrun.config import resolve
 
@@ -252,7 +280,7 @@ def supervise_run_folder(
         prepared_record = record.read_record(run_dir)
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-    _check_runnable(run_dir, prepared_record)
+    _check_runnable(run_dir, prepared_record, task)
     python = Interpreter(
         prepared_record.python["executable"], prepared_record.python.get("version", "")
     )
@@ -275,6 +303,6 @@ def supervise_run_folder(
     except BaseException:
         spawn.discard_worker(worker)
         raise
-    if terminal:
+    if terminal and task is None:
         console.info(f"run folder: {run_dir}")
-    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running)
+    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running, task=task)

@@ -114,6 +114,8 @@ class RunRecord(NamedTuple):
     reproduces: str | None = None  # `expyrun reproduce`: the run folder it reproduces
     environment: str | None = None  # `expyrun reproduce`: the virtual environment it ran in
     attempts: tuple[dict[str, Any], ...] = ()
+    # A multi-task run (srun, --nproc): one entry per task, by rank (run/tasks.py).
+    tasks: list[dict[str, Any]] | None = None
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION
 

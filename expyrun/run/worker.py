@@ -1,8 +1,9 @@
 """The worker: the child process that imports the entry point and calls it as `func(name, config)`.
 
-Started by file path (`python .../worker.py FD`), also by interpreters where expyrun is not
-installed (`expyrun reproduce`), so it imports the standard library only and keeps to syntax
-that Python 3.8 accepts. The supervisor sends the launch payload (a pickled dict) through the
+Started by file path (`python -c BOOT .../worker.py FD`, see spawn.WORKER_BOOT: as __main__,
+from its cached bytecode), also by interpreters where expyrun is not installed (`expyrun
+reproduce`), so it imports the standard library only and keeps to syntax that Python 3.8
+accepts. The supervisor sends the launch payload (a pickled dict) through the
 pipe FD, then keeps that pipe open: end of file on it means the supervisor died.
 
 Output design (see docs/supervision.md):
@@ -207,6 +208,12 @@ class _Streams:
             )
         ]
         self._held_for_fork = False
+        # Held by the flusher thread while it flushes; `stop_flusher` takes it at exit, so that
+        # the interpreter's own final flush never finds a buffer locked by that (daemon) thread:
+        # "Fatal Python error: _enter_buffered_busy: could not acquire lock ... at interpreter
+        # shutdown, possibly due to daemon threads" (SIGABRT).
+        self._flusher_lock = _thread.allocate_lock()
+        self._flusher_stopped = False
         self._open()
 
     def _open(self) -> None:
@@ -250,6 +257,12 @@ class _Streams:
                 # RuntimeError: reentrant flush from a signal handler that interrupted a write.
                 pass
 
+    def stop_flusher(self) -> None:
+        """At exit: end the flusher thread (it is never inside a flush after this), then flush."""
+        with self._flusher_lock:
+            self._flusher_stopped = True
+        self.flush()
+
     def install(self) -> None:
         self._set_sys_streams()
         self._start_flusher()
@@ -285,6 +298,8 @@ class _Streams:
 
     def _after_fork_in_child(self) -> None:
         self._held_for_fork = False
+        self._flusher_lock = _thread.allocate_lock()  # the parent's flusher may have held it
+        self._flusher_stopped = False
         self.switchboard.lock = _thread.RLock()  # the parent's threads are gone: a fresh one
         # Fresh streams too: a buffer's lock that another thread of the parent held at the
         # fork stays held here for good (the child's first print would deadlock), and what
@@ -301,7 +316,10 @@ class _Streams:
         def _flush_forever() -> None:
             while True:
                 time.sleep(LIVE_FLUSH_SECONDS)
-                self.flush()
+                with self._flusher_lock:
+                    if self._flusher_stopped:
+                        return
+                    self.flush()
 
         _thread.start_new_thread(_flush_forever, ())  # like a daemon thread, without `threading`
 
@@ -915,7 +933,8 @@ def main(argv: list[str]) -> None:
     streams.install()
     import atexit
 
-    atexit.register(streams.flush)  # registered first, so it runs after the user's handlers
+    # Registered first, so it runs after the user's handlers.
+    atexit.register(streams.stop_flusher)
     import faulthandler
 
     if not faulthandler.is_enabled():

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from expyrun.run.folder import OUTPUTS_LOG
-from expyrun.run.output_index import FLUSH_SECONDS, INDEX_FILE, MAGIC, MERGED, RECORD, Chunk
+from expyrun.run.output_index import FLUSH_SECONDS, MAGIC, MERGED, RECORD, Chunk
 
 # A chunk's stream when no record covers it (bytes before the first record, or a damaged index).
 UNKNOWN_STREAM = -1
@@ -131,10 +130,11 @@ class LogSource:
     expyrun, the first attempt) count as any stream and have no time.
     """
 
-    def __init__(self, run_dir: Path, stream: int | None, indexed: bool) -> None:
-        self._log = run_dir / OUTPUTS_LOG
+    def __init__(self, log: Path, stream: int | None, index: Path | None) -> None:
+        """`log`: outputs.log (or a task's log); `index`: its index, None to read without."""
+        self._log = log
         self._stream = stream
-        self._index = IndexFollower(run_dir / INDEX_FILE) if indexed else None
+        self._index = IndexFollower(index) if index is not None else None
         self._offset = 0
 
     def pieces(self, final: bool) -> Iterator[Piece]:

@@ -48,6 +48,7 @@ class LogOptions:
     timestamps: bool = False  # prefix each rendered line with its wall time
     elapsed: bool = False  # ... with the time since the run started instead
     stream: int | None = None  # STDOUT or STDERR: that stream only
+    task: int | None = None  # task N's log of a multi-task run (run/tasks.py)
 
     def check(self) -> None:
         """Raise UsageError for flags that do not go together."""
@@ -82,6 +83,7 @@ def log_options(parsed: argparse.Namespace) -> LogOptions:
         timestamps=parsed.timestamps,
         elapsed=parsed.elapsed,
         stream=stream,
+        task=parsed.task,
     )
 
 
@@ -102,19 +104,22 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
     rendering = not options.raw and (options.needs_rendering or not terminal)
     colour = rendering and terminal and not os.environ.get("NO_COLOR")
     wants_index = bool(options.timestamps or options.elapsed or options.stream)
-    has_index = wants_index and (run_dir / INDEX_FILE).is_file()
+    log = run_dir / OUTPUTS_LOG if options.task is None else task_log(run_dir, options.task)
+    index = run_dir / INDEX_FILE if log.name == OUTPUTS_LOG else None  # tasks' logs have none
+    has_index = wants_index and index is not None and index.is_file()
     if wants_index and not has_index:
         console.warning(
-            f"{run_dir / OUTPUTS_LOG} has no index ({INDEX_FILE}: an older expyrun wrote it): "
+            f"{log} has no index ({INDEX_FILE}: an older expyrun or a task's log): "
             "no timestamps, both streams"
         )
     sink = LogSink(
         sys.stdout.buffer, options.head, options.tail, live=follow and terminal and rendering
     )
     renderer = Renderer(keep_colour=colour, stamp=_stamp(options, record) if has_index else None)
-    source = LogSource(run_dir, options.stream if has_index else None, indexed=has_index)
+    stream = options.stream if has_index else None
+    source = LogSource(log, stream, index if has_index else None)
     if not follow:
-        if not (run_dir / OUTPUTS_LOG).exists() and record.status not in ENDED:
+        if not log.exists() and record.status not in ENDED:
             console.info(f"no output yet: the run is {record.status}")
             return ExitCode.OK
         try:
@@ -128,7 +133,7 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
         except BrokenPipeError:
             _silence_stdout()
         return ExitCode.OK
-    return _follow(run_dir, renderer, source, sink, rendering)
+    return _follow(run_dir, log, renderer, source, sink, rendering)
 
 
 def _open(run: str) -> tuple[Path, RunRecord]:
@@ -147,7 +152,7 @@ def _open(run: str) -> tuple[Path, RunRecord]:
 
 
 def _follow(
-    run_dir: Path, renderer: Renderer, source: LogSource, sink: LogSink, rendering: bool
+    run_dir: Path, log: Path, renderer: Renderer, source: LogSource, sink: LogSink, rendering: bool
 ) -> int:
     """Show the log as it grows until the run ends; the closing line; the run's exit code."""
     asked_slurm = -SLURM_POLL_SECONDS
@@ -160,8 +165,8 @@ def _follow(
                 asked_slurm = time.monotonic()
             status = effective_status(current, ask_slurm=ask) if current else Status.LOST
             ended = status in ENDED
-            if ended:
-                _await_log(run_dir, current)
+            if ended and log.name == OUTPUTS_LOG:
+                _await_log(log, current)
             for piece in source.pieces(final=ended):
                 _feed(piece, renderer, sink, rendering)
             sink.flush_tail()
@@ -188,13 +193,13 @@ def _follow(
         raise
 
 
-def _await_log(run_dir: Path, record: RunRecord | None) -> None:
+def _await_log(log: Path, record: RunRecord | None) -> None:
     """Wait (a few seconds at most) until outputs.log holds the bytes the final record counts."""
     expected = record.output_bytes if record is not None else None
     deadline = time.monotonic() + LOG_CATCH_UP_SECONDS
     while expected and time.monotonic() < deadline:
         try:
-            if (run_dir / OUTPUTS_LOG).stat().st_size >= expected:
+            if log.stat().st_size >= expected:
                 return
         except OSError:
             return
@@ -253,3 +258,14 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def task_log(run_dir: Path, task: int) -> Path:
+    """Task `task`'s log; UsageError when the run has no such task."""
+    from expyrun.run.tasks import log_name, read_entries
+
+    ranks = [entry["rank"] for entry in read_entries(run_dir)]
+    if task not in ranks and not (task == 0 and not ranks):
+        known = f"its tasks are {', '.join(map(str, ranks))}" if ranks else "it has one task: 0"
+        raise UsageError(f"the run has no task {task} ({known})", hint=str(run_dir))
+    return run_dir / log_name(task)

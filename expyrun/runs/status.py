@@ -49,10 +49,24 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         lines.append(f"git        {found.git.get('commit')} ({found.git.get('branch')}{dirty})")
     if found.slurm:
         lines.append(f"slurm      {_describe_job(found.slurm)}")
+    if found.tasks:
+        lines.append(f"tasks      {len(found.tasks)} (expyrun logs RUN --task N)")
+        lines += [_describe_task(entry) for entry in found.tasks]
     if len(found.attempts) > 1:
         lines.append(f"attempts   {len(found.attempts)}")
         lines += [_describe_attempt(entry) for entry in found.attempts]
     return "\n".join(lines)
+
+
+def _describe_task(entry: dict[str, Any]) -> str:
+    stopped = f" ({entry['signal']})" if entry.get("signal") else ""
+    code = entry.get("exit_code")
+    return (
+        f"  {entry.get('rank')}. {entry.get('status')}{stopped}"
+        + ("" if code is None else f", exit {code}")
+        + f" on {entry.get('host')}, peak mem {size(entry.get('peak_rss_bytes'))}"
+        + f", {entry.get('log')}"
+    )
 
 
 def _describe_attempt(entry: dict[str, Any]) -> str:

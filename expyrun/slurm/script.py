@@ -41,17 +41,37 @@ _DEFAULTS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
     (("open-mode",), "open-mode", "append"),  # a requeued job appends to its output file
     (("requeue", "no-requeue"), "requeue", None),  # preempted or failed node: requeue, resume
 )
+# The options that ask for several tasks: the script then starts the run with srun, one task
+# supervisor per task, all in the one run folder (docs/slurm.md, "Multi-task jobs").
+TASK_OPTIONS = (("ntasks", "n"), ("ntasks-per-node",), ("nodes", "N"))
+# srun stops the other tasks of the step when one exits non-zero (SIGTERM, then SIGKILL after
+# KillWait): a distributed job whose rank died would otherwise wait on it until its time limit.
+SRUN = ("srun", "--kill-on-bad-exit=1")
 _OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _ARRAY_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 _ARRAY_KEY = f"{RUN_KEY}.{SLURM_KEY}.array"
 
 
 def script_options(user: list[Option], name: str, run_dir: Path | None, cwd: Path) -> list[Option]:
-    """expyrun's defaults (unless the user set them), then the user's options in order."""
+    """expyrun's defaults (unless the user set them), then the user's options in order.
+
+    A job of several tasks is not requeued (`--no-requeue`): the tasks of a requeued start
+    would not resume their run folder (TODO: issue 16), so `requeue: true` is refused.
+    """
     given = {option for option, _ in user}
+    several = several_tasks(user)
+    if several and "requeue" in given:
+        raise ConfigError(
+            "a job of several tasks cannot be requeued: its tasks do not resume the run folder",
+            key=f"{RUN_KEY}.{SLURM_KEY}.requeue",
+            hint="leave requeue out: such a job gets --no-requeue",
+        )
     options: list[Option] = []
     for names, option, value in _DEFAULTS:
         if given.intersection(names):
+            continue
+        if option == "requeue" and several:
+            options.append(("no-requeue", None))
             continue
         if option == "job-name":
             value = name
@@ -139,6 +159,16 @@ def option_line(name: str, value: str | None) -> str:
     return f"#SBATCH --{name}" + ("" if value is None else f"={value}")
 
 
+def several_tasks(options: Sequence[Option]) -> bool:
+    """Whether the options ask for more than one task (`ntasks: 4`, `nodes: 2-4`, ...)."""
+    for names in TASK_OPTIONS:
+        value = option_value(options, *names)
+        match = re.match(r"^\s*(\d+)", value or "")
+        if match is not None and int(match.group(1)) > 1:
+            return True
+    return False
+
+
 def array_task_ids(spec: str) -> list[int]:
     """The task ids of an `--array` spec: `0-3`, `1,3,5-7`, `0-15:4`, `0-99%10`."""
     indexes = spec.split("%", 1)[0]
@@ -196,6 +226,12 @@ def render_script(
         *(option_line(name, value) for name, value in options),
     ]
     run = [python, "-m", "expyrun", "_supervise"]
+    if several_tasks(options):
+        lines += [
+            "# Several tasks: srun (the batch task) starts one expyrun per task, all in",
+            "# the one run folder, and forwards Slurm's signals to them.",
+        ]
+        run = [*SRUN, *run]
     if set(run_dirs) == {None}:
         lines.append(f"exec {shlex.join([*run, str(run_dirs[None]), '--copy-output'])}")
         return "\n".join(lines) + "\n"

@@ -59,9 +59,14 @@ ALLOWED: dict[str, set[str]] = {
     "expyrun.console": set(),
     "expyrun.errors": set(),
 }
-# The only modules that start processes: the door, the worker's spawn (posix_spawn), and the
-# detach path (a background supervisor that outlives expyrun).
-PROCESS_MODULES = {"expyrun._command", "expyrun.run.spawn", "expyrun.launch.detach"}
+# The only modules that start processes: the door, the worker's spawn (posix_spawn), the
+# detach path (a background supervisor that outlives expyrun), and --nproc's task supervisors.
+PROCESS_MODULES = {
+    "expyrun._command",
+    "expyrun.run.spawn",
+    "expyrun.launch.detach",
+    "expyrun.launch.nproc",
+}
 PROCESS_IMPORTS = {"subprocess", "_posixsubprocess", "multiprocessing", "pty"}
 
 

@@ -1,0 +1,285 @@
+"""Multi-task runs without Slurm: `--nproc N`, and the tasks of a simulated job step.
+
+A simulated step is N `expyrun` processes with the variables srun would give them (no Slurm
+is asked: MASTER_ADDR is given). The real thing is in tests/slurm/test_tasks_slurm.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import Project, read_json, run, start, wait_for
+from tasks_support import RENDEZVOUS_ENTRY, met_line, step_env, task_log, tasks_of
+
+PRINT_RANK = """
+print("rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"], flush=True)
+print("port", os.environ["MASTER_PORT"], file=sys.stderr, flush=True)
+"""
+
+
+def _reap(processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> list[int]:
+    codes = []
+    for process in processes:
+        try:
+            process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise AssertionError(f"task {process.args} did not end") from None
+        codes.append(process.returncode)
+    return codes
+
+
+# --- --nproc ---------------------------------------------------------------------------------
+
+
+def test_nproc_workers_meet_and_share_one_run_folder(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY))
+    result = run([config, "--nproc", "3"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert project.run_dirs() == [result.run_dir]
+    run_dir = result.run_dir
+    for rank in range(3):
+        log = task_log(run_dir, rank)
+        assert f"rank {rank}/3 local {rank}/3 master 127.0.0.1:" in log
+        assert met_line(rank, 3) in log
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "succeeded"
+    assert record["exit_code"] == 0
+    tasks = tasks_of(run_dir)
+    assert [task["status"] for task in tasks] == ["succeeded"] * 3
+    logs = ["outputs.log", "outputs.task1.log", "outputs.task2.log"]
+    assert [task["log"] for task in tasks] == logs
+    assert len({task["pid"] for task in tasks}) == 3
+    for task in tasks:
+        assert task["host"] == os.uname().nodename
+        assert task["peak_rss_bytes"] > 0
+        assert task["cpu_user_s"] is not None
+    # `logs --task N` shows one task's output.
+    shown = run(["logs", run_dir, "--task", "2"], cwd=project.root)
+    assert shown.code == 0
+    assert shown.stdout == task_log(run_dir, 2)
+    missing = run(["logs", run_dir, "--task", "3"], cwd=project.root)
+    assert missing.code == 2
+    assert "the run has no task 3 (its tasks are 0, 1, 2)" in missing.stderr
+
+
+def test_a_failing_worker_stops_the_others_and_fails_the_run(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"fail_rank": 1})
+    result = run([config, "--nproc", "3", "--grace", "5"], cwd=project.root)
+    assert result.code == 1, result.describe()
+    assert "task 1 ended with exit code 1: stopping the other tasks" in result.stderr
+    run_dir = result.run_dir
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["exit_code"]) == ("failed", 1)
+    tasks = tasks_of(run_dir)
+    assert tasks[1]["status"] == "failed"
+    assert tasks[1]["exit_code"] == 1
+    for rank in (0, 2):  # waiting for the failed task: stopped by SIGTERM
+        assert tasks[rank]["status"] == "killed", tasks[rank]
+        assert tasks[rank]["signal"] == "SIGTERM"
+    assert "ValueError: rank 1 fails on purpose" in task_log(run_dir, 1)
+    status = run(["status", run_dir], cwd=project.root)
+    assert status.code == 1
+    assert "tasks      3 (expyrun logs RUN --task N)" in status.stdout
+    assert "  1. failed, exit 1 on " in status.stdout
+    assert "  2. killed (SIGTERM), exit 143 on " in status.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_stops_every_worker(project: Project, signum: int) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    try:
+        run_dir = project.output / "exp" / "exp.0"
+        wait_for(
+            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
+            30,
+            "both workers to start",
+        )
+        os.kill(process.pid, signum)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 128 + signum, err.decode()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "killed"
+    name = signal.Signals(signum).name
+    assert [(task["status"], task["signal"]) for task in tasks_of(run_dir)] == [
+        ("killed", name),
+        ("killed", name),
+    ]
+
+
+def test_expyrun_stop_stops_every_worker(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(
+            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
+            30,
+            "both workers to start",
+        )
+        stopped = run(["stop", run_dir], cwd=project.root)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert process.returncode == 143
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+    assert [task["status"] for task in tasks_of(run_dir)] == ["killed", "killed"]
+
+
+def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(
+            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
+            30,
+            "both workers to start",
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the launcher alone: the tasks have sessions
+        process.communicate()
+    wait_for(
+        lambda: read_json(run_dir / "run.json")["status"] == "killed", 30, "the run to be stopped"
+    )
+    assert [(task["status"], task["signal"]) for task in tasks_of(run_dir)] == [
+        ("killed", "SIGTERM"),
+        ("killed", "SIGTERM"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--nproc", "0"], "--nproc takes a number of workers >= 1, got '0'", id="0"),
+        pytest.param(["--nproc", "x"], "--nproc takes a number of workers >= 1, got 'x'", id="x"),
+        pytest.param(["--nproc", "2", "--slurm"], "--nproc and --slurm exclude", id="slurm"),
+        pytest.param(["--nproc", "2", "--detach"], "--nproc cannot be detached", id="detach"),
+    ],
+)
+def test_bad_nproc_is_refused_before_anything_is_made(
+    project: Project, args: list[str], message: str
+) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    result = run([config, *args], cwd=project.root)
+    assert result.code == 2, result.describe()
+    assert result.stderr.startswith("expyrun: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not project.output.exists()
+
+
+# --- simulated job steps ----------------------------------------------------------------------
+
+
+def test_tasks_starting_at_once_share_one_run_folder(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    world = 4
+    tasks = [
+        start([config], cwd=project.root, env=step_env(rank, world, job_id="7101"))
+        for rank in range(world)
+    ]
+    assert _reap(tasks) == [0] * world
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "succeeded"
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * world
+    for rank in range(world):
+        log = task_log(run_dir, rank)
+        assert f"rank {rank} of {world}\n" in log
+        assert "port 17101\n" in log  # derived from the job id
+    assert (project.output / "exp" / ".steps" / "slurm-7101.0.json").is_file()
+
+
+def test_tasks_wait_for_a_slow_task_0(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    world = 3
+    # An exported MASTER_PORT wins over the derived one.
+    env = {rank: step_env(rank, world, job_id="7102", MASTER_PORT="12999") for rank in range(3)}
+    others = [start([config], cwd=project.root, env=env[rank]) for rank in (1, 2)]
+    try:
+        for process in others:  # each says it waits (task 0 has not started at all)
+            assert process.stderr is not None
+            line = process.stderr.readline().decode()
+            assert "waiting for task 0's run folder" in line, line
+        assert project.run_dirs() == []
+        first = start([config], cwd=project.root, env=env[0])
+    except BaseException:
+        _reap_killed(others)
+        raise
+    assert _reap([first, *others]) == [0, 0, 0]
+    (run_dir,) = project.run_dirs()
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 3
+    assert "port 12999" in task_log(run_dir, 2)
+
+
+def test_tasks_stop_when_task_0_fails_before_the_run(project: Project) -> None:
+    config = project.config("pkg.missing:main")
+    world = 3
+    tasks = [
+        start([config], cwd=project.root, env=step_env(rank, world, job_id="7103"))
+        for rank in range(world)
+    ]
+    outputs = [process.communicate(timeout=60) for process in tasks]
+    codes = [process.returncode for process in tasks]
+    assert codes == [2, 2, 2], outputs
+    for rank in (1, 2):
+        err = outputs[rank][1].decode()
+        assert f"task {rank} of 3 (slurm-7103.0): task 0 failed before the run:" in err, err
+    assert project.run_dirs() == []
+
+
+def test_a_task_waits_a_bounded_time_for_task_0(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    result = run(
+        [config], cwd=project.root, env=step_env(1, 2, job_id="7104", EXPYRUN_TASK_WAIT="0.2")
+    )
+    assert result.code == 2, result.describe()
+    claim = project.output / "exp" / ".steps" / "slurm-7104.0.json"
+    assert result.stderr.splitlines()[-1].startswith(
+        f"expyrun: error: {claim}: task 1 of 2 (slurm-7104.0): task 0 published no run folder "
+        "within 0.2 s (is task 0 running expyrun with the same config?"
+    )
+    assert "Traceback" not in result.stderr
+    assert project.run_dirs() == []
+
+
+def test_a_batch_step_alone_is_one_task(project: Project) -> None:
+    """`expyrun` in a batch script with --ntasks=4: no step id, no step task count: one task."""
+    config = project.config(project.entry('print("alone", "RANK" in os.environ)'))
+    env = {"SLURM_JOB_ID": "7105", "SLURM_NTASKS": "4", "SLURM_PROCID": "0"}
+    result = run([config], cwd=project.root, env=env)
+    assert result.code == 0, result.describe()
+    assert result.log == b"alone False\n"
+    assert read_json(result.run_dir / "run.json")["tasks"] is None
+
+
+def _reap_killed(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def test_task_logs_of_a_single_run(project: Project, tmp_path: Path) -> None:
+    config = project.config(project.entry('print("one")'))
+    result = run([config], cwd=project.root)
+    assert result.code == 0
+    shown = run(["logs", result.run_dir, "--task", "0"], cwd=project.root)
+    assert (shown.code, shown.stdout) == (0, "one\n")
+    other = run(["logs", result.run_dir, "--task", "1"], cwd=project.root)
+    assert other.code == 2
+    assert "the run has no task 1 (it has one task: 0)" in other.stderr

@@ -22,6 +22,7 @@ class LogSink:
         )
         self._live = live
         self._drawn = 0  # lines of the live area on the screen
+        self._shown: list[str] | None = None  # what the live area shows
         self._ends_line = True  # the last byte written was a newline (or nothing was)
         self.done = head == 0
 
@@ -44,19 +45,26 @@ class LogSink:
         if data:
             self._write(data)
 
+    @property
+    def live(self) -> bool:
+        """Whether the lines not final yet are drawn (a terminal, following)."""
+        return self._live and not self.done and self._tail is None
+
     def draw(self, lines: list[str]) -> None:
-        """Redraw the live area (the lines not final yet) on a terminal."""
-        if not self._live or self.done or self._tail is not None:
+        """Redraw the live area (the lines not final yet) on a terminal, if they changed."""
+        while lines and not lines[-1]:
+            lines = lines[:-1]
+        if not self.live or lines == self._shown:
             return
         self._erase_live()
-        shown = [line for line in lines if line]
-        if shown:
+        if lines:
             width = max(10, os.get_terminal_size(self._out.fileno()).columns - 1)
             # Cut to the width, so each takes one row: the redraw counts rows.
-            cut = [line[:width] + ("\x1b[0m" if "\x1b" in line else "") for line in shown]
+            cut = [line[:width] + ("\x1b[0m" if "\x1b" in line else "") for line in lines]
             self._write("\n".join(cut).encode())
-            self._drawn = len(shown)
+            self._drawn = len(lines)
             self._ends_line = False
+        self._shown = lines
 
     def flush_tail(self) -> None:
         """Print what --tail kept; from now on lines go out as they come (`-f --tail N`)."""
@@ -80,6 +88,7 @@ class LogSink:
                 pass
 
     def _erase_live(self) -> None:
+        self._shown = None
         if self._drawn:
             up = f"\x1b[{self._drawn - 1}A" if self._drawn > 1 else ""
             self._write(f"\r{up}\x1b[J".encode())

@@ -177,11 +177,7 @@ def _follow(
                 _closing_line(run_dir, current, status)
                 return exit_code_of(current, status)
             if rendering:
-                # Two polls in a row: a bar's cursor-up may come a moment after its newline.
-                if releasable is not None:
-                    sink.lines(renderer.release(releasable))
-                releasable = renderer.releasable
-                sink.draw(renderer.screen())
+                releasable = _show_settled(renderer, sink, releasable)
             if sink.done:
                 return ExitCode.OK
             time.sleep(POLL_SECONDS)
@@ -191,6 +187,17 @@ def _follow(
     except BaseException:  # Ctrl-C: the message that follows starts on a line of its own
         sink.end_line()
         raise
+
+
+def _show_settled(renderer: Renderer, sink: LogSink, releasable: int | None) -> int:
+    """Show the lines that were out of a cursor-up's reach at the last poll and still are
+    (a bar's cursor-up may come a moment after its newline); redraw the live area. Returns
+    the boundary to use at the next poll."""
+    if releasable is not None:
+        sink.lines(renderer.release(releasable))
+    if sink.live:
+        sink.draw(renderer.screen())
+    return renderer.releasable
 
 
 def _await_log(log: Path, record: RunRecord | None) -> None:

@@ -21,7 +21,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILURE = 1  # the entry point raised (or `sys.exit(1)`): the worker's own code
-    DIFFERS = 1  # `reproduce --check`: the environment differs from the run's (as diff(1))
+    DIFFERS = 1  # `reproduce --check`, `diff`: the environment or the runs differ (as diff(1))
     USAGE = 2  # bad input: usage, config, entry point, a refused option; found before the run
     UNAVAILABLE = 69  # an external tool or service failed or cannot be reached
     SOFTWARE = 70  # a bug in expyrun itself (traceback shown)
@@ -32,7 +32,7 @@ class ExitCode(enum.IntEnum):
 EXIT_CODES_HELP: tuple[tuple[str, str], ...] = (
     ("0", "the run succeeded, or the command did what it was asked"),
     ("n", "a run's own exit code: 1 when the entry point raised, n for sys.exit(n)"),
-    ("1", "reproduce --check: the environment differs from the run's"),
+    ("1", "reproduce --check: the environment differs from the run's; diff: the runs differ"),
     (
         str(int(ExitCode.USAGE)),
         "bad input (usage, config, entry point, refused option), found before anything is created",

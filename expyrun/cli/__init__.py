@@ -131,11 +131,27 @@ def _past_run(command: str) -> Callable[[list[str]], int]:
                 console.out(past_run_help(command, spec.usage, spec.summary))
                 return ExitCode.OK
         options = parse_past_run(command, args)
+        options = options._replace(run_dir=_run_folder(options.run_dir))
         from expyrun.reproduce import commands
 
         return commands.rerun(options) if command == "rerun" else commands.reproduce(options)
 
     return run
+
+
+def _run_folder(text: str) -> str:
+    """The run folder a RUN argument names (a run folder, a name folder, `last`).
+
+    Says which run it is when the argument named it otherwise (`last: outputs/a/exp.3`).
+    """
+    from pathlib import Path
+
+    from expyrun.runs.naming import resolve_run
+
+    found = resolve_run(text)
+    if found != Path(text):
+        console.info(f"{text}: {found}")
+    return str(found)
 
 
 def _ls(args: list[str]) -> int:
@@ -157,7 +173,7 @@ def _logs(args: list[str]) -> int:
         return parsed
     from expyrun.runs.logs import log_options, show_log
 
-    return show_log(parsed.run, parsed.follow, log_options(parsed))
+    return show_log(_run_folder(parsed.run), parsed.follow, log_options(parsed))
 
 
 def _status(args: list[str]) -> int:
@@ -168,7 +184,7 @@ def _status(args: list[str]) -> int:
         return parsed
     from expyrun.runs.status import show_status
 
-    return show_status(parsed.run, parsed.json)
+    return show_status(_run_folder(parsed.run), parsed.json)
 
 
 def _stop(args: list[str]) -> int:
@@ -179,7 +195,41 @@ def _stop(args: list[str]) -> int:
         return parsed
     from expyrun.runs.stop import stop_run
 
-    return stop_run(parsed.run, parsed.kill)
+    return stop_run(_run_folder(parsed.run), parsed.kill)
+
+
+def _tag(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    if "-h" in args or "--help" in args:
+        parsed = run_commands.parse("tag", ["--help"])
+        return parsed if isinstance(parsed, int) else ExitCode.OK
+    from expyrun.runs.tags import edit_tags, split_tag_arguments
+
+    runs, added, removed = split_tag_arguments(args)
+    return edit_tags([_run_folder(run) for run in runs], added, removed)
+
+
+def _note(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("note", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.tags import edit_note
+
+    return edit_note(_run_folder(parsed.run), parsed.text)
+
+
+def _diff(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("diff", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.diff import show_diff
+
+    return show_diff(_run_folder(parsed.run_a), _run_folder(parsed.run_b), parsed.code, parsed.json)
 
 
 def _supervise(args: list[str]) -> int:
@@ -220,6 +270,21 @@ COMMANDS: dict[str, Command] = {
         "stop a run: SIGTERM, the grace period, then kill (--kill: no grace); "
         "a --slurm run: scancel",
         _stop,
+    ),
+    "tag": Command(
+        "tag RUN... [+NAME ...] [-NAME ...]",
+        "add (+NAME) and remove (-NAME) tags of runs, also running ones; with no change, "
+        "print their tags",
+        _tag,
+    ),
+    "note": Command(
+        "note RUN [TEXT]", 'set the run\'s note ("" removes it); with no TEXT, print it', _note
+    ),
+    "diff": Command(
+        "diff RUN_A RUN_B [--code] [--json]",
+        "how two runs differ: config keys, result, requirements, git state; --code: a unified "
+        "diff of their code copies; exit 0 same, 1 different",
+        _diff,
     ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",

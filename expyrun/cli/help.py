@@ -65,8 +65,9 @@ def general_help(commands: Sequence[tuple[str, str]]) -> str:
                 ]
             ),
             _paragraph(
-                "Commands (RUN is a run folder; these words are commands only when no file has "
-                "that name; `expyrun COMMAND --help` describes each):"
+                "Commands (RUN is a run folder, a name folder for its latest run, or `last` for "
+                "the newest run below the current folder; these words are commands only when no "
+                "file has that name; `expyrun COMMAND --help` describes each):"
             )
             + "\n"
             + "\n".join(

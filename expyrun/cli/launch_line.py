@@ -27,6 +27,7 @@ class Flag(NamedTuple):
     field: str  # the option's field; "" for a pip option, passed to pip-sync as written
     help: str
     metavar: str | None = None  # the value it takes (None: a flag without a value)
+    repeatable: bool = False  # each use adds a value (the field gets a tuple)
 
 
 LAUNCH_FLAGS = (
@@ -70,6 +71,15 @@ LAUNCH_FLAGS = (
         "goes to stdout only",
     ),
     Flag(
+        "--tag",
+        "tags",
+        "tag the run (repeatable; a letter, digit or _, then up to 63 letters, digits, _, . "
+        "or -); edit later with expyrun tag",
+        "NAME",
+        repeatable=True,
+    ),
+    Flag("--note", "note", "a note on the run, kept in run.json; edit with expyrun note", "TEXT"),
+    Flag(
         "--nproc",
         "nproc",
         "start N workers of one run on this machine, as torchrun --standalone "
@@ -110,7 +120,8 @@ OVERRIDES_HELP = (
     "named like a flag: -- --env x)"
 )
 LAUNCH_USAGE = "expyrun CONFIG [--debug] [--strict] [--print-config] [--detach | --slurm] "
-LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--KEY VALUE ...]"
+LAUNCH_USAGE += "[--grace S] [--merge-output] [--nproc N] [--tag NAME ...] [--note TEXT] "
+LAUNCH_USAGE += "[--KEY VALUE ...]"
 
 
 class _Split(NamedTuple):
@@ -118,7 +129,7 @@ class _Split(NamedTuple):
 
     positional: str | None
     overrides: tuple[str, ...]
-    found: dict[str, str | bool]
+    found: dict[str, str | bool | tuple[str, ...]]
     pip_options: tuple[str, ...]
 
 
@@ -153,9 +164,11 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
 
 def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
+    from expyrun.run.record_check import check_tags
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
+    tags = found.get("tags")
     nproc = _text(found.get("nproc"))
     return LaunchOptions(
         config_path=config_path,
@@ -168,11 +181,13 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
+        tags=check_tags(tags) if isinstance(tags, tuple) else (),
+        note=_text(found.get("note")),
         nproc=1 if nproc is None else _count("--nproc", nproc),
     )
 
 
-def _text(value: str | bool | None) -> str | None:
+def _text(value: str | bool | tuple[str, ...] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -185,7 +200,7 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
     by_name = {flag.name: flag for flag in flags}
     positional: str | None = None
     overrides: list[str] = []
-    found: dict[str, str | bool] = {}
+    found: dict[str, str | bool | tuple[str, ...]] = {}
     pip_options: list[str] = []
     i = 0
     while i < len(args):
@@ -206,7 +221,10 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
                 if i >= len(args):
                     raise UsageError(f"{flag.name} needs a value")
                 value, i = args[i], i + 1
-            if flag.field:
+            if flag.field and flag.repeatable:
+                earlier = found.get(flag.field)
+                found[flag.field] = (*(earlier if isinstance(earlier, tuple) else ()), value)
+            elif flag.field:
                 found[flag.field] = value
             else:
                 pip_options += [flag.name, value]

@@ -12,6 +12,9 @@ from typing import NoReturn
 from expyrun.errors import UsageError
 from expyrun.run.record import Status
 
+# What a RUN argument may be (runs/naming.py).
+RUN_HELP = "a run folder, a name folder (its latest exp.N), or `last` (the newest run below .)"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -66,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled); 2 "
         "for a folder that is no run folder, or one still being prepared.",
     )
-    logs.add_argument("run", metavar="RUN", help="a run folder")
+    logs.add_argument("run", metavar="RUN", help=RUN_HELP)
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
     logs.add_argument(
         "--task",
@@ -81,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status: 0 if the run succeeded or has not ended; else its own exit code (1 if it "
         "was lost or cancelled); 2 for a folder that is no run folder.",
     )
-    status.add_argument("run", metavar="RUN", help="a run folder")
+    status.add_argument("run", metavar="RUN", help=RUN_HELP)
     status.add_argument("--json", action="store_true", help="the record as JSON, with `status`")
     stop = add(
         "stop",
@@ -92,8 +95,35 @@ def _parser() -> argparse.ArgumentParser:
         "not started, or is not a run; 69 when scancel "
         "fails.",
     )
-    stop.add_argument("run", metavar="RUN", help="a run folder")
+    stop.add_argument("run", metavar="RUN", help=RUN_HELP)
     stop.add_argument("--kill", action="store_true", help="kill at once, without the grace")
+    tag = add(
+        "tag",
+        "Add (+NAME) and remove (-NAME) tags of runs, also while they run; with no +NAME or "
+        "-NAME, print each run's tags. A tag is a letter, digit or _, then up to 63 letters, "
+        "digits, _, . or - (a name both added and removed is removed).",
+        "Exit status: 0; 2 for an invalid tag name or a RUN that is no run (nothing changed).",
+    )
+    tag.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
+    tag.add_argument("edits", nargs="*", metavar="+NAME|-NAME", help="a tag to add or remove")
+    note = add(
+        "note",
+        "Set a run's note, also while it runs; an empty TEXT removes it; with no TEXT, print it.",
+        "Exit status: 0; 2 for a RUN that is no run.",
+    )
+    note.add_argument("run", metavar="RUN", help=RUN_HELP)
+    note.add_argument("text", nargs="?", metavar="TEXT", help="the note (free text)")
+    diff = add(
+        "diff",
+        "Show how two runs differ: config keys added, removed and changed (dotted keys, old -> "
+        "new), result values, requirements (pip-sync style), git commit and dirty state; "
+        "with --code, a unified diff of their code copies.",
+        "Exit status: 0 when they are the same, 1 when they differ, 2 for bad input.",
+    )
+    diff.add_argument("run_a", metavar="RUN_A", help=RUN_HELP)
+    diff.add_argument("run_b", metavar="RUN_B", help=RUN_HELP)
+    diff.add_argument("--code", action="store_true", help="also diff the code copies")
+    diff.add_argument("--json", action="store_true", help="the differences as JSON, for scripts")
     supervise = add("_supervise", "Run a prepared run folder (internal).", "")
     supervise.add_argument("run", metavar="RUN_DIR")
     mode = supervise.add_mutually_exclusive_group()

@@ -140,6 +140,7 @@ def run_prepared(
             output_lost_bytes=outcome.bytes_lost or None,
             output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
             slurm=slurm_fields,
+            stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
         try:
@@ -151,6 +152,39 @@ def run_prepared(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
     return outcome.exit_code
+
+
+def _stop_request(
+    run_dir: Path,
+    running: RunRecord,
+    outcome: supervisor.WorkerExit,
+    slurm_fields: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The record's `stop_request`: the stop signal the supervisor got, and who sent it.
+
+    `expyrun stop` recorded its request for this attempt before signalling; Slurm is named
+    when it says why it ends the job (a time limit, a preemption). None when no stop signal
+    came (`write_record` then keeps a request `expyrun stop` recorded, if any).
+    """
+    if outcome.stop_request is None:
+        return None
+    name, at = outcome.stop_request
+    request: dict[str, Any] = {
+        "signal": name,
+        "by": record.STOP_BY_SIGNAL,
+        "at": record.now_iso(at),
+    }
+    reason = (slurm_fields or {}).get("end_reason")
+    if reason:
+        request.update(by=record.STOP_BY_SLURM, reason=reason)
+    try:
+        on_disk = record.read_record(run_dir)
+    except (OSError, ValueError, TypeError):
+        return request
+    asked = on_disk.stop_request if on_disk.started_at == running.started_at else None
+    if asked and asked.get("by") == record.STOP_BY_COMMAND:
+        request["by"] = record.STOP_BY_COMMAND
+    return request
 
 
 def _payload(prepared: PreparedRun, terminal: bool) -> dict[str, Any]:

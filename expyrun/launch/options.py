@@ -56,6 +56,8 @@ class LaunchOptions(NamedTuple):
     command: tuple[str, ...] = ()
     python: Interpreter | None = None  # the worker's interpreter (default: this one)
     source: SourceRun | None = None  # the past run this launch runs again
+    tags: tuple[str, ...] = ()  # --tag, checked (runs/tags.py TAG_PATTERN)
+    note: str | None = None  # --note
     nproc: int = 1  # workers of the run on this machine (--nproc), as the tasks of a job step
 
     @property

@@ -123,6 +123,8 @@ def allocate_and_snapshot(
             code_copy=code_copy,
             grace_s=options.grace_seconds,
             merged_output=options.merged_output,
+            tags=options.tags,
+            note=options.note or None,
             **_source_fields(options.source),
         )
         if options.source and past:

@@ -1,7 +1,7 @@
 """The run record, run.json: what ran, where, how it ended. Written atomically.
 
 Readers (`expyrun ls`, `status`, `logs -f`, a dashboard) may read it at any time, so it is
-always replaced whole: written to a temporary file in the run folder, then renamed.
+always replaced whole, under a lock that keeps edits made meanwhile (`record_file`).
 A record left `running` by a supervisor that was killed is *stale*: its `pid` is gone, or
 now belongs to a process started at another time than `pid_started_at`.
 """
@@ -9,44 +9,43 @@ now belongs to a process started at another time than `pid_started_at`.
 from __future__ import annotations
 
 import enum
-import errno
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from expyrun.errors import RunFolderError
 from expyrun.run.record_check import record_problem
+from expyrun.run.record_file import RECORD_FILE as RECORD_FILE  # re-exported: the readers'
+from expyrun.run.record_file import RESERVE_BYTES as RESERVE_BYTES
+from expyrun.run.record_file import RESERVE_FILE as RESERVE_FILE
+from expyrun.run.record_file import RecordError as RecordError
+from expyrun.run.record_file import update_json, write_json
 
-RECORD_FILE = "run.json"
-# Room set aside in the run folder while it runs, for the records still to come: a disk that
-# the entry fills must not cost the run its final record (run.json is a few KiB; requeued
-# Slurm runs keep every attempt).
-RESERVE_FILE = ".run.json.reserve"
-RESERVE_BYTES = 256 * 1024
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 SCHEMA_VERSION = 1
 # Start times read from /proc are exact to a clock tick; allow for rounding across readers.
 START_TIME_TOLERANCE_SECONDS = 1.0
 
 
-class RecordError(RunFolderError):
-    """run.json cannot be written (the run folder is gone, the disk is full)."""
-
-
 class Status(str, enum.Enum):
     """A run's status, as run.json records it (`ls`, `status` add `lost` for a dead supervisor).
 
-    prepared -> (pending, for --slurm) -> running -> succeeded | failed | killed; a pending
-    run whose job was cancelled is `cancelled`; a run whose supervisor is gone is `lost`.
+    prepared -> (pending, for --slurm) -> running -> succeeded | stopped | failed | killed; a
+    pending run whose job was cancelled is `cancelled`; a run whose supervisor is gone is `lost`.
+    `stopped` is a run that exited 0 because it was asked to stop (`STOPPED`); a stop request
+    followed by a non-zero exit stays `failed` (or `killed`, for a signal), its record's
+    `stop_request` saying what asked.
     """
 
     PREPARED = "prepared"  # the snapshot is written; nothing ran yet
     PENDING = "pending"  # submitted to Slurm; the job has not started the run
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Exited 0 after a stop request: `expyrun stop`, SIGINT/SIGTERM (also Slurm's, at a time
+    # limit or preemption), or SIGHUP answered within the grace period (run/supervisor.py).
+    STOPPED = "stopped"
     FAILED = "failed"
     KILLED = "killed"  # ended by a signal
     CANCELLED = "cancelled"  # a --slurm job cancelled before it started
@@ -61,7 +60,16 @@ class Status(str, enum.Enum):
 
 
 # Statuses of a run that has ended, and of a run folder that has not run yet.
-ENDED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.KILLED, Status.CANCELLED, Status.LOST})
+ENDED = frozenset(
+    {
+        Status.SUCCEEDED,
+        Status.STOPPED,
+        Status.FAILED,
+        Status.KILLED,
+        Status.CANCELLED,
+        Status.LOST,
+    }
+)
 NOT_STARTED = frozenset({Status.PREPARED, Status.PENDING})
 
 
@@ -114,6 +122,10 @@ class RunRecord(NamedTuple):
     reproduces: str | None = None  # `expyrun reproduce`: the run folder it reproduces
     environment: str | None = None  # `expyrun reproduce`: the virtual environment it ran in
     attempts: tuple[dict[str, Any], ...] = ()
+    tags: tuple[str, ...] = ()  # `--tag`, `expyrun tag` (runs/tags.py)
+    note: str | None = None  # `--note`, `expyrun note`
+    # What asked this attempt to stop: {signal, by ("expyrun stop" | "signal" | "slurm"), at}.
+    stop_request: dict[str, Any] | None = None
     # A multi-task run (srun, --nproc): one entry per task, by rank (run/tasks.py).
     tasks: list[dict[str, Any]] | None = None
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
@@ -126,6 +138,7 @@ class RunRecord(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         data = self._asdict()
         data["attempts"] = list(self.attempts)
+        data["tags"] = list(self.tags)
         data.update(data.pop("extra") or {})
         return data
 
@@ -134,6 +147,7 @@ class RunRecord(NamedTuple):
         names = set(cls._fields) - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         known["attempts"] = tuple(known.get("attempts") or ())
+        known["tags"] = tuple(known.get("tags") or ())
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**known, extra=extra or None)
 
@@ -167,7 +181,14 @@ _PER_ATTEMPT_FIELDS = (
     "leftover_processes",
     "output_lost_bytes",
     "output_lost_since",
+    "stop_request",
 )
+# Who asked a run to stop, as `stop_request.by` says: `expyrun stop` (it records the request
+# before it signals), Slurm (a time limit, a preemption, a requeue: the job's end reason is
+# known), or another signal (a Ctrl-C, a hangup, `kill`, `scancel` by hand).
+STOP_BY_COMMAND = "expyrun stop"
+STOP_BY_SLURM = "slurm"
+STOP_BY_SIGNAL = "signal"
 
 
 def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
@@ -179,6 +200,8 @@ def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
         entry["restart_count"] = slurm.get("restart_count")
     if slurm.get("end_reason"):
         entry["slurm_end_reason"] = slurm["end_reason"]
+    if record.stop_request:
+        entry["stop_request"] = record.stop_request
     return entry
 
 
@@ -217,69 +240,34 @@ def end_attempt(record: RunRecord, **fields: Any) -> RunRecord:
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:
-    """Replace run.json atomically, even on a full disk.
+    """Replace run.json with `record` atomically, even on a full disk, keeping the tags and
+    note edited on disk meanwhile and a stop request recorded for this attempt (see
+    `record_file.write_json`). Raises RecordError when run.json cannot be written."""
+    write_json(run_dir, record.to_dict(), record.status in ENDED)
 
-    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record on:
-    when the disk is full (ENOSPC, EDQUOT), the reserve is deleted and the write tried again, so
-    a run whose entry filled the disk still ends with a true record. The reserve goes with the
-    record that ends a run. A failed write leaves no temporary file behind.
 
-    Raises RecordError when run.json cannot be written (the run folder was deleted or moved
-    while the run ran; a disk full even without the reserve).
+def update_record(run_dir: Path, change: Callable[[RunRecord], RunRecord]) -> RunRecord:
+    """Read run.json, apply `change`, and replace it, all under the record's lock.
+
+    For edits made while a supervisor may write the record too (tags, notes, a stop request):
+    neither write loses the other's fields. Returns the record written.
+
+    Raises:
+        RecordError: the lock cannot be had, or run.json cannot be read, is no record, or
+            cannot be written.
     """
-    path = run_dir / RECORD_FILE
-    temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
-    text = json.dumps(record.to_dict(), indent=2) + "\n"
-    for last_try in (False, True):
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-            break
-        except OSError as exc:
-            _remove(temporary)
-            if not run_dir.is_dir():
-                raise RecordError(
-                    "cannot write the record: the run folder is gone (deleted or moved while "
-                    "the run ran)",
-                    path=run_dir,
-                ) from exc
-            if last_try or exc.errno not in _DISK_FULL or not _remove(run_dir / RESERVE_FILE):
-                raise RecordError(
-                    f"cannot write the record: {exc.strerror or exc}", path=path
-                ) from exc
-    reserve = run_dir / RESERVE_FILE
-    if record.status in ENDED:
-        _remove(reserve)
-    elif not reserve.exists():
-        _make_reserve(reserve)
 
+    def apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        problem = record_problem(data)
+        if problem is not None:
+            raise ValueError(f"not a readable run record: {problem}")
+        changed = change(RunRecord.from_dict(data))
+        return changed.to_dict(), changed.status in ENDED
 
-def _remove(path: Path) -> bool:
     try:
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return False
-
-
-def _make_reserve(reserve: Path) -> None:
-    """Set aside room for the records still to come (best effort: a full disk is no error)."""
-    try:
-        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError:
-        return
-    try:
-        os.posix_fallocate(fd, 0, RESERVE_BYTES)
-    except (OSError, AttributeError):
-        try:
-            os.write(fd, b"\0" * RESERVE_BYTES)
-        except OSError:
-            os.close(fd)
-            _remove(reserve)
-            return
-    os.close(fd)
+        return RunRecord.from_dict(update_json(run_dir, apply))
+    except (OSError, ValueError, TypeError) as exc:
+        raise RecordError(f"cannot edit the record: {exc}", path=run_dir / RECORD_FILE) from exc
 
 
 def read_record(run_dir: Path) -> RunRecord:

@@ -7,7 +7,11 @@ failing on every run (`ls` lists the others).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
+
+from expyrun.errors import UsageError
 
 _TEXT = (str,)
 _NUMBER = (int, float)
@@ -30,8 +34,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     ),
     **dict.fromkeys(("leftover_processes", "output_lost_bytes"), (int,)),
     **dict.fromkeys(("debug", "killed_after_grace", "merged_output"), (bool,)),
-    **dict.fromkeys(("python", "code_copy", "git", "slurm"), (dict,)),
-    **dict.fromkeys(("command", "attempts"), (list,)),
+    **dict.fromkeys(("python", "code_copy", "git", "slurm", "stop_request"), (dict,)),
+    **dict.fromkeys(("command", "attempts", "tags"), (list,)),
+    "note": _TEXT,
 }
 
 
@@ -49,6 +54,9 @@ def record_problem(data: object) -> str | None:
         if wrong_bool or not isinstance(value, types):
             expected = " or ".join(_JSON_NAMES[t] for t in types)
             return f"'{field}' is {_json_type(value)}, expected {expected}"
+    tags = data.get("tags") or []
+    if not all(isinstance(tag, str) for tag in tags):
+        return "'tags' holds a value that is not a string"
     return None
 
 
@@ -63,3 +71,23 @@ def _json_type(value: Any) -> str:
         if isinstance(value, kind):
             return _JSON_NAMES[kind]
     return type(value).__name__
+
+
+# A tag name (run.json `tags`, `--tag`, `expyrun tag`): a letter, digit or underscore, then up
+# to 63 letters, digits, `_`, `.` or `-`. No spaces, commas, `=` or quotes, so a tag reads the
+# same in a shell, in `ls --keys` and in a `--where tag=NAME` filter; a leading `+`/`-` is how
+# `expyrun tag` adds and removes.
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+TAG_RULE = "a letter, digit or _, then up to 63 letters, digits, _, . or -"
+
+
+def check_tag(name: str) -> str:
+    """`name` if it is a valid tag name (TAG_PATTERN), else UsageError naming the rule."""
+    if TAG_PATTERN.fullmatch(name) is None:
+        raise UsageError(f"invalid tag name '{name}'", hint=f"a tag is {TAG_RULE}")
+    return name
+
+
+def check_tags(names: Sequence[str]) -> tuple[str, ...]:
+    """Valid tag names, each once, in their first order (UsageError for an invalid one)."""
+    return tuple(dict.fromkeys(check_tag(name) for name in names))

@@ -22,6 +22,10 @@ from expyrun.run.worker import RunProcesses
 
 # Signals the supervisor handles; the first two stop the run.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Signals that ask a run to end: a run that exits 0 after one is `stopped`, not `succeeded`.
+# A hangup has no grace and no kill behind it (the run may ignore it and go on): it counts
+# only when the worker exits within the grace period after it (run/supervisor.py).
+STOP_REQUEST_SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
 # si_code of a signal the kernel sent itself, e.g. the terminal's Ctrl-C (linux/siginfo.h).
 SI_KERNEL = 0x80
 # After the worker exits: how long its leftover processes get between SIGTERM and SIGKILL, and
@@ -38,6 +42,18 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def stop_answered(
+    request: tuple[int, float, float] | None, exited_at: float, grace_seconds: float
+) -> bool:
+    """Whether a worker that exited at `exited_at` (time.monotonic()) ended because of the
+    stop `request` (Stopping.stop_request): any SIGINT/SIGTERM (the run is killed if it
+    outlives the grace), a SIGHUP only when the worker exited within the grace after it."""
+    if request is None:
+        return False
+    signum, _, monotonic = request
+    return signum in STOP_SIGNALS or exited_at - monotonic <= grace_seconds
 
 
 class Events:
@@ -105,6 +121,9 @@ class Stopping:
         self.pid = pid
         self.processes = processes
         self.stop_signal: int | None = None
+        # The first signal that asked the run to end (STOP_REQUEST_SIGNALS) before the worker
+        # exited: (signal, time.time(), time.monotonic()) when it arrived.
+        self.stop_request: tuple[int, float, float] | None = None
         self.kill_deadline: float | None = None
         self.killed_after_grace = False
         self.exit_info: tuple[int, Any, float] | None = None
@@ -122,6 +141,8 @@ class Stopping:
                 soon = time.monotonic() + DRAIN_AFTER_STOP_SECONDS
                 self.drain_deadline = min(self.drain_deadline or soon, soon)
             return
+        if signum in STOP_REQUEST_SIGNALS and self.stop_request is None:
+            self.stop_request = (signum, time.time(), time.monotonic())
         if signum in STOP_SIGNALS and self.stop_signal is not None:
             self.say(f"received {name} again: killing the run's processes now")
             self.kill_now()

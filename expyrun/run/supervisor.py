@@ -26,6 +26,7 @@ from expyrun.run.stopping import (
     STOP_SIGNALS,
     Stopping,
     signal_name,
+    stop_answered,
     wait_worker,
     watch_signals,
 )
@@ -57,7 +58,7 @@ class WorkerLaunch(NamedTuple):
 class WorkerExit(NamedTuple):
     """How the worker ended, as the record and the exit code need it."""
 
-    status: Status  # succeeded, failed or killed
+    status: Status  # succeeded, stopped (exit 0 after a stop request), failed or killed
     exit_code: int  # what expyrun exits with: the worker's code, or 128 + signal
     signal: str | None  # the signal it died of, or the stop signal it was asked to end with
     killed_after_grace: bool
@@ -70,6 +71,9 @@ class WorkerExit(NamedTuple):
     leftovers: int  # processes still running when the worker exited (stopped by us)
     bytes_lost: int  # output outputs.log could not take (a full disk)
     lost_since: float | None  # when that began (time.time()), None when nothing was lost
+    # The first signal that asked the run to end before the worker exited (SIGINT, SIGTERM,
+    # SIGHUP) and when it arrived (time.time()); None when none did.
+    stop_request: tuple[str, float] | None = None
 
 
 def run(
@@ -272,6 +276,11 @@ def _outcome(
         "leftovers": state.leftovers,
         "bytes_lost": tee.bytes_lost,
         "lost_since": tee.lost_since,
+        "stop_request": (
+            (signal_name(state.stop_request[0]), state.stop_request[1])
+            if state.stop_request
+            else None
+        ),
     }
     if os.WIFSIGNALED(status):
         died_of = os.WTERMSIG(status)
@@ -286,6 +295,8 @@ def _outcome(
         )
     code = os.WEXITSTATUS(status)
     status_name = Status.SUCCEEDED if code == 0 else Status.FAILED
+    if code == 0 and stop_answered(state.stop_request, ended, state.grace_seconds):
+        status_name = Status.STOPPED
     return WorkerExit(status=status_name, exit_code=code, signal=stop_name, **common)
 
 

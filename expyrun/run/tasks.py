@@ -163,7 +163,8 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
 
     The run runs while a task runs or has not reported yet; then it failed if a task failed
     (or was lost: its supervisor died on this host without a record), else it was killed if
-    a task was killed, else it succeeded. Its exit code is the first failed task's (by rank),
+    a task was killed, else it was stopped if a task was (it exited 0 after a stop request),
+    else it succeeded. Its exit code is the first failed task's (by rank),
     else the first killed task's. While it runs, `pid` names a supervisor that still runs,
     so that a reader takes the run for lost only when every supervisor is gone.
     """
@@ -188,7 +189,10 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
                     changes["exit_code"] = 1  # lost: as `status` says of a lost run
                 break
         else:
-            changes.update(status=Status.SUCCEEDED.value, exit_code=0)
+            # Every task exited 0: the run was stopped if one of them was (issue 14).
+            stopped = any(e.get("status") == Status.STOPPED for e in entries)
+            ended = Status.STOPPED if stopped else Status.SUCCEEDED
+            changes.update(status=ended.value, exit_code=0)
         changes["ended_at"] = max(str(e.get("ended_at") or "") for e in entries) or None
     merged = base.replace(**changes)
     if merged.attempts:

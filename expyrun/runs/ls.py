@@ -36,6 +36,9 @@ _SUMMARY_KEYS = (
     "slurm",
     "attempts",
     "problem",
+    "tags",
+    "note",
+    "stop_request",
 )
 
 

@@ -139,7 +139,8 @@ def open_run(path: str) -> tuple[Path, RunRecord]:
 
 
 def exit_code_of(found: RunRecord | None, status: str) -> int:
-    """What `logs -f` and `status` exit with for an ended run: the run's own code, 1 if lost."""
+    """What `logs -f` and `status` exit with for an ended run: the run's own code (0 for
+    `succeeded` and `stopped`), 1 if lost or cancelled."""
     if status in (Status.LOST, Status.CANCELLED) or found is None:
         return ExitCode.FAILURE
     return found.exit_code or 0

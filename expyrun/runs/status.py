@@ -16,8 +16,8 @@ from expyrun.runs.text import duration, short_time, size
 def show_status(run: str, as_json: bool) -> int:
     """Print the record of the run folder `run`, its status the effective one.
 
-    Exits 0 while the run has not ended and when it succeeded, else with the run's own code
-    (1 when it was lost or cancelled).
+    Exits 0 while the run has not ended and when it succeeded or was stopped (exit 0 after a
+    stop request), else with the run's own code (1 when it was lost or cancelled).
     """
     run_dir, found = open_run(run)
     current = effective_status(found)
@@ -25,7 +25,7 @@ def show_status(run: str, as_json: bool) -> int:
         console.out(json.dumps({**found.to_dict(), "status": current}, indent=2))
     else:
         console.out(_describe(run_dir, found, current))
-    if current == Status.SUCCEEDED or current not in ENDED:
+    if current in (Status.SUCCEEDED, Status.STOPPED) or current not in ENDED:
         return ExitCode.OK
     return exit_code_of(found, current)
 
@@ -33,7 +33,7 @@ def show_status(run: str, as_json: bool) -> int:
 def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
     lines = [
         f"run        {run_dir}",
-        f"status     {current}" + (f" ({found.signal})" if found.signal else ""),
+        f"status     {current}{_why(found)}",
         f"name       {found.name}",
         f"entry      {found.entry}" + ("  [debug]" if found.debug else ""),
         f"started    {short_time(found.started_at)}",
@@ -44,6 +44,10 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         f"host       {found.host} (user {found.user}, supervisor pid {found.pid})",
         f"command    {' '.join(found.command)}",
     ]
+    if found.tags:
+        lines.append(f"tags       {', '.join(found.tags)}")
+    if found.note:
+        lines.append(f"note       {found.note}")
     if found.git:
         dirty = ", dirty" if found.git.get("dirty") else ""
         lines.append(f"git        {found.git.get('commit')} ({found.git.get('branch')}{dirty})")
@@ -56,6 +60,17 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         lines.append(f"attempts   {len(found.attempts)}")
         lines += [_describe_attempt(entry) for entry in found.attempts]
     return "\n".join(lines)
+
+
+def _why(found: RunRecord) -> str:
+    """` (SIGTERM, asked by expyrun stop)`: the signal, and who asked the run to stop."""
+    request = found.stop_request or {}
+    signal = found.signal or request.get("signal")
+    if not signal:
+        return ""
+    by = request.get("by")
+    reason = f": {request['reason']}" if request.get("reason") else ""
+    return f" ({signal}, asked by {by}{reason})" if by else f" ({signal})"
 
 
 def _describe_task(entry: dict[str, Any]) -> str:

@@ -15,7 +15,17 @@ from pathlib import Path
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.run.folder import OUTPUTS_LOG
-from expyrun.run.record import ENDED, RunRecord, Status, now_iso, supervisor_alive, write_record
+from expyrun.run.record import (
+    ENDED,
+    NOT_STARTED,
+    STOP_BY_COMMAND,
+    RecordError,
+    RunRecord,
+    Status,
+    now_iso,
+    supervisor_alive,
+    update_record,
+)
 from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
 from expyrun.runs.reading import effective_status, load, open_run
 from expyrun.slurm import commands as slurm_commands
@@ -46,8 +56,10 @@ def stop_run(run: str, kill: bool) -> int:
     handle = slurm_commands.job_handle(found.slurm or {})
     submitted = bool((found.slurm or {}).get("submitted_at"))
     if current == Status.PENDING and handle is not None:
+        _record_request(run_dir)
         return _stop_pending(run_dir, handle)
     if current == Status.RUNNING and submitted and handle is not None:
+        _record_request(run_dir)
         return _stop_slurm_run(run_dir, found, handle, kill)
     if current != Status.RUNNING or found.pid is None:
         raise RunFolderError(f"the run is {current}: there is nothing to stop yet", path=run_dir)
@@ -58,11 +70,32 @@ def stop_run(run: str, kill: bool) -> int:
             path=run_dir,
         )
     _confirm_supervisor(run_dir, found.pid, found.pid_started_at)
+    _record_request(run_dir)
     _signal_supervisor(found.pid, signal.SIGTERM)
     if kill:
         _wait_until_taken(found.pid, signal.SIGTERM)
         _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
     return _await_stopped(run_dir, found)
+
+
+def _record_request(run_dir: Path) -> None:
+    """Record in run.json that `expyrun stop` asks this attempt to stop, before signalling.
+
+    The supervisor names `expyrun stop` in the final record's `stop_request` from it. Best
+    effort: a record that cannot be written (another user's run) still gets the signal, and
+    the supervisor then says `signal`.
+    """
+
+    def ask(current: RunRecord) -> RunRecord:
+        if current.status != Status.RUNNING and current.status not in NOT_STARTED:
+            return current  # it ended meanwhile: nothing was asked of it
+        request = {"signal": "SIGTERM", "by": STOP_BY_COMMAND, "at": now_iso()}
+        return current.replace(stop_request=request)
+
+    try:
+        update_record(run_dir, ask)
+    except RecordError:
+        pass
 
 
 def _confirm_supervisor(run_dir: Path, pid: int, started_at: float | None) -> None:
@@ -102,15 +135,23 @@ def _stop_pending(run_dir: Path, handle: str) -> int:
             states is not None
             and slurm_commands.pending_status(states.get(handle)) != Status.PENDING
         ):
-            current = load(run_dir)
-            if current is not None and current.status == Status.PENDING:
-                cancelled = current.replace(status=Status.CANCELLED.value, ended_at=now_iso())
-                write_record(run_dir, cancelled)
+            if _record_cancelled(run_dir):
                 console.info(f"cancelled Slurm job {handle} before it started")
                 return ExitCode.OK
             continue  # it started and ended meanwhile: the record says how
         time.sleep(STOP_POLL_SLURM_SECONDS)
     raise RunFolderError(f"Slurm did not cancel job {handle} in time", path=run_dir)
+
+
+def _record_cancelled(run_dir: Path) -> bool:
+    """Record `cancelled` if the record still says `pending`; whether it did."""
+
+    def cancel(current: RunRecord) -> RunRecord:
+        if current.status != Status.PENDING:
+            return current
+        return current.replace(status=Status.CANCELLED.value, ended_at=now_iso())
+
+    return update_record(run_dir, cancel).status == Status.CANCELLED
 
 
 def _stop_slurm_run(run_dir: Path, found: RunRecord, handle: str, kill: bool) -> int:
@@ -138,7 +179,8 @@ def _await_stopped(run_dir: Path, found: RunRecord, where: str = "") -> int:
     ended = _wait_for_end(run_dir, timeout=grace + RECORDING_MARGIN_SECONDS)
     if ended is None:
         raise RunFolderError("the run did not end in time", path=run_dir)
-    console.info(f"stopped: {effective_status(ended)}{where}")
+    status = effective_status(ended)
+    console.info(("stopped" if status == Status.STOPPED else f"stopped: {status}") + where)
     return ExitCode.OK
 
 

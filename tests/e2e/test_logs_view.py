@@ -360,3 +360,12 @@ def test_flags_that_do_not_go_together_are_one_line(
     assert result.stderr.count("\n") == 1, result.describe()
     assert message in result.stderr
     assert result.stderr.startswith("expyrun: error: ")
+
+
+def test_run_may_be_a_name_folder_or_last(project: Project) -> None:
+    run_dir = _bar_run(project, BARS["plain-cr"])
+    expected = terminal_lines((run_dir / "outputs.log").read_bytes())
+    for name in (run_dir.parent, "last"):
+        result = run(["logs", name], cwd=project.root)
+        assert result.code == 0, result.describe()
+        assert shown(result.stdout) == expected

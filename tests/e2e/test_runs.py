@@ -171,7 +171,8 @@ def test_stop_lets_an_entry_that_handles_sigterm_finish(project: Project) -> Non
     wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to start")
     assert run(["stop", run_dir], cwd=project.root).code == 0
     record = read_json(run_dir / "run.json")
-    assert (record["status"], record["signal"], record["exit_code"]) == ("succeeded", "SIGTERM", 0)
+    assert (record["status"], record["signal"], record["exit_code"]) == ("stopped", "SIGTERM", 0)
+    assert record["stop_request"]["by"] == "expyrun stop"
     assert (run_dir / "outputs.log").read_text() == "checkpoint saved\n"
 
 

@@ -67,7 +67,10 @@ def test_a_signal_sent_to_expyrun_reaches_the_entry_once(project: Project, name:
     assert process.returncode == 0, err.decode()
     assert _signals(run_dir) == [name]
     record = read_json(run_dir / "run.json")
-    assert record["status"] == "succeeded"
+    # Exit 0 soon after a signal that asks a run to end: stopped, not succeeded (issue 14).
+    asked = name in ("SIGINT", "SIGTERM", "SIGHUP")
+    assert record["status"] == ("stopped" if asked else "succeeded")
+    assert (record["stop_request"] or {}).get("signal") == (name if asked else None)
     if name in ("SIGINT", "SIGTERM"):
         assert record["signal"] == name  # the stop request is recorded
         assert f"received {name} (forwarded it" in err.decode()

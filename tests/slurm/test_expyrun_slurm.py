@@ -216,8 +216,11 @@ def test_time_limit_warns_with_usr1_then_runs_the_checkpoint_path(slurm, project
     assert (run_dir / "checkpoint").exists()
     assert "SIGTERM: checkpoint saved" in (run_dir / "outputs.log").read_text()
     record = read_json(run_dir / "run.json")
-    assert record["status"] == "succeeded", record  # the entry returned after its checkpoint
+    # The entry returned after its checkpoint, because Slurm asked: stopped (issue 14).
+    assert record["status"] == "stopped", record
     assert record["signal"] == "SIGTERM"
+    assert record["stop_request"]["by"] == "slurm"
+    assert record["stop_request"]["reason"] == "TimeLimit"
     assert record["killed_after_grace"] is False
     assert record["slurm"]["end_reason"] == "TimeLimit"
     assert record["attempts"][-1]["slurm_end_reason"] == "TimeLimit"
@@ -267,7 +270,9 @@ def test_requeue_resumes_the_same_run_folder_as_attempt_2(slurm, project, how):
     assert [a["attempt"] for a in attempts] == [1, 2]
     assert [a["restart_count"] for a in attempts] == [0, 1]
     assert [a["signal"] for a in attempts] == ["SIGTERM", None]
-    assert [a["status"] for a in attempts] == ["succeeded", "succeeded"]
+    assert [a["status"] for a in attempts] == ["stopped", "succeeded"]
+    assert attempts[0]["stop_request"]["by"] == "slurm"
+    assert "stop_request" not in attempts[1]
     assert [a.get("slurm_end_reason") for a in attempts] == ["Requeued", None]
     assert "end_reason" not in record["slurm"]  # the last attempt's, which just ended
 
@@ -378,7 +383,8 @@ def test_stop_ends_a_running_submission_gracefully(slurm, project):
     slurm.wait_for_state(job, {"CANCELLED"})
     assert (run_dir / "checkpoint").exists()
     record = read_json(run_dir / "run.json")
-    assert record["status"] == "succeeded", record
+    assert record["status"] == "stopped", record
+    assert record["stop_request"]["by"] == "expyrun stop"
     assert record["signal"] == "SIGTERM"
     assert record["killed_after_grace"] is False
     assert "SIGTERM: checkpoint saved" in (run_dir / "outputs.log").read_text()

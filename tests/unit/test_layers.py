@@ -42,7 +42,14 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.run",
         "expyrun.slurm",
     },
-    "expyrun.runs": {"expyrun.console", "expyrun.errors", "expyrun.run", "expyrun.slurm"},
+    # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences).
+    "expyrun.runs": {
+        "expyrun.console",
+        "expyrun.errors",
+        "expyrun.run",
+        "expyrun.slurm",
+        "expyrun.reproduce",
+    },
     "expyrun.reproduce": {
         "expyrun.console",
         "expyrun.errors",

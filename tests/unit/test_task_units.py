@@ -138,6 +138,10 @@ BASE = RunRecord(
         ),
         pytest.param([_entry(0, "succeeded", 0), _entry(1, "killed", 137)], 2, "killed", 137),
         pytest.param([_entry(0, "succeeded", 0), _entry(1, "lost")], 2, "failed", 1, id="lost"),
+        pytest.param(
+            [_entry(0, "stopped", 0), _entry(1, "succeeded", 0)], 2, "stopped", 0, id="stopped"
+        ),
+        pytest.param([_entry(0, "stopped", 0), _entry(1, "failed", 2)], 2, "failed", 2),
     ],
 )
 def test_the_runs_status_from_its_tasks(

@@ -1,0 +1,225 @@
+"""run.json on disk: its atomic replacement, the reserve for a full disk, and its lock.
+
+Readers (`expyrun ls`, `status`, `logs -f`, a dashboard) may read run.json at any time, so it
+is always replaced whole: written to a temporary file in the run folder, then renamed.
+Writers hold the record's lock (`LOCK_FILE`, flock(2)) while they read and replace it: the
+supervisor writes the record while people edit its tags and note (`expyrun tag`, `note`) or
+`expyrun stop` records its request, and no write may lose another's fields. `record.py`
+works on `RunRecord`s on top of this JSON layer.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from expyrun.errors import RunFolderError
+
+RECORD_FILE = "run.json"
+# Room set aside in the run folder while it runs, for the records still to come: a disk that
+# the entry fills must not cost the run its final record (run.json is a few KiB; requeued
+# Slurm runs keep every attempt).
+RESERVE_FILE = ".run.json.reserve"
+RESERVE_BYTES = 256 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# The lock every writer of run.json holds while it reads and replaces it: a hidden file that
+# exists only while a writer holds it.
+LOCK_FILE = ".record.lock"
+# How long a writer waits for the lock. A supervisor then writes without it (its record must
+# not wait on an edit stopped mid-way, e.g. a suspended `expyrun tag`); an edit gives up.
+LOCK_TIMEOUT_SECONDS = 5.0
+_LOCK_POLL_SECONDS = 0.005
+# The fields people edit while a run may run (`expyrun tag`, `expyrun note`): the record on
+# disk holds their latest values, which a supervisor's write keeps (`write_json`).
+EDITED_FIELDS = ("tags", "note")
+
+
+class RecordError(RunFolderError):
+    """run.json cannot be written (the run folder is gone, the disk is full, no lock)."""
+
+
+def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
+    """Replace run.json with `data`, keeping the edits made to the record on disk.
+
+    Under the record's lock, the fields people edit (`EDITED_FIELDS`) are taken from the
+    record on disk, and a `stop_request` recorded there for the same attempt (same
+    `started_at`: `expyrun stop` records it before it signals) is kept when `data` has none:
+    the supervisor's record, built from what it read earlier, loses neither. Without the lock
+    after LOCK_TIMEOUT_SECONDS, it writes all the same. `ended`: the run has ended (its
+    reserve goes). See `_replace` for the full-disk rules and errors (RecordError).
+    """
+    lock = _lock(run_dir)
+    try:
+        _replace(run_dir, _with_edits(run_dir, data), ended)
+    finally:
+        _unlock(run_dir, lock)
+
+
+def update_json(
+    run_dir: Path, change: Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]
+) -> dict[str, Any]:
+    """Read run.json, apply `change` (-> the new data, and whether the run has ended), and
+    replace it, all under the record's lock; the data written.
+
+    Raises:
+        RecordError: the lock cannot be had (another writer holds it for more than
+            LOCK_TIMEOUT_SECONDS, a folder not writable), or run.json cannot be written.
+        OSError, ValueError: run.json cannot be read (from `change` too: not a record).
+    """
+    lock = _lock(run_dir)
+    if lock is None:
+        raise RecordError(
+            "cannot lock the record: another writer holds it, or the run folder is not writable",
+            path=run_dir / RECORD_FILE,
+        )
+    try:
+        with open(run_dir / RECORD_FILE, "rb") as f:
+            current = json.loads(f.read())
+        changed, ended = change(current)
+        _replace(run_dir, changed, ended)
+        return changed
+    finally:
+        _unlock(run_dir, lock)
+
+
+def _with_edits(run_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the edited fields of the record on disk (see `write_json`)."""
+    try:
+        with open(run_dir / RECORD_FILE, "rb") as f:
+            disk = json.loads(f.read())
+    except (OSError, ValueError):
+        return data  # none yet (the first record), or unreadable: nothing to keep
+    if not isinstance(disk, dict):
+        return data
+    kept = {field: disk[field] for field in EDITED_FIELDS if field in disk}
+    tags = kept.get("tags")
+    if tags is not None and not (
+        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+    ):
+        del kept["tags"]
+    asked = disk.get("stop_request")
+    same_attempt = disk.get("started_at") == data.get("started_at")
+    if data.get("stop_request") is None and isinstance(asked, dict) and same_attempt:
+        kept["stop_request"] = asked
+    return {**data, **kept} if kept else data
+
+
+def _lock(run_dir: Path) -> int | None:
+    """Take the record's lock, waiting up to LOCK_TIMEOUT_SECONDS; its fd, or None when it
+    cannot be had (held too long, a read-only folder, a full disk, no flock here).
+
+    The lock file exists only while a writer holds it: each writer removes it before it lets
+    go (`_unlock`), so no run folder keeps it. A writer that got the lock of a file removed
+    meanwhile (its inode is no longer the path's) tries again with the new one.
+    """
+    path = run_dir / LOCK_FILE
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path):
+                return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(_LOCK_POLL_SECONDS)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        held, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _unlock(run_dir: Path, fd: int | None) -> None:
+    """Remove the lock file, then let go of it (closing the last descriptor releases it)."""
+    if fd is None:
+        return
+    try:
+        os.unlink(run_dir / LOCK_FILE)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
+    """Replace run.json atomically, even on a full disk.
+
+    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record on:
+    when the disk is full (ENOSPC, EDQUOT), the reserve is deleted and the write tried again, so
+    a run whose entry filled the disk still ends with a true record. The reserve goes with the
+    record that ends a run. A failed write leaves no temporary file behind.
+
+    Raises RecordError when run.json cannot be written (the run folder was deleted or moved
+    while the run ran; a disk full even without the reserve).
+    """
+    path = run_dir / RECORD_FILE
+    temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
+    text = json.dumps(data, indent=2) + "\n"
+    for last_try in (False, True):
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+            break
+        except OSError as exc:
+            _remove(temporary)
+            if not run_dir.is_dir():
+                raise RecordError(
+                    "cannot write the record: the run folder is gone (deleted or moved while "
+                    "the run ran)",
+                    path=run_dir,
+                ) from exc
+            if last_try or exc.errno not in _DISK_FULL or not _remove(run_dir / RESERVE_FILE):
+                raise RecordError(
+                    f"cannot write the record: {exc.strerror or exc}", path=path
+                ) from exc
+    reserve = run_dir / RESERVE_FILE
+    if ended:
+        _remove(reserve)
+    elif not reserve.exists():
+        _make_reserve(reserve)
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+
+
+def _make_reserve(reserve: Path) -> None:
+    """Set aside room for the records still to come (best effort: a full disk is no error)."""
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except (OSError, AttributeError):
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        except OSError:
+            os.close(fd)
+            _remove(reserve)
+            return
+    os.close(fd)

@@ -1,0 +1,140 @@
+"""Record edits (tags, notes, stop requests) and the supervisor's writes never lose each other's
+fields; tag names; which exits answer a stop request (issue 14)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from expyrun.errors import UsageError
+from expyrun.run import record
+from expyrun.run.record import RunRecord
+from expyrun.run.record_check import check_tag, check_tags
+from expyrun.run.record_file import LOCK_FILE
+from expyrun.run.stopping import stop_answered
+
+RUNNING = RunRecord(
+    status="running",
+    run_dir="/runs/a/exp.0",
+    name="a",
+    entry="pkg.main:main",
+    debug=False,
+    command=["expyrun", "c.yml"],
+    cwd="/home/ada/project",
+    host="node01",
+    user="ada",
+    python={"executable": "/usr/bin/python3", "version": "3.11.2"},
+    expyrun_version="0.0.0",
+    started_at="2026-01-01T10:00:00.000+00:00",
+    tags=("launched",),
+)
+
+
+def _add(tag: str):
+    return lambda current: current.replace(tags=(*current.tags, tag))
+
+
+def test_a_supervisor_write_keeps_the_tags_and_note_edited_meanwhile(tmp_path: Path) -> None:
+    record.write_record(tmp_path, RUNNING)
+    record.update_record(tmp_path, _add("edited"))
+    record.update_record(tmp_path, lambda r: r.replace(note="a note"))
+    final = RUNNING.replace(status="succeeded", exit_code=0)  # built from what it held
+    record.write_record(tmp_path, final)
+    on_disk = record.read_record(tmp_path)
+    assert (on_disk.status, on_disk.exit_code) == ("succeeded", 0)
+    assert (on_disk.tags, on_disk.note) == (("launched", "edited"), "a note")
+    assert not (tmp_path / LOCK_FILE).exists()  # only while a writer holds it
+
+
+def test_a_stop_request_is_kept_within_its_attempt_only(tmp_path: Path) -> None:
+    asked = {"signal": "SIGTERM", "by": "expyrun stop", "at": "2026-01-01T10:01:00+00:00"}
+    record.write_record(tmp_path, RUNNING)
+    record.update_record(tmp_path, lambda r: r.replace(stop_request=asked))
+    record.write_record(tmp_path, RUNNING.replace(status="succeeded"))
+    assert record.read_record(tmp_path).stop_request == asked
+    # A new attempt (a requeued job) starts with no stop request.
+    record.write_record(tmp_path, RUNNING.replace(started_at="2026-01-01T11:00:00.000+00:00"))
+    assert record.read_record(tmp_path).stop_request is None
+
+
+def test_concurrent_edits_and_supervisor_writes_lose_nothing(tmp_path: Path) -> None:
+    """A supervisor rewriting its record (from a stale copy) while tags are added, on threads:
+    every tag and the supervisor's last value are in the final record."""
+    record.write_record(tmp_path, RUNNING)
+    tags = [f"t{i}" for i in range(60)]
+    errors: list[BaseException] = []
+
+    def supervisor() -> None:
+        try:
+            for i in range(150):
+                record.write_record(tmp_path, RUNNING.replace(output_bytes=i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def editor() -> None:
+        try:
+            for tag in tags:
+                record.update_record(tmp_path, _add(tag))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=supervisor), threading.Thread(target=editor)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    final = record.read_record(tmp_path)
+    assert final.tags == ("launched", *tags)
+    assert final.output_bytes == 149
+
+
+def test_an_edit_of_a_missing_record_is_a_record_error(tmp_path: Path) -> None:
+    with pytest.raises(record.RecordError, match="cannot edit the record"):
+        record.update_record(tmp_path, _add("x"))
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        pytest.param("baseline", True, id="word"),
+        pytest.param("lr.0-1_b", True, id="dots-dashes"),
+        pytest.param("_x", True, id="underscore-first"),
+        pytest.param("9", True, id="digit"),
+        pytest.param("a" * 64, True, id="64-chars"),
+        pytest.param("a" * 65, False, id="65-chars"),
+        pytest.param("", False, id="empty"),
+        pytest.param("-a", False, id="dash-first"),
+        pytest.param(".a", False, id="dot-first"),
+        pytest.param("a b", False, id="space"),
+        pytest.param("a,b", False, id="comma"),
+        pytest.param("a=b", False, id="equals"),
+        pytest.param("é", False, id="non-ascii"),
+    ],
+)
+def test_tag_names(name: str, valid: bool) -> None:
+    if valid:
+        assert check_tag(name) == name
+    else:
+        with pytest.raises(UsageError, match="invalid tag name"):
+            check_tag(name)
+
+
+def test_tags_are_kept_once_in_their_first_order() -> None:
+    assert check_tags(["b", "a", "b"]) == ("b", "a")
+
+
+@pytest.mark.parametrize(
+    ("request_", "exited_at", "answered"),
+    [
+        pytest.param(None, 5.0, False, id="no-request"),
+        pytest.param((15, 0.0, 1.0), 100.0, True, id="sigterm-any-time"),
+        pytest.param((2, 0.0, 1.0), 3.0, True, id="sigint"),
+        pytest.param((1, 0.0, 1.0), 10.9, True, id="sighup-within-grace"),
+        pytest.param((1, 0.0, 1.0), 11.1, False, id="sighup-outlived"),
+    ],
+)
+def test_which_exits_answer_a_stop_request(request_, exited_at: float, answered: bool) -> None:
+    assert stop_answered(request_, exited_at, grace_seconds=10.0) is answered

@@ -28,6 +28,8 @@ import re
 from collections.abc import Callable
 
 from expyrun.runs.escapes import (
+    CONTROL,
+    CONTROL_CHARS,
     OVERDRAWN,
     SPECIAL,
     TAB,
@@ -119,18 +121,21 @@ class Renderer:
         """The lines held now, rendered (what a live view draws below the final lines)."""
         return [self._render(i) for i in range(len(self._lines))]
 
-    @property
-    def held(self) -> int:
-        """How many lines are held (not yet emitted)."""
-        return len(self._lines)
-
     # -- applying text -----------------------------------------------------------------------
 
     def _apply(self, text: str) -> None:
+        if not any(char in text for char in CONTROL_CHARS):
+            self._plain(text)  # most of a log: lines of text
+            return
         position = 0
-        for match in SPECIAL.finditer(text):
-            if match.start() > position:
-                self._plain(text[position : match.start()])
+        find = CONTROL.search
+        while (control := find(text, position)) is not None:
+            start = control.start()
+            match = SPECIAL.match(text, start)
+            if match is None:  # never: each control character matches SPECIAL alone
+                break
+            if start > position:
+                self._plain(text[position:start])
             position = match.end()
             self._control(match)
         if position < len(text):

@@ -110,7 +110,7 @@ def test_lines_scroll_out_of_the_window_as_they_become_unreachable() -> None:
     renderer = Renderer(window=4)
     out = renderer.feed(b"".join(b"line %d\n" % i for i in range(100)))
     assert out == [f"line {i}" for i in range(len(out))]
-    assert renderer.held <= 2 * 4 + 1
+    assert len(renderer.screen()) <= 2 * 4 + 1
     assert out + renderer.finish() == [f"line {i}" for i in range(100)]
 
 

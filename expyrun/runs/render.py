@@ -9,16 +9,11 @@ What is applied, and what is dropped: docs/run-management.md ("Reading a run's o
 after ECMA-48 and xterm (https://invisible-island.net/xterm/ctlseqs/ctlseqs.html); `\\n` is
 CR + LF, as the terminal's `onlcr` shows a program's `\\n`. Invalid UTF-8 becomes U+FFFD.
 
-Memory bound: the renderer holds a window of the last `window` lines (default `WINDOW_LINES`),
-the lines a cursor-up can still reach, each at most `MAX_COLUMNS` characters (a longer line is
-wrapped there, as a terminal wraps at its width). A line is emitted once it scrolls out of the
-window. A cursor-up that would reach past the window stops at its top line (the lines above are
-already printed): the redraw then lands on a later line, so that stretch shows an extra copy
-of the bar; nothing is lost. tqdm moves up by the number of bars below, far fewer than 64.
-
-`release(upto)` emits, before they scroll out, the lines the deepest cursor-up seen so far
-(`deepest_up`) can no longer reach: `logs -f` uses it so that a pipe gets a line once it is
-final in that sense, not `window` lines later.
+Memory: a window of the last `window` lines (the ones a cursor-up can still reach), each at
+most `MAX_COLUMNS` characters (longer lines wrap, as at a terminal's width). A line is emitted
+once it scrolls out of the window, or, with `release`, once the deepest cursor-up seen so far
+(`deepest_up`) cannot reach it (`logs -f`). A cursor-up past the window stops at its top line:
+that redraw shows as an extra line; nothing is lost.
 """
 
 from __future__ import annotations
@@ -131,9 +126,7 @@ class Renderer:
         find = CONTROL.search
         while (control := find(text, position)) is not None:
             start = control.start()
-            match = SPECIAL.match(text, start)
-            if match is None:  # never: each control character matches SPECIAL alone
-                break
+            match = SPECIAL.match(text, start) or control  # (it always matches)
             if start > position:
                 self._plain(text[position:start])
             position = match.end()
@@ -174,10 +167,19 @@ class Renderer:
         for number, line in enumerate(text.split("\n")):
             if number:
                 self._newline()
-            for redraw, part in enumerate(line.split("\r")):
-                if redraw:
-                    self._col = 0
+            first, *redraws = line.split("\r")
+            self._write(first)
+            # Each redraw starts at column 0: one no longer than a later one is hidden by it.
+            longest, shown = 0, []
+            for part in reversed(redraws):
+                if len(part) > longest:
+                    shown.append(part)
+                    longest = len(part)
+            for part in reversed(shown):
+                self._col = 0
                 self._write(part)
+            if redraws and longest <= MAX_COLUMNS:
+                self._col = len(redraws[-1])
 
     def _write(self, text: str) -> None:
         if not text:

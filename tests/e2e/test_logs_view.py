@@ -369,3 +369,42 @@ def test_run_may_be_a_name_folder_or_last(project: Project) -> None:
         result = run(["logs", name], cwd=project.root)
         assert result.code == 0, result.describe()
         assert shown(result.stdout) == expected
+
+
+def test_follow_into_a_pipe_renders_nested_bars_as_the_finished_log(project: Project) -> None:
+    """Lines go out while the run goes on (an epoch's line once the bars moved below it), and
+    the whole equals the rendered log: no bar line printed before its cursor-up came."""
+    code = (
+        BAR
+        + """
+for epoch in range(3):
+    bar(epoch, 3)
+    for step in range(21):
+        bar(step, 20, position=1)
+    sys.stderr.write("\\x1b[1B\\r\\x1b[K\\x1b[1A")
+    print(f"\\repoch {epoch} done\\x1b[K", flush=True)
+    bar(epoch + 1, 3)
+    open(f"epoch{epoch}", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(f"go{epoch}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+sys.stderr.write("\\n")
+"""
+    )
+    entry = project.entry("exec(compile(" + repr(code) + ", 'bars', 'exec'), globals())\n")
+    started = run([project.config(entry), "--detach"], cwd=project.root)
+    run_dir = Path(started.stdout.splitlines()[-1])
+    follower = start(["logs", "-f", run_dir], cwd=project.root)
+    assert follower.stdout is not None
+    for epoch in range(3):
+        wait_for(lambda e=epoch: (run_dir / f"epoch{e}").exists(), 30, f"epoch {epoch}")
+        if epoch:
+            # The run waits at the end of this epoch: the line of the one before is final
+            # (the bars moved below it), so the pipe has it already.
+            assert follower.stdout.readline() == f"epoch {epoch - 1} done\n".encode()
+        (run_dir / f"go{epoch}").touch()
+    rest, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err.decode()
+    expected = terminal_lines((run_dir / "outputs.log").read_bytes())
+    got = [f"epoch {e} done" for e in range(2)] + shown(rest.decode())
+    assert got == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 
@@ -44,6 +45,26 @@ class LogSink:
         """Pass bytes through unchanged."""
         if data:
             self._write(data)
+
+    def copy_file(self, path: Path) -> int:
+        """Copy the file at `path` with sendfile(2) where the kernel takes it (a pipe, a file:
+        no copy through Python); the bytes copied (the caller copies the rest, if any)."""
+        self._out.flush()
+        offset = 0
+        try:
+            with open(path, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                while offset < size:
+                    sent = os.sendfile(self._out.fileno(), file.fileno(), offset, size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+                    self._ends_line = os.pread(file.fileno(), 1, offset - 1) == b"\n"
+        except BrokenPipeError:
+            raise
+        except OSError:
+            pass  # no sendfile to this output (or no file): the rest is copied in blocks
+        return offset
 
     @property
     def live(self) -> bool:

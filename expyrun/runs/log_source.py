@@ -137,6 +137,10 @@ class LogSource:
         self._index = IndexFollower(index) if index is not None else None
         self._offset = 0
 
+    def skip(self, count: int) -> None:
+        """Start after the first `count` bytes of the log (copied by other means)."""
+        self._offset = max(self._offset, count)
+
     def pieces(self, final: bool) -> Iterator[Piece]:
         """The pieces of the log past what was returned before (all of it when `final`)."""
         try:

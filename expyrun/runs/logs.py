@@ -123,6 +123,8 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
             console.info(f"no output yet: the run is {record.status}")
             return ExitCode.OK
         try:
+            if not rendering and stream is None:
+                source.skip(sink.copy_file(log))  # the bytes as they are, in the kernel
             for piece in source.pieces(final=True):
                 _feed(piece, renderer, sink, rendering)
                 if sink.done:

@@ -138,7 +138,7 @@ def parse_launch(args: list[str]) -> LaunchOptions:
     split = _split(args, LAUNCH_FLAGS, "config file", LAUNCH_USAGE)
     if split.positional is None:
         raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
-    return _launch_options(split, split.positional, ("expyrun", *args))
+    return _launch_options(split, split.positional, ("expyrun", *args), LAUNCH_FLAGS)
 
 
 def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
@@ -153,7 +153,7 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
     found = split.found
     return PastRunOptions(
         run_dir=split.positional,
-        launch=_launch_options(split, "", ("expyrun", command, *args)),
+        launch=_launch_options(split, "", ("expyrun", command, *args), (*LAUNCH_FLAGS, *own)),
         exact=found.get("exact") is True,
         check=found.get("check") is True,
         env=_text(found.get("env")),
@@ -162,7 +162,9 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
     )
 
 
-def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -> LaunchOptions:
+def _launch_options(
+    split: _Split, config_path: str, command: tuple[str, ...], flags: Sequence[Flag]
+) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
     from expyrun.run.record_check import check_tags
 
@@ -184,6 +186,7 @@ def _launch_options(split: _Split, config_path: str, command: tuple[str, ...]) -
         tags=check_tags(tags) if isinstance(tags, tuple) else (),
         note=_text(found.get("note")),
         nproc=1 if nproc is None else _count("--nproc", nproc),
+        flags=tuple(flag.name for flag in flags),
     )
 
 
@@ -202,6 +205,7 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
     overrides: list[str] = []
     found: dict[str, str | bool | tuple[str, ...]] = {}
     pip_options: list[str] = []
+    pending = False  # the last override token is a `--KEY` waiting for its value
     i = 0
     while i < len(args):
         token = args[i]
@@ -212,6 +216,8 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
             overrides += args[i:]
             break
         if flag is not None and flag.metavar is None and not equals:
+            if positional is not None and not pending and _is_value(args, i):
+                raise flag_with_a_value(flag.name, args[i])
             if flag.field:
                 found[flag.field] = True
             else:
@@ -229,12 +235,43 @@ def _split(args: list[str], flags: Sequence[Flag], first: str, usage: str) -> _S
             else:
                 pip_options += [flag.name, value]
         elif positional is None:
-            if token.startswith("-") and token != "-":  # noqa: S105 - not a password
-                raise UsageError(f"expected the {first} first, got '{token}'", hint=usage)
-            positional = token
+            positional = _positional(token, flags, first, usage)
         else:
+            # An override `--KEY` without `=` waits for its value (the next override token).
+            pending = not pending and token.startswith("--") and "=" not in token
             overrides.append(token)
     return _Split(positional, tuple(overrides), found, tuple(pip_options))
+
+
+def _positional(token: str, flags: Sequence[Flag], first: str, usage: str) -> str:
+    """`token` as the first positional (the config file, the run folder), never a flag."""
+    if token.startswith("-") and token != "-":  # noqa: S105 - not a password
+        hint = suggest_flag(token, flags) or usage
+        raise UsageError(f"expected the {first} first, got '{token}'", hint=hint)
+    return token
+
+
+def _is_value(args: list[str], i: int) -> bool:
+    """Whether `args[i]` exists and reads as a value (`false`), not a flag or an override."""
+    return i < len(args) and not args[i].startswith("-")
+
+
+def flag_with_a_value(name: str, value: str) -> UsageError:
+    """`expyrun c.yml --debug false`: a flag without a value, given one (a key named alike?)."""
+    key = name[2:]
+    return UsageError(
+        f"{name} is expyrun's flag and takes no value, got '{value}' after it",
+        hint=f"to set a config key named {key}, write --{key}={value} or -- --{key} {value}",
+    )
+
+
+def suggest_flag(token: str, flags: Sequence[Flag]) -> str | None:
+    """`did you mean --detach?` for a token close to one of `flags` (`--detatch`), or None."""
+    import difflib  # only when a hint is needed: it costs start-up time
+
+    name = token.partition("=")[0]
+    matches = difflib.get_close_matches(name, [flag.name for flag in flags], n=1, cutoff=0.8)
+    return f"did you mean {matches[0]}?" if matches else None
 
 
 def _seconds(flag: str, value: str) -> float:

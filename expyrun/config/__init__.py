@@ -16,13 +16,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
+from expyrun.config import paths
 from expyrun.config.dumping import dump_config, dump_raw
 from expyrun.config.interpolation import CWD_VARIABLE, interpolate
-from expyrun.config.keys import ConfigMapping, ConfigValue
+from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath
 from expyrun.config.loading import load_config
 from expyrun.config.overrides import apply_overrides, parse_overrides
 from expyrun.config.report import Origin, Report
@@ -42,6 +44,7 @@ __all__ = [
     "RunSpec",
     "dump_config",
     "dump_raw",
+    "relative_path_warnings",
     "resolve",
 ]
 
@@ -53,6 +56,7 @@ class Resolved(NamedTuple):
     raw: ConfigMapping  # merged + overridden, variables and references unresolved
     run: RunSpec
     warnings: tuple[ConfigWarning, ...] = ()
+    origins: Mapping[KeyPath, Origin] = MappingProxyType({})  # where each key was set
 
     @property
     def entry_config(self) -> ConfigMapping:
@@ -67,6 +71,7 @@ def resolve(
     strict: bool = False,
     cwd: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    flags: Collection[str] = (),
 ) -> Resolved:
     """Load `path` with its defaults, apply `overrides`, resolve, validate `__run__`.
 
@@ -77,19 +82,33 @@ def resolve(
         cwd: the launch directory (default: the current one): cwd-relative defaults, paths of
             `__run__`, `$EXPYRUN_CWD`.
         environ: the variables `$VAR` reads (default: `os.environ`, which is never changed).
+        flags: the launch line's own flags (`--detach`), suggested for a mistyped override.
     """
     launch_dir = Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
     variables = dict(os.environ if environ is None else environ)
     variables[CWD_VARIABLE] = str(launch_dir)
     report = Report(strict)
-    parsed = parse_overrides(overrides)
+    parsed = parse_overrides(overrides, flags)
     with _cyclic_gc_paused():
         loaded = load_config(path, launch_dir, report)
         raw, origins = loaded.value, loaded.origins
-        apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS)
+        apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS, flags)
         config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
-    return Resolved(config, raw, run, tuple(report.warnings))
+    return Resolved(config, raw, run, tuple(report.warnings), origins)
+
+
+def relative_path_warnings(
+    resolved: Resolved, launch_dir: Path, run_dir: Path
+) -> list[ConfigWarning]:
+    """Warnings for values naming a path of `launch_dir` that `run_dir` lacks (`paths`).
+
+    Called once the run folder (and its code copy) exists: the entry point runs there.
+    """
+    run = resolved.run
+    return paths.relative_path_warnings(
+        resolved.config, resolved.origins, run.no_path_warning, launch_dir, run_dir
+    )
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ Two limits keep a small file from exhausting memory or the stack before a value 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,15 @@ try:
     _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _Loader = yaml.SafeLoader
+
+
+FLOAT_TAG = "tag:yaml.org,2002:float"
+# Numbers with an exponent that YAML 1.1 (PyYAML) reads as strings because they have no dot
+# or no sign in the exponent (`1e-3`, `5E-4`, `1e5`, `1.0e5`): YAML 1.2's core schema, and
+# every other YAML reader people use, reads them as floats. Added to the loader (and to the
+# dumper, which then quotes such a string) as one more implicit resolver: the C loader stays.
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+EXPONENT_FIRST = list("-+0123456789.")
 
 
 class ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen at import time
@@ -46,6 +56,8 @@ class ConfigLoader(_Loader):  # type: ignore[valid-type,misc]  # a class chosen 
             return tag
         return str(super().resolve(kind, value, implicit))
 
+
+ConfigLoader.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, EXPONENT_FIRST)
 
 MAX_FILE_BYTES = 16 * 2**20  # a config of 10,000 keys is about 300 KB
 # libyaml's composer recurses in C, without Python's recursion check: it was measured to
@@ -95,7 +107,10 @@ def parse_node(data: bytes | str, display: str) -> Node | None:
         node: Node | None = loader.get_single_node()
         return node
     except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, display) from exc
+        error = _yaml_error(exc, display)
+        if _unquoted_braces(data, exc):
+            error.hint = _BRACES_HINT
+        raise error from exc
     except yaml.YAMLError as exc:
         text = str(exc).strip()
         first_line = text.splitlines()[0] if text else type(exc).__name__
@@ -143,6 +158,21 @@ def _check_depth(data: bytes | str, display: str) -> None:
             loader.dispose()
 
 
+_BRACES_HINT = 'quote a value starting with "{": YAML reads {...} as a mapping'
+# `name: {model.name}-{lr}`: a flow mapping of references, then more text on its line.
+_BRACES_THEN_TEXT = re.compile(rb"(?::|-)\s+\{[A-Za-z0-9_.\\]+\}[ \t]*[^\s,\]}#]")
+
+
+def _unquoted_braces(data: bytes | str, exc: yaml.MarkedYAMLError) -> bool:
+    """Whether the line of a YAML error holds a reference written without quotes."""
+    mark = exc.problem_mark
+    if mark is None:
+        return False
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    lines = raw.splitlines()
+    return mark.line < len(lines) and _BRACES_THEN_TEXT.search(lines[mark.line]) is not None
+
+
 def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
     """One line from PyYAML's multi-line message: the problem, its line, the context."""
     mark = exc.problem_mark or exc.context_mark
@@ -152,6 +182,8 @@ def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:
         hint = f"{exc.context} at line {exc.context_mark.line + 1}"
     if exc.context == "expected a single document in the stream":
         problem, hint = "a second document (---) in a config file", None
+    elif problem == "found unknown escape character":  # `"{a\.b}"`: YAML's own escapes
+        hint = "in double quotes a backslash starts an escape: write \\\\ or use single quotes"
     elif exc.context == "while scanning a tag":
         hint = "a value starting with '!' is a YAML tag: quote it, like '!P{a}'"
     return ConfigError(

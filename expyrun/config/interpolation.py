@@ -5,6 +5,8 @@ Only string values are parsed, keys never. For each string, in order:
 1. a string starting with `!P` is the rest of the string, untouched (the escape);
 2. `$NAME` and `${NAME}` (NAME = `[A-Za-z_][A-Za-z0-9_]*`) are replaced by the variable's
    value, in one pass (a value is not expanded again); a missing variable warns and gives "";
+   `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}` as in the shell (`variables`),
+   any other `${...}` warns and is kept;
    if a variable was replaced, the whole string is converted to a number or a boolean when
    that is lossless (`variables`);
 3. if still a string, `{a.b}` (a dotted key of letters, digits, `_`) is a reference: a string
@@ -39,13 +41,13 @@ from expyrun.config.keys import (
     split_key,
 )
 from expyrun.config.report import Origins, Report
-from expyrun.config.variables import expand_variables
+from expyrun.config.variables import RequiredVariable, expand_variables, invalid_hint
 from expyrun.errors import ConfigError
 
 NO_PARSE = "!P"
 CWD_VARIABLE = "EXPYRUN_CWD"  # the launch directory, set for every resolution
 
-_REFERENCE = re.compile(r"\{([A-Za-z0-9_.]+)\}")
+_REFERENCE = re.compile(r"\{((?:[A-Za-z0-9_.]|\\\.)+)\}")  # `\.`: a dot inside a key
 _HINTS_MAX = 20  # "did you mean" scans every key: only for the first few unresolved references
 _CYCLE_SHOWN = 8  # a longer cycle is shown by its ends: the line stays readable
 # Values copied by whole references to mappings and lists: a config needs a few thousand; a
@@ -230,14 +232,24 @@ class _Resolver:
         return value
 
     def variables(self, text: str, path: KeyPath) -> ConfigValue:
-        value, missing = expand_variables(text, self.environ)
-        for name in missing:
+        try:
+            expansion = expand_variables(text, self.environ)
+        except RequiredVariable as exc:
+            raise self.error(str(exc), path) from None
+        for expression in expansion.invalid:
+            self.report.warn(
+                f"not a variable expression: {expression} is kept as text",
+                self.origins.get(path),
+                path,
+                hint=invalid_hint(expression),
+            )
+        for name in expansion.missing:
             self.report.warn(
                 f"environment variable {name} is not set: replaced by ''",
                 self.origins.get(path),
                 path,
             )
-        return value
+        return expansion.value
 
     def references(self, text: str, path: KeyPath) -> _Steps[ConfigValue]:
         whole = _REFERENCE.fullmatch(text)

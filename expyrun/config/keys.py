@@ -9,6 +9,7 @@ the edges (messages, overrides, references).
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from typing import TypeAlias
 
@@ -19,6 +20,8 @@ ConfigMapping: TypeAlias = "dict[str, ConfigValue]"
 KeyPath: TypeAlias = "tuple[str | int, ...]"
 
 SEPARATOR = "."
+ESCAPED_DOT = "\\."  # a dot inside a key: `bootstrap\.servers` is one key
+_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 # The deepest nesting a config may have, the top-level mapping being level 1: every stage of
 # the engine (and YAML's dumper, pickle) walks a config recursively. serde_yaml and serde_json
 # stop at the same depth by default; configs written by hand use under 10 levels.
@@ -35,18 +38,34 @@ class MissingKey(LookupError):
 
 
 def format_key(path: KeyPath) -> str:
-    """Write a key path the way users write it: `layers.1.size` (on one line, always)."""
-    text = SEPARATOR.join(str(part) for part in path)
+    """Write a key path the way users write it: `layers.1.size` (on one line, always).
+
+    A dot inside a key is escaped (`kafka.bootstrap\\.servers`), as `split_key` reads it.
+    """
+    text = SEPARATOR.join(escape_key(part) if isinstance(part, str) else str(part) for part in path)
     # A quoted YAML key may hold a newline: messages stay one line.
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def split_key(dotted: str) -> tuple[str, ...] | None:
-    """Split `a.b.c` into its parts; None when a part is empty (`a..b`, `.a`, ``)."""
-    parts = tuple(dotted.split(SEPARATOR))
+    """Split `a.b.c` into its parts; None when a part is empty (`a..b`, `.a`, ``).
+
+    `\\.` is a dot inside a key, not a separator: `kafka.bootstrap\\.servers` is the two
+    parts `kafka` and `bootstrap.servers` (a key like `bootstrap.servers` cannot be written
+    otherwise, since a dotted key is nesting). A backslash before anything else is kept.
+    """
+    if ESCAPED_DOT not in dotted:
+        parts = tuple(dotted.split(SEPARATOR))
+    else:
+        parts = tuple(part.replace(ESCAPED_DOT, SEPARATOR) for part in _UNESCAPED_DOT.split(dotted))
     if not all(parts):
         return None
     return parts
+
+
+def escape_key(key: str) -> str:
+    """A key written so that `split_key` reads it back as one part (`a.b` -> `a\\.b`)."""
+    return key.replace(SEPARATOR, ESCAPED_DOT) if SEPARATOR in key else key
 
 
 def _child(container: ConfigValue, part: str | int) -> ConfigValue:

@@ -27,6 +27,7 @@ from expyrun.config.merging import (
 )
 from expyrun.config.parsing import error_at, parse_file
 from expyrun.config.report import Origin, Origins, Report, display_path
+from expyrun.config.run_section import RUN_KEY
 
 DEFAULT_KEY = "__default__"
 MAX_CHAIN = 64  # configs written by hand chain 2 to 5 files
@@ -72,7 +73,11 @@ class _Chain:
         real = file.resolve()
         if real in self.done:
             return self.done[real]
-        own, origins = parse_file(file, display)
+        own, origins, unquoted = parse_file(file, display)
+        for mistake in unquoted:
+            if mistake.path[:1] == (RUN_KEY,):  # a run name or path: never a mapping
+                raise error_at(mistake.message(), mistake.origin, mistake.path)
+            self.report.warn(mistake.message(), mistake.origin, mistake.path)
         defaults = self.defaults(own, origins, file, display)
         policy = DEFAULT_POLICY
         if POLICY_KEY in own:

@@ -113,6 +113,8 @@ def _typed_list(text: str, old: list[ConfigValue]) -> list[ConfigValue]:
         _check_tag(node)
         _check_expansion(node)
         return _typed_items(node.value, old)
+    if not text.strip():  # `--tags ''`: an empty list is what is meant, never `['']`
+        return []
     return _typed_items(text.split(","), old)
 
 
@@ -155,7 +157,7 @@ def _check_tag(node: Node) -> None:
     """Refuse a tag a config file may not hold either (`!!python/...`): never drop it."""
     problem = unsupported_tag(node)
     if problem is not None:
-        raise ValueError(problem)
+        raise _Refused(problem)
 
 
 def _typed_items(
@@ -167,16 +169,48 @@ def _typed_items(
     lists stop at `MAX_DEPTH` before their recursion can exhaust the stack.
     """
     if level > MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
     result = []
     for index, item in enumerate(items):
         if not old:
             like: ConfigValue = None
         else:
             like = old[index] if len(items) == len(old) else old[0]
-        value = _typed_item(item, like, level)
+        try:
+            value = _typed_item(item, like, level)
+        except _Refused:
+            raise
+        except _ItemError as exc:  # inside a nested list: `item 0.1 (x)`
+            raise _ItemError(f"{index}.{exc.where}", exc.shown, exc.problem) from None
+        except ValueError as exc:  # name the item: `[8, 8.5]` -> item 1 (8.5)
+            raise _ItemError(str(index), _item_text(item), str(exc)) from None
         result.append(value)
     return result
+
+
+class _Refused(ValueError):
+    """What the whole list may not hold (a tag, the nesting, the form): said as is."""
+
+
+class _ItemError(ValueError):
+    """A list item that cannot be typed: its index (`1`, `0.2` in nested lists), its text."""
+
+    def __init__(self, where: str, shown: str, problem: str) -> None:
+        super().__init__(f"item {where} ({shown}): {problem}")
+        self.where = where
+        self.shown = shown
+        self.problem = problem
+
+
+def _item_text(item: str | Node) -> str:
+    """An item as the user wrote it, for a message: `8.5`, `'a'`, `[...]`, `{...}`."""
+    if isinstance(item, str):
+        text = item
+    elif isinstance(item, ScalarNode):
+        text = str(item.value)
+    else:
+        return "[...]" if isinstance(item, SequenceNode) else "{...}"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
@@ -184,7 +218,7 @@ def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
         _check_tag(item)
     if isinstance(item, str):
         if isinstance(like, dict):
-            raise ValueError("the items are mappings: give a flow list like [{a: 1}]")
+            raise _Refused("the items are mappings: give a flow list like [{a: 1}]")
         return typed(item, like)
     if isinstance(item, ScalarNode):
         quoted = item.style in ("'", '"')
@@ -199,5 +233,5 @@ def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
         try:
             return build_node(item, "command line")
         except ConfigError as exc:  # said of the override, not of a key inside the item
-            raise ValueError(exc.message) from None
+            raise _Refused(exc.message) from None
     raise ValueError(f"expected an item like {like!r}")

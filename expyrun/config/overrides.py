@@ -9,7 +9,7 @@ overridden one by one. How the text is typed from the replaced value: `override_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from expyrun.config.keys import (
@@ -18,7 +18,7 @@ from expyrun.config.keys import (
     ConfigValue,
     KeyPath,
     MissingKey,
-    did_you_mean,
+    closest,
     format_key,
     get,
     nesting,
@@ -51,16 +51,19 @@ def _error(message: str, *, key: str | None = None, hint: str | None = None) -> 
     return ConfigError(message, path=COMMAND_LINE.path, key=key, hint=hint)
 
 
-def parse_overrides(tokens: Sequence[str]) -> list[Override]:
-    """Split argv tokens into overrides; refuse what is not `--KEY VALUE` or `--KEY=VALUE`."""
-    result = []
+def parse_overrides(tokens: Sequence[str], flags: Collection[str] = ()) -> list[Override]:
+    """Split argv tokens into overrides; refuse what is not `--KEY VALUE` or `--KEY=VALUE`.
+
+    `flags` are the launch line's own flags (`--detach`): a mistyped one is suggested.
+    """
+    result: list[Override] = []
     index = 0
     while index < len(tokens):
         token = tokens[index]
         if not token.startswith(PREFIX) or token == PREFIX:
             raise _error(
                 f"expected an override --KEY VALUE or --KEY=VALUE, got {token!r}",
-                hint="overrides come after the config file",
+                hint=_stray_hint(token, bool(result)),
             )
         key, equal, text = token[len(PREFIX) :].partition("=")
         index += 1
@@ -70,7 +73,8 @@ def parse_overrides(tokens: Sequence[str]) -> list[Override]:
                 raise _error(
                     f"the override --{key} has no value{after}",
                     key=key,
-                    hint=f"write --{key} VALUE, or --{key}=VALUE for a value starting with --",
+                    hint=flag_hint(key, flags)
+                    or f"write --{key} VALUE, or --{key}=VALUE for a value starting with --",
                 )
             text = tokens[index]
             index += 1
@@ -87,15 +91,18 @@ def apply_overrides(
     origins: Origins,
     text_keys: frozenset[KeyPath] = frozenset(),
     option_maps: frozenset[KeyPath] = frozenset(),
+    flags: Collection[str] = (),
 ) -> None:
     """Set each override in `raw` (in order: the last wins); `text_keys` are typed as strings.
 
     `option_maps` are mappings of options for another program (`__run__.__slurm__`): an
     override may add a key there (and the mapping itself), and its value is kept as written,
-    but for null and booleans, since the program reads text (`1:00:00` stays a time).
+    but for null and booleans, since the program reads text (`1:00:00` stays a time). A key
+    that does not exist suggests the closest key, or one of the launch line's `flags` when
+    that is closer (`--stric 1`: did you mean --strict?).
     """
     for override in overrides:
-        path, old, exists = _locate(raw, override, option_maps)
+        path, old, exists = _locate(raw, override, option_maps, flags)
         try:
             value: ConfigValue
             if path[:-1] in option_maps:
@@ -120,6 +127,57 @@ def apply_overrides(
             origins[sub] = COMMAND_LINE
 
 
+def flag_hint(key: str, flags: Collection[str], rival: str | None = None) -> str | None:
+    """`did you mean --detach?` when `--key` looks like one of `flags` more than like `rival`.
+
+    `rival` is the closest config key, if any: the flag is suggested when it is as close or
+    closer. A key that is exactly a flag (`--detach=true`: a flag without a value, written
+    with one) says so.
+    """
+    if not flags:
+        return None
+    if f"{PREFIX}{key}" in flags:
+        return (
+            f"--{key} is expyrun's flag and takes no value: write --{key}; --{key}=VALUE sets a "
+            f"config key named {key}"
+        )
+    names = [flag[len(PREFIX) :] for flag in flags]
+    import difflib  # only when a hint is needed: it costs start-up time
+
+    matches = difflib.get_close_matches(key, names, n=1, cutoff=_FLAG_CUTOFF)
+    # Swapped letters (`degub`) and a flag's start (`--print`) score lower, and are typos too.
+    matches += [name for name in names if sorted(name) == sorted(key)]
+    matches += [name for name in names if len(key) >= 4 and name.startswith(key)]
+    if not matches:
+        return None
+    if rival is not None and _ratio(key, rival) > _ratio(key, matches[0]):
+        return None
+    return f"did you mean expyrun's flag --{matches[0]}?"
+
+
+_FLAG_CUTOFF = 0.75  # `detatch`/`detach` 0.92, `stric`/`strict` 0.91; `lr`/`env` 0
+
+
+def _ratio(first: str, second: str) -> float:
+    import difflib
+
+    return difflib.SequenceMatcher(None, first, second).ratio()
+
+
+def _stray_hint(token: str, after_override: bool) -> str:
+    """What a token that is not `--KEY` probably meant (Hydra's `a.b=1`, `-lr`, a space)."""
+    key, equal, value = token.lstrip("+~").partition("=")
+    if equal and key and split_key(key) and key.isprintable() and " " not in key:
+        return f"did you mean --{key}={value}?"
+    if token.startswith("-") and split_key(token.lstrip("-")):
+        return f"did you mean --{token.lstrip('-')}?"
+    if after_override:
+        return "an override takes one value: quote a value holding spaces"
+    if split_key(token) and token.replace(".", "").replace("_", "").isalnum():
+        return f"did you mean --{token}?"
+    return "write --KEY VALUE"
+
+
 def _shown_text(text: str) -> str:
     """The override's text for a message: quoted, cut when long."""
     return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
@@ -132,7 +190,10 @@ def _shown(value: ConfigValue) -> str:
 
 
 def _locate(
-    raw: ConfigMapping, override: Override, option_maps: frozenset[KeyPath] = frozenset()
+    raw: ConfigMapping,
+    override: Override,
+    option_maps: frozenset[KeyPath] = frozenset(),
+    flags: Collection[str] = (),
 ) -> tuple[KeyPath, ConfigValue, bool]:
     """(path, current value, whether it exists) of the key an override names."""
     if override.parts[0] in (DEFAULT_KEY, POLICY_KEY):
@@ -148,11 +209,11 @@ def _locate(
             parent_path = normalize(raw, parent_parts)
             if isinstance(get(raw, parent_path), dict):
                 return (*parent_path, last), None, False
-        raise _error(
-            "no such key to override",
-            key=override.key,
-            hint=did_you_mean(override.key, raw, leaves=True),
-        ) from None
+        keys = closest(override.key, raw, leaves=True)
+        hint = flag_hint(override.key, flags, keys[0] if keys else None)
+        if hint is None and keys:
+            hint = "did you mean " + " or ".join(f"'{key}'" for key in keys) + "?"
+        raise _error("no such key to override", key=override.key, hint=hint) from None
     old = get(raw, path)
     if isinstance(old, dict):
         inner = [format_key((*path, key)) for key in list(old)[:3]]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -33,6 +34,7 @@ from expyrun.config.keys import (
     format_key,
     split_key,
 )
+from expyrun.config.quoting import UnquotedReference, unquoted_reference
 from expyrun.config.report import Origin, Origins
 from expyrun.errors import ConfigError
 
@@ -44,6 +46,14 @@ _TAG = "tag:yaml.org,2002:"
 STR_TAG, MAP_TAG, SEQ_TAG, MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
 # The scalar tags `_Builder.scalars` constructs (STR_TAG aside).
 _SCALAR_TAGS = frozenset(_TAG + name for name in ("int", "float", "bool", "null", "timestamp"))
+
+
+class Parsed(NamedTuple):
+    """A config file's top-level mapping, where each key was set, its unquoted references."""
+
+    value: ConfigMapping
+    origins: Origins
+    unquoted: list[UnquotedReference]
 
 
 def error_at(
@@ -67,6 +77,7 @@ class _Builder:
         self.copying = 0  # alias copies being built (nested)
         self.copied = 0  # values built by alias copies so far
         self.copy_root: KeyPath = ()  # where the outermost alias copy being built goes
+        self.unquoted: list[UnquotedReference] = []  # `seed: {seed}`: a mapping, by mistake
         self.scalars: dict[str, Callable[[ScalarNode], ConfigValue]] = {
             _TAG + "int": loader.construct_yaml_int,
             _TAG + "float": loader.construct_yaml_float,
@@ -158,6 +169,10 @@ class _Builder:
         return items
 
     def mapping(self, node: MappingNode, path: KeyPath) -> ConfigMapping:
+        if node.flow_style and node.value:
+            mistake = unquoted_reference(node, path, self.origin(node))
+            if mistake is not None:
+                self.unquoted.append(mistake)
         result: ConfigMapping = {}
         entries = []
         for key_node, value_node in node.value:
@@ -296,8 +311,8 @@ def build_node(node: Node, display: str) -> ConfigValue:
     return _Builder(ConfigLoader(""), display).value(node, ())
 
 
-def parse_file(file: Path, display: str) -> tuple[ConfigMapping, Origins]:
-    """The top-level mapping of a config file and the origin of each of its keys."""
+def parse_file(file: Path, display: str) -> Parsed:
+    """The top-level mapping of a config file, the origin of each of its keys, and more."""
     node = parse_node(read_config_bytes(file, display), display)
     if node is None:
         raise ConfigError("the config file is empty", path=display, hint="write {} for no keys")
@@ -311,4 +326,4 @@ def parse_file(file: Path, display: str) -> tuple[ConfigMapping, Origins]:
     builder = _Builder(ConfigLoader(""), display)
     value = builder.value(node, ())
     assert isinstance(value, dict)  # noqa: S101 - a mapping node builds a mapping
-    return value, builder.origins
+    return Parsed(value, builder.origins, builder.unquoted)

@@ -4,7 +4,8 @@
 (mandatory) names the run, a relative path that stays inside the output dir; `__output_dir__`
 (mandatory) is where runs go; `__code__` (optional) is where the entry point's package is;
 `__slurm__` (optional) holds Slurm options; `__code_exclude__` (optional) lists glob patterns
-of files and folders left out of the code copy. Other keys are kept but unused.
+of files and folders left out of the code copy; `__no_path_warning__` (optional) lists keys
+whose relative paths are not warned about (`paths`). Other keys are kept but unused.
 
 The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make and a line
 `ls` can print, so that a launch fails here, before anything is created, rather than half-way:
@@ -23,7 +24,15 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath, Scalar, format_key, type_name
+from expyrun.config.keys import (
+    ConfigMapping,
+    ConfigValue,
+    KeyPath,
+    Scalar,
+    format_key,
+    split_key,
+    type_name,
+)
 from expyrun.config.report import Origin, Origins
 from expyrun.errors import ConfigError
 
@@ -34,6 +43,7 @@ OUTPUT_DIR_KEY = "__output_dir__"
 CODE_KEY = "__code__"
 SLURM_KEY = "__slurm__"
 CODE_EXCLUDE_KEY = "__code_exclude__"
+NO_PATH_WARNING_KEY = "__no_path_warning__"  # keys whose relative paths are meant as written
 MANDATORY = (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY)
 # A run folder's own name, as run/folder.py makes it (config/ may not import run/: a unit test
 # checks the two agree). A name part like it would nest a run inside another run's folder.
@@ -63,6 +73,7 @@ class RunSpec(NamedTuple):
     code_dir: Path  # absolute
     slurm: dict[str, Scalar]  # the `__slurm__` mapping of `__run__`, {} when absent
     code_exclude: tuple[str, ...] = ()  # `__code_exclude__`: glob patterns, checked
+    no_path_warning: tuple[tuple[str, ...], ...] = ()  # `__no_path_warning__`: keys, split
 
 
 def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Origin) -> RunSpec:
@@ -87,7 +98,8 @@ def read_run_section(config: ConfigMapping, origins: Origins, cwd: Path, top: Or
     _check_lengths(output_dir, name, origins, top)
     slurm = _slurm(section.get(SLURM_KEY), origins, top, cwd)
     code_exclude = _code_exclude(section.get(CODE_EXCLUDE_KEY), origins, top)
-    return RunSpec(entry, module, function, name, output_dir, code_dir, slurm, code_exclude)
+    quiet = _key_list(section.get(NO_PATH_WARNING_KEY), origins, top)
+    return RunSpec(entry, module, function, name, output_dir, code_dir, slurm, code_exclude, quiet)
 
 
 def _error(message: str, path: KeyPath, origins: Origins, top: Origin) -> ConfigError:
@@ -255,6 +267,25 @@ def _code_exclude(value: ConfigValue, origins: Origins, top: Origin) -> tuple[st
             continue
         raise _error(problem, (*path, index), origins, top)
     return tuple(patterns)
+
+
+def _key_list(value: ConfigValue, origins: Origins, top: Origin) -> tuple[tuple[str, ...], ...]:
+    """The `__no_path_warning__` keys (`[data, eval.file]`), each split into its parts."""
+    if value is None:
+        return ()
+    path = (RUN_KEY, NO_PATH_WARNING_KEY)
+    if not isinstance(value, list):
+        problem = f"expected a list of keys, got {_a(type_name(value))}"
+        raise _error(problem, path, origins, top)
+    keys = []
+    for index, item in enumerate(value):
+        parts = split_key(item) if isinstance(item, str) else None
+        if parts is None:
+            raise _error(
+                f"expected a key like data.train, got {item!r}", (*path, index), origins, top
+            )
+        keys.append(parts)
+    return tuple(keys)
 
 
 def _slurm(value: ConfigValue, origins: Origins, top: Origin, cwd: Path) -> dict[str, Scalar]:

@@ -1,10 +1,14 @@
-"""Environment variables in config strings: `$NAME` and `${NAME}`, and the text they give.
+"""Environment variables in config strings: `$NAME`, `${NAME}` and the shell's defaults.
 
-NAME is `[A-Za-z_][A-Za-z0-9_]*`. Variables are replaced in one pass (a value is not expanded
-again); a variable that is not set is replaced by "" and named, for a warning. When a variable
-was replaced, the whole string is converted to a number or a boolean when that is lossless
-(`convert_text`): `lr: $LR` with LR=0.1 gives the float 0.1. An override replacing a string
-that holds a variable or a reference is converted the same way.
+NAME is `[A-Za-z_][A-Za-z0-9_]*`. The braced form takes POSIX shell's operators (`man sh`,
+"Parameter Expansion"): `${NAME:-default}` (unset or empty: the default), `${NAME-default}`
+(unset only), `${NAME:?message}` / `${NAME?message}` (unset: a config error with the message).
+A default is config text: its own variables are expanded, its `{refs}` resolved afterwards.
+Any other `${...}` is kept as text and named, for a warning. Variables are replaced in one
+pass (a value is not expanded again); a variable that is not set is replaced by "" and named,
+for a warning. When a variable was replaced, the whole string is converted to a number or a
+boolean when that is lossless (`convert_text`): `lr: $LR` with LR=0.1 gives the float 0.1. An
+override replacing a string that holds a variable or a reference is converted the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from expyrun.config.keys import ConfigValue
 
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -48,20 +52,126 @@ def convert_text(text: str) -> ConfigValue:
     return text
 
 
-def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[ConfigValue, list[str]]:
-    """`text` with its variables replaced, converted if any was; the names not set, in order."""
-    replaced = False
-    missing: list[str] = []
+class Expansion(NamedTuple):
+    """A string with its variables replaced, and what to warn about."""
 
-    def replace(match: re.Match[str]) -> str:
-        nonlocal replaced
-        replaced = True
-        name = match.group(1) or match.group(2)
-        value = environ.get(name)
+    value: ConfigValue  # converted when a variable was replaced (`convert_text`)
+    missing: list[str]  # the variables not set (replaced by ""), in order
+    invalid: list[str]  # `${...}` that are not variable expressions (kept as text), in order
+
+
+class RequiredVariable(ValueError):
+    """`${NAME:?message}` (or `${NAME?message}`) with NAME not set: a config error."""
+
+    def __init__(self, name: str, message: str, empty: bool = False) -> None:
+        state = "empty" if empty else "not set"
+        super().__init__(f"environment variable {name} is {state}: {message}")
+        self.name = name
+
+
+def expand_variables(text: str, environ: Mapping[str, str]) -> Expansion:
+    """`text` with its variables replaced, converted if any was; what was missing or invalid.
+
+    Raises `RequiredVariable` for `${NAME:?message}` when NAME is not set (or empty).
+    """
+    expander = _Expander(environ)
+    result = expander.expand(text)
+    value = convert_text(result) if expander.replaced else result
+    return Expansion(value, expander.missing, expander.invalid)
+
+
+def invalid_hint(expression: str) -> str:
+    """How to write the invalid `${...}` `expression` as a variable (for its warning)."""
+    body = expression[2:-1]
+    name = _NAME.match(body)
+    if name and body[name.end() : name.end() + 1] == ":":
+        word = body[name.end() + 1 :].lstrip("=+")
+        return f"did you mean ${{{name.group()}:-{word}}}?"
+    if "." in body and _NAME.match(body):
+        return f"a reference to a key is written {{{body}}}"
+    return (
+        "write ${NAME}, ${NAME:-default}, ${NAME-default} or ${NAME:?message}; "
+        "'!P' before the value keeps it as text"
+    )
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The body of `${...}`: a name, then nothing, or an operator and its word (any text).
+_BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:-|-|:\?|\?)(.*))?", re.DOTALL)
+
+
+class _Expander:
+    """One pass over a string: `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
+    `${NAME:?message}`, `${NAME?message}` (POSIX shell's forms, `man sh`, "Parameter
+    Expansion"). A default is config text: its own variables are expanded, and its `{refs}`
+    are resolved after, like any text; a variable's value is never expanded again.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.replaced = False
+        self.missing: list[str] = []
+        self.invalid: list[str] = []
+
+    def expand(self, text: str) -> str:
+        pieces: list[str] = []
+        start = 0
+        while (dollar := text.find("$", start)) >= 0:
+            pieces.append(text[start:dollar])
+            if text.startswith("{", dollar + 1):
+                end = _closing_brace(text, dollar + 2)
+                if end < 0:  # `${X`: not an expression, kept as text
+                    pieces.append("$")
+                    start = dollar + 1
+                    continue
+                pieces.append(self.braced(text[dollar : end + 1]))
+                start = end + 1
+                continue
+            name = _NAME.match(text, dollar + 1)
+            if name is None:  # `$5`, `5$`: kept as text
+                pieces.append("$")
+                start = dollar + 1
+                continue
+            pieces.append(self.lookup(name.group()))
+            start = name.end()
+        pieces.append(text[start:])
+        return "".join(pieces)
+
+    def lookup(self, name: str) -> str:
+        self.replaced = True
+        value = self.environ.get(name)
         if value is None:
-            missing.append(name)
+            self.missing.append(name)
             return ""
         return value
 
-    result = _VARIABLE.sub(replace, text)
-    return (convert_text(result) if replaced else result), missing
+    def braced(self, expression: str) -> str:
+        match = _BRACED.fullmatch(expression, 2, len(expression) - 1)
+        if match is None:
+            self.invalid.append(expression)
+            return expression
+        name, operator, word = match.groups()
+        if operator is None:
+            return self.lookup(name)
+        self.replaced = True
+        value = self.environ.get(name)
+        unset = value is None if operator in ("-", "?") else not value
+        if not unset:
+            return str(value)
+        if operator.endswith("?"):
+            raise RequiredVariable(name, word or "required", empty=value is not None)
+        return self.expand(word)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """The index of the `}` closing a `{` opened before `start`, -1 if none (nesting counts)."""
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            if depth == 0:
+                return index
+            depth -= 1
+    return -1

@@ -59,6 +59,7 @@ class LaunchOptions(NamedTuple):
     tags: tuple[str, ...] = ()  # --tag, checked (runs/tags.py TAG_PATTERN)
     note: str | None = None  # --note
     nproc: int = 1  # workers of the run on this machine (--nproc), as the tasks of a job step
+    flags: tuple[str, ...] = ()  # the launch line's own flags: "did you mean --detach?"
 
     @property
     def worker_python(self) -> Interpreter:

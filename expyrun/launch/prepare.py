@@ -67,7 +67,12 @@ def resolve_and_check(
     from expyrun.config import resolve
 
     resolved = resolve(
-        options.config_path, options.overrides, strict=options.strict, cwd=cwd, environ=environ
+        options.config_path,
+        options.overrides,
+        strict=options.strict,
+        cwd=cwd,
+        environ=environ,
+        flags=options.flags,
     )
     if not quiet:
         for warning in resolved.warnings:
@@ -108,6 +113,7 @@ def allocate_and_snapshot(
         code_copy = None
         if not options.debug and location.in_code_dir:
             code_copy = _copy_code(spec, location, run_dir, _copied_names(past))
+        _warn_relative_paths(resolved, cwd, run_dir)
         initial = RunRecord(
             status=Status.PREPARED.value,
             run_dir=str(run_dir),
@@ -149,6 +155,14 @@ def _copy_code(
     for warning in copied.warnings():
         console.warning(warning)
     return copied.to_record()
+
+
+def _warn_relative_paths(resolved: Resolved, cwd: Path, run_dir: Path) -> None:
+    """Warn about values naming a file of the launch directory the run folder lacks."""
+    from expyrun.config import relative_path_warnings
+
+    for warning in relative_path_warnings(resolved, cwd, run_dir):
+        console.warning(warning)
 
 
 def _source_fields(source: SourceRun | None) -> dict[str, Any]:

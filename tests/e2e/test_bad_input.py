@@ -181,6 +181,29 @@ def _set(key: str, value: object) -> Callable[[dict], None]:
     return lambda data: data.update({key: value})
 
 
+def _appended(text: str, *extra: str) -> Callable[[Project], list[str]]:
+    """The base config with YAML `text` written after it, as a user would (unquoted braces)."""
+
+    def setup(project: Project) -> list[str]:
+        data = _base(project)
+        base = yaml.safe_dump(data, sort_keys=False)
+        return [str(project.write("config.yml", base + text)), *extra]
+
+    return setup
+
+
+_UNSET = "EXPYRUN_TEST_NEVER_SET_17"
+
+
+def _unquoted_name(project: Project) -> list[str]:
+    _base(project)
+    text = (
+        f"__run__:\n  __main__: pkg.main:main\n  __output_dir__: {project.output}\n"
+        "  __name__: {model.name}\nmodel: {name: r}\n"
+    )
+    return [str(project.write("config.yml", text))]
+
+
 CASES = [
     # --- the command line ---
     pytest.param(lambda p: [], r"missing the config file", id="no-arguments"),
@@ -355,6 +378,81 @@ CASES = [
         _with(_run_key("__name__", "r/exp.0")),
         r"key '__run__\.__name__': must not have a part named like a run folder \(exp\.N\)",
         id="name-inside-a-run-folder",
+    ),
+    # --- issue 17: pitfalls people hit, each with the suggestion in its line ---
+    pytest.param(
+        _args("--detatch"),
+        r"key 'detatch': the override --detatch has no value \(did you mean expyrun's flag "
+        r"--detach\?\)$",
+        id="mistyped-flag",
+    ),
+    pytest.param(
+        lambda p: ["--detatch", "c.yml"],
+        r"expected the config file first, got '--detatch' \(did you mean --detach\?\)$",
+        id="mistyped-flag-before-the-config",
+    ),
+    pytest.param(
+        _args("--stric", "1"),
+        r"key 'stric': no such key to override \(did you mean expyrun's flag --strict\?\)$",
+        id="mistyped-flag-with-a-value",
+    ),
+    pytest.param(
+        _args("--detach=true"),
+        r"key 'detach': no such key to override \(--detach is expyrun's flag and takes no value: "
+        r"write --detach; --detach=VALUE sets a config key named detach\)$",
+        id="flag-with-equals",
+    ),
+    pytest.param(
+        _with_args(_set("debug", False), "--debug", "false"),
+        r"^expyrun: error: --debug is expyrun's flag and takes no value, got 'false' after it "
+        r"\(to set a config key named debug, write --debug=false or -- --debug false\)$",
+        id="key-named-like-a-flag",
+    ),
+    pytest.param(
+        _args("training.lr=0.3"),
+        r"got 'training\.lr=0\.3' \(did you mean --training\.lr=0\.3\?\)$",
+        id="hydra-style-override",
+    ),
+    pytest.param(
+        _with_args(_set("sizes", [8, 8]), "--sizes", "[8, 8.5]"),
+        r"key 'sizes': cannot override with '\[8, 8\.5\]': item 1 \(8\.5\): expected an integer",
+        id="list-item-of-the-wrong-type",
+    ),
+    pytest.param(
+        _appended("kafka:\n  bootstrap\\.servers: h:1\n", "--kafka.bootstrap.servers", "x"),
+        r"key 'kafka\.bootstrap\.servers': no such key to override \(did you mean "
+        r"'kafka\.bootstrap\\\.servers'\?\)$",
+        id="key-with-a-dot-unescaped",
+    ),
+    pytest.param(
+        _with(_set("data", "${" + _UNSET + ":?set it to the dataset folder}")),
+        rf"config\.yml:\d+: key 'data': environment variable {_UNSET} is not set: set it to the "
+        r"dataset folder$",
+        id="required-variable",
+    ),
+    pytest.param(
+        _with_args(_set("data", "${" + _UNSET + ":/datasets}"), "--strict"),
+        rf"key 'data': not a variable expression: \$\{{{_UNSET}:/datasets\}} is kept as text "
+        rf"\(did you mean \$\{{{_UNSET}:-/datasets\}}\?\)$",
+        id="invalid-variable-expression-strict",
+    ),
+    pytest.param(
+        _unquoted_name,
+        r"config\.yml:\d+: key '__run__\.__name__': write \"\{model\.name\}\" in quotes: YAML "
+        r"reads \{model\.name\} as a mapping$",
+        id="unquoted-reference-in-run",
+    ),
+    pytest.param(
+        _appended("tag: {model}-{lr}\n"),
+        r"config\.yml:\d+: invalid YAML: .*\(quote a value starting with \"\{\": YAML reads "
+        r"\{\.\.\.\} as a mapping\)$",
+        id="unquoted-references-then-text",
+    ),
+    pytest.param(
+        _appended("seed: {seed}\n", "--strict"),
+        r"config\.yml:\d+: key 'seed': write \"\{seed\}\" in quotes: YAML reads \{seed\} as a "
+        r"mapping$",
+        id="unquoted-reference-strict",
     ),
     # --- issue 11: entry points that exist but are not functions (a run folder before) ---
     pytest.param(

@@ -23,6 +23,8 @@ word_null: "null"
 none: null
 small: 1e-05
 big: 1.0e+20
+yaml12_float: 1e-3
+yaml12_text: "5E-4"
 negative: -3
 date: 2024-01-02
 when: 2024-01-02 10:11:12

@@ -271,8 +271,8 @@ CATALOGUE = [
         OK,
         ("lr", "1"),
         ConfigError,
-        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(overrides "
-        r"come after the config file\)",
+        r"command line: expected an override --KEY VALUE or --KEY=VALUE, got 'lr' \(did you "
+        r"mean --lr\?\)",
         id="override-without-dashes",
     ),
     pytest.param(
@@ -452,6 +452,55 @@ CATALOGUE = [
         ConfigError,
         r"config\.yml:6: key '__run__\.__slurm__\.gres': expected a single value, got a list",
         id="slurm-nested-value",
+    ),
+    # Issue 17: unquoted braces in __run__ are an error; variables with defaults.
+    pytest.param(
+        {"config.yml": _run(name="{model.name}") + "model: {name: r}\n"},
+        (),
+        ConfigError,
+        r"config\.yml:4: key '__run__\.__name__': write \"\{model\.name\}\" in quotes: YAML "
+        r"reads \{model\.name\} as a mapping",
+        id="unquoted-reference-in-run",
+    ),
+    pytest.param(
+        {"config.yml": _run(name="{model.name}-{lr}") + "model: {name: r}\n"},
+        (),
+        ConfigError,
+        r"config\.yml:4: invalid YAML: did not find expected key \(quote a value starting with "
+        r"\"\{\": YAML reads \{\.\.\.\} as a mapping\)",
+        id="unquoted-references-then-text",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "l:\n  - {a} b\n"},
+        (),
+        ConfigError,
+        r"config\.yml:6: invalid YAML: .* \(quote a value starting with \"\{\": YAML reads "
+        r"\{\.\.\.\} as a mapping\)",
+        id="unquoted-reference-then-text-in-a-list",
+    ),
+    pytest.param(
+        {"config.yml": _run(out="${OUT:?set OUT to the output dir}")},
+        (),
+        ConfigError,
+        r"config\.yml:3: key '__run__\.__output_dir__': environment variable OUT is not set: "
+        r"set OUT to the output dir",
+        id="required-variable",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "a: ${DATA:/datasets}\n"},
+        (),
+        ConfigWarning,
+        r"config\.yml:5: key 'a': not a variable expression: \$\{DATA:/datasets\} is kept as "
+        r"text \(did you mean \$\{DATA:-/datasets\}\?\)",
+        id="strict-invalid-variable-expression",
+    ),
+    pytest.param(
+        {"config.yml": RUN + "seed: {seed}\n"},
+        (),
+        ConfigWarning,
+        r"config\.yml:5: key 'seed': write \"\{seed\}\" in quotes: YAML reads \{seed\} as a "
+        r"mapping",
+        id="strict-unquoted-reference",
     ),
     pytest.param(
         {"config.yml": RUN + "a: $NOPE\n"},

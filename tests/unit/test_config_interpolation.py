@@ -150,7 +150,6 @@ layers: [{size: 8}, {size: "{lr}"}]
         pytest.param('"!P{lr}"', "{lr}", id="escape"),
         pytest.param('"x!P{lr}"', "x!P0.001", id="escape-only-at-start"),
         pytest.param('["!P{lr}", "{lr}"]', ["{lr}", 0.001], id="escape-per-item"),
-        pytest.param("{b}", {"b": None}, id="unquoted-braces-are-a-mapping"),
     ],
 )
 def test_references(tmp_path: Path, value: str, expected: object) -> None:
@@ -331,9 +330,161 @@ def test_convert_text_is_lossless(text: str, expected: object) -> None:
         pytest.param("$NO-$A-${NO}", "-1-", ["NO", "NO"], id="each-missing-in-order"),
         pytest.param("$B", "$A", [], id="expanded-once"),
         pytest.param("007", "007", [], id="no-variable-no-conversion"),
+        # Issue 17: the shell's defaults.
+        pytest.param("${A:-5}", 1, [], id="default-unused-when-set"),
+        pytest.param("${E:-5}", 5, [], id="colon-dash-default-when-empty"),
+        pytest.param("${NO:-5}", 5, [], id="colon-dash-default-when-unset"),
+        pytest.param("${E-5}", "", [], id="dash-keeps-an-empty-value"),
+        pytest.param("${NO-5}", 5, [], id="dash-default-when-unset"),
+        pytest.param("${NO:-}", "", [], id="empty-default"),
+        pytest.param("${NO:-$A}", 1, [], id="default-holds-a-variable"),
+        pytest.param("${NO:-$NO2}", "", ["NO2"], id="default-variable-missing"),
+        pytest.param("${NO:-{root}/d}", "{root}/d", [], id="default-holds-a-reference"),
+        pytest.param("${NO:-$B}", "$A", [], id="default-value-expanded-once"),
+        pytest.param("${E?m}", "", [], id="question-mark-accepts-empty"),
+        pytest.param("${A:?m}", 1, [], id="required-and-set"),
     ],
 )
 def test_expand_variables(text: str, expected: object, missing: list[str]) -> None:
-    value, not_set = expand_variables(text, {"A": "1", "B": "$A"})
-    assert (value, not_set) == (expected, missing)
-    assert type(value) is type(expected)
+    expansion = expand_variables(text, {"A": "1", "B": "$A", "E": ""})
+    assert (expansion.value, expansion.missing, expansion.invalid) == (expected, missing, [])
+    assert type(expansion.value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "warning"),
+    [
+        pytest.param(
+            "${DATA_DIR:/datasets}",
+            "${DATA_DIR:/datasets}",
+            "not a variable expression: ${DATA_DIR:/datasets} is kept as text (did you mean "
+            "${DATA_DIR:-/datasets}?)",
+            id="colon-without-dash",
+        ),
+        pytest.param(
+            "${DATA_DIR:=/d}",
+            "${DATA_DIR:=/d}",
+            "not a variable expression: ${DATA_DIR:=/d} is kept as text (did you mean "
+            "${DATA_DIR:-/d}?)",
+            id="assign-default",
+        ),
+        pytest.param(
+            '"${1:-d}"',
+            "${1:-d}",
+            "not a variable expression: ${1:-d} is kept as text (write ${NAME}, "
+            "${NAME:-default}, ${NAME-default} or ${NAME:?message}; '!P' before the value "
+            "keeps it as text)",
+            id="digit-name",
+        ),
+        pytest.param(
+            '"x${lr}y${a b}"',
+            "x0.1y${a b}",
+            "not a variable expression: ${a b} is kept as text (write ${NAME}, "
+            "${NAME:-default}, ${NAME-default} or ${NAME:?message}; '!P' before the value "
+            "keeps it as text)",
+            id="space-in-name",
+        ),
+        pytest.param(
+            '"${m.n}"',
+            "$x",
+            "not a variable expression: ${m.n} is kept as text (a reference to a key is "
+            "written {m.n})",
+            id="dotted-name",
+        ),
+    ],
+)
+def test_invalid_variable_expressions_warn(
+    tmp_path: Path, value: str, expected: object, warning: str
+) -> None:
+    resolved = resolve_text(tmp_path, f"v: {value}\nm: {{n: x}}\n", environ={"lr": "0.1"})
+    assert resolved.entry_config["v"] == expected
+    assert warning_texts(resolved) == [f"config.yml:5: key 'v': {warning}"]
+    with pytest.raises(ConfigWarning, match="not a variable expression"):
+        resolve_text(tmp_path, f"v: {value}\nm: {{n: x}}\n", environ={}, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "expected"),
+    [
+        pytest.param("${DATA:-/datasets/imagenet}", {}, "/datasets/imagenet", id="unset"),
+        pytest.param("${DATA:-/datasets}", {"DATA": "/d"}, "/d", id="set"),
+        pytest.param("${DATA:-{root}/imagenet}", {}, "/r/imagenet", id="default-reference"),
+        pytest.param("${LR:-{lr}}", {}, 0.5, id="default-whole-reference-keeps-type"),
+        pytest.param("${LR:-0.1}", {}, 0.1, id="default-converted"),
+        pytest.param("${LR:-0.1}", {"LR": "0.2"}, 0.2, id="value-converted"),
+        pytest.param("${DATA-/d}", {"DATA": ""}, "", id="dash-empty-is-set"),
+    ],
+)
+def test_variables_with_defaults(
+    tmp_path: Path, value: str, environ: dict[str, str], expected: object
+) -> None:
+    resolved = resolve_text(
+        tmp_path, f"v: {value}\nroot: /r\nlr: 0.5\n", environ=environ, strict=True
+    )
+    assert resolved.entry_config["v"] == expected
+    assert type(resolved.entry_config["v"]) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "message"),
+    [
+        pytest.param(
+            '"${DATA:?set DATA to the dataset folder}"',
+            {},
+            "environment variable DATA is not set: set DATA to the dataset folder",
+            id="unset-with-message",
+        ),
+        pytest.param(
+            "${DATA:?}", {}, "environment variable DATA is not set: required", id="no-message"
+        ),
+        pytest.param(
+            "${DATA:?}", {"DATA": ""}, "environment variable DATA is empty: required", id="empty"
+        ),
+        pytest.param(
+            "x/${DATA?gone}", {}, "environment variable DATA is not set: gone", id="unset-only"
+        ),
+    ],
+)
+def test_required_variables_are_errors(
+    tmp_path: Path, value: str, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, f"v: {value}\n", environ=environ)
+    assert type(caught.value) is ConfigError
+    assert str(caught.value) == f"config.yml:5: key 'v': {message}"
+
+
+# Issue 17: `seed: {seed}` is a YAML mapping {seed: null}; said, a warning (an error in __run__).
+@pytest.mark.parametrize(
+    ("text", "key", "shown"),
+    [
+        pytest.param("v: {seed}", "v", "{seed}", id="one-key"),
+        pytest.param("v: {model.name}", "v", "{model.name}", id="dotted"),
+        pytest.param("v: {layers.0.size}", "v", "{layers.0.size}", id="index"),
+        pytest.param("v: [{seed}]", "v.0", "{seed}", id="in-a-list"),
+        pytest.param("v: {a, b}", "v", "{a, b}", id="all-keys-without-values"),
+        pytest.param("m: {v: {seed}}", "m.v", "{seed}", id="nested"),
+    ],
+)
+def test_unquoted_references_warn(tmp_path: Path, text: str, key: str, shown: str) -> None:
+    resolved = resolve_text(tmp_path, text + "\n", run=True)
+    expected = f"config.yml:5: key '{key}': write \"{shown}\" in quotes: YAML reads {shown} as a "
+    assert warning_texts(resolved) == [expected + "mapping"]
+    with pytest.raises(ConfigWarning, match="in quotes"):
+        resolve_text(tmp_path, text + "\n", strict=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("v: {seed: 1}", id="a-value"),
+        pytest.param("v: {a, b: 1}", id="one-value"),
+        pytest.param("v: {}", id="empty"),
+        pytest.param("v: {'seed'}", id="quoted-key"),
+        pytest.param("v: {a b}", id="not-a-reference"),
+        pytest.param("v:\n  seed:", id="block-mapping"),
+        pytest.param("v: '{seed}'\nseed: 1", id="quoted-reference"),
+    ],
+)
+def test_mappings_that_are_not_unquoted_references_do_not_warn(tmp_path: Path, text: str) -> None:
+    assert resolve_text(tmp_path, text + "\n").warnings == ()

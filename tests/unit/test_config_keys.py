@@ -97,10 +97,22 @@ def test_closest() -> None:
         pytest.param("a..b", None, id="empty-part"),
         pytest.param(".a", None, id="leading-dot"),
         pytest.param("", None, id="empty"),
+        # Issue 17: `\.` is a dot inside a key.
+        pytest.param(r"kafka.bootstrap\.servers", ("kafka", "bootstrap.servers"), id="escaped"),
+        pytest.param(r"a\.b\.c", ("a.b.c",), id="all-escaped"),
+        pytest.param(r"a\.", ("a.",), id="escaped-last"),
+        pytest.param(r"a\b.c", ("a\\b", "c"), id="other-backslash-kept"),
+        pytest.param(r"\..a", (".", "a"), id="a-key-that-is-a-dot"),
     ],
 )
 def test_split_key(dotted: str, expected: tuple | None) -> None:
     assert split_key(dotted) == expected
+    if expected is not None:
+        assert split_key(format_key(expected)) == expected
+
+
+def test_format_key_escapes_dots_inside_keys() -> None:
+    assert format_key(("kafka", "bootstrap.servers", 1)) == r"kafka.bootstrap\.servers.1"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from config_support import RUN, resolve_text, warning_texts, write
 
-from expyrun.config import dump_config, resolve
+from expyrun.config import dump_config, dump_raw, resolve
 from expyrun.config.loading import MAX_CHAIN, default_path
 from expyrun.errors import ConfigError
 
@@ -21,8 +21,19 @@ from expyrun.errors import ConfigError
     ("text", "expected"),
     [
         pytest.param("a: yes", True, id="yaml11-yes-is-bool"),
-        pytest.param("a: 1e5", "1e5", id="yaml11-1e5-is-str"),
         pytest.param("a: 1.0e+5", 100000.0, id="yaml11-float-with-dot"),
+        # Issue 17: YAML 1.2 floats, which YAML 1.1 (PyYAML) reads as strings.
+        pytest.param("a: 1e5", 100000.0, id="yaml12-1e5-is-float"),
+        pytest.param("a: 1e-3", 0.001, id="yaml12-negative-exponent"),
+        pytest.param("a: 5E-4", 0.0005, id="yaml12-capital-e"),
+        pytest.param("a: 1.0e5", 100000.0, id="yaml12-unsigned-exponent-with-dot"),
+        pytest.param("a: -2e+2", -200.0, id="yaml12-signs"),
+        pytest.param("a: .5e3", 500.0, id="yaml12-leading-dot"),
+        pytest.param("a: [1e-3, {b: 2E2}]", [0.001, {"b": 200.0}], id="yaml12-in-collections"),
+        pytest.param("a: '1e-3'", "1e-3", id="quoted-exponent-is-str"),
+        pytest.param("a: 1e", "1e", id="no-exponent-digits-is-str"),
+        pytest.param("a: e5", "e5", id="no-mantissa-is-str"),
+        pytest.param("a: 1_0e5", "1_0e5", id="underscore-exponent-is-str"),
         pytest.param("a: 0x10", 16, id="yaml11-hex"),
         pytest.param("a: 2024-01-02", datetime.date(2024, 1, 2), id="date"),
         pytest.param("a: ~", None, id="null"),
@@ -33,7 +44,20 @@ from expyrun.errors import ConfigError
     ],
 )
 def test_values_follow_yaml_safe_load(tmp_path: Path, text: str, expected: object) -> None:
-    assert resolve_text(tmp_path, text).entry_config["a"] == expected
+    value = resolve_text(tmp_path, text).entry_config["a"]
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_the_loader_stays_the_c_loader_with_yaml12_floats() -> None:
+    import yaml
+
+    from expyrun.config.composing import ConfigLoader
+
+    if hasattr(yaml, "CSafeLoader"):
+        assert issubclass(ConfigLoader, yaml.CSafeLoader)
+    # The resolver is the loader's own: PyYAML's safe loader is left as it is.
+    assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}
 
 
 def test_empty_mappings_are_kept(tmp_path: Path) -> None:
@@ -53,6 +77,87 @@ def test_empty_mappings_are_kept(tmp_path: Path) -> None:
 )
 def test_dotted_keys_are_split_into_nesting(tmp_path: Path, text: str, expected: object) -> None:
     assert resolve_text(tmp_path, text).entry_config == expected
+
+
+# Issue 17: `\.` keeps a dot inside a key (Kafka options, dataset names, Kubernetes labels).
+DOTTED = r"""
+kafka:
+  bootstrap\.servers: host:9092
+  enable: false
+  'enable\.auto\.commit': true
+c4\.en: {split: train}
+labels: {app\.kubernetes\.io/name: web}
+servers: '{kafka.bootstrap\.servers}'
+commit: "{kafka.enable\\.auto\\.commit}"
+label: x-{c4\.en.split}
+"""
+DOTTED_CONFIG = {
+    "kafka": {"bootstrap.servers": "host:9092", "enable": False, "enable.auto.commit": True},
+    "c4.en": {"split": "train"},
+    "labels": {"app.kubernetes.io/name": "web"},
+    "servers": "host:9092",
+    "commit": True,
+    "label": "x-train",
+}
+
+
+def test_an_escaped_dot_stays_in_the_key(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, DOTTED)
+    assert resolved.entry_config == DOTTED_CONFIG
+    assert resolved.warnings == ()
+
+
+def test_keys_with_a_dot_are_overridden_and_round_trip(tmp_path: Path) -> None:
+    overrides = [r"--kafka.bootstrap\.servers", "other:1", r"--c4\.en.split=test"]
+    first = resolve_text(tmp_path, DOTTED, overrides)
+    assert first.entry_config["kafka"]["bootstrap.servers"] == "other:1"
+    assert first.entry_config["servers"] == "other:1"
+    assert first.entry_config["c4.en"] == {"split": "test"}
+    for name, text in (("config.yml", dump_config(first.config)), ("raw.yml", dump_raw(first.raw))):
+        assert r"bootstrap\.servers: other:1" in text
+        again = resolve(write(tmp_path, f"stored/{name}", text), cwd=tmp_path, environ={})
+        assert again.config == first.config, name
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        pytest.param(
+            "--kafka.bootstrap.servers",
+            r"key 'kafka.bootstrap.servers': no such key to override (did you mean "
+            r"'kafka.bootstrap\.servers'?)",
+            id="unescaped-override",
+        ),
+        pytest.param(
+            "--c4.en.split",
+            r"key 'c4.en.split': no such key to override (did you mean 'c4\.en.split'?)",
+            id="unescaped-first-part",
+        ),
+    ],
+)
+def test_an_unescaped_dot_suggests_the_escaped_key(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, DOTTED, [override, "x"])
+    assert str(caught.value) == "command line: " + message
+
+
+def test_an_unescaped_reference_to_a_key_with_a_dot_warns_with_the_key(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, DOTTED + "bad: '{kafka.bootstrap.servers}'\n")
+    assert warning_texts(resolved) == [
+        "config.yml:15: key 'bad': unresolved reference {kafka.bootstrap.servers}: replaced by "
+        r"'' (did you mean 'kafka.bootstrap\.servers'?)"
+    ]
+
+
+def test_a_backslash_in_double_quotes_says_how_to_write_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_text(tmp_path, 'a: "{kafka.bootstrap\\.servers}"\n'.replace("\\\\", "\\"))
+    assert str(caught.value) == (
+        "config.yml:5: invalid YAML: found unknown escape character (in double quotes a "
+        "backslash starts an escape: write \\\\ or use single quotes)"
+    )
 
 
 def test_yaml_aliases_and_merge_keys_are_copies(tmp_path: Path) -> None:

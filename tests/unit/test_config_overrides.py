@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from config_support import resolve_text, warning_texts
+from config_support import RUN, resolve_text, warning_texts, write
 
+from expyrun.config import resolve
 from expyrun.config.overrides import Override, parse_overrides
 from expyrun.errors import ConfigError
 
@@ -78,6 +79,126 @@ def test_malformed_overrides(tokens: list[str], message: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+# Issue 17: what a mistyped override probably meant. The launch line's flags, as the CLI
+# passes them.
+FLAGS = (
+    "--debug",
+    "--strict",
+    "--print-config",
+    "--detach",
+    "--slurm",
+    "--grace",
+    "--merge-output",
+)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        pytest.param(
+            ["training.lr=0.3"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'training.lr=0.3' (did you "
+            "mean --training.lr=0.3?)",
+            id="hydra-style",
+        ),
+        pytest.param(
+            ["+training.lr=0.3"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got '+training.lr=0.3' (did you "
+            "mean --training.lr=0.3?)",
+            id="hydra-append",
+        ),
+        pytest.param(
+            ["--a", "1", "b.c=x y"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'b.c=x y' (did you mean "
+            "--b.c=x y?)",
+            id="hydra-style-after-an-override",
+        ),
+        pytest.param(
+            ["-lr", "0.3"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got '-lr' (did you mean --lr?)",
+            id="one-dash",
+        ),
+        pytest.param(
+            ["--name", "my", "run"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'run' (an override takes one "
+            "value: quote a value holding spaces)",
+            id="unquoted-space",
+        ),
+        pytest.param(
+            ["a b"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'a b' (write --KEY VALUE)",
+            id="other",
+        ),
+        pytest.param(
+            ["--detatch"],
+            "key 'detatch': the override --detatch has no value (did you mean expyrun's flag "
+            "--detach?)",
+            id="mistyped-flag-without-value",
+        ),
+        pytest.param(
+            ["--degub", "--lr", "1"],
+            "key 'degub': the override --degub has no value (next comes the option '--lr') "
+            "(did you mean expyrun's flag --debug?)",
+            id="swapped-letters",
+        ),
+        pytest.param(
+            ["--print"],
+            "key 'print': the override --print has no value (did you mean expyrun's flag "
+            "--print-config?)",
+            id="start-of-a-flag",
+        ),
+        pytest.param(
+            ["--data"],
+            "key 'data': the override --data has no value (write --data VALUE, or --data=VALUE "
+            "for a value starting with --)",
+            id="not-close-to-a-flag",
+        ),
+    ],
+)
+def test_mistyped_overrides_say_what_was_meant(tokens: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_overrides(tokens, FLAGS)
+    assert str(caught.value) == "command line: " + message
+
+
+@pytest.mark.parametrize(
+    ("tokens", "hint"),
+    [
+        pytest.param(
+            ["--stric", "1"], "did you mean expyrun's flag --strict?", id="close-to-a-flag"
+        ),
+        pytest.param(["--slrum", "1"], "did you mean expyrun's flag --slurm?", id="swapped"),
+        pytest.param(
+            ["--detach=true"],
+            "--detach is expyrun's flag and takes no value: write --detach; --detach=VALUE sets "
+            "a config key named detach",
+            id="flag-with-a-value",
+        ),
+        pytest.param(["--seeed", "1"], "did you mean 'seed'?", id="closer-to-a-key"),
+        pytest.param(["--detach_m", "1"], "did you mean 'detach_me'?", id="key-closer-than-flag"),
+    ],
+)
+def test_unknown_keys_suggest_a_flag_when_it_is_closest(
+    tmp_path: Path, tokens: list[str], hint: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(
+            write(tmp_path, "c.yml", RUN + "seed: 1\ndetach_me: 1\n"),
+            tokens,
+            cwd=tmp_path,
+            environ={},
+            flags=FLAGS,
+        )
+    key = tokens[0][2:].partition("=")[0]
+    assert str(caught.value) == f"command line: key '{key}': no such key to override ({hint})"
+
+
+def test_a_key_named_like_a_flag_is_set_with_equals(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yml", RUN + "debug: false\n")
+    resolved = resolve(path, ["--debug=true"], cwd=tmp_path, environ={}, flags=FLAGS)
+    assert resolved.entry_config["debug"] is True
+
+
 def test_override_is_a_frozen_record() -> None:
     assert parse_overrides(["--a.b", "1"]) == [Override("a.b", ("a", "b"), "1")]
 
@@ -114,7 +235,12 @@ def test_override_is_a_frozen_record() -> None:
         pytest.param("[1, a, 2.5]", "3,4,5", [3, "4", 5.0], id="list-same-length-per-item"),
         pytest.param("[1, 2]", "5,6,7", [5, 6, 7], id="list-other-length-like-first"),
         pytest.param("[]", "1,x,2.0,true", [1, "x", 2.0, True], id="list-empty-converted"),
-        pytest.param("[a]", "", [""], id="list-empty-text"),
+        # Issue 17: an empty text is an empty list (it was `['']`).
+        pytest.param("[a]", "", [], id="list-empty-text"),
+        pytest.param("[1, 2]", "", [], id="int-list-empty-text"),
+        pytest.param("[a]", "  ", [], id="list-blank-text"),
+        pytest.param("1e-3", "2e-4", 0.0002, id="yaml12-float-key-takes-exponents"),
+        pytest.param("[1e-3]", "2e-4,3E-5", [0.0002, 3e-05], id="yaml12-float-list"),
         pytest.param("[1.5]", "[1, 2]", [1.0, 2.0], id="flow-typed-like-first"),
         pytest.param("[a, b]", "[1, '2']", ["1", "2"], id="flow-str-items"),
         pytest.param("[[1]]", "[[2, 3]]", [[2, 3]], id="flow-nested"),
@@ -137,8 +263,21 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
         pytest.param("true", "maybe", "expected a boolean (true/false, yes/no, 1/0)", id="bool"),
         pytest.param("1", "1.5", "expected an integer", id="int"),
         pytest.param("1.5", "fast", "expected a number", id="float"),
-        pytest.param("[1, 2]", "", "expected an integer", id="int-list-empty-text"),
-        pytest.param("[1, 2]", "[1, x]", "expected an integer", id="flow-list-bad-item"),
+        # Issue 17: a list item that cannot be typed is named by its index and value.
+        pytest.param(
+            "[1, 2]", "[1, x]", "item 1 (x): expected an integer", id="flow-list-bad-item"
+        ),
+        pytest.param(
+            "[8, 8]", "[8, 8.5]", "item 1 (8.5): expected an integer", id="flow-item-float"
+        ),
+        pytest.param("[1, 2]", "1,,2", "item 1 (): expected an integer", id="comma-item-empty"),
+        pytest.param(
+            "[true]", "yes,maybe", "item 1 (maybe): expected a boolean", id="comma-item-bool"
+        ),
+        pytest.param(
+            "[[1]]", "[[1], [2, x]]", "item 1.1 (x): expected an integer", id="nested-item"
+        ),
+        pytest.param("[1]", "[[2]]", "item 0 ([...]): expected an item like 1", id="list-item"),
         pytest.param("[1, 2]", "[1", "invalid YAML", id="flow-list-syntax"),
         pytest.param(
             "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"

@@ -185,8 +185,11 @@ def _launch_options(
         command=command,
         tags=check_tags(tags) if isinstance(tags, tuple) else (),
         note=_text(found.get("note")),
-        nproc=1 if nproc is None else _count("--nproc", nproc),
+        nproc=0 if nproc is None else _count("--nproc", nproc),
         flags=tuple(flag.name for flag in flags),
+        flags_with_values=tuple(
+            f.name for f in flags if f.metavar and f.field and f.field in found
+        ),
     )
 
 
@@ -247,7 +250,7 @@ def _positional(token: str, flags: Sequence[Flag], first: str, usage: str) -> st
     """`token` as the first positional (the config file, the run folder), never a flag."""
     if token.startswith("-") and token != "-":  # noqa: S105 - not a password
         hint = suggest_flag(token, flags) or usage
-        raise UsageError(f"expected the {first} first, got '{token}'", hint=hint)
+        raise UsageError(f"expected the {first} first, got '{_one_line(token)}'", hint=hint)
     return token
 
 
@@ -259,10 +262,18 @@ def _is_value(args: list[str], i: int) -> bool:
 def flag_with_a_value(name: str, value: str) -> UsageError:
     """`expyrun c.yml --debug false`: a flag without a value, given one (a key named alike?)."""
     key = name[2:]
+    value = _one_line(value)
     return UsageError(
         f"{name} is expyrun's flag and takes no value, got '{value}' after it",
         hint=f"to set a config key named {key}, write --{key}={value} or -- --{key} {value}",
     )
+
+
+def _one_line(text: str) -> str:
+    """`text` for a one-line message: a token may hold a newline (`\\n`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def suggest_flag(token: str, flags: Sequence[Flag]) -> str | None:

@@ -27,7 +27,7 @@ from expyrun.config.interpolation import CWD_VARIABLE, interpolate
 from expyrun.config.keys import ConfigMapping, ConfigValue, KeyPath
 from expyrun.config.loading import load_config
 from expyrun.config.overrides import apply_overrides, parse_overrides
-from expyrun.config.report import Origin, Report
+from expyrun.config.report import COMMAND_LINE, Origin, Origins, Report
 from expyrun.config.run_section import (
     OPTION_MAPS,
     RUN_KEY,
@@ -72,6 +72,7 @@ def resolve(
     cwd: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     flags: Collection[str] = (),
+    flags_with_values: Collection[str] = (),
 ) -> Resolved:
     """Load `path` with its defaults, apply `overrides`, resolve, validate `__run__`.
 
@@ -83,6 +84,8 @@ def resolve(
             `__run__`, `$EXPYRUN_CWD`.
         environ: the variables `$VAR` reads (default: `os.environ`, which is never changed).
         flags: the launch line's own flags (`--detach`), suggested for a mistyped override.
+        flags_with_values: the flags given a value on the launch line (`--tag v2`): a top-level
+            key named alike, which they leave unchanged, is warned about.
     """
     launch_dir = Path(os.path.abspath(os.getcwd() if cwd is None else cwd))
     variables = dict(os.environ if environ is None else environ)
@@ -93,6 +96,7 @@ def resolve(
         loaded = load_config(path, launch_dir, report)
         raw, origins = loaded.value, loaded.origins
         apply_overrides(raw, parsed, origins, TEXT_KEYS, OPTION_MAPS, flags)
+        _warn_shadowed_keys(raw, origins, flags_with_values, report)
         config = interpolate(raw, variables, origins, report)
     run = read_run_section(config, origins, launch_dir, Origin(loaded.path))
     return Resolved(config, raw, run, tuple(report.warnings), origins)
@@ -109,6 +113,22 @@ def relative_path_warnings(
     return paths.relative_path_warnings(
         resolved.config, resolved.origins, run.no_path_warning, launch_dir, run_dir
     )
+
+
+def _warn_shadowed_keys(
+    raw: ConfigMapping, origins: Origins, flags: Collection[str], report: Report
+) -> None:
+    """Warn about a key `tag` of the config when `--tag v2` set expyrun's flag instead."""
+    for flag in flags:
+        key = flag.removeprefix("--")
+        origin = origins.get((key,))
+        if key in raw and origin is not COMMAND_LINE:
+            report.warn(
+                f"{flag} on the command line is expyrun's flag and leaves this key unchanged",
+                origin,
+                (key,),
+                hint=f"to set the key, write -- {flag} VALUE at the end of the line",
+            )
 
 
 @contextlib.contextmanager

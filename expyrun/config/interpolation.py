@@ -30,6 +30,7 @@ import re
 from collections.abc import Generator, Mapping
 from typing import NamedTuple, TypeVar
 
+from expyrun.config import variables
 from expyrun.config.keys import (
     MAX_DEPTH,
     ConfigMapping,
@@ -41,7 +42,7 @@ from expyrun.config.keys import (
     split_key,
 )
 from expyrun.config.report import Origins, Report
-from expyrun.config.variables import RequiredVariable, expand_variables, invalid_hint
+from expyrun.config.variables import RequiredVariable, expand_variables, invalid_hint, one_line
 from expyrun.errors import ConfigError
 
 NO_PARSE = "!P"
@@ -238,16 +239,17 @@ class _Resolver:
             raise self.error(str(exc), path) from None
         for expression in expansion.invalid:
             self.report.warn(
-                f"not a variable expression: {expression} is kept as text",
+                f"not a variable expression: {one_line(expression)} is kept as text",
                 self.origins.get(path),
                 path,
-                hint=invalid_hint(expression),
+                hint=one_line(invalid_hint(expression)),
             )
         for name in expansion.missing:
             self.report.warn(
                 f"environment variable {name} is not set: replaced by ''",
                 self.origins.get(path),
                 path,
+                hint=variables.missing_hint(name, self.raw),
             )
         return expansion.value
 

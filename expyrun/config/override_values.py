@@ -221,6 +221,8 @@ def _typed_item(item: str | Node, like: ConfigValue, level: int) -> ConfigValue:
             raise _Refused("the items are mappings: give a flow list like [{a: 1}]")
         return typed(item, like)
     if isinstance(item, ScalarNode):
+        if isinstance(like, list):  # `[[1], 5]`: never wrapped into `[5]`
+            raise ValueError(f"expected a list like {like!r}, got a scalar")
         quoted = item.style in ("'", '"')
         if quoted and (like is None or isinstance(like, str)):
             return str(item.value)

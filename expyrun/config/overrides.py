@@ -32,6 +32,7 @@ from expyrun.config.loading import DEFAULT_KEY
 from expyrun.config.merging import POLICY_KEY
 from expyrun.config.override_values import NULLS, loose, option_text, typed
 from expyrun.config.report import COMMAND_LINE, Origins
+from expyrun.config.variables import one_line
 from expyrun.errors import ConfigError
 
 PREFIX = "--"
@@ -166,9 +167,11 @@ def _ratio(first: str, second: str) -> float:
 
 def _stray_hint(token: str, after_override: bool) -> str:
     """What a token that is not `--KEY` probably meant (Hydra's `a.b=1`, `-lr`, a space)."""
+    if token.endswith((".yml", ".yaml")) and "=" not in token:
+        return f"one config file per launch: name the others in its {DEFAULT_KEY}"
     key, equal, value = token.lstrip("+~").partition("=")
     if equal and key and split_key(key) and key.isprintable() and " " not in key:
-        return f"did you mean --{key}={value}?"
+        return one_line(f"did you mean --{key}={value}?")
     if token.startswith("-") and split_key(token.lstrip("-")):
         return f"did you mean --{token.lstrip('-')}?"
     if after_override:

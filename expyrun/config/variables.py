@@ -18,17 +18,21 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from expyrun.config.composing import EXPONENT_FLOAT
 from expyrun.config.keys import ConfigValue
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_HEX_LIKE = re.compile(r"[0-9]+[eE][0-9]+")  # `1e3`, or a git commit `1234e56`: kept as text
 
 
 def convert_text(text: str) -> ConfigValue:
     """`text` as an int, a float or a bool when that loses nothing, else `text` itself.
 
     Lossless means the value prints back as the same text: `123` -> 123, `0.5` -> 0.5,
-    `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, `1e3`, ` 5 `, `nan`, `inf`
-    stay strings.
+    `-3` -> -3, `true`/`TRUE` -> True; but `007`, `1_000`, `1.10`, ` 5 `, `nan`, `inf` stay
+    strings. A number with a signed exponent or a dot (`1e-4`, `5E-4`, `1.5e3`) is a float, as
+    a config file reads it (`composing.EXPONENT_FLOAT`): `lr: ${LR:-1e-4}` is the float 0.0001,
+    like `lr: 1e-4`. Digits, `e`, digits (`1e3`) stay text: that is also a hex id (a git commit).
     """
     lowered = text.lower()
     if lowered == "true":
@@ -47,7 +51,8 @@ def convert_text(text: str) -> ConfigValue:
         real = float(text)
     except ValueError:
         return text
-    if math.isfinite(real) and repr(real) == text:
+    exponent = EXPONENT_FLOAT.fullmatch(text) and not _HEX_LIKE.fullmatch(text)
+    if math.isfinite(real) and (repr(real) == text or exponent):
         return real
     return text
 
@@ -65,7 +70,7 @@ class RequiredVariable(ValueError):
 
     def __init__(self, name: str, message: str, empty: bool = False) -> None:
         state = "empty" if empty else "not set"
-        super().__init__(f"environment variable {name} is {state}: {message}")
+        super().__init__(f"environment variable {name} is {state}: {one_line(message)}")
         self.name = name
 
 
@@ -80,12 +85,25 @@ def expand_variables(text: str, environ: Mapping[str, str]) -> Expansion:
     return Expansion(value, expander.missing, expander.invalid)
 
 
+def missing_hint(name: str, config: Mapping[str, object]) -> str | None:
+    """For `${lr}` not set where `lr` is a key (OmegaConf's reference): how to write one."""
+    return f"a reference to the key {name} is written {{{name}}}" if name in config else None
+
+
+def one_line(text: str) -> str:
+    """`text` for a one-line message: a newline or another control character escaped (`\\n`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def invalid_hint(expression: str) -> str:
     """How to write the invalid `${...}` `expression` as a variable (for its warning)."""
     body = expression[2:-1]
     name = _NAME.match(body)
-    if name and body[name.end() : name.end() + 1] == ":":
-        word = body[name.end() + 1 :].lstrip("=+")
+    # `${X:+word}` is the shell's alternate value (word when X is set): not a default.
+    if name and body[name.end() : name.end() + 1] == ":" and body[name.end() + 1 :][:1] != "+":
+        word = body[name.end() + 1 :].lstrip("=")
         return f"did you mean ${{{name.group()}:-{word}}}?"
     if "." in body and _NAME.match(body):
         return f"a reference to a key is written {{{body}}}"

@@ -35,9 +35,16 @@ def launch(options: LaunchOptions) -> int:
         from expyrun.launch.prepare import print_config
 
         return print_config(options)
-    if options.nproc > 1 or (
-        not options.slurm and not options.detach and slurm_tasks.several_tasks_here(os.environ)
-    ):
+    several_tasks = slurm_tasks.several_tasks_here(os.environ)
+    if several_tasks and (options.slurm or options.detach) and not options.nproc:
+        # Each task would make a run of its own (and wait for the others' entries for good).
+        flag = "--slurm" if options.slurm else "--detach"
+        world = os.environ.get(slurm_tasks.STEP_TASKS_VARIABLE)
+        raise UsageError(
+            f"{flag} in a job step of {world} tasks: each task would make a run of its own",
+            hint="run `srun expyrun CONFIG` without it, or --slurm from outside the step",
+        )
+    if options.nproc or several_tasks:
         return _launch_tasks(options)
     if options.slurm:
         if options.detach:
@@ -80,7 +87,7 @@ def _launch_tasks(options: LaunchOptions) -> int:
     """`--nproc N`, or this process is a task of a Slurm job step of several tasks."""
     task = None if options.slurm or options.detach else slurm_tasks.step_task(os.environ)
     _check_nproc(options, task)
-    if options.nproc > 1:
+    if options.nproc:
         from expyrun.launch.nproc import launch_nproc
 
         return launch_nproc(options, options.nproc)
@@ -93,7 +100,7 @@ def _launch_tasks(options: LaunchOptions) -> int:
 def _check_nproc(options: LaunchOptions, task: Task | None) -> None:
     """--nproc N runs N workers here: not in a job step that already has several tasks, nor
     detached or submitted (a --slurm job gets its tasks from `ntasks` in __slurm__)."""
-    if options.nproc <= 1:
+    if not options.nproc:
         return
     if options.slurm:
         raise UsageError(

@@ -19,7 +19,7 @@ from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.launch.recording import (
     RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS,
     RECORDING_TIMEOUT_SECONDS,
-    Recorder,
+    run_recorder,
 )
 from expyrun.run import record, snapshot, spawn, supervisor, tasks
 from expyrun.run.folder import OUTPUTS_LOG
@@ -73,8 +73,7 @@ def run_prepared(
         append_log=attempt > 1,
         terminal=terminal,
     )
-    # Requirements and git state are the run's: task 0 records them.
-    recorder = Recorder(prepared) if task is None or task.rank == 0 else None
+    recorder = run_recorder(prepared, None if task is None else task.rank)
 
     def write(current: RunRecord) -> None:
         if task is None:

@@ -7,7 +7,8 @@ entries in run.json: run/tasks.py). This process coordinates them, as srun does:
 
 - each supervisor runs in a session of its own, so that a signal reaches it once: SIGINT,
   SIGTERM and SIGHUP sent here (Ctrl-C) are forwarded to every task (each forwards it to its
-  worker, waits the grace, then kills; a second Ctrl-C kills at once);
+  worker, waits the grace, then kills; a second Ctrl-C kills at once); SIGUSR1 and SIGUSR2
+  are passed on to every task too, as a single run's supervisor does;
 - when a task fails (a non-zero exit), the others get SIGTERM: they end within the grace;
 - once every task has ended, a task that never wrote its entry is recorded `lost`;
 - on Linux, a task supervisor gets SIGTERM when this process dies (PR_SET_PDEATHSIG), so a
@@ -38,6 +39,9 @@ LOCAL_ADDRESS = "127.0.0.1"
 # The group (run/tasks.py) of a local multi-task run: this launcher's process id.
 GROUP_PREFIX = "local-"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Forwarded too, but no request to stop: the entry's own (SIGUSR1: Slurm's `--signal` warning,
+# a checkpoint), as a single run's supervisor forwards them.
+_PASSED_ON = (signal.SIGUSR1, signal.SIGUSR2)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -96,7 +100,6 @@ def launch_nproc(options: LaunchOptions, nproc: int) -> int:
     console.info(f"run folder: {run_dir}")
     port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())
     addr = os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS
-    console.info(f"{nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
     grace = prepared.record.grace_s
     return _Coordinator(run_dir, nproc, addr, port, grace).run()
 
@@ -113,15 +116,23 @@ class _Coordinator:
         self.codes: dict[int, int] = {}
         self.first_failure: int | None = None
         self.received: list[int] = []
+        # A stop signal was sent to the tasks: a task ending now ends on it, and another
+        # signal would make the others' supervisors kill at once, cutting their grace short.
+        self.stopping = False
+        self.stopped_by: int | None = None  # the first signal forwarded to every task
 
     def run(self) -> int:
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
-        previous = {signum: signal.getsignal(signum) for signum in (*_FORWARDED, signal.SIGCHLD)}
-        for signum in _FORWARDED:
+        handled = (*_FORWARDED, *_PASSED_ON, signal.SIGCHLD)
+        previous = {signum: signal.getsignal(signum) for signum in handled}
+        for signum in (*_FORWARDED, *_PASSED_ON):
             signal.signal(signum, lambda signum, frame: self.received.append(signum))
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select
         old_wakeup = signal.set_wakeup_fd(write_fd)
+        # Said once a stop signal is forwarded to the tasks (their start is under way).
+        addr, port = self.env[MASTER_ADDR_VARIABLE], self.env[MASTER_PORT_VARIABLE]
+        console.info(f"{self.nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
         try:
             for rank in range(self.nproc):
                 self.processes[rank] = self._start(rank)
@@ -136,7 +147,7 @@ class _Coordinator:
                 signal.signal(signum, handler)
             os.close(read_fd)
             os.close(write_fd)
-        tasks.finish_record(self.run_dir, self.nproc)
+        tasks.finish_record(self.run_dir, self.nproc, self.stopped_by)
         if self.first_failure is not None:
             return self.codes[self.first_failure]
         return next((code for code in self.codes.values() if code), ExitCode.OK)
@@ -172,6 +183,9 @@ class _Coordinator:
                 name = signal.Signals(signum).name
                 console.info(f"received {name}: forwarding it to the {self.nproc} tasks")
                 self._stop_all(signum)
+                if signum not in _PASSED_ON:
+                    self.stopping = True
+                    self.stopped_by = self.stopped_by or signum
             self._poll()
 
     def _poll(self) -> None:
@@ -182,7 +196,8 @@ class _Coordinator:
             self.codes[rank] = code if code >= 0 else 128 - code
             if self.codes[rank] and self.first_failure is None:
                 self.first_failure = rank
-                if len(self.codes) < len(self.processes):
+                if len(self.codes) < len(self.processes) and not self.stopping:
+                    self.stopping = True
                     console.info(
                         f"task {rank} ended with exit code {self.codes[rank]}: stopping the "
                         "other tasks (SIGTERM, then the grace period)"

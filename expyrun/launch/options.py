@@ -58,8 +58,10 @@ class LaunchOptions(NamedTuple):
     source: SourceRun | None = None  # the past run this launch runs again
     tags: tuple[str, ...] = ()  # --tag, checked (runs/tags.py TAG_PATTERN)
     note: str | None = None  # --note
-    nproc: int = 1  # workers of the run on this machine (--nproc), as the tasks of a job step
+    nproc: int = 0  # workers of the run on this machine (--nproc), as the tasks of a job step;
+    # 0: no --nproc (one worker, without the rank environment)
     flags: tuple[str, ...] = ()  # the launch line's own flags: "did you mean --detach?"
+    flags_with_values: tuple[str, ...] = ()  # given a value (`--tag v2`): a key `tag` is said
 
     @property
     def worker_python(self) -> Interpreter:

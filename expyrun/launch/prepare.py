@@ -73,6 +73,7 @@ def resolve_and_check(
         cwd=cwd,
         environ=environ,
         flags=options.flags,
+        flags_with_values=options.flags_with_values,
     )
     if not quiet:
         for warning in resolved.warnings:

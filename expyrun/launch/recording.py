@@ -81,11 +81,12 @@ class Recorder:
     what the run folder was prepared from.
     """
 
-    def __init__(self, prepared: PreparedRun) -> None:
+    def __init__(self, prepared: PreparedRun, needed: bool | None = None) -> None:
+        """`needed`: whether to gather; by default, when the run folder has not run yet."""
         self._prepared = prepared
         self.fields: dict[str, Any] = {}
         self._done = _thread.allocate_lock()
-        self._needed = prepared.record.status == Status.PREPARED
+        self._needed = prepared.record.status == Status.PREPARED if needed is None else needed
 
     def start(self) -> None:
         """Start gathering (once the worker runs)."""
@@ -119,3 +120,18 @@ class Recorder:
             )
         except Exception as exc:
             console.warning(f"could not record the environment: {exc}")
+
+
+def run_recorder(prepared: PreparedRun, rank: int | None) -> Recorder | None:
+    """What gathers the run's requirements and git state: task 0's, in a multi-task run.
+
+    `rank`: the task's, in a multi-task run. The record task 0 read may say `running` already
+    (the other tasks' entries): unless taken at submission, they are still to take all the
+    same (a task runs once).
+    """
+    if rank is None:
+        return Recorder(prepared)
+    if rank != 0:
+        return None
+    taken = prepared.record.requirements is not None or prepared.record.git is not None
+    return Recorder(prepared, needed=not taken)

@@ -15,10 +15,13 @@ writes every entry: none is lost, whatever the order of the writes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import signal
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,6 +34,10 @@ TASKS_FOLDER = ".tasks"
 TASK_FILE = "task.{rank}.json"
 # Taken (fcntl.lockf, a POSIX lock: NFS and Lustre honour these) while run.json is merged.
 LOCK_FILE = ".run.json.lock"
+# Room kept by each task while it runs, for its last entry and run.json on a full disk.
+TASK_RESERVE = "task.{rank}.reserve"
+TASK_RESERVE_BYTES = 64 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Task N's output, N > 0 (task 0's is outputs.log).
 TASK_LOG = "outputs.task{rank}.log"
 # The variables torch.distributed and friends read (torchrun sets the same).
@@ -54,6 +61,8 @@ ENTRY_FIELDS = (
     "cpu_user_s",
     "cpu_system_s",
     "output_bytes",
+    "output_lost_bytes",
+    "output_lost_since",
 )
 
 
@@ -106,7 +115,29 @@ def write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
 
     Task 0's record is the run's (config, code, git, requirements); another task only adds its
     entry. Returns the record written. Raises RecordError when run.json cannot be written.
+
+    Each task keeps a reserve (TASK_RESERVE) while it runs, as run.json has one (record.py):
+    when the disk is full, it is deleted and the writes tried again, so that a run whose output
+    filled the disk still ends with every task's true entry (the run's one reserve is taken by
+    the first task to end, and the other tasks' output may fill it again at once).
     """
+    reserve = run_dir / TASKS_FOLDER / TASK_RESERVE.format(rank=task.rank)
+    try:
+        merged = _write_task_record(run_dir, task, own)
+    except record.RecordError as exc:
+        full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in _DISK_FULL
+        if not full or not reserve.exists():
+            raise
+        reserve.unlink(missing_ok=True)
+        merged = _write_task_record(run_dir, task, own)
+    if own.status in record.ENDED:
+        reserve.unlink(missing_ok=True)
+    elif not reserve.exists():
+        _make_reserve(reserve)
+    return merged
+
+
+def _write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
     folder = run_dir / TASKS_FOLDER
     try:
         folder.mkdir(exist_ok=True)
@@ -154,8 +185,27 @@ def read_entries(run_dir: Path) -> list[dict[str, Any]]:
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no empty temporary behind
+        raise
+
+
+def _make_reserve(path: Path) -> None:
+    """Set aside TASK_RESERVE_BYTES at `path` (best effort: a full disk is no error)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, TASK_RESERVE_BYTES)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        return
+    os.close(fd)
 
 
 def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> RunRecord:
@@ -173,6 +223,8 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
     running = [e for e in entries if e.get("status") not in record.ENDED]
     if running or len(entries) < world_size:
         changes["status"] = Status.RUNNING.value
+        # Task 0 may have ended: its end is not the run's.
+        changes.update(ended_at=None, duration_s=None, exit_code=None, signal=None)
         if running:
             changes.update(_supervisor_fields(running[0]))
     else:
@@ -194,12 +246,23 @@ def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> Ru
             ended = Status.STOPPED if stopped else Status.SUCCEEDED
             changes.update(status=ended.value, exit_code=0)
         changes["ended_at"] = max(str(e.get("ended_at") or "") for e in entries) or None
+        changes["duration_s"] = _duration(entries, base.duration_s)
     merged = base.replace(**changes)
     if merged.attempts:
         last = dict(merged.attempts[-1])
         last.update(status=merged.status, exit_code=merged.exit_code, signal=merged.signal)
         merged = merged.replace(attempts=(*merged.attempts[:-1], last))
     return merged
+
+
+def _duration(entries: list[dict[str, Any]], fallback: float | None) -> float | None:
+    """Seconds from the first task's start to the last task's end (ISO times in the entries)."""
+    try:
+        started = min(datetime.fromisoformat(e["started_at"]) for e in entries)
+        ended = max(datetime.fromisoformat(e["ended_at"]) for e in entries)
+    except (KeyError, TypeError, ValueError):
+        return fallback  # a lost task: no times
+    return round((ended - started).total_seconds(), 3)
 
 
 def _supervisor_fields(entry: dict[str, Any]) -> dict[str, Any]:
@@ -221,11 +284,12 @@ def already_ran(run_dir: Path, rank: int) -> bool:
     return (run_dir / TASKS_FOLDER / TASK_FILE.format(rank=rank)).exists()
 
 
-def finish_record(run_dir: Path, world_size: int) -> None:
+def finish_record(run_dir: Path, world_size: int, stopped_by: int | None = None) -> None:
     """Once every task's supervisor has ended: record a task that wrote no entry as `lost`.
 
     Called by what started the tasks (`--nproc`); best effort (a record that cannot be read
-    or written is left as it is).
+    or written is left as it is). `stopped_by`: the signal the tasks were sent to stop them
+    (Ctrl-C, SIGTERM): a task that wrote no entry was stopped by it before it recorded.
     """
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -236,8 +300,12 @@ def finish_record(run_dir: Path, world_size: int) -> None:
             return
         entries = read_entries(run_dir)
         found = {entry["rank"] for entry in entries}
+        ended: dict[str, Any] = {"status": Status.LOST.value}
+        if stopped_by is not None:
+            name = signal.Signals(stopped_by).name
+            ended = {"status": Status.KILLED.value, "exit_code": 128 + stopped_by, "signal": name}
         missing = [
-            {"rank": rank, "status": Status.LOST.value, "log": log_name(rank)}
+            {"rank": rank, **ended, "log": log_name(rank)}
             for rank in range(world_size)
             if rank not in found
         ]

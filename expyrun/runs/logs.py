@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError, UsageError
@@ -104,7 +105,9 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
     rendering = not options.raw and (options.needs_rendering or not terminal)
     colour = rendering and terminal and not os.environ.get("NO_COLOR")
     wants_index = bool(options.timestamps or options.elapsed or options.stream)
-    log = run_dir / OUTPUTS_LOG if options.task is None else task_log(run_dir, options.task)
+    log = run_dir / OUTPUTS_LOG
+    if options.task is not None:
+        log = task_log(run_dir, options.task, record.tasks)
     index = run_dir / INDEX_FILE if log.name == OUTPUTS_LOG else None  # tasks' logs have none
     has_index = wants_index and index is not None and index.is_file()
     if wants_index and not has_index:
@@ -269,11 +272,17 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def task_log(run_dir: Path, task: int) -> Path:
-    """Task `task`'s log; UsageError when the run has no such task."""
+def task_log(run_dir: Path, task: int, recorded: list[dict[str, Any]] | None = None) -> Path:
+    """Task `task`'s log; UsageError when the run has no such task.
+
+    The tasks are those with a file of their own, and those run.json names (`recorded`): a
+    task stopped before it wrote its file is in run.json only.
+    """
     from expyrun.run.tasks import log_name, read_entries
 
-    ranks = [entry["rank"] for entry in read_entries(run_dir)]
+    named = {entry.get("rank") for entry in recorded or ()}
+    named.update(entry["rank"] for entry in read_entries(run_dir))
+    ranks = sorted(rank for rank in named if isinstance(rank, int))
     if task not in ranks and not (task == 0 and not ranks):
         known = f"its tasks are {', '.join(map(str, ranks))}" if ranks else "it has one task: 0"
         raise UsageError(f"the run has no task {task} ({known})", hint=str(run_dir))

@@ -454,6 +454,17 @@ CASES = [
         r"mapping$",
         id="unquoted-reference-strict",
     ),
+    pytest.param(
+        _appended("tag: v1\n", "--strict", "--tag", "v2"),
+        r"config\.yml:\d+: key 'tag': --tag on the command line is expyrun's flag and leaves this "
+        r"key unchanged \(to set the key, write -- --tag VALUE at the end of the line\)$",
+        id="value-flag-named-like-a-key-strict",
+    ),
+    pytest.param(
+        _args("other.yml"),
+        r"got 'other\.yml' \(one config file per launch: name the others in its __default__\)$",
+        id="second-config-file",
+    ),
     # --- issue 11: entry points that exist but are not functions (a run folder before) ---
     pytest.param(
         _entry_module("main = 5\n"),

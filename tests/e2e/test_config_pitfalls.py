@@ -32,6 +32,7 @@ kafka:
   enable\.auto\.commit: true
 data_dir: ${{EXPYRUN_TEST_UNSET_17:-/datasets/{{kafka.enable}}}}
 tags: [a, b]
+warmup: ${{EXPYRUN_TEST_UNSET_17:-1e-3}}
 """
 
 
@@ -58,6 +59,7 @@ def test_floats_defaults_and_dotted_keys_reach_the_entry_and_survive_a_rerun(
         },
         "data_dir": ["str", "/datasets/False"],
         "tags": [],
+        "warmup": ["float", 0.001],
     }
     assert _received(first.run_dir) == expected
     assert first.run_dir.parent.name == "n-other:1"

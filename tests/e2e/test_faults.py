@@ -308,10 +308,23 @@ def test_the_worker_ends_when_its_supervisor_dies_after_the_run_folder_was_delet
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to start")
         worker = read_json(run_dir / "run.json")["child_pid"]
-        shutil.rmtree(run_dir)
+        # The supervisor may write a file into the folder while it is deleted (rm -rf races
+        # the same way): delete until it is gone.
+        wait_for(lambda: _deleted(run_dir), 10, "the run folder to be deleted")
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
         wait_for(lambda: not process_alive(worker), 10, "the worker to end")
     finally:
         process.kill()
         process.communicate()
+
+
+def _deleted(folder: Path) -> bool:
+    """Try once to delete `folder`; True when it is gone."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except OSError:  # ENOTEMPTY: a file appeared while deleting
+        return False
+    return not folder.exists()

@@ -33,6 +33,18 @@ from expyrun.errors import UsageError
             "expected the config file first, got '--merge-ouput=1' (did you mean --merge-output?)",
             id="mistyped-flag-with-equals-first",
         ),
+        # Review of issue 17: one line, whatever the token holds.
+        pytest.param(
+            ["c.yml", "--debug", "a\nb"],
+            "--debug is expyrun's flag and takes no value, got 'a\\nb' after it (to set a config "
+            "key named debug, write --debug=a\\nb or -- --debug a\\nb)",
+            id="flag-given-a-value-with-a-newline",
+        ),
+        pytest.param(
+            ["--detatch\n", "c.yml"],
+            "expected the config file first, got '--detatch\\n' (did you mean --detach?)",
+            id="mistyped-flag-with-a-newline-first",
+        ),
     ],
 )
 def test_flag_mistakes_are_usage_errors_with_a_suggestion(args: list[str], message: str) -> None:
@@ -67,3 +79,9 @@ def test_the_flags_reach_the_config_engine_for_its_suggestions() -> None:
 def test_rerun_flag_given_a_value() -> None:
     with pytest.raises(UsageError, match="--exact is expyrun's flag and takes no value"):
         parse_past_run("rerun", ["RUN", "--exact", "1"])
+
+
+def test_the_flags_given_a_value_reach_the_config_engine() -> None:
+    options = parse_launch(["c.yml", "--tag", "a", "--grace=5", "--debug", "--lr", "1"])
+    assert set(options.flags_with_values) == {"--tag", "--grace"}
+    assert parse_launch(["c.yml", "--", "--tag", "a"]).flags_with_values == ()

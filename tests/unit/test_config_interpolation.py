@@ -96,6 +96,16 @@ def test_missing_variables_warn(
     ]
 
 
+# Review of issue 17: OmegaConf writes a reference `${lr}`; here it reads a variable.
+def test_a_missing_variable_named_like_a_key_hints_at_the_reference(tmp_path: Path) -> None:
+    resolved = resolve_text(tmp_path, 'lr: 0.1\nv: "${lr}"\n', environ=ENVIRON)
+    assert resolved.entry_config["v"] == ""
+    assert warning_texts(resolved) == [
+        "config.yml:6: key 'v': environment variable lr is not set: replaced by '' (a "
+        "reference to the key lr is written {lr})"
+    ]
+
+
 def test_expyrun_cwd_is_the_launch_directory(tmp_path: Path) -> None:
     resolved = resolve_text(tmp_path, "here: $EXPYRUN_CWD\n", environ={"EXPYRUN_CWD": "/else"})
     assert resolved.entry_config["here"] == str(tmp_path)
@@ -307,7 +317,17 @@ def test_raw_config_keeps_variables_and_references(tmp_path: Path) -> None:
         pytest.param("+3", "+3", id="plus-is-text"),
         pytest.param("0.5", 0.5, id="float"),
         pytest.param(".5", ".5", id="bare-dot-is-text"),
-        pytest.param("1e3", "1e3", id="exponent-printed-otherwise"),
+        # Review of issue 17: what a config file reads as a float (YAML 1.2) is a float here
+        # too, or `lr: ${LR:-1e-4}` hands the entry the string '1e-4'.
+        pytest.param("1e3", "1e3", id="unsigned-exponent-may-be-an-id"),
+        pytest.param("1234e56", "1234e56", id="git-commit-like-is-text"),
+        pytest.param("1.5e3", 1500.0, id="yaml12-dot-and-exponent"),
+        pytest.param("1e-4", 0.0001, id="yaml12-negative-exponent"),
+        pytest.param("5E-4", 0.0005, id="yaml12-capital-exponent"),
+        pytest.param("-2.5e+3", -2500.0, id="yaml12-signed-exponent"),
+        pytest.param("1e400", "1e400", id="exponent-out-of-range-is-text"),
+        pytest.param("1_0e5", "1_0e5", id="exponent-underscore-is-text"),
+        pytest.param("1e3\n", "1e3\n", id="exponent-newline-is-text"),
         pytest.param("inf", "inf", id="inf"),
         pytest.param("true", True, id="true"),
         pytest.param("False", False, id="false"),
@@ -343,6 +363,7 @@ def test_convert_text_is_lossless(text: str, expected: object) -> None:
         pytest.param("${NO:-$B}", "$A", [], id="default-value-expanded-once"),
         pytest.param("${E?m}", "", [], id="question-mark-accepts-empty"),
         pytest.param("${A:?m}", 1, [], id="required-and-set"),
+        pytest.param("${NO:-1e-4}", 0.0001, [], id="default-exponent-is-a-float"),
     ],
 )
 def test_expand_variables(text: str, expected: object, missing: list[str]) -> None:
@@ -390,6 +411,23 @@ def test_expand_variables(text: str, expected: object, missing: list[str]) -> No
             "not a variable expression: ${m.n} is kept as text (a reference to a key is "
             "written {m.n})",
             id="dotted-name",
+        ),
+        # Review of issue 17: `:+` is the shell's alternate value (used when X is set), the
+        # opposite of `:-`: not suggested as a default.
+        pytest.param(
+            '"${X:+alt}"',
+            "${X:+alt}",
+            "not a variable expression: ${X:+alt} is kept as text (write ${NAME}, "
+            "${NAME:-default}, ${NAME-default} or ${NAME:?message}; '!P' before the value "
+            "keeps it as text)",
+            id="alternate-value-not-taken-for-a-default",
+        ),
+        # Review of issue 17: a warning stays on one line.
+        pytest.param(
+            '"${X:\\nd}"',
+            "${X:\nd}",
+            "not a variable expression: ${X:\\nd} is kept as text (did you mean ${X:-\\nd}?)",
+            id="newline-escaped",
         ),
     ],
 )
@@ -442,6 +480,13 @@ def test_variables_with_defaults(
         ),
         pytest.param(
             "x/${DATA?gone}", {}, "environment variable DATA is not set: gone", id="unset-only"
+        ),
+        # Review of issue 17: the error stays on one line.
+        pytest.param(
+            '"${DATA:?line 1\\nline 2}"',
+            {},
+            "environment variable DATA is not set: line 1\\nline 2",
+            id="message-newline-escaped",
         ),
     ],
 )

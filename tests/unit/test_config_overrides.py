@@ -114,6 +114,12 @@ FLAGS = (
             id="hydra-style-after-an-override",
         ),
         pytest.param(
+            ["--a", "1", "b.c=x\ny"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'b.c=x\\ny' (did you mean "
+            "--b.c=x\\ny?)",
+            id="hydra-style-newline-on-one-line",
+        ),
+        pytest.param(
             ["-lr", "0.3"],
             "expected an override --KEY VALUE or --KEY=VALUE, got '-lr' (did you mean --lr?)",
             id="one-dash",
@@ -123,6 +129,19 @@ FLAGS = (
             "expected an override --KEY VALUE or --KEY=VALUE, got 'run' (an override takes one "
             "value: quote a value holding spaces)",
             id="unquoted-space",
+        ),
+        # Review of issue 17: a second config file is not a key (it said `--b.yml`).
+        pytest.param(
+            ["b.yml"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'b.yml' (one config file per "
+            "launch: name the others in its __default__)",
+            id="second-config-file",
+        ),
+        pytest.param(
+            ["--a", "1", "configs/b.yaml"],
+            "expected an override --KEY VALUE or --KEY=VALUE, got 'configs/b.yaml' (one config "
+            "file per launch: name the others in its __default__)",
+            id="second-config-file-after-an-override",
         ),
         pytest.param(
             ["a b"],
@@ -193,6 +212,24 @@ def test_unknown_keys_suggest_a_flag_when_it_is_closest(
     assert str(caught.value) == f"command line: key '{key}': no such key to override ({hint})"
 
 
+# Review of issue 17: `--tag v2` (or `--tag=v2`) is expyrun's flag even where the config has a
+# key `tag`: the key stays unchanged, which is said; `-- --tag v2` sets the key.
+def test_a_flag_given_a_value_warns_about_a_key_named_alike(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yml", RUN + "tag: v1\nnote: n\nlr: 1\n")
+    given = ("--tag", "--grace")
+    resolved = resolve(path, [], cwd=tmp_path, environ={}, flags=FLAGS, flags_with_values=given)
+    assert resolved.entry_config["tag"] == "v1"
+    assert warning_texts(resolved) == [
+        "c.yml:5: key 'tag': --tag on the command line is expyrun's flag and leaves this key "
+        "unchanged (to set the key, write -- --tag VALUE at the end of the line)"
+    ]
+    overridden = resolve(
+        path, ["--tag", "v3"], cwd=tmp_path, environ={}, flags=FLAGS, flags_with_values=given
+    )
+    assert overridden.entry_config["tag"] == "v3"
+    assert warning_texts(overridden) == []
+
+
 def test_a_key_named_like_a_flag_is_set_with_equals(tmp_path: Path) -> None:
     path = write(tmp_path, "c.yml", RUN + "debug: false\n")
     resolved = resolve(path, ["--debug=true"], cwd=tmp_path, environ={}, flags=FLAGS)
@@ -241,6 +278,9 @@ def test_override_is_a_frozen_record() -> None:
         pytest.param("[a]", "  ", [], id="list-blank-text"),
         pytest.param("1e-3", "2e-4", 0.0002, id="yaml12-float-key-takes-exponents"),
         pytest.param("[1e-3]", "2e-4,3E-5", [0.0002, 3e-05], id="yaml12-float-list"),
+        pytest.param("'${LR:-1e-3}'", "2e-4", 0.0002, id="yaml12-float-over-a-variable"),
+        pytest.param("null", "1e-4", 0.0001, id="yaml12-float-over-null"),
+        pytest.param("[]", "[1e-4, '1e-4']", [0.0001, "1e-4"], id="yaml12-float-flow-item"),
         pytest.param("[1.5]", "[1, 2]", [1.0, 2.0], id="flow-typed-like-first"),
         pytest.param("[a, b]", "[1, '2']", ["1", "2"], id="flow-str-items"),
         pytest.param("[[1]]", "[[2, 3]]", [[2, 3]], id="flow-nested"),
@@ -278,6 +318,13 @@ def test_override_typing(tmp_path: Path, existing: str, text: str, expected: obj
             "[[1]]", "[[1], [2, x]]", "item 1.1 (x): expected an integer", id="nested-item"
         ),
         pytest.param("[1]", "[[2]]", "item 0 ([...]): expected an item like 1", id="list-item"),
+        # Review of issue 17: a scalar where a list was is not wrapped (it gave [[1], [5]]).
+        pytest.param(
+            "[[1], [3, 4]]",
+            "[[1], 5]",
+            "item 1 (5): expected a list like [3, 4], got a scalar",
+            id="scalar-item-for-a-list",
+        ),
         pytest.param("[1, 2]", "[1", "invalid YAML", id="flow-list-syntax"),
         pytest.param(
             "[{a: 1}]", "4,5", "the items are mappings", id="list-of-mappings-from-commas"

@@ -35,6 +35,15 @@ def info(text: object) -> None:
     _emit("", str(text))
 
 
+def new_line() -> None:
+    """End on stderr a line the run's output left open (a progress bar), before a message."""
+    try:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
 def detail(text: object) -> None:
     """Print `  TEXT` on stderr: a line of a tool expyrun runs for the user (pip's progress)."""
     try:
@@ -42,6 +51,16 @@ def detail(text: object) -> None:
         sys.stderr.flush()
     except (BrokenPipeError, OSError):
         pass
+
+
+def ask(question: str) -> str:
+    """Print `expyrun: QUESTION` on stderr and read one line of the answer from stdin."""
+    try:
+        sys.stderr.write(f"{PREFIX}: {question}")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    return sys.stdin.readline()
 
 
 def out(text: str) -> None:

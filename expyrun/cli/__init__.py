@@ -8,8 +8,8 @@ Two grammars:
 - the launch line, `expyrun CONFIG [flags] [--KEY VALUE ...]`, and `rerun`/`reproduce`, which
   take a launch line after their run folder: `launch_line`, one declarative table of flags
   that also writes their help (`help`);
-- the commands over recorded runs (`ls`, `logs`, `status`, `stop`): argparse subparsers in
-  `run_commands`, each with its own `--help`.
+- the commands over recorded runs (`ls`, `logs`, `status`, `stop`, `rm`, `clean`): argparse
+  subparsers in `run_commands`, each with its own `--help`.
 
 A word is a command only when no file of that name exists: `expyrun ls` still runs a config
 file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
@@ -160,9 +160,34 @@ def _ls(args: list[str]) -> int:
     parsed = run_commands.parse("ls", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.runs.ls import list_runs
+    from expyrun.runs.ls import View, list_runs
 
-    return list_runs(parsed.paths or ["."], parsed.json, parsed.status or ())
+    keys = [key.strip() for value in parsed.keys or () for key in value.split(",")]
+    view = View(tuple(k for k in keys if k), parsed.where, parsed.sort, parsed.last, parsed.changed)
+    return list_runs(parsed.paths, parsed.json, parsed.status or (), view, parsed.config)
+
+
+def _rm(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("rm", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.clean import remove_runs
+
+    return remove_runs(parsed.runs, parsed.yes, parsed.dry_run)
+
+
+def _clean(args: list[str]) -> int:
+    from expyrun.cli import run_commands
+
+    parsed = run_commands.parse("clean", args)
+    if isinstance(parsed, int):
+        return parsed
+    from expyrun.runs.clean import clean_runs
+
+    selection = (parsed.status, parsed.older_than, parsed.where)
+    return clean_runs(parsed.paths, *selection, parsed.yes, parsed.dry_run, parsed.config)
 
 
 def _logs(args: list[str]) -> int:
@@ -254,7 +279,12 @@ def _supervise(args: list[str]) -> int:
 
 COMMANDS: dict[str, Command] = {
     "ls": Command(
-        "ls [PATH ...] [--json] [--status S]", "the runs under PATHs (default .), newest first", _ls
+        "ls [PATH ...] [--keys K,..] [--where EXPR] [--sort KEY] [--last N] [--changed]",
+        "the runs under PATHs (default .; --config CFG: its output dir), newest first; --keys "
+        "adds config, result and record columns, --where filters (training.lr<0.01 and "
+        "status=succeeded), --sort -result.acc orders, --changed shows the config keys that "
+        "differ; also --status S, --json",
+        _ls,
     ),
     "logs": Command(
         "logs RUN [-f] [--raw] [--tail N] [--head N] [--timestamps|--elapsed] "
@@ -285,6 +315,17 @@ COMMANDS: dict[str, Command] = {
         "how two runs differ: config keys, result, requirements, git state; --code: a unified "
         "diff of their code copies; exit 0 same, 1 different",
         _diff,
+    ),
+    "rm": Command(
+        "rm RUN... [--yes] [--dry-run]",
+        "remove run folders (never a running one); asks first on a terminal",
+        _rm,
+    ),
+    "clean": Command(
+        "clean [PATH ...] --status S,.. [--older-than AGE] [--where EXPR] [--yes]",
+        "remove the runs that match (e.g. --status failed,killed,lost --older-than 7d); asks "
+        "first on a terminal; --dry-run only lists them",
+        _clean,
     ),
     "rerun": Command(
         "rerun RUN [--exact] [options] [--KEY VALUE ...]",

@@ -1,4 +1,5 @@
-"""The commands over recorded runs (`ls`, `logs`, `status`, `stop`): argparse subparsers.
+"""The commands over recorded runs (`ls`, `logs`, `status`, `stop`, `rm`, `clean`): argparse
+subparsers.
 
 Each has its own `--help`; a parse error is a `UsageError` (one line, exit 2), never argparse's
 own exit.
@@ -25,7 +26,7 @@ def parse(name: str, args: list[str]) -> argparse.Namespace | int:
     """Parse a run command's arguments with its subparser; an int: --help was shown (exit 0)."""
     parser = _parser()
     try:
-        namespace, extra = parser.parse_known_args([name, *args])
+        namespace, extra = parser.parse_known_args([name, *_joined_values(args)])
     except SystemExit as exc:  # --help: argparse printed it and exits 0
         return int(exc.code or 0)
     if extra:
@@ -33,6 +34,24 @@ def parse(name: str, args: list[str]) -> argparse.Namespace | int:
             f"unrecognized arguments: {' '.join(extra)}", hint=f"see expyrun {name} --help"
         )
     return namespace
+
+
+# Options whose value may start with "-" (`--sort -result.acc`, `--where "-x<1"` is no flag):
+# argparse would take such a value for an unknown option.
+_VALUE_OPTIONS = ("--sort", "--where", "--keys")
+
+
+def _joined_values(args: list[str]) -> list[str]:
+    """`--sort -KEY` -> `--sort=-KEY`, so that argparse reads the value as a value."""
+    joined: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token in _VALUE_OPTIONS:
+            value = next(tokens, None)
+            joined.append(token if value is None else f"{token}={value}")
+        else:
+            joined.append(token)
+    return joined
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,10 +69,23 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = add(
         "ls",
-        "List the runs under output folders, newest first.",
-        "Exit status: 0; 2 for a PATH that is no folder.",
+        "List the runs under output folders, newest first. KEYs name record fields (run, "
+        "status, name, started, ended, duration, exit, signal, peak_mem, host, user, entry, "
+        "tags, note, error), the entry's result (result.acc), any run.json field "
+        "(record.git.commit) or a config key (training.lr; config.name for a config key named "
+        "like a field).",
+        "--where grammar: KEY OP VALUE, OP one of = != < <= > >= ~ (regex) !~, combined with "
+        "and, or, not and parentheses: 'training.lr<0.01 and status=succeeded', 'tag=baseline', "
+        "'result.acc>=0.9 or name~resnet'. Numbers compare as numbers, other values as text; a "
+        "run without the key matches no comparison. See docs/run-management.md. "
+        "Exit status: 0; 2 for a PATH that is no folder, a bad --where or a key no run has.",
     )
     ls.add_argument("paths", nargs="*", metavar="PATH", help="a folder to search (default .)")
+    ls.add_argument(
+        "--config",
+        metavar="CFG",
+        help="search the output dir of this config (resolved as a launch from here would)",
+    )
     ls.add_argument("--json", action="store_true", help="one JSON list, for scripts")
     ls.add_argument(
         "--status",
@@ -61,6 +93,54 @@ def _parser() -> argparse.ArgumentParser:
         choices=[status.value for status in Status],
         help="only runs with this status (repeatable)",
     )
+    ls.add_argument(
+        "--keys",
+        action="append",
+        metavar="K1,K2",
+        help="add columns: config keys, result.KEY, record fields (repeatable)",
+    )
+    ls.add_argument("--where", metavar="EXPR", help="only runs matching EXPR (grammar below)")
+    ls.add_argument("--sort", metavar="KEY", help="order by KEY (-KEY: descending)")
+    ls.add_argument("--last", type=int, metavar="N", help="only the N newest runs")
+    ls.add_argument(
+        "--changed",
+        action="store_true",
+        help="add a column for each config key whose value differs between the listed runs",
+    )
+    confirm_epilog = (
+        "Each run folder is renamed into .trash/ under its output dir, then deleted: a crash "
+        "never leaves half a run; the next rm or clean finishes what is left in .trash/. "
+        "Exit status: 0 when done (or nothing to do); 1 when the question was answered no; 2 "
+        "for bad input, a refused run, or no terminal to ask and no --yes."
+    )
+    rm = add("rm", "Remove run folders (never a running run).", confirm_epilog)
+    rm.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
+    clean = add(
+        "clean",
+        "Remove the runs under PATHs (default .) that match --status, --older-than and "
+        "--where (never a running run).",
+        confirm_epilog,
+    )
+    clean.add_argument("paths", nargs="*", metavar="PATH", help="a folder to search (default .)")
+    clean.add_argument("--config", metavar="CFG", help="search the output dir of this config")
+    clean.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="S1,S2",
+        help="only runs with one of these statuses, e.g. failed,killed,lost (repeatable)",
+    )
+    clean.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="only runs that ended more than AGE ago: 30m, 12h, 7d, 2w",
+    )
+    clean.add_argument("--where", metavar="EXPR", help="only runs matching EXPR (as ls --where)")
+    for command in (rm, clean):
+        command.add_argument("-y", "--yes", action="store_true", help="do not ask")
+        command.add_argument(
+            "--dry-run", action="store_true", help="only list what would be removed"
+        )
     logs = add(
         "logs",
         "Print a run's outputs.log; with -f, follow it until the run ends. Rendered (progress "

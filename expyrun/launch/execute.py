@@ -14,6 +14,7 @@ from typing import Any
 
 from expyrun import console
 from expyrun.errors import RunFolderError
+from expyrun.launch.closing import say_how_it_ended
 from expyrun.launch.options import Interpreter, LaunchOptions, SourceRun
 from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.launch.recording import (
@@ -62,8 +63,7 @@ def run_prepared(
         **_environment_variables(prepared.options.source),
         **(task.environment(os.environ) if task else {}),
     }
-    if attempt > 1:
-        _write_separator(run_dir / OUTPUTS_LOG, attempt, job)
+    separator_at = _write_separator(run_dir / OUTPUTS_LOG, attempt, job) if attempt > 1 else None
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
         env=env,
@@ -72,6 +72,7 @@ def run_prepared(
         grace_seconds=grace,
         append_log=attempt > 1,
         terminal=terminal,
+        separator_at=separator_at,
     )
     recorder = run_recorder(prepared, None if task is None else task.rank)
 
@@ -139,6 +140,9 @@ def run_prepared(
             output_lost_bytes=outcome.bytes_lost or None,
             output_lost_since=record.now_iso(outcome.lost_since) if outcome.lost_since else None,
             slurm=slurm_fields,
+            error=outcome.error,
+            result=outcome.result,
+            result_repr=outcome.result_repr,
             stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
@@ -150,6 +154,8 @@ def run_prepared(
     outcome = supervisor.run(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
+    if terminal:
+        say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
 
 
@@ -251,8 +257,8 @@ def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
     return requested
 
 
-def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None:
-    """Mark where a new attempt starts in outputs.log (on a line of its own)."""
+def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
+    """Mark where a new attempt starts in outputs.log (on a line of its own); its offset."""
     where = os.uname().nodename
     if job is not None:
         where = f"{job.describe()}, on {where}"
@@ -266,6 +272,7 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> None
     finally:
         os.close(fd)
     console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+    return size + len(line) - len(line.lstrip("\n"))
 
 
 def _check_runnable(run_dir: Path, found: RunRecord, task: Task | None = None) -> None:

@@ -6,6 +6,7 @@ failure while the folder is being prepared removes what was made.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +42,20 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
     run folder, so that launching the stored file again runs the copied code.
     """
     from expyrun.config import dump_config, dump_raw
+
+    config, raw = _stored_mappings(resolved, run_dir, debug)
+    return dump_config(config), dump_raw(raw)
+
+
+def stored_config_json(resolved: Resolved, run_dir: Path, debug: bool) -> str:
+    """The text of config.json: config.yml's values as JSON (dates as ISO text)."""
+    config, _ = _stored_mappings(resolved, run_dir, debug)
+    return json.dumps(config, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored_mappings(
+    resolved: Resolved, run_dir: Path, debug: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
     from expyrun.config.run_section import CODE_KEY, OUTPUT_DIR_KEY, RUN_KEY
 
     texts = []
@@ -53,7 +68,7 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
         elif CODE_KEY in run_section:
             run_section[CODE_KEY] = str(resolved.run.code_dir)
         texts.append({**mapping, RUN_KEY: run_section})
-    return dump_config(texts[0]), dump_raw(texts[1])
+    return texts[0], texts[1]
 
 
 def resolve_and_check(
@@ -111,6 +126,10 @@ def allocate_and_snapshot(
         config_text, raw_text = stored_configs(resolved, run_dir, options.debug)
         snapshot.write_text_file(run_dir / snapshot.CONFIG_FILE, config_text)
         snapshot.write_text_file(run_dir / snapshot.RAW_CONFIG_FILE, raw_text)
+        snapshot.write_text_file(
+            run_dir / snapshot.CONFIG_JSON_FILE,
+            stored_config_json(resolved, run_dir, options.debug),
+        )
         code_copy = None
         if not options.debug and location.in_code_dir:
             code_copy = _copy_code(spec, location, run_dir, _copied_names(past))

@@ -22,6 +22,7 @@ from expyrun import console
 from expyrun.errors import ExitCode, ReproduceError
 from expyrun.launch import launch
 from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun
+from expyrun.launch.prepare import resolve_and_check
 from expyrun.reproduce.cache import installed_requirements, prepare_environment
 from expyrun.reproduce.differences import Difference, compare
 from expyrun.reproduce.pip import venv_python
@@ -103,6 +104,10 @@ def reproduce(options: PastRunOptions) -> int:
     launch_options = options.launch._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(source=past.as_source(REPRODUCES)))
+    # Bad overrides or flags are found before the environment is built (that takes minutes).
+    resolve_and_check(
+        launch_options._replace(source=past.as_source(REPRODUCES)), Path.cwd(), quiet=True
+    )
     environment = prepare_environment(
         past.requirements_file,
         past.record.python,

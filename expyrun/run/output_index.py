@@ -70,6 +70,19 @@ class IndexWriter:
             if now - self._last_flush >= FLUSH_SECONDS:
                 self.flush()
 
+    def flush_due_in(self) -> float | None:
+        """Flush when pending records are `FLUSH_SECONDS` old; seconds until the next is due.
+
+        None when nothing waits (the poll loop then needs no wake-up for the index).
+        """
+        if not self._pending or self.failed:
+            return None
+        left = self._last_flush + FLUSH_SECONDS - time.monotonic()
+        if left > 0:
+            return left
+        self.flush()
+        return None
+
     def flush(self) -> None:
         """Write the pending records (a failure abandons the index; the log is unaffected)."""
         self._last_flush = time.monotonic()
@@ -83,28 +96,54 @@ class IndexWriter:
             self._pending.clear()
 
     def close(self) -> None:
-        """Flush, then close the file."""
+        """Flush, then close the file (never raises: the index is best effort)."""
         self.flush()
-        os.close(self._fd)
+        try:
+            os.close(self._fd)
+        except OSError:
+            self.failed = True
 
 
-def read_index(run_dir: Path, log_size: int | None = None) -> Iterator[Chunk]:
+def index_path(log_path: Path) -> Path:
+    """The index of a log: outputs.index for outputs.log, outputs.task1.index for a task's log."""
+    return log_path.with_suffix(Path(INDEX_FILE).suffix)
+
+
+def open_index(log_path: Path, fresh: bool) -> IndexWriter | None:
+    """The writer of the index of `log_path`, None when it cannot be opened (the run goes on).
+
+    `fresh`: the log starts empty, so an index left there (of another log) is removed first;
+    otherwise (a new attempt appending to the log) records are appended.
+    """
+    path = index_path(log_path)
+    try:
+        if fresh:
+            path.unlink(missing_ok=True)
+        return IndexWriter(path)
+    except OSError:
+        return None
+
+
+def read_index(
+    run_dir: Path, log_size: int | None = None, log: str = OUTPUTS_LOG
+) -> Iterator[Chunk]:
     """The chunks of `run_dir`'s outputs.log, in log order; nothing when there is no index.
 
     Args:
         run_dir: the run folder.
         log_size: the log's size in bytes (the end of the last chunk); default: its size now.
+        log: the log's file name in the run folder (a task's: `outputs.task1.log`).
 
     A missing, unreadable or foreign file yields nothing; a truncated last record is ignored;
     records whose offsets go backwards (a damaged file) are skipped.
     """
     if log_size is None:
         try:
-            log_size = (run_dir / OUTPUTS_LOG).stat().st_size
+            log_size = (run_dir / log).stat().st_size
         except OSError:
             log_size = 0
     try:
-        with open(run_dir / INDEX_FILE, "rb") as file:
+        with open(index_path(run_dir / log), "rb") as file:
             if file.read(len(MAGIC)) != MAGIC:
                 return
             previous: tuple[int, float, int] | None = None

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from expyrun.run.process_identity import process_matches as process_matches
+from expyrun.run.process_identity import process_start_time as process_start_time
 from expyrun.run.record_check import record_problem
 from expyrun.run.record_file import RECORD_FILE as RECORD_FILE  # re-exported: the readers'
 from expyrun.run.record_file import RESERVE_BYTES as RESERVE_BYTES
@@ -25,8 +26,6 @@ from expyrun.run.record_file import RecordError as RecordError
 from expyrun.run.record_file import update_json, write_json
 
 SCHEMA_VERSION = 1
-# Start times read from /proc are exact to a clock tick; allow for rounding across readers.
-START_TIME_TOLERANCE_SECONDS = 1.0
 
 
 class Status(str, enum.Enum):
@@ -128,6 +127,13 @@ class RunRecord(NamedTuple):
     stop_request: dict[str, Any] | None = None
     # A multi-task run (srun, --nproc): one entry per task, by rank (run/tasks.py).
     tasks: list[dict[str, Any]] | None = None
+    # How the entry ended: its last error line (`ValueError: loss is nan`, `SystemExit: 3`), or
+    # for a signal death the stop asked for (`SIGTERM`) or what killed it (`killed by SIGKILL`).
+    error: str | None = None
+    # What the entry returned: a mapping of JSON values as is; anything else as its repr, with
+    # `result_repr` true. None when it returned None (or did not return).
+    result: Any = None
+    result_repr: bool = False
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION
 
@@ -182,6 +188,8 @@ _PER_ATTEMPT_FIELDS = (
     "output_lost_bytes",
     "output_lost_since",
     "stop_request",
+    "error",
+    "result",
 )
 # Who asked a run to stop, as `stop_request.by` says: `expyrun stop` (it records the request
 # before it signals), Slurm (a time limit, a preemption, a requeue: the job's end reason is
@@ -198,6 +206,8 @@ def _attempt_entry(record: RunRecord, number: int) -> dict[str, Any]:
     if "job_id" in slurm or "restart_count" in slurm:
         entry["slurm_job_id"] = slurm.get("job_id")
         entry["restart_count"] = slurm.get("restart_count")
+    if record.error:
+        entry["error"] = record.error
     if slurm.get("end_reason"):
         entry["slurm_end_reason"] = slurm["end_reason"]
     if record.stop_request:
@@ -224,7 +234,9 @@ def earlier_attempts(record: RunRecord) -> list[dict[str, Any]]:
 def new_attempt(record: RunRecord, earlier: list[dict[str, Any]], **fields: Any) -> RunRecord:
     """The `running` record of a new attempt after `earlier` ones (fields: host, pid, ...)."""
     changes: dict[str, Any] = dict.fromkeys(_PER_ATTEMPT_FIELDS)
-    changes.update(killed_after_grace=False, status=Status.RUNNING.value, **fields)
+    changes.update(
+        killed_after_grace=False, result_repr=False, status=Status.RUNNING.value, **fields
+    )
     current = record.replace(**changes)
     return current.replace(
         attempts=(*earlier, _attempt_entry(current, len(earlier) + 1)),
@@ -279,59 +291,6 @@ def read_record(run_dir: Path) -> RunRecord:
     return RunRecord.from_dict(data)
 
 
-def process_start_time(pid: int) -> float | None:
-    """When process `pid` started, in seconds since the epoch; None if it does not exist.
-
-    Read from /proc where there is one (no psutil import on the launch path), else psutil.
-    """
-    if os.path.isdir("/proc/self"):
-        return _start_time_from_proc(pid)
-    try:
-        import psutil
-
-        return float(psutil.Process(pid).create_time())
-    except Exception:  # psutil raises many kinds; unknown is the answer
-        return None
-
-
-def _start_time_from_proc(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        ticks = int(fields[19])  # field 22 of proc(5) stat: starttime, counted after `)`
-        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-_BOOT_TIME: float | None = None
-
-
-def _boot_time() -> float:
-    global _BOOT_TIME
-    if _BOOT_TIME is None:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime"):
-                    _BOOT_TIME = float(line.split()[1])
-                    break
-            else:
-                _BOOT_TIME = time.time() - time.monotonic()
-    return _BOOT_TIME
-
-
 def supervisor_alive(record: RunRecord) -> bool | None:
     """Whether the supervisor that wrote this record still runs (None: cannot tell here)."""
     return process_matches(record.pid, record.host, record.pid_started_at)
-
-
-def process_matches(pid: int | None, host: str | None, started_at: float | None) -> bool | None:
-    """Whether process `pid` on `host`, started at `started_at`, still runs (None: other host)."""
-    if pid is None or host != os.uname().nodename:
-        return None
-    started = process_start_time(pid)
-    if started is None:
-        return False
-    if started_at is None:
-        return True
-    return abs(started - started_at) <= START_TIME_TOLERANCE_SECONDS

@@ -26,14 +26,14 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
         ("ended_at", "requirements", "rerun_of", "reproduces", "environment", "tracking"),
         _TEXT,
     ),
-    "output_lost_since": _TEXT,
+    **dict.fromkeys(("output_lost_since", "error"), _TEXT),
     **dict.fromkeys(("duration_s", "pid_started_at", "cpu_user_s", "cpu_system_s"), _NUMBER),
     **dict.fromkeys(("grace_s",), _NUMBER),
     **dict.fromkeys(
         ("pid", "child_pid", "exit_code", "peak_rss_bytes", "output_bytes", "schema"), (int,)
     ),
     **dict.fromkeys(("leftover_processes", "output_lost_bytes"), (int,)),
-    **dict.fromkeys(("debug", "killed_after_grace", "merged_output"), (bool,)),
+    **dict.fromkeys(("debug", "killed_after_grace", "merged_output", "result_repr"), (bool,)),
     **dict.fromkeys(("python", "code_copy", "git", "slurm", "stop_request"), (dict,)),
     **dict.fromkeys(("command", "attempts", "tags"), (list,)),
     "note": _TEXT,

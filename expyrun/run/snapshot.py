@@ -18,6 +18,8 @@ from expyrun.run.folder import current_umask
 
 CONFIG_FILE = "config.yml"
 RAW_CONFIG_FILE = "raw_config.yml"
+# config.yml's values as JSON, for tools that read many runs (`ls --keys`: ~40x faster to load).
+CONFIG_JSON_FILE = "config.json"
 GIT_DIFF_FILE = "git.diff"
 GIT_TIMEOUT_SECONDS = 20
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import signal_exit_code
+from expyrun.run.ending import end_report_path, read_end_report, remove, signal_error
+from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
 from expyrun.run.record import Status
 from expyrun.run.spawn import Worker, handled_signals, send_payload
 from expyrun.run.stopping import (
@@ -53,6 +55,7 @@ class WorkerLaunch(NamedTuple):
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     append_log: bool = False
     terminal: bool = True  # copy output to our stdout/stderr (False when detached)
+    separator_at: int | None = None  # where a new attempt's separator line starts in the log
 
 
 class WorkerExit(NamedTuple):
@@ -71,6 +74,9 @@ class WorkerExit(NamedTuple):
     leftovers: int  # processes still running when the worker exited (stopped by us)
     bytes_lost: int  # output outputs.log could not take (a full disk)
     lost_since: float | None  # when that began (time.time()), None when nothing was lost
+    error: str | None  # the entry's last error line (`ValueError: loss is nan`), or the signal's
+    result: Any  # what the entry returned (a mapping of JSON values, or a repr), None: nothing
+    result_repr: bool  # `result` is the repr of a value that is not a mapping of JSON values
     # The first signal that asked the run to end before the worker exited (SIGINT, SIGTERM,
     # SIGHUP) and when it arrived (time.time()); None when none did.
     stop_request: tuple[str, float] | None = None
@@ -109,6 +115,8 @@ def run(
     tee: Tee | None = None
     outcome: WorkerExit | None = None
     started = time.monotonic()
+    report_path = end_report_path(launch.log_path)
+    remove(report_path)  # an earlier attempt's
     try:
         # _thread, not threading.Thread: Thread.start() waits until the thread runs, which
         # costs milliseconds while the worker starts on the other core.
@@ -119,17 +127,29 @@ def run(
         sampler.start()
         if on_started is not None:
             on_started(pid)
-        tee = Tee(log_fd, {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None})
+        merged = bool(launch.payload.get("merged_output"))
+        index = open_index(launch.log_path, fresh=not launch.append_log)
+        if index is not None and launch.separator_at is not None:
+            index.moved(launch.separator_at, MERGED if merged else STDERR)  # expyrun's own line
+        tee = Tee(
+            log_fd,
+            {out_r: 1, err_r: 2} if launch.terminal else {out_r: None, err_r: None},
+            index=index,
+            streams={out_r: MERGED if merged else STDOUT, err_r: STDERR},
+        )
         tee.on_loss = lambda exc: say(
             f"cannot write outputs.log ({exc.strerror}): the run goes on, its output is "
             "no longer logged (run.json counts it as output_lost_bytes)"
         )
         _loop(state, tee, [out_r, err_r])
+        tee.close_index()
         sampler.stop()
         # Whatever is still running now was missed at the worker's exit (it was being
         # reparented) or started since: nothing of the run outlives it.
         state.leftovers += stop_tracking(tracking)
-        outcome = _outcome(state, sampler, tee, started, tracking.mechanism)
+        outcome = _outcome(
+            state, sampler, tee, started, tracking.mechanism, read_end_report(report_path)
+        )
         if on_ended is not None:
             on_ended(outcome)
         _finish_terminal(state, tee)
@@ -138,6 +158,8 @@ def run(
         raise
     finally:
         sampler.stop()
+        if tee is not None:
+            tee.close_index()
         if outcome is None:
             stop_tracking(tracking)
         for fd in (out_r, err_r, worker.launch_write, log_fd):
@@ -179,9 +201,11 @@ class _Messages:
 
 
 def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> dict[str, Any]:
-    """The launch's payload and what the worker needs to rescue the run if we die."""
+    """The launch's payload, where to report how the entry ended, and what the worker needs to
+    rescue the run if we die."""
     return dict(
         launch.payload,
+        end_report_path=str(end_report_path(launch.log_path)),
         env=launch.env,
         stdout_read_fd=worker.stdout_read,
         stderr_read_fd=worker.stderr_read,
@@ -202,6 +226,11 @@ def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
         timeout = state.timeout_ms()
         if not _keep_reading(tee, poller, open_pipes, reading):
             timeout = 20 if timeout is None else min(timeout, 20)
+        # Pending index records are written within output_index.FLUSH_SECONDS, also when
+        # the output stops: wake up for them.
+        flush_in = tee.flush_index()
+        if flush_in is not None:
+            timeout = flush_in if timeout is None else min(timeout, flush_in)
         for fd, _ in poller.poll(timeout):
             if fd == state.events.read_fd:
                 _handle_events(state)
@@ -258,7 +287,12 @@ def _finish_terminal(state: Stopping, tee: Tee) -> None:
 
 
 def _outcome(
-    state: Stopping, sampler: UsageSampler, tee: Tee | None, started: float, tracking: str
+    state: Stopping,
+    sampler: UsageSampler,
+    tee: Tee | None,
+    started: float,
+    tracking: str,
+    report: dict[str, Any],
 ) -> WorkerExit:
     if state.exit_info is None or tee is None:  # the loop only ends once the worker has exited
         raise RuntimeError("the supervision loop ended before the worker exited")
@@ -276,6 +310,8 @@ def _outcome(
         "leftovers": state.leftovers,
         "bytes_lost": tee.bytes_lost,
         "lost_since": tee.lost_since,
+        "result": report.get("result"),
+        "result_repr": report.get("result_repr") is True,
         "stop_request": (
             (signal_name(state.stop_request[0]), state.stop_request[1])
             if state.stop_request
@@ -291,13 +327,21 @@ def _outcome(
             status=Status.KILLED,
             exit_code=signal_exit_code(died_of),
             signal=signal_name(died_of),
+            error=signal_error(state.stop_signal, state.killed_after_grace, os.WTERMSIG(status)),
             **common,
         )
     code = os.WEXITSTATUS(status)
     status_name = Status.SUCCEEDED if code == 0 else Status.FAILED
     if code == 0 and stop_answered(state.stop_request, ended, state.grace_seconds):
         status_name = Status.STOPPED
-    return WorkerExit(status=status_name, exit_code=code, signal=stop_name, **common)
+    error = report.get("error") if code != 0 else None
+    return WorkerExit(
+        status=status_name,
+        exit_code=code,
+        signal=stop_name,
+        error=error if isinstance(error, str) else None,
+        **common,
+    )
 
 
 def _maxrss_bytes(ru_maxrss: int) -> int:

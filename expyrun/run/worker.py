@@ -846,7 +846,102 @@ def _report(exc: BaseException) -> None:
         _user_traceback(exc)
 
 
+# How the entry ended, for the supervisor: run.json's `error` and `result` (see docs/supervision.md,
+# "The end report"). Set by main: the file to write (from the payload) and the worker's pid, so
+# a process forked by the entry that returns into this code never writes it.
+_END_REPORT: dict[str, Any] = {"path": None, "pid": None, "written": False}
+# A result that is not a mapping of JSON values is recorded as its repr, cut to this length.
+RESULT_REPR_CHARS = 10_000
+# An error line is cut to this length (run.json, `ls`, the closing line).
+ERROR_LINE_CHARS = 500
+_JSON_DEPTH = 100
+
+
+def _write_end_report(report: dict[str, Any]) -> None:
+    """Tell the supervisor how the entry ended: a small JSON file, replaced atomically.
+
+    Best effort, never raises: without it, run.json has no `error` or `result`, nothing more.
+    """
+    path = _END_REPORT["path"]
+    if not path or _END_REPORT["pid"] != os.getpid():
+        return
+    _END_REPORT["written"] = True
+    import json
+
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(json.dumps(report))
+        os.replace(temporary, path)
+    except (OSError, ValueError, TypeError, RecursionError):
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+def _error_line(exc: BaseException) -> str:
+    """`ValueError: loss is nan`: the last line of the traceback Python prints for `exc`.
+
+    The type is qualified by its module as the traceback shows it (`pkg.errors.DataError`);
+    a message of several lines keeps its first, followed by ` ...`.
+    """
+    kind = type(exc)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    try:
+        lines = str(exc).strip().splitlines()
+    except Exception:  # a broken __str__: the type says enough
+        lines = []
+    text = f"{name}: {lines[0]}" if lines else name
+    if len(lines) > 1:
+        text += " ..."
+    return text[:ERROR_LINE_CHARS]
+
+
+def _is_json(value: object, depth: int = 0) -> bool:
+    """Whether json.dumps writes `value` as it is: str-keyed mappings, lists, tuples, scalars."""
+    if value is None or isinstance(value, (str, int, float)):
+        return True  # bool is an int; numpy's float64 is a float
+    if depth >= _JSON_DEPTH:
+        return False  # a cycle, or nesting no reader wants
+    if isinstance(value, (list, tuple)):
+        return all(_is_json(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _result_report(value: object) -> dict[str, Any]:
+    """run.json's `result`: a mapping of JSON values as is, anything else as its repr.
+
+    None records nothing. A repr comes with a warning line in outputs.log, never an error.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict) and _is_json(value):
+        return {"result": value}
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__
+        text = f"<{type(value).__name__} object, repr failed: {_error_line(exc)}>"
+    if len(text) > RESULT_REPR_CHARS:
+        text = text[:RESULT_REPR_CHARS] + " ..."
+    kind = "a mapping with a value that is not JSON" if isinstance(value, dict) else "a "
+    if not isinstance(value, dict):
+        kind += type(value).__name__
+    sys.stderr.write(
+        f"expyrun: warning: the entry point returned {kind}: run.json records its repr as "
+        "'result' (return a mapping of numbers, strings, booleans, lists and mappings with "
+        "string keys to record it as JSON)\n"
+    )
+    sys.stderr.flush()
+    return {"result": text, "result_repr": True}
+
+
 def _entry_point_error(text: str) -> None:
+    _write_end_report({"error": text[:ERROR_LINE_CHARS]})
     sys.stderr.write(f"expyrun: error: {text}\n")
     sys.stderr.flush()
     sys.exit(ENTRY_POINT_ERROR)
@@ -949,18 +1044,25 @@ def main(argv: list[str]) -> None:
     # sys.argv (loggers, trackers, absl-style flags) sees what the in-process expyrun showed.
     sys.argv = list(payload.get("argv") or [payload["entry"]])
 
+    _END_REPORT.update(path=payload.get("end_report_path"), pid=os.getpid())
     try:
         func = _load_entry(payload["module"], payload["function"])
-        func(payload["name"], payload["config"])  # type: ignore[operator]  # checked by _load_entry
-    except SystemExit:
+        call = func  # type: Any  # checked by _load_entry
+        returned = call(payload["name"], payload["config"])
+    except SystemExit as exc:
+        if exc.code not in (None, 0) and not _END_REPORT["written"]:
+            _write_end_report({"error": _error_line(exc)})
         raise
     except KeyboardInterrupt as exc:
         _report(exc)
         streams.flush()
+        _write_end_report({"error": _error_line(exc)})
         _die_of(signal.SIGINT)
     except BaseException as exc:
         _report(exc)
+        _write_end_report({"error": _error_line(exc)})
         sys.exit(1)
+    _write_end_report(_result_report(returned))
 
 
 if __name__ == "__main__":

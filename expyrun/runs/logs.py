@@ -22,7 +22,7 @@ from typing import Any
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError, UsageError
 from expyrun.run.folder import OUTPUTS_LOG, RUN_FOLDER_PATTERN
-from expyrun.run.output_index import INDEX_FILE, STDERR, STDOUT
+from expyrun.run.output_index import STDERR, STDOUT, index_path
 from expyrun.run.record import ENDED, RECORD_FILE, RunRecord, Status
 from expyrun.runs.log_sink import LogSink
 from expyrun.runs.log_source import LogSource, Piece
@@ -108,11 +108,11 @@ def show_log(run: str, follow: bool, options: LogOptions | None = None) -> int:
     log = run_dir / OUTPUTS_LOG
     if options.task is not None:
         log = task_log(run_dir, options.task, record.tasks)
-    index = run_dir / INDEX_FILE if log.name == OUTPUTS_LOG else None  # tasks' logs have none
-    has_index = wants_index and index is not None and index.is_file()
+    index = index_path(log)  # outputs.index, or a task's outputs.taskN.index
+    has_index = wants_index and index.is_file()
     if wants_index and not has_index:
         console.warning(
-            f"{log} has no index ({INDEX_FILE}: an older expyrun or a task's log): "
+            f"{log} has no index ({index.name}: an older expyrun wrote it): "
             "no timestamps, both streams"
         )
     sink = LogSink(

@@ -40,6 +40,8 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         f"ended      {short_time(found.ended_at)}",
         f"duration   {duration(found.duration_s, found.started_at, current)}",
         f"exit code  {'-' if found.exit_code is None else found.exit_code}",
+        *([f"error      {found.error}"] if found.error else []),
+        *([f"result     {_result_text(found)}"] if found.result is not None else []),
         f"peak mem   {size(found.peak_rss_bytes)}",
         f"host       {found.host} (user {found.user}, supervisor pid {found.pid})",
         f"command    {' '.join(found.command)}",
@@ -60,6 +62,19 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         lines.append(f"attempts   {len(found.attempts)}")
         lines += [_describe_attempt(entry) for entry in found.attempts]
     return "\n".join(lines)
+
+
+# A result longer than this is cut on the status page (run.json keeps all of it).
+RESULT_SHOWN_CHARS = 300
+
+
+def _result_text(found: RunRecord) -> str:
+    """The result on one line: compact JSON, or the repr the entry's value was recorded as."""
+    if found.result_repr and isinstance(found.result, str):
+        text = f"{found.result} (repr: not a mapping of JSON values)"
+    else:
+        text = json.dumps(found.result, separators=(", ", ": "))
+    return text if len(text) <= RESULT_SHOWN_CHARS else text[:RESULT_SHOWN_CHARS] + " ..."
 
 
 def _why(found: RunRecord) -> str:

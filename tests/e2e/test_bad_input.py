@@ -746,7 +746,9 @@ def test_a_missing_import_inside_the_users_code_is_the_users_failure(
     result = run([_config(project, data)], cwd=project.root)
     assert result.code == 1, result.describe()
     assert "entry point" not in result.stderr, result.describe()
-    assert result.stderr.strip().splitlines()[-1] == last_line, result.describe()
+    *_, traceback_end, closing = result.stderr.strip().splitlines()
+    assert traceback_end == last_line, result.describe()
+    assert closing.startswith("expyrun: failed in "), result.describe()
     log = result.log.decode()
     assert f'pkg/{module.replace(".", "/")}.py", line 1' in log
     assert "worker.py" not in log

@@ -259,7 +259,14 @@ def test_debug_runs_the_original_code_in_the_debug_folder(project: Project) -> N
     assert result.code == 0, result.describe()
     assert result.run_dir == project.output / "DEBUG" / "exp" / "exp.0"
     names = {p.name for p in result.run_dir.iterdir()}
-    assert names == {"config.yml", "raw_config.yml", "outputs.log", "run.json"}
+    assert names == {
+        "config.yml",
+        "config.json",
+        "raw_config.yml",
+        "outputs.log",
+        "outputs.index",
+        "run.json",
+    }
     log = result.log.decode()
     assert f"file {project.root / 'pkg' / 'main.py'}\n" in log
     assert f"{project.root}\n" in log

@@ -490,3 +490,29 @@ def test_a_changed_cached_environment_is_built_again(
     assert "has changed: building it again" in again.stderr
     assert [p.name for p in envs_folder(tmp_path).iterdir()] == [environment.name]
     assert requirement_lines(again.run_dir) == ["tinya==1.0", "tinyb==2.0"]
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        pytest.param(["--chek"], "did you mean expyrun's flag --check?", id="mistyped-flag"),
+        pytest.param(["--no_such_key", "1"], "no_such_key", id="unknown-key"),
+    ],
+)
+def test_bad_overrides_are_found_before_the_environment_is_built(
+    project: Project,
+    user_python: Path,
+    wheelhouse: Path,
+    tmp_path: Path,
+    args: list[str],
+    pattern: str,
+) -> None:
+    """A typo costs one line, not the minutes of an environment build first."""
+    source = original_run(project, user_python).run_dir
+
+    result = run(["reproduce", source, *args, *offline(wheelhouse)], cwd=project.root)
+
+    assert_one_error_line(result, pattern)
+    envs = envs_folder(tmp_path)
+    assert (list(envs.iterdir()) if envs.exists() else []) == []  # nothing was built
+    assert sorted(p.name for p in source.parent.iterdir()) == ["exp.0"]  # no run folder

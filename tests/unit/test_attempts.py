@@ -194,3 +194,14 @@ def test_attempts_survive_run_json(tmp_path: Path) -> None:
     assert read == second
     assert isinstance(read.attempts, tuple)
     assert [entry["attempt"] for entry in read.attempts] == [1, 2]
+
+
+def test_a_new_attempt_clears_the_error_and_result_of_the_last() -> None:
+    first = _start(PENDING, "node01", 0, "2024-05-02T10:00:00.000+00:00")
+    failed = _end(first, "failed", exit_code=1, error="ValueError: loss is nan")
+    failed = failed.replace(result="{1: 2}", result_repr=True)
+    assert failed.attempts[-1]["error"] == "ValueError: loss is nan"
+    second = _start(failed, "node02", 1, "2024-05-02T11:00:00.000+00:00")
+    assert (second.error, second.result, second.result_repr) == (None, None, False)
+    assert second.attempts[0]["error"] == "ValueError: loss is nan"
+    assert "error" not in second.attempts[1]

@@ -42,10 +42,12 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.run",
         "expyrun.slurm",
     },
-    # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences).
+    # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences);
+    # `ls --keys` reads the configs runs used; `ls --config` resolves an output dir.
     "expyrun.runs": {
         "expyrun.console",
         "expyrun.errors",
+        "expyrun.config",
         "expyrun.run",
         "expyrun.slurm",
         "expyrun.reproduce",

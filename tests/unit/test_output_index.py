@@ -94,3 +94,23 @@ def test_a_failed_write_abandons_the_index_without_raising(tmp_path: Path) -> No
     writer.moved(3, STDERR)
     writer.flush()
     assert writer.failed
+
+
+def test_pending_records_are_flushed_once_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll loop calls flush_due_in: records wait at most FLUSH_SECONDS, then are written."""
+    clock = [100.0]
+    monkeypatch.setattr(output_index.time, "monotonic", lambda: clock[0])
+    path = tmp_path / INDEX_FILE
+    writer = IndexWriter(path)
+    assert writer.flush_due_in() == pytest.approx(output_index.FLUSH_SECONDS)  # the magic
+    writer.moved(0, STDOUT)
+    clock[0] += output_index.FLUSH_SECONDS / 2
+    assert writer.flush_due_in() == pytest.approx(output_index.FLUSH_SECONDS / 2)
+    assert path.stat().st_size == 0
+    clock[0] += output_index.FLUSH_SECONDS
+    assert writer.flush_due_in() is None
+    assert path.stat().st_size == len(MAGIC) + output_index.RECORD.size
+    assert writer.flush_due_in() is None  # nothing waits
+    writer.close()

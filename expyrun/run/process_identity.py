@@ -1,0 +1,66 @@
+"""Which process a record names: a pid with its start time, so a reused pid is not taken for it.
+
+A record left `running` by a supervisor that was killed is *stale*: its `pid` is gone, or now
+belongs to a process started at another time than `pid_started_at` (see run/record.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+# Start times read from /proc are exact to a clock tick; allow for rounding across readers.
+START_TIME_TOLERANCE_SECONDS = 1.0
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch; None if it does not exist.
+
+    Read from /proc where there is one (no psutil import on the launch path), else psutil.
+    """
+    if os.path.isdir("/proc/self"):
+        return _start_time_from_proc(pid)
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # psutil raises many kinds; unknown is the answer
+        return None
+
+
+def _start_time_from_proc(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 of proc(5) stat: starttime, counted after `)`
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_BOOT_TIME: float | None = None
+
+
+def _boot_time() -> float:
+    global _BOOT_TIME
+    if _BOOT_TIME is None:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime"):
+                    _BOOT_TIME = float(line.split()[1])
+                    break
+            else:
+                _BOOT_TIME = time.time() - time.monotonic()
+    return _BOOT_TIME
+
+
+def process_matches(pid: int | None, host: str | None, started_at: float | None) -> bool | None:
+    """Whether process `pid` on `host`, started at `started_at`, still runs (None: other host)."""
+    if pid is None or host != os.uname().nodename:
+        return None
+    started = process_start_time(pid)
+    if started is None:
+        return False
+    if started_at is None:
+        return True
+    return abs(started - started_at) <= START_TIME_TOLERANCE_SECONDS

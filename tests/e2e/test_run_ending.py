@@ -1,0 +1,233 @@
+"""How a run ended, as run.json (`error`, `result`), `status` and the closing line tell it.
+
+Real runs: the entry returns values of every JSON type, a value that is not JSON, None; it
+raises, calls sys.exit(3), is killed by a signal, is stopped by SIGTERM or by Ctrl-C sent to
+its process group. Every foreground run ends with one closing line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from support import Project, read_json, run, start, wait_for
+
+CLOSING_LINE = re.compile(
+    r"^expyrun: (?P<status>succeeded|failed|killed|stopped) in (?P<took>[0-9.hms]+) "
+    r"\(exit (?P<code>\d+)(?:, (?P<error>.+))?\): (?P<run_dir>.+)$"
+)
+EVERY_JSON_TYPE = {
+    "acc": 0.93,
+    "epochs": 12,
+    "name": "résumé",
+    "best": True,
+    "worst": False,
+    "missing": None,
+    "curve": [0.5, 0.25, 0.125],
+    "nested": {"layers": [{"size": 64, "act": "relu"}, {"size": 10, "act": None}], "e": {}},
+    "empty": [],
+}
+
+
+def _closing(stderr: str) -> re.Match[str]:
+    """The closing line: the last line of stderr."""
+    last = stderr.rstrip("\n").splitlines()[-1]
+    match = CLOSING_LINE.match(last)
+    assert match is not None, f"no closing line at the end of stderr:\n{stderr}"
+    return match
+
+
+def _run(project: Project, body: str, *args: str):
+    config = project.config(project.entry(body))
+    return run([config, *args], cwd=project.root)
+
+
+def test_a_mapping_of_every_json_type_is_recorded_as_is(project: Project) -> None:
+    result = _run(project, f"print('done')\nreturn {EVERY_JSON_TYPE!r}")
+    assert result.code == 0, result.describe()
+    record = result.record
+    assert record["result"] == EVERY_JSON_TYPE
+    assert record["result_repr"] is False
+    assert record["error"] is None
+    assert b"warning" not in result.log
+    closing = _closing(result.stderr)
+    assert (closing["status"], closing["code"], closing["error"]) == ("succeeded", "0", None)
+    assert Path(closing["run_dir"]) == result.run_dir
+    shown = run(["status", result.run_dir], cwd=project.root)
+    assert '"acc": 0.93' in shown.stdout, shown.describe()
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        pytest.param("[1, 2]", "[1, 2]", id="a-list"),
+        pytest.param("0.5", "0.5", id="a-float"),
+        pytest.param("{1: 'a'}", "{1: 'a'}", id="a-non-string-key"),
+        pytest.param("{'s': {1, 2}}", "{'s': {1, 2}}", id="a-set-inside"),
+        pytest.param("Point()", "Point(x=1)", id="an-object"),
+    ],
+)
+def test_anything_else_is_recorded_as_its_repr_with_a_warning(
+    project: Project, returned: str, expected: str
+) -> None:
+    body = f"""
+class Point:
+    def __repr__(self):
+        return "Point(x=1)"
+return {returned}
+"""
+    result = _run(project, body)
+    assert result.code == 0, result.describe()
+    record = result.record
+    assert record["status"] == "succeeded"
+    assert record["result"] == expected
+    assert record["result_repr"] is True
+    assert record["error"] is None
+    warning = [line for line in result.log.decode().splitlines() if "warning" in line]
+    assert len(warning) == 1, result.log
+    assert warning[0].startswith("expyrun: warning: the entry point returned ")
+    assert warning[0] in result.stderr  # the terminal copy too
+    assert _closing(result.stderr)["status"] == "succeeded"
+
+
+def test_none_records_nothing(project: Project) -> None:
+    result = _run(project, "print('no result')")
+    assert result.code == 0, result.describe()
+    assert result.record["result"] is None
+    assert result.record["result_repr"] is False
+    assert b"warning" not in result.log
+    assert "result" not in run(["status", result.run_dir], cwd=project.root).stdout
+
+
+def test_an_exception_is_the_error_line(project: Project) -> None:
+    result = _run(project, "print('epoch 1')\nraise ValueError('loss is nan')")
+    assert result.code == 1, result.describe()
+    assert result.record["error"] == "ValueError: loss is nan"
+    assert result.record["attempts"][-1]["error"] == "ValueError: loss is nan"
+    assert result.stderr.index("Traceback") < result.stderr.index("expyrun: failed")
+    closing = _closing(result.stderr)
+    assert (closing["status"], closing["code"]) == ("failed", "1")
+    assert closing["error"] == "ValueError: loss is nan"
+    shown = run(["status", result.run_dir], cwd=project.root)
+    assert "error      ValueError: loss is nan" in shown.stdout, shown.describe()
+    listed = run(["ls", project.output, "--json"], cwd=project.root)
+    assert read_json_list(listed.stdout)[0]["error"] == "ValueError: loss is nan"
+
+
+def read_json_list(text: str) -> list[dict]:
+    import json
+
+    return json.loads(text)
+
+
+def test_an_exception_of_a_user_module_is_named_with_its_module(project: Project) -> None:
+    project.write("pkg/errors.py", "class DataError(Exception):\n    pass\n")
+    result = _run(project, "from pkg.errors import DataError\nraise DataError('bad\\nshard 3')")
+    assert result.code == 1, result.describe()
+    assert result.record["error"] == "pkg.errors.DataError: bad ..."
+
+
+def test_sys_exit_3(project: Project) -> None:
+    result = _run(project, "sys.exit(3)")
+    assert result.code == 3, result.describe()
+    assert result.record["error"] == "SystemExit: 3"
+    closing = _closing(result.stderr)
+    assert (closing["status"], closing["code"], closing["error"]) == (
+        "failed",
+        "3",
+        "SystemExit: 3",
+    )
+
+
+def test_sys_exit_0_is_no_error(project: Project) -> None:
+    result = _run(project, "sys.exit(0)")
+    assert result.code == 0, result.describe()
+    assert result.record["error"] is None
+    assert _closing(result.stderr)["error"] is None
+
+
+def test_a_signal_death_is_the_error(project: Project) -> None:
+    result = _run(
+        project, "print('about to die', flush=True)\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
+    assert result.code == 128 + signal.SIGKILL, result.describe()
+    assert result.record["error"] == "killed by SIGKILL"
+    closing = _closing(result.stderr)
+    assert (closing["status"], closing["error"]) == ("killed", "killed by SIGKILL")
+
+
+WAITING_ENTRY = """
+print("working", flush=True)
+open("ready", "w").close()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "error"),
+    [
+        pytest.param("ctrl-c", 130, "SIGINT", id="ctrl-c-to-the-process-group"),
+        pytest.param("sigterm", 143, "SIGTERM", id="sigterm-to-expyrun"),
+    ],
+)
+def test_a_stopped_run_has_a_closing_line(project: Project, how: str, code: int, error: str):
+    config = project.config(project.entry(WAITING_ENTRY))
+    process = start([config], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        else:
+            process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code, err.decode()
+    closing = _closing(err.decode())
+    assert (closing["status"], closing["code"], closing["error"]) == ("killed", str(code), error)
+    assert read_json(run_dir / "run.json")["error"] == error
+
+
+def test_the_closing_line_starts_a_line_of_its_own(project: Project) -> None:
+    result = _run(project, "sys.stderr.write('progress 50%')")
+    assert result.code == 0, result.describe()
+    assert "progress 50%\nexpyrun: succeeded in " in result.stderr
+    assert _closing(result.stderr)["status"] == "succeeded"
+
+
+def test_a_detached_run_records_its_result_and_error(project: Project) -> None:
+    config = project.config(project.entry("return {'acc': 1.0}"))
+    started = run([config, "--detach"], cwd=project.root)
+    assert started.code == 0, started.describe()
+    run_dir = project.output / "exp" / "exp.0"
+    waited = run(["logs", run_dir, "--follow"], cwd=project.root)
+    assert waited.code == 0, waited.describe()
+    record = read_json(run_dir / "run.json")
+    assert record["result"] == {"acc": 1.0}
+    assert not (run_dir / ".end_report.json").exists()
+
+
+def test_a_run_killed_after_the_grace_period(project: Project) -> None:
+    body = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + WAITING_ENTRY
+    config = project.config(project.entry(body))
+    process = start([config, "--grace", "0.5"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    closing = _closing(err.decode())
+    assert (closing["status"], closing["error"]) == ("killed", "SIGTERM, then killed by SIGKILL")
+    assert read_json(run_dir / "run.json")["error"] == "SIGTERM, then killed by SIGKILL"

@@ -1,0 +1,71 @@
+"""rm/clean's pure parts: ages, statuses, where a run folder's trash is."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from expyrun.errors import UsageError
+from expyrun.runs.clean import parse_age, parse_statuses
+from expyrun.runs.fields import ListedRun
+from expyrun.runs.trash import folder_bytes, output_dir_of
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("12h", 43200), ("7d", 604800), ("1.5w", 907200)]
+)
+def test_ages(text: str, seconds: float) -> None:
+    assert parse_age(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["7", "7 days", "d", "-1d", "7y"])
+def test_bad_ages(text: str) -> None:
+    with pytest.raises(UsageError, match="--older-than: expected a number and a unit"):
+        parse_age(text)
+
+
+def test_statuses_are_comma_lists_and_checked() -> None:
+    assert parse_statuses(["failed,killed", "lost", " unreadable "]) == {
+        "failed",
+        "killed",
+        "lost",
+        "unreadable",
+    }
+    with pytest.raises(UsageError, match="unknown status 'faild'"):
+        parse_statuses(["faild"])
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "expected"),
+    [
+        pytest.param("/o/a/b/exp.0", {"name": "a/b"}, "/o", id="nested-name"),
+        pytest.param("/o/DEBUG/a/exp.0", {"name": "a", "debug": True}, "/o", id="debug"),
+        pytest.param("/o/DEBUG/exp.1", {"name": "DEBUG"}, "/o", id="a-name-called-DEBUG"),
+        pytest.param("/moved/x/exp.0", {"name": "a"}, "/moved/x", id="moved"),
+        pytest.param("/o/a/exp.0", {}, "/o/a", id="unreadable"),
+    ],
+)
+def test_output_dir_of(path: str, data: dict[str, object], expected: str) -> None:
+    assert output_dir_of(ListedRun(path, data, "succeeded")) == Path(expected)
+
+
+def test_folder_bytes_counts_hard_links_once(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"x" * 100_000)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").hardlink_to(tmp_path / "a")
+    (tmp_path / "link").symlink_to("/usr")
+    single = folder_bytes(str(tmp_path))
+    (tmp_path / "sub" / "b").unlink()
+    assert folder_bytes(str(tmp_path)) == single
+    assert single >= 100_000
+
+
+def test_a_trash_entry_of_a_live_rm_is_left_to_it() -> None:
+    from expyrun.runs.trash import _deleting
+
+    assert _deleting(f"1-{os.getppid()}-exp.0")  # a live process: it is deleting the entry
+    assert not _deleting(f"1-{os.getpid()}-exp.0")  # this process: its own leftover
+    assert not _deleting("1-999999999-exp.0")  # no such process
+    assert not _deleting("garbage")

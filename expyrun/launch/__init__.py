@@ -63,8 +63,9 @@ def launch(options: LaunchOptions) -> int:
     )
     try:
         from expyrun import console
-        from expyrun.launch.execute import run_prepared, supervise_run_folder
+        from expyrun.launch.execute import run_prepared
         from expyrun.launch.prepare import prepare
+        from expyrun.launch.prepared_folder import supervise_run_folder
         from expyrun.slurm import job as slurm_job
 
         resumed = None
@@ -133,7 +134,7 @@ def supervise(
     # `launch` (a sweep member, a --detach or --nproc task, a Slurm job start pays a launch).
     worker = _early_worker(run_dir, detached=not copy_output)
     try:
-        from expyrun.launch.execute import supervise_run_folder
+        from expyrun.launch.prepared_folder import supervise_run_folder
 
         task: Task | None
         if rank is not None:

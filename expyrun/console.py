@@ -70,3 +70,18 @@ def out(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in expyrun's closing lines: `0.4s`, `41s`, `3m12s`, `2h05m07s`.
+
+    The same words wherever a run's end is told: a foreground run's closing line, `logs -f`,
+    a sweep's member lines (issue 13's `failed in 41s`).
+    """
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

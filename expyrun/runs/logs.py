@@ -28,7 +28,7 @@ from expyrun.runs.log_sink import LogSink
 from expyrun.runs.log_source import LogSource, Piece
 from expyrun.runs.reading import effective_status, exit_code_of, load, load_json, open_run
 from expyrun.runs.render import Renderer
-from expyrun.runs.text import duration, timestamp
+from expyrun.runs.text import timestamp
 
 # How often `logs -f` looks at the files of the run it follows, and how often it asks Slurm
 # about a pending job (squeue costs the controller more than reading a file).
@@ -226,7 +226,7 @@ def _feed(piece: Piece, renderer: Renderer, sink: LogSink, rendering: bool) -> N
 
 
 def _closing_line(run_dir: Path, record: RunRecord | None, status: Status) -> None:
-    """`expyrun: failed in 41.0s (exit 1, ValueError: loss is nan): RUN` on stderr."""
+    """`expyrun: failed in 41s (exit 1, ValueError: loss is nan): RUN` on stderr."""
     data = load_json(str(run_dir)) or {}
     details = []
     if record is not None and record.exit_code is not None:
@@ -235,7 +235,7 @@ def _closing_line(run_dir: Path, record: RunRecord | None, status: Status) -> No
         details.append(str(data["error"]))
     took = ""
     if record is not None and record.duration_s is not None:
-        took = f" in {duration(record.duration_s, record.started_at, status)}"
+        took = f" in {console.duration_text(record.duration_s)}"
     said = f" ({', '.join(details)})" if details else ""
     console.info(f"{status}{took}{said}: {run_dir}")
 

@@ -68,6 +68,14 @@ def test_a_mapping_of_every_json_type_is_recorded_as_is(project: Project) -> Non
         pytest.param("{1: 'a'}", "{1: 'a'}", id="a-non-string-key"),
         pytest.param("{'s': {1, 2}}", "{'s': {1, 2}}", id="a-set-inside"),
         pytest.param("Point()", "Point(x=1)", id="an-object"),
+        # json.dumps refuses an int of more than 4,300 digits (sys.set_int_max_str_digits).
+        pytest.param(
+            "{'n': 1, 'big': 10 ** 5000}",
+            "<dict object, repr failed: ValueError: Exceeds the limit (4300 digits) for "
+            "integer string conversion; use sys.set_int_max_str_digits() to increase the "
+            "limit>",
+            id="an-int-json-cannot-write",
+        ),
     ],
 )
 def test_anything_else_is_recorded_as_its_repr_with_a_warning(

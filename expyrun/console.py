@@ -15,8 +15,9 @@ def _emit(kind: str, text: str) -> None:
     try:
         sys.stderr.write(f"{PREFIX}: {kind}{text}\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
-        # The terminal is gone (closed window, `2>&-`): the run goes on without messages.
+    except (OSError, AttributeError):
+        # The terminal is gone (closed window); `2>&-` at start leaves sys.stderr None: the
+        # run goes on without messages.
         pass
 
 
@@ -40,7 +41,7 @@ def new_line() -> None:
     try:
         sys.stderr.write("\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
 
 
@@ -49,7 +50,7 @@ def detail(text: object) -> None:
     try:
         sys.stderr.write(f"  {text}\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
 
 
@@ -58,7 +59,7 @@ def ask(question: str) -> str:
     try:
         sys.stderr.write(f"{PREFIX}: {question}")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
     return sys.stdin.readline()
 

@@ -87,6 +87,11 @@ class LogSink:
             self._ends_line = False
         self._shown = lines
 
+    @property
+    def keeps_tail(self) -> bool:
+        """Whether lines are still kept for --tail (until the first `flush_tail`)."""
+        return self._tail is not None
+
     def flush_tail(self) -> None:
         """Print what --tail kept; from now on lines go out as they come (`-f --tail N`)."""
         if self._tail:

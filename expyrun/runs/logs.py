@@ -174,13 +174,16 @@ def _follow(
                 _await_log(log, current)
             for piece in source.pieces(final=ended):
                 _feed(piece, renderer, sink, rendering)
-            sink.flush_tail()
             if ended:
                 if rendering:
                     sink.lines(renderer.finish())
-                sink.close()
+                sink.close()  # prints what --tail kept
                 _closing_line(run_dir, current, status)
                 return exit_code_of(current, status)
+            if rendering and sink.keeps_tail:
+                # --tail counts the lines final now (the renderer still holds its window)
+                sink.lines(renderer.release(renderer.releasable))
+            sink.flush_tail()
             if rendering:
                 releasable = _show_settled(renderer, sink, releasable)
             if sink.done:

@@ -408,3 +408,33 @@ sys.stderr.write("\\n")
     expected = terminal_lines((run_dir / "outputs.log").read_bytes())
     got = [f"epoch {e} done" for e in range(2)] + shown(rest.decode())
     assert got == expected
+
+
+def test_follow_with_tail_prints_only_the_last_lines_then_what_comes(project: Project) -> None:
+    """`-f --tail N` into a pipe: the last N final lines, then each new one; of a run that has
+    ended, the last N lines (not the whole log)."""
+    entry = project.entry(
+        """
+        for i in range(10):
+            print(f"line {i}")
+        sys.stdout.flush()
+        deadline = time.monotonic() + 60
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("after go")
+        """
+    )
+    started = run([project.config(entry), "--detach"], cwd=project.root)
+    run_dir = Path(started.stdout.splitlines()[-1])
+    wait_for(lambda: b"line 9\n" in (run_dir / "outputs.log").read_bytes(), 30, "the first lines")
+    follower = start(["logs", "-f", "--tail", "2", run_dir], cwd=project.root)
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == b"line 8\n"
+    assert follower.stdout.readline() == b"line 9\n"
+    (run_dir / "go").touch()
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert out == b"after go\n"
+    ended = run(["logs", "-f", "--tail", "2", run_dir], cwd=project.root)
+    assert ended.code == 0, ended.describe()
+    assert ended.stdout == "line 9\nafter go\n"

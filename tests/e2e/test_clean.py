@@ -221,3 +221,20 @@ def test_a_run_the_system_refuses_to_move_is_exit_2(project: Project) -> None:
         assert (stuck / "run.json").is_file()
     finally:
         subprocess.run(["chattr", "-i", str(stuck.parent)], check=True)
+
+
+def test_rm_of_a_linked_run_folder_removes_the_link_only(project: Project) -> None:
+    """`rm` of a symbolic link to a run folder removes the link, never its target, and
+    reports the bytes it freed (the link's): it reported the target's size as freed."""
+    target = _make(project, "real", 1)
+    (target / "weights.bin").write_bytes(os.urandom(1 << 20))
+    link = project.output / "real" / "exp.7"
+    link.symlink_to(target)
+    before = _tree(target)
+    result = run(["rm", link, "--yes"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert not os.path.lexists(link)
+    assert _tree(target) == before
+    freed = int(result.stderr.rsplit("(", 1)[1].split()[0])
+    assert freed < 64 * 1024, result.describe()  # the target holds 1M of weights
+    assert _listed(project) == ["outputs/real/exp.0"]

@@ -1,0 +1,71 @@
+"""Sweeps attacked through the real CLI: races between commands, repeated flags, bad values."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+from support import Project, read_json, start, wait_for
+
+
+def _waits_on_a_lock(pid: int) -> bool:
+    """Whether process `pid` is blocked on a file lock (a `->` line of /proc/locks)."""
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and line.split()[5] == str(pid) for line in lines)
+
+
+def _quick_config(project: Project) -> Path:
+    entry = project.entry("return None")
+    return project.config(entry, name="s{seed}", extra={"seed": 0})
+
+
+def test_the_same_sweep_started_while_another_command_starts_it_runs_no_member_twice(
+    project: Project,
+) -> None:
+    """A second identical command between the record's creation and its `running` state.
+
+    The first command is held there (its background sweep supervisor stopped before it
+    recorded the sweep running); the second must not run the members a second time.
+    """
+    config = _quick_config(project)
+    args = [config, "--sweep", "seed", "0,1"]
+    first = start([*args, "--detach"], project.root)
+    second: subprocess.Popen[bytes] | None = None
+    supervisor: psutil.Process | None = None
+    try:
+        parent = psutil.Process(first.pid)
+        supervisor = wait_for(
+            lambda: next(iter(parent.children()), None), 30, "the sweep supervisor", period=0.002
+        )
+        supervisor.send_signal(signal.SIGSTOP)
+        (record,) = (project.output / ".sweeps").glob("*/sweep.json")
+        assert read_json(record)["state"] == "prepared"
+        second = start(args, project.root)
+        waiting = second
+        wait_for(
+            lambda: waiting.poll() is not None or _waits_on_a_lock(waiting.pid),
+            30,
+            "the second command to end or wait",
+        )
+        # Two commands planning at once would both run every member (seen 1 time in 5 with
+        # two plain foreground commands): the second waits until the first is running.
+        assert second.poll() is None, second.communicate()[1].decode()
+        assert not list(project.output.glob("*/exp.*"))
+        supervisor.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err.decode()
+        _, err = second.communicate(timeout=60)
+        wait_for(lambda: read_json(record)["state"] == "ended", 60, "the sweep to end")
+    finally:
+        if supervisor is not None and supervisor.is_running():
+            supervisor.send_signal(signal.SIGCONT)
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    # The second command waited for the first to record its sweep running, then saw it
+    # running (refused) or ended (nothing left to run): each member ran once.
+    assert len(list(project.output.glob("*/exp.*"))) == 2, err.decode()
+    assert len((record.parent / "members.jsonl").read_text().splitlines()) == 2

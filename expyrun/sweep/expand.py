@@ -236,8 +236,12 @@ def _dimensions(
             dimension = config_dimension(str(label), value, at.path, at.line)
             found[dimension.keys] = dimension
             written_at.update((key, at) for key in dimension.keys)
+    given: set[tuple[str, ...]] = set()
     for label, text in sweep.dimensions:
         dimension = parse_dimension(label, text)
+        if dimension.keys in given:  # the second would silently replace the first
+            raise UsageError(f"--sweep {dimension.label} is given twice", hint="one --sweep")
+        given.add(dimension.keys)
         found[dimension.keys] = dimension
         for key in dimension.keys:
             written_at.pop(key, None)

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
-from support import Project, read_json, start, wait_for
+from support import Project, read_json, run, start, wait_for
 
 
 def _waits_on_a_lock(pid: int) -> bool:
@@ -69,3 +69,18 @@ def test_the_same_sweep_started_while_another_command_starts_it_runs_no_member_t
     # running (refused) or ended (nothing left to run): each member ran once.
     assert len(list(project.output.glob("*/exp.*"))) == 2, err.decode()
     assert len((record.parent / "members.jsonl").read_text().splitlines()) == 2
+
+
+def _nothing_created(project: Project) -> bool:
+    return not project.output.exists() or not any(project.output.iterdir())
+
+
+def test_a_key_swept_twice_on_the_command_line_is_an_error(project: Project) -> None:
+    """`--sweep seed 0,1 --sweep seed 2,3` silently ran 2 and 3 only (the first dropped)."""
+    config = _quick_config(project)
+    result = run([config, "--sweep", "seed", "0,1", "--sweep", "seed", "2,3"], project.root)
+    assert result.code == 2, result.describe()
+    assert result.stderr.count("\n") == 1, result.describe()
+    assert "--sweep seed is given twice" in result.stderr
+    assert _nothing_created(project)
+

@@ -121,6 +121,7 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
         resolver.member(number, base_overrides, texts)
         for number, texts in enumerate(_texts(dimensions, _positions(total, sweep)), start=1)
     ]
+    _check_repeated(members)
     _check_shadowed(base_overrides, dimensions, report)
     _check_names(members, base, report)
     unique = {str(warning): warning for warning in report.warnings}
@@ -288,6 +289,20 @@ def _texts(
             for dimension, digit in zip(dimensions, chosen, strict=True)
             for pair in zip(dimension.keys, dimension.values[digit], strict=True)
         )
+
+
+def _check_repeated(members: Sequence[Member]) -> None:
+    """Refuse two members with one resolved config: resume, which knows a member by its
+    config's hash, could not tell them apart (Hydra's multirun would run both)."""
+    first: dict[str, Member] = {}
+    for member in members:
+        twin = first.setdefault(member.digest, member)
+        if twin is not member:
+            raise UsageError(
+                f"members {twin.number} and {member.number} are the same run "
+                f"({twin.describe()}): a value is repeated in a dimension",
+                hint="give each value once",
+            )
 
 
 def _check_shadowed(

@@ -84,3 +84,14 @@ def test_a_key_swept_twice_on_the_command_line_is_an_error(project: Project) -> 
     assert "--sweep seed is given twice" in result.stderr
     assert _nothing_created(project)
 
+
+def test_a_value_repeated_in_a_dimension_is_an_error(project: Project) -> None:
+    """`--sweep seed 1,1,2`: two identical members, one config hash, so resume could not
+    tell them apart (both took the last run folder of the pair)."""
+    config = _quick_config(project)
+    for values in ("1,1,2", "[1, 2, 1]"):
+        result = run([config, "--sweep", "seed", values], project.root)
+        assert result.code == 2, result.describe()
+        assert result.stderr.count("\n") == 1, result.describe()
+        assert "members 1 and 2" in result.stderr or "members 1 and 3" in result.stderr
+        assert _nothing_created(project)

@@ -95,3 +95,36 @@ def test_a_value_repeated_in_a_dimension_is_an_error(project: Project) -> None:
         assert result.stderr.count("\n") == 1, result.describe()
         assert "members 1 and 2" in result.stderr or "members 1 and 3" in result.stderr
         assert _nothing_created(project)
+
+
+def test_stop_of_a_sweep_whose_supervisor_was_killed_stops_its_running_members(
+    project: Project,
+) -> None:
+    """Was: `sweep ID is not running (running)`, exit 0, both members left running."""
+    entry = project.entry(
+        """
+open("ready", "w").close()
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+    )
+    config = project.config(entry, name="s{seed}", extra={"seed": 0})
+    sweep = start([config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"], project.root)
+    try:
+        wait_for(lambda: len(list(project.output.glob("*/exp.*/ready"))) == 2, 30, "2 members")
+        sweep.kill()
+        sweep.wait()
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    (folder,) = (project.output / ".sweeps").glob("*/sweep.json")
+    sweep_id = folder.parent.name
+    stopped = run(["stop", sweep_id], project.root)
+    assert stopped.code == 0, stopped.describe()
+    assert f"sweep {sweep_id} is not running (lost): stopping its 2 running" in stopped.stderr
+    for ready in project.output.glob("*/exp.*/ready"):
+        record = read_json(ready.parent / "run.json")
+        assert record["status"] == "killed"
+        assert record["signal"] == "SIGTERM"

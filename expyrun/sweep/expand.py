@@ -39,6 +39,7 @@ from expyrun.config.run_section import (
 from expyrun.errors import ConfigError, ConfigWarning, UsageError
 from expyrun.launch.options import LaunchOptions
 from expyrun.run.entry import EntryLocation, locate_entry
+from expyrun.sweep import dimensions as dimension_texts
 from expyrun.sweep.dimensions import MAX_MEMBERS, Dimension, config_dimension, parse_dimension
 from expyrun.sweep.options import SweepOptions
 
@@ -232,9 +233,9 @@ def _dimensions(
                 line=origin.line,
                 key=SWEEP_KEY,
             )
-        for label, value in section.items():
-            at = origins.get((SWEEP_KEY, label), origin)
-            dimension = config_dimension(str(label), value, at.path, at.line)
+        for parts, value in dimension_texts.sweep_entries(section):
+            at = origins.get((SWEEP_KEY, *parts), origin)
+            dimension = config_dimension(".".join(parts), value, at.path, at.line)
             found[dimension.keys] = dimension
             written_at.update((key, at) for key in dimension.keys)
     given: set[tuple[str, ...]] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -128,3 +129,36 @@ while time.monotonic() < deadline:
         record = read_json(ready.parent / "run.json")
         assert record["status"] == "killed"
         assert record["signal"] == "SIGTERM"
+
+
+def test_dotted_keys_in_a_config_sweep_section_as_docs_sweeps_md_writes_them(
+    project: Project,
+) -> None:
+    """`__sweep__: {training.lr: [...]}` was refused: a dotted key of a config is a nested
+    mapping once parsed (`training: {lr: [...]}`), which __sweep__ took for a bad value."""
+    entry = project.entry("return None")
+    config = project.config(
+        entry,
+        name="{model.name}-lr{training.lr}",
+        extra={"model": {"name": "resnet"}, "training": {"lr": 0.1, "batch_size": 32}},
+    )
+    text = config.read_text() + (
+        "__sweep__:\n"
+        "  training.lr: [0.1, 0.01]\n"
+        "  model.name,training.batch_size: [[resnet, 256], [vit, 64]]\n"
+    )
+    config.write_text(text)
+    result = run([config, "--print-config", "--json"], project.root)
+    assert result.code == 0, result.describe()
+    members = json.loads(result.stdout)["members"]
+    assert [m["name"] for m in members] == [
+        "resnet-lr0.1",
+        "vit-lr0.1",
+        "resnet-lr0.01",
+        "vit-lr0.01",
+    ]
+    assert members[1]["values"] == {
+        "training.lr": 0.1,
+        "model.name": "vit",
+        "training.batch_size": 64,
+    }

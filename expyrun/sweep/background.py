@@ -100,16 +100,20 @@ def stop_sweep(folder: Path, kill: bool) -> int:
         if not supervisor_running(current):
             summary = ", ".join(f"{n} {s}" for s, n in (current.summary or {}).items())
             console.info(f"stopped: sweep {found.id} {current.state} ({summary or 'no member'})")
-            return ExitCode.OK
+            # Members it skipped as running (started by an earlier, lost supervisor) run on.
+            return _stop_members(folder, current, kill, after_stop=True)
         time.sleep(POLL_SECONDS)
     raise RunFolderError(f"sweep {found.id} did not stop in time", path=folder)
 
 
-def _stop_members(folder: Path, found: record.SweepRecord, kill: bool) -> int:
+def _stop_members(
+    folder: Path, found: record.SweepRecord, kill: bool, after_stop: bool = False
+) -> int:
     """A sweep without a supervisor: stop the members still running, as `expyrun stop RUN`.
 
-    Its supervisor was killed outright (or the sweep ended while a member of an earlier
-    attempt still runs): each member's own supervisor still runs it.
+    Its supervisor was killed outright, or it was resumed while members of the lost
+    supervisor still ran (skipped as running): each member's own supervisor still runs it.
+    `after_stop`: its supervisor was just stopped (and said so).
     """
     from expyrun.runs.stop import stop_run
 
@@ -120,9 +124,11 @@ def _stop_members(folder: Path, found: record.SweepRecord, kill: bool) -> int:
         if run_status(runs[-1]) == Status.RUNNING
     ]
     if not running:
-        console.info(f"sweep {found.id} is not running ({state})")
+        if not after_stop:
+            console.info(f"sweep {found.id} is not running ({state})")
         return ExitCode.OK
-    console.info(f"sweep {found.id} is not running ({state}): stopping its {len(running)} running")
+    said = "" if after_stop else f" is not running ({state})"
+    console.info(f"sweep {found.id}{said}: stopping its {len(running)} running")
     for run_dir in running:
         stop_run(run_dir, kill)
     return ExitCode.OK

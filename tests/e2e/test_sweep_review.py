@@ -98,10 +98,8 @@ def test_a_value_repeated_in_a_dimension_is_an_error(project: Project) -> None:
         assert _nothing_created(project)
 
 
-def test_stop_of_a_sweep_whose_supervisor_was_killed_stops_its_running_members(
-    project: Project,
-) -> None:
-    """Was: `sweep ID is not running (running)`, exit 0, both members left running."""
+def _killed_sweep_with_two_running_members(project: Project) -> str:
+    """A sweep of 3 members, 2 at once, SIGKILLed while 2 run; its id."""
     entry = project.entry(
         """
 open("ready", "w").close()
@@ -121,7 +119,14 @@ while time.monotonic() < deadline:
             sweep.kill()
             sweep.wait()
     (folder,) = (project.output / ".sweeps").glob("*/sweep.json")
-    sweep_id = folder.parent.name
+    return folder.parent.name
+
+
+def test_stop_of_a_sweep_whose_supervisor_was_killed_stops_its_running_members(
+    project: Project,
+) -> None:
+    """Was: `sweep ID is not running (running)`, exit 0, both members left running."""
+    sweep_id = _killed_sweep_with_two_running_members(project)
     stopped = run(["stop", sweep_id], project.root)
     assert stopped.code == 0, stopped.describe()
     assert f"sweep {sweep_id} is not running (lost): stopping its 2 running" in stopped.stderr
@@ -162,3 +167,19 @@ def test_dotted_keys_in_a_config_sweep_section_as_docs_sweeps_md_writes_them(
         "model.name": "vit",
         "training.batch_size": 64,
     }
+
+
+def test_stop_of_a_resumed_sweep_also_stops_the_members_its_lost_supervisor_started(
+    project: Project,
+) -> None:
+    """Was: `stopped: sweep ID interrupted (1 killed)`, the 2 members skipped as running
+    (started before the resume) left running."""
+    sweep_id = _killed_sweep_with_two_running_members(project)
+    resumed = run(["sweep", "resume", sweep_id, "--detach"], project.root)
+    assert resumed.code == 0, resumed.describe()
+    assert "0 done, 0 to rerun, 1 new, 2 running" in resumed.stderr
+    wait_for(lambda: len(list(project.output.glob("*/exp.*/ready"))) == 3, 30, "member 3")
+    stopped = run(["stop", sweep_id], project.root)
+    assert stopped.code == 0, stopped.describe()
+    for ready in project.output.glob("*/exp.*/ready"):
+        assert read_json(ready.parent / "run.json")["status"] == "killed", stopped.describe()

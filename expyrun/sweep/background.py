@@ -23,9 +23,10 @@ from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.launch.detach import RUNNING as RUNNING_MESSAGE
 from expyrun.launch.detach import START_TIMEOUT_SECONDS, read_notice
+from expyrun.run.record import Status
 from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
 from expyrun.sweep import record, tables
-from expyrun.sweep.plan import supervisor_running
+from expyrun.sweep.plan import run_status, supervisor_running
 
 POLL_SECONDS = 0.1
 # Beyond the members' grace period: time to kill their processes and write the records.
@@ -79,8 +80,7 @@ def stop_sweep(folder: Path, kill: bool) -> int:
     """
     found = record.read(folder)
     if not supervisor_running(found) or found.pid is None:
-        console.info(f"sweep {found.id} is not running ({found.state})")
-        return ExitCode.OK
+        return _stop_members(folder, found, kill)
     try:
         os.kill(found.pid, signal.SIGTERM)
         if kill:
@@ -100,9 +100,38 @@ def stop_sweep(folder: Path, kill: bool) -> int:
         if not supervisor_running(current):
             summary = ", ".join(f"{n} {s}" for s, n in (current.summary or {}).items())
             console.info(f"stopped: sweep {found.id} {current.state} ({summary or 'no member'})")
-            return ExitCode.OK
+            # Members it skipped as running (started by an earlier, lost supervisor) run on.
+            return _stop_members(folder, current, kill, after_stop=True)
         time.sleep(POLL_SECONDS)
     raise RunFolderError(f"sweep {found.id} did not stop in time", path=folder)
+
+
+def _stop_members(
+    folder: Path, found: record.SweepRecord, kill: bool, after_stop: bool = False
+) -> int:
+    """A sweep without a supervisor: stop the members still running, as `expyrun stop RUN`.
+
+    Its supervisor was killed outright, or it was resumed while members of the lost
+    supervisor still ran (skipped as running): each member's own supervisor still runs it.
+    `after_stop`: its supervisor was just stopped (and said so).
+    """
+    from expyrun.runs.stop import stop_run
+
+    state = "lost" if found.state == record.RUNNING else found.state
+    running = [
+        runs[-1]
+        for runs in record.member_runs(folder).values()
+        if run_status(runs[-1]) == Status.RUNNING
+    ]
+    if not running:
+        if not after_stop:
+            console.info(f"sweep {found.id} is not running ({state})")
+        return ExitCode.OK
+    said = "" if after_stop else f" is not running ({state})"
+    console.info(f"sweep {found.id}{said}: stopping its {len(running)} running")
+    for run_dir in running:
+        stop_run(run_dir, kill)
+    return ExitCode.OK
 
 
 def list_sweep(text: str, paths: list[str], as_json: bool) -> int:

@@ -44,19 +44,32 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
     for warning in expansion.warnings:
         console.warning(warning)
     gpus = gpu_list(sweep.gpus, sweep.gpus_per_run)
-    plan = make_plan(expansion, launch, sweep, cwd, folder)
     if launch.print_config:
-        return _preview(plan, expansion, sweep)
-    record_folder, found = _open_record(plan, expansion, launch, sweep, cwd)
-    if launch.detach:
-        from expyrun.sweep.background import start_in_background
+        return _preview(make_plan(expansion, launch, sweep, cwd, folder), expansion, sweep)
+    output_dir = expansion.members[0].resolved.run.output_dir
+    lock = record.start_lock(output_dir)
+    try:
+        plan = make_plan(expansion, launch, sweep, cwd, folder)
+        record_folder, found = _open_record(plan, expansion, launch, sweep, cwd)
+        if launch.detach:
+            from expyrun.sweep.background import start_in_background
 
-        pid = start_in_background(record_folder, cwd)
-        console.info(f"sweep {found.id} started in the background (supervisor pid {pid})")
-        console.info(f"follow it with: expyrun ls --sweep {found.id} {plan.output_dir}")
-        console.out(found.id)
-        return ExitCode.OK
-    return _supervise(record_folder, found, plan, expansion, launch, sweep, cwd, gpus)
+            pid = start_in_background(record_folder, cwd)
+            console.info(f"sweep {found.id} started in the background (supervisor pid {pid})")
+            console.info(f"follow it with: expyrun ls --sweep {found.id} {plan.output_dir}")
+            console.out(found.id)
+            return ExitCode.OK
+
+        def release() -> None:  # recorded running: the same command now sees it running
+            nonlocal lock
+            if lock >= 0:
+                os.close(lock)
+                lock = -1
+
+        return _supervise(record_folder, found, plan, expansion, launch, sweep, cwd, gpus, release)
+    finally:
+        if lock >= 0:
+            os.close(lock)
 
 
 def resume(text: str, paths: list[str], detach: bool = False) -> int:

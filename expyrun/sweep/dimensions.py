@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from expyrun.config.composing import parse_node
-from expyrun.config.keys import ConfigValue, split_key
+from expyrun.config.keys import ConfigMapping, ConfigValue, split_key
 from expyrun.config.run_section import SWEEP_KEY
 from expyrun.errors import ConfigError, UsageError
 
@@ -79,6 +79,18 @@ def parse_dimension(label: str, text: str) -> Dimension:
     else:
         values = [(item,) for item in text.split(",")]
     return _checked(keys, values, where)
+
+
+def sweep_entries(
+    section: ConfigMapping, above: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], ConfigValue]]:
+    """`__sweep__`'s entries as (key parts, value): a dotted KEY (`training.lr: [...]`, or the
+    paired `model.name,training.batch_size`) is a nested mapping once parsed; it is joined again."""
+    for label, value in section.items():
+        if isinstance(value, dict):
+            yield from sweep_entries(value, (*above, str(label)))
+        else:
+            yield (*above, str(label)), value
 
 
 def config_dimension(label: str, value: ConfigValue, path: str, line: int | None) -> Dimension:

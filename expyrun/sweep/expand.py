@@ -39,6 +39,7 @@ from expyrun.config.run_section import (
 from expyrun.errors import ConfigError, ConfigWarning, UsageError
 from expyrun.launch.options import LaunchOptions
 from expyrun.run.entry import EntryLocation, locate_entry
+from expyrun.sweep import dimensions as dimension_texts
 from expyrun.sweep.dimensions import MAX_MEMBERS, Dimension, config_dimension, parse_dimension
 from expyrun.sweep.options import SweepOptions
 
@@ -121,6 +122,7 @@ def _expand(launch: LaunchOptions, sweep: SweepOptions, cwd: Path) -> Expansion:
         resolver.member(number, base_overrides, texts)
         for number, texts in enumerate(_texts(dimensions, _positions(total, sweep)), start=1)
     ]
+    _check_repeated(members)
     _check_shadowed(base_overrides, dimensions, report)
     _check_names(members, base, report)
     unique = {str(warning): warning for warning in report.warnings}
@@ -231,13 +233,17 @@ def _dimensions(
                 line=origin.line,
                 key=SWEEP_KEY,
             )
-        for label, value in section.items():
-            at = origins.get((SWEEP_KEY, label), origin)
-            dimension = config_dimension(str(label), value, at.path, at.line)
+        for parts, value in dimension_texts.sweep_entries(section):
+            at = origins.get((SWEEP_KEY, *parts), origin)
+            dimension = config_dimension(".".join(parts), value, at.path, at.line)
             found[dimension.keys] = dimension
             written_at.update((key, at) for key in dimension.keys)
+    given: set[tuple[str, ...]] = set()
     for label, text in sweep.dimensions:
         dimension = parse_dimension(label, text)
+        if dimension.keys in given:  # the second would silently replace the first
+            raise UsageError(f"--sweep {dimension.label} is given twice", hint="one --sweep")
+        given.add(dimension.keys)
         found[dimension.keys] = dimension
         for key in dimension.keys:
             written_at.pop(key, None)
@@ -284,6 +290,20 @@ def _texts(
             for dimension, digit in zip(dimensions, chosen, strict=True)
             for pair in zip(dimension.keys, dimension.values[digit], strict=True)
         )
+
+
+def _check_repeated(members: Sequence[Member]) -> None:
+    """Refuse two members with one resolved config: resume, which knows a member by its
+    config's hash, could not tell them apart (Hydra's multirun would run both)."""
+    first: dict[str, Member] = {}
+    for member in members:
+        twin = first.setdefault(member.digest, member)
+        if twin is not member:
+            raise UsageError(
+                f"members {twin.number} and {member.number} are the same run "
+                f"({twin.describe()}): a value is repeated in a dimension",
+                hint="give each value once",
+            )
 
 
 def _check_shadowed(

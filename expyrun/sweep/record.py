@@ -15,6 +15,7 @@ each member's last run folder and status as of the sweep's end (`ls --sweep` rea
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -81,6 +82,24 @@ def create_folder(output_dir: Path) -> tuple[str, Path]:
         except FileExistsError:
             continue
         return sweep_id, folder
+
+
+def start_lock(output_dir: Path) -> int:
+    """Take the right to start a sweep whose runs go to `output_dir`: an open fd to close.
+
+    Held from planning until the sweep is recorded `running` (by this process, or by the
+    background supervisor it waits for), so that the same command started meanwhile plans
+    after that and sees it running, instead of planning the same members again. A flock on
+    the `.sweeps` folder: it waits for the holder (a second or so); a dead holder's goes too.
+    """
+    parent = sweeps_folder(output_dir)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RunFolderError(f"cannot write the sweep record: {exc.strerror}", path=parent) from exc
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def write(folder: Path, record: SweepRecord) -> None:

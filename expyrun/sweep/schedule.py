@@ -277,12 +277,14 @@ def member_line(outcome: Outcome, count: int) -> str:
     took = console.duration_text(seconds) if isinstance(seconds, (int, float)) else "-"
     details = []
     if outcome.status != Status.SUCCEEDED:
+        error = str(data.get("error") or "")
         if data.get("signal"):
-            details.append(str(data["signal"]))
+            if not error.startswith(str(data["signal"])):  # `SIGINT, then killed by ...`
+                details.append(str(data["signal"]))
         elif data.get("exit_code") is not None:
             details.append(f"exit {data['exit_code']}")
-        if data.get("error"):
-            details.append(str(data["error"]))
+        if error:
+            details.append(error)
         if outcome.status == Status.LOST:
             details.append(f"see {SUPERVISOR_LOG}")
     said = f" ({', '.join(details)})" if details else ""

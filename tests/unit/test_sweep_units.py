@@ -230,3 +230,19 @@ def test_the_plan_skips_succeeded_and_running_members_and_reruns_the_others(
     assert new.existing is None
     assert new.changed is not None
     assert new.changed.id == sweep_id
+
+
+def test_a_member_line_says_a_signal_once() -> None:
+    """Was `(SIGINT, SIGINT, then killed by SIGKILL)`: the record's `signal`, then its
+    `error`, which already starts with the signal."""
+    from typing import Any, cast
+
+    from expyrun.sweep.schedule import Outcome, member_line
+
+    member = cast(Any, type("M", (), {"number": 2, "describe": lambda self: "seed=1"}))()
+    data = {"duration_s": 1.0, "signal": "SIGINT", "error": "SIGINT, then killed by SIGKILL"}
+    line = member_line(Outcome(member, "DIR", "killed", data), 4)
+    assert line == "[2/4] killed in 1.0s (SIGINT, then killed by SIGKILL) seed=1 -> DIR"
+    data = {"duration_s": 1.0, "exit_code": 1, "error": "RuntimeError: boom"}
+    line = member_line(Outcome(member, "DIR", "failed", data), 4)
+    assert line == "[2/4] failed in 1.0s (exit 1, RuntimeError: boom) seed=1 -> DIR"

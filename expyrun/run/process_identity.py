@@ -55,12 +55,25 @@ def _boot_time() -> float:
 
 
 def process_matches(pid: int | None, host: str | None, started_at: float | None) -> bool | None:
-    """Whether process `pid` on `host`, started at `started_at`, still runs (None: other host)."""
+    """Whether process `pid` on `host`, started at `started_at`, still runs (None: other host).
+
+    A zombie (ended, not yet waited for by its parent: a supervisor SIGKILLed a moment ago)
+    does not run.
+    """
     if pid is None or host != os.uname().nodename:
         return None
     started = process_start_time(pid)
-    if started is None:
+    if started is None or _is_zombie(pid):
         return False
     if started_at is None:
         return True
     return abs(started - started_at) <= START_TIME_TOLERANCE_SECONDS
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether /proc says process `pid` is a zombie (proc(5) stat field 3: `Z`)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

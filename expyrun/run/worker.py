@@ -866,6 +866,8 @@ def _write_end_report(report: dict[str, Any]) -> None:
     if not path or _END_REPORT["pid"] != os.getpid():
         return
     _END_REPORT["written"] = True
+    if not report:
+        return  # nothing to tell (the entry returned None): no file, as the reader expects
     import json
 
     temporary = f"{path}.{os.getpid()}.tmp"

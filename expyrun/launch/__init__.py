@@ -65,7 +65,6 @@ def launch(options: LaunchOptions) -> int:
         from expyrun import console
         from expyrun.launch.execute import run_prepared
         from expyrun.launch.prepare import prepare
-        from expyrun.launch.prepared_folder import supervise_run_folder
         from expyrun.slurm import job as slurm_job
 
         resumed = None
@@ -78,6 +77,8 @@ def launch(options: LaunchOptions) -> int:
     if resumed is not None:
         # A requeued job resumes its run folder with the interpreter recorded there.
         spawn.discard_worker(worker)
+        from expyrun.launch.prepared_folder import supervise_run_folder
+
         return supervise_run_folder(resumed, terminal=True)
     assert prepared is not None  # noqa: S101 - for the type checker
     console.info(f"run folder: {prepared.run_dir}")

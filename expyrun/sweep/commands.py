@@ -47,6 +47,10 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
     plan = make_plan(expansion, launch, sweep, cwd, folder)
     if launch.print_config:
         return _preview(plan, expansion, sweep)
+    if launch.slurm:
+        from expyrun.sweep.slurm import check_members
+
+        check_members(expansion.members)
     record_folder, found = _open_record(plan, expansion, launch, sweep, cwd)
     if launch.slurm:
         from expyrun.sweep.slurm import submit_sweep

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,8 +102,16 @@ def array_spec(task_ids: Sequence[int], parallel: int | None) -> str:
     return spec if parallel is None else f"{spec}%{parallel}"
 
 
+def check_members(members: Sequence[Member]) -> None:
+    """Refuse, before anything is made, members that cannot share one array (see below)."""
+    _sbatch_options(members)
+
+
 def _sbatch_options(members: Sequence[Member]) -> list[Option]:
-    """The members' `__slurm__` options: one array, so they must be the same for all."""
+    """The members' `__slurm__` options: one array, so they must be the same for all.
+
+    Raises UsageError (members differ), ConfigError (an `array` of the user's).
+    """
     first = script.sbatch_options(slurm_mapping(members[0].resolved))
     for member in members[1:]:
         if script.sbatch_options(slurm_mapping(member.resolved)) != first:
@@ -143,10 +152,8 @@ def submit_sweep(
     jobs: list[dict[str, Any]] = []
     try:
         for step in steps:
-            member = step.member
-            warn = not prepared
-            prepared[member.number] = prepare_member(
-                launch, cwd, found.id, count, member, warn_paths=warn
+            prepared[step.member.number] = prepare_member(
+                launch, cwd, found.id, count, step.member, warn_paths=not prepared
             )
         environment = _snapshot_environments(list(prepared.values()), launch)
         first_job = len(found.slurm_jobs or [])
@@ -181,8 +188,9 @@ def submit_sweep(
             for task, run in by_task.items():
                 one: dict[int | None, PreparedRun] = {task: run}
                 record_pending(one, job_id, options, cwd, environment[run.run_dir])
-        for number, run in prepared.items():
-            record.append_member(folder, number, _digest(steps, number), run.run_dir)
+        for step in steps:
+            number = step.member.number
+            record.append_member(folder, number, step.member.digest, prepared[number].run_dir)
         submitted = found.replace(
             state=SUBMITTED,
             slurm_jobs=[*(found.slurm_jobs or []), *jobs],
@@ -194,17 +202,27 @@ def submit_sweep(
                 commands.release(job["job_id"])
     except BaseException:
         _undo(jobs, prepared)
+        if not found.slurm_jobs and not (folder / record.MEMBERS_FILE).exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a new sweep that never was
         raise
+    _say_submitted(found.id, jobs, len(prepared), held, plan.output_dir)
+    return ExitCode.OK
+
+
+def _say_submitted(
+    sweep_id: str, jobs: list[dict[str, Any]], count: int, held: bool, output_dir: Path
+) -> None:
+    """What was submitted (stderr); the sweep id, then each job id (stdout)."""
     ids = [job["job_id"] for job in jobs]
     arrays = ", ".join(f"{job['job_id']} (--array={job['array']})" for job in jobs)
-    console.info(f"sweep {found.id}: {len(prepared)} members submitted as Slurm job {arrays}")
+    members = "1 member" if count == 1 else f"{count} members"
+    console.info(f"sweep {sweep_id}: {members} submitted as Slurm job {arrays}")
     if held:
         console.info("held: scontrol release " + " ".join(ids))
-    console.info(f"follow it with: expyrun ls --sweep {found.id} {plan.output_dir}")
-    console.out(found.id)
+    console.info(f"follow it with: expyrun ls --sweep {sweep_id} {output_dir}")
+    console.out(sweep_id)
     for job_id in ids:
         console.out(job_id)
-    return ExitCode.OK
 
 
 # The state sweep.json says once its members are queued in Slurm (no supervisor of expyrun's).
@@ -216,10 +234,6 @@ def _defaults(user: list[Option], folder: Path) -> list[Option]:
     if script.option_value(user, "output", "o") is None:
         return [("output", str(folder / "slurm-%A_%a.out")), *user]
     return user
-
-
-def _digest(steps: Sequence[Any], number: int) -> str:
-    return next(str(step.member.digest) for step in steps if step.member.number == number)
 
 
 def _snapshot_environments(

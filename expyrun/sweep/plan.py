@@ -53,14 +53,18 @@ class Plan(NamedTuple):
     changed: record.SweepRecord | None = None  # a sweep of this command with another definition
 
     def summary(self) -> str:
-        """`9 done, 2 to rerun, 1 new` (and `1 running`)."""
-        done = sum(1 for s in self.steps if s.action == SKIP and s.last_status != Status.RUNNING)
-        running = sum(1 for s in self.steps if s.action == SKIP) - done
+        """`9 done, 2 to rerun, 1 new` (and `1 running`, `3 queued` in Slurm)."""
+        skipped = [s.last_status for s in self.steps if s.action == SKIP]
+        running = skipped.count(Status.RUNNING.value)
+        queued = skipped.count(Status.PENDING.value)
+        done = len(skipped) - running - queued
         rerun = sum(1 for s in self.steps if s.action == RERUN)
         new = sum(1 for s in self.steps if s.action == NEW)
         parts = [f"{done} done", f"{rerun} to rerun", f"{new} new"]
         if running:
             parts.append(f"{running} running")
+        if queued:
+            parts.append(f"{queued} queued")
         return ", ".join(parts)
 
 

@@ -193,6 +193,12 @@ def test_stop_sweep_id_cancels_every_array(slurm, project):
     env = {MAX_ARRAY_SIZE_VARIABLE: "4"}
     sweep_id, jobs, _ = _sweep(slurm, project, config, env=env)
     assert len(jobs) == 2
+    # The same command again while they wait: pending members are not submitted twice.
+    args = [config, "--sweep", "seed", "range(1, 7)", "--slurm"]
+    again = run(args, cwd=project.root, env={**_job_env(), **env})
+    assert again.code == 0, again.describe()
+    assert again.stdout.split() == [sweep_id], again.describe()
+    assert "0 done, 0 to rerun, 0 new, 6 queued" in again.stderr
     result = run(["stop", sweep_id], cwd=project.root)
     assert result.code == 0, result.describe()
     for job in jobs:

@@ -15,8 +15,9 @@ def _emit(kind: str, text: str) -> None:
     try:
         sys.stderr.write(f"{PREFIX}: {kind}{text}\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
-        # The terminal is gone (closed window, `2>&-`): the run goes on without messages.
+    except (OSError, AttributeError):
+        # The terminal is gone (closed window); `2>&-` at start leaves sys.stderr None: the
+        # run goes on without messages.
         pass
 
 
@@ -40,7 +41,7 @@ def new_line() -> None:
     try:
         sys.stderr.write("\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
 
 
@@ -49,7 +50,7 @@ def detail(text: object) -> None:
     try:
         sys.stderr.write(f"  {text}\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
 
 
@@ -58,7 +59,7 @@ def ask(question: str) -> str:
     try:
         sys.stderr.write(f"{PREFIX}: {question}")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except (OSError, AttributeError):  # AttributeError: sys.stderr is None (`2>&-`)
         pass
     return sys.stdin.readline()
 
@@ -70,3 +71,18 @@ def out(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in expyrun's closing lines: `0.4s`, `41s`, `3m12s`, `2h05m07s`.
+
+    The same words wherever a run's end is told: a foreground run's closing line, `logs -f`,
+    a sweep's member lines (issue 13's `failed in 41s`).
+    """
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

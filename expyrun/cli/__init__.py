@@ -189,8 +189,9 @@ COMMANDS: dict[str, Command] = {
         run_calls.ls,
     ),
     "logs": Command(
-        "logs RUN [-f] [--task N]",
-        "print outputs.log; -f follows it to the run's end",
+        "logs RUN [-f] [--raw] [--tail N] [--head N] [--timestamps|--elapsed] "
+        "[--stdout|--stderr] [--task N]",
+        "print outputs.log (rendered in a pipe); -f follows it to the run's end",
         run_calls.logs,
     ),
     "status": Command(

@@ -73,9 +73,9 @@ def logs(args: list[str]) -> int:
     parsed = run_commands.parse("logs", args)
     if isinstance(parsed, int):
         return parsed
-    from expyrun.runs.logs import show_log
+    from expyrun.runs.logs import log_options, show_log
 
-    return show_log(run_folder(parsed.run), parsed.follow, parsed.task)
+    return show_log(run_folder(parsed.run), parsed.follow, log_options(parsed))
 
 
 def status(args: list[str]) -> int:

@@ -148,8 +148,11 @@ def _parser() -> argparse.ArgumentParser:
         )
     logs = add(
         "logs",
-        "Print a run's outputs.log; with -f, follow it until the run ends.",
-        "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled).",
+        "Print a run's outputs.log; with -f, follow it until the run ends. Rendered (progress "
+        "bars as their final line, no colour) when stdout is no terminal; on a terminal the "
+        "bytes pass through, unless an option needs the rendered lines.",
+        "Exit status: 0; with -f, the run's own exit code (1 if it was lost or cancelled); 2 "
+        "for a folder that is no run folder, or one still being prepared.",
     )
     logs.add_argument("run", metavar="RUN", help=RUN_HELP)
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
@@ -159,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="task N's output, of a multi-task run (srun, --nproc); 0: outputs.log",
     )
+    _add_log_view_flags(logs)
     status = add(
         "status",
         "Show a run's record. Exit 0 if it succeeded or runs.",
@@ -227,3 +231,19 @@ def _parser() -> argparse.ArgumentParser:
     supervise.add_argument("--task", type=int, metavar="RANK")  # --nproc: this task's rank
     supervise.add_argument("--ntasks", type=int, metavar="N")
     return parser
+
+
+def _add_log_view_flags(logs: argparse.ArgumentParser) -> None:
+    """The flags of `logs` that choose the view (issue 13)."""
+    logs.add_argument("--raw", action="store_true", help="the stored bytes, exactly")
+    logs.add_argument("--tail", type=int, metavar="N", help="the last N rendered lines")
+    logs.add_argument("--head", type=int, metavar="N", help="the first N rendered lines")
+    logs.add_argument(
+        "--timestamps", action="store_true", help="prefix each line with its wall time"
+    )
+    logs.add_argument(
+        "--elapsed", action="store_true", help="prefix each line with the time since the start"
+    )
+    streams = logs.add_mutually_exclusive_group()
+    streams.add_argument("--stdout", action="store_true", help="the entry's stdout only")
+    streams.add_argument("--stderr", action="store_true", help="the entry's stderr only")

@@ -63,8 +63,9 @@ def launch(options: LaunchOptions) -> int:
     )
     try:
         from expyrun import console
-        from expyrun.launch.execute import run_prepared, supervise_run_folder
+        from expyrun.launch.execute import run_prepared
         from expyrun.launch.prepare import prepare
+        from expyrun.launch.prepared_folder import supervise_run_folder
         from expyrun.slurm import job as slurm_job
 
         resumed = None
@@ -129,22 +130,57 @@ def supervise(
     task with `rank` and `ntasks`; in a Slurm job step of several tasks (`srun` in a `--slurm`
     script), each task finds its rank in srun's variables.
     """
-    from expyrun.launch.execute import supervise_run_folder
+    # The worker's interpreter starts before the supervisor's modules are imported, as in
+    # `launch` (a sweep member, a --detach or --nproc task, a Slurm job start pays a launch).
+    worker = _early_worker(run_dir, detached=not copy_output)
+    try:
+        from expyrun.launch.prepared_folder import supervise_run_folder
 
-    task: Task | None
-    if rank is not None:
-        from expyrun.launch.nproc import local_task
+        task: Task | None
+        if rank is not None:
+            from expyrun.launch.nproc import local_task
 
-        task = local_task(rank, ntasks or 1)
-    else:
-        task = slurm_tasks.step_task(os.environ)
+            task = local_task(rank, ntasks or 1)
+        else:
+            task = slurm_tasks.step_task(os.environ)
 
-    on_running = None
-    if notify_fd is not None:
-        from expyrun.launch.detach import notifier
+        on_running = None
+        if notify_fd is not None:
+            from expyrun.launch.detach import notifier
 
-        on_running = notifier(notify_fd)
-    return supervise_run_folder(run_dir, terminal=copy_output, on_running=on_running, task=task)
+            on_running = notifier(notify_fd)
+    except BaseException:
+        if worker is not None:
+            spawn.discard_worker(worker)
+        raise
+    return supervise_run_folder(
+        run_dir, terminal=copy_output, on_running=on_running, task=task, worker=worker
+    )
+
+
+def _early_worker(run_dir: Path, detached: bool) -> spawn.Worker | None:
+    """A worker for the interpreter the folder's run.json names; None when it cannot tell.
+
+    Only a guess to save time: `supervise_run_folder` reads the record properly, and
+    discards this worker when the folder cannot run or wants another interpreter.
+    """
+    import json
+
+    from expyrun.run.record import RECORD_FILE
+
+    try:
+        with open(run_dir / RECORD_FILE, encoding="utf-8") as file:
+            data = json.load(file)
+        python = data["python"]["executable"]
+        merged = bool(data.get("merged_output"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(python, str):
+        return None
+    try:
+        return spawn.spawn_worker(python, detached=detached, merged_output=merged)
+    except Exception:  # the guess failed: supervise_run_folder says why
+        return None
 
 
 def _requeued_run_folder(options: LaunchOptions) -> Path | None:

@@ -36,20 +36,8 @@ def _closing_line(outcome: WorkerExit, run_dir: Path) -> str:
     details = f"exit {outcome.exit_code}"
     if outcome.error:
         details += f", {outcome.error}"
-    text = f"{outcome.status} in {_short_duration(outcome.duration_s)} ({details}): {run_dir}"
+    text = f"{outcome.status} in {console.duration_text(outcome.duration_s)} ({details}): {run_dir}"
     return text
-
-
-def _short_duration(seconds: float) -> str:
-    """`0.4s`, `41s`, `3m12s`, `2h05m07s`."""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _log_ends_a_line(log_path: Path) -> bool:

@@ -13,20 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from expyrun import console
-from expyrun.errors import RunFolderError
 from expyrun.launch.closing import say_how_it_ended
-from expyrun.launch.options import Interpreter, LaunchOptions, SourceRun
-from expyrun.launch.prepare import PreparedRun, source_from_record
+from expyrun.launch.options import SourceRun
+from expyrun.launch.prepare import PreparedRun
 from expyrun.launch.recording import (
     RECORDING_TIMEOUT_IN_ENDING_JOB_SECONDS,
     RECORDING_TIMEOUT_SECONDS,
     run_recorder,
 )
-from expyrun.run import record, snapshot, spawn, supervisor, tasks
+from expyrun.run import record, spawn, supervisor, tasks
 from expyrun.run.folder import OUTPUTS_LOG
-from expyrun.run.record import NOT_STARTED, RunRecord, Status
+from expyrun.run.record import RunRecord
 from expyrun.run.tasks import Task
-from expyrun.slurm import commands as slurm_commands
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
 
@@ -273,76 +271,3 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
         os.close(fd)
     console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
     return size + len(line) - len(line.lstrip("\n"))
-
-
-def _check_runnable(run_dir: Path, found: RunRecord, task: Task | None = None) -> None:
-    """Refuse to run a folder that ran already, unless this is a requeue of its Slurm job.
-
-    A task of a multi-task run runs in a folder its other tasks may have started: it is
-    refused only if this task ran there already (or a submitted folder's job is another).
-    """
-    recorded = found.slurm
-    if task is not None and tasks.already_ran(run_dir, task.rank):
-        raise RunFolderError(f"{task.describe()} already ran: a run folder runs once", path=run_dir)
-    if found.status in NOT_STARTED or task is not None:
-        handle = slurm_commands.job_handle(recorded or {})
-        submitted = found.status == Status.PENDING and handle is not None
-        current = SlurmJob.from_environ(os.environ)
-        fields = current.fields() if current is not None else None
-        if submitted and not slurm_job.same_job(recorded, fields):
-            raise RunFolderError(
-                f"the run folder waits for Slurm job {handle}: it runs in that job only",
-                path=run_dir,
-            )
-        return
-    if slurm_job.is_requeue_of(recorded, os.environ):
-        return
-    raise RunFolderError(f"the run is already {found.status}: a run folder runs once", path=run_dir)
-
-
-def supervise_run_folder(
-    run_dir: Path,
-    terminal: bool,
-    on_running: Callable[[], None] | None = None,
-    task: Task | None = None,
-) -> int:
-    """Run a run folder prepared earlier (by `--detach`, or at `--slurm` submission).
-
-    What to run comes from the folder itself: the record says which entry point, from which
-    cwd, in which mode; config.yml, resolved again, gives the same config (its round trip).
-    A folder that already ran is run again only by a requeued start of its Slurm job: as a
-    new attempt. `terminal`: copy the output to our stdout/stderr (the job's output file).
-    `task`: run one task of a multi-task run in the folder (see run/tasks.py).
-    """
-    from expyrun.config import resolve
-
-    try:
-        prepared_record = record.read_record(run_dir)
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-    _check_runnable(run_dir, prepared_record, task)
-    python = Interpreter(
-        prepared_record.python["executable"], prepared_record.python.get("version", "")
-    )
-    worker = spawn.spawn_worker(
-        python.executable, detached=not terminal, merged_output=prepared_record.merged_output
-    )
-    try:
-        cwd = Path(prepared_record.cwd)
-        resolved = resolve(run_dir / snapshot.CONFIG_FILE, cwd=cwd)
-        options = LaunchOptions(
-            config_path=str(run_dir / snapshot.CONFIG_FILE),
-            debug=prepared_record.debug,
-            grace_seconds=prepared_record.grace_s,
-            merged_output=prepared_record.merged_output,
-            command=tuple(prepared_record.command),
-            python=python,
-            source=source_from_record(prepared_record),
-        )
-        prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
-    except BaseException:
-        spawn.discard_worker(worker)
-        raise
-    if terminal and task is None:
-        console.info(f"run folder: {run_dir}")
-    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running, task=task)

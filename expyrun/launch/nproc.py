@@ -119,7 +119,8 @@ class _Coordinator:
         # A stop signal was sent to the tasks: a task ending now ends on it, and another
         # signal would make the others' supervisors kill at once, cutting their grace short.
         self.stopping = False
-        self.stopped_by: int | None = None  # the first signal forwarded to every task
+        # The first signal sent to every task to stop it (forwarded, or after a task failed).
+        self.stopped_by: int | None = None
 
     def run(self) -> int:
         read_fd, write_fd = os.pipe()
@@ -203,6 +204,8 @@ class _Coordinator:
                         "other tasks (SIGTERM, then the grace period)"
                     )
                     self._stop_all(signal.SIGTERM)
+                    # A task stopped by it before it wrote its entry was killed by it, not lost.
+                    self.stopped_by = self.stopped_by or signal.SIGTERM
 
     def _stop_all(self, signum: int) -> None:
         for rank, process in self.processes.items():

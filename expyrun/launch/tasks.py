@@ -12,9 +12,10 @@ import contextlib
 from pathlib import Path
 
 from expyrun import console
-from expyrun.launch.execute import run_prepared, supervise_run_folder
+from expyrun.launch.execute import run_prepared
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import allocate_and_snapshot, resolve_and_check
+from expyrun.launch.prepared_folder import supervise_run_folder
 from expyrun.run import folder, spawn, task_claim
 from expyrun.run.tasks import Task
 

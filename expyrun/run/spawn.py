@@ -40,6 +40,7 @@ class Worker(NamedTuple):
     launch_write: int
     run_id: str  # the run's marker, in the worker's exec-time environment
     tracking: TrackingSetup  # the run's cgroup and the subreaper, being set up
+    merged_output: bool = False  # fd 1 and fd 2 share one pipe
 
 
 def handled_signals() -> tuple[set[int], set[int]]:
@@ -114,7 +115,8 @@ def spawn_worker(python: str, detached: bool = False, merged_output: bool = Fals
         os.close(err_w)
     os.close(launch_r)
     os.environ[worker_module.SUPERVISOR_HELPER_VARIABLE] = str(os.getpid())
-    return Worker(pid, python, out_r, err_r, launch_w, run_id, TrackingSetup(pid, run_id))
+    tracking = TrackingSetup(pid, run_id)
+    return Worker(pid, python, out_r, err_r, launch_w, run_id, tracking, merged_output)
 
 
 def discard_worker(worker: Worker) -> None:

@@ -921,7 +921,13 @@ def _result_report(value: object) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, dict) and _is_json(value):
-        return {"result": value}
+        import json
+
+        try:  # an int of more than 4,300 digits passes _is_json, but json.dumps refuses it
+            json.dumps(value)
+            return {"result": value}
+        except (ValueError, RecursionError):
+            pass
     try:
         text = repr(value)
     except Exception as exc:  # a broken __repr__

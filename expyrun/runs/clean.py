@@ -258,7 +258,7 @@ def _delete(going: list[ListedRun], sizes: dict[str, int]) -> int:
     console.info(
         f"removed {count} run{'s' if count != 1 else ''}, freed {size(freed)} ({freed} bytes)"
     )
-    return ExitCode.OK if count == len(going) else ExitCode.FAILURE
+    return ExitCode.OK if count == len(going) else ExitCode.USAGE  # refused, as a running run
 
 
 def _still_removable(run: ListedRun) -> str | None:

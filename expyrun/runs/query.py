@@ -253,6 +253,9 @@ class _Parser:
             return re.compile(value)
         except re.error as exc:
             raise self.error(f"not a regular expression ({exc.msg})", at=start) from None
+        except (OverflowError, RecursionError) as exc:  # a{99999999999}; 2,000 nested groups
+            reason = str(exc) if isinstance(exc, OverflowError) else "nested too deeply"
+            raise self.error(f"not a regular expression ({reason})", at=start) from None
 
 
 def _number(text: str) -> float | None:

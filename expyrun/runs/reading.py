@@ -77,14 +77,17 @@ def find_run_folders(root: str) -> Iterator[str]:
             continue
         seen.add((info.st_dev, info.st_ino))
         with entries:
-            for entry in entries:
-                if entry.name.startswith((".", "__")) or not _is_folder(entry):
-                    continue
-                is_run = RUN_FOLDER_PATTERN.match(entry.name) is not None
-                if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
-                    yield entry.path
-                    continue
-                pending.append(entry.path)
+            try:
+                for entry in entries:
+                    if entry.name.startswith((".", "__")) or not _is_folder(entry):
+                        continue
+                    is_run = RUN_FOLDER_PATTERN.match(entry.name) is not None
+                    if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
+                        yield entry.path
+                        continue
+                    pending.append(entry.path)
+            except OSError:  # the listing failed midway (/proc/PID of an ended process)
+                continue
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:

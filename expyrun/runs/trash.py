@@ -50,7 +50,9 @@ def trash_folders(roots: Sequence[str]) -> list[Path]:
 
 def folder_bytes(path: str) -> int:
     """The disk space of a folder tree (as du: allocated blocks, hard links counted once,
-    symbolic links not followed)."""
+    symbolic links not followed, `path` itself included: a link to a run folder is a link)."""
+    if os.path.islink(path):
+        return _lstat_bytes(path)
     total = 0
     seen: set[tuple[int, int]] = set()
     pending = [path]
@@ -72,11 +74,14 @@ def folder_bytes(path: str) -> int:
             total += info.st_blocks * 512
             if stat.S_ISDIR(info.st_mode):
                 pending.append(entry.path)
+    return total + _lstat_bytes(path)
+
+
+def _lstat_bytes(path: str) -> int:
     try:
-        total += os.lstat(path).st_blocks * 512
+        return os.lstat(path).st_blocks * 512
     except OSError:
-        pass
-    return total
+        return 0
 
 
 def output_dir_of(run: ListedRun) -> Path:

@@ -40,7 +40,6 @@ from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
 from expyrun.run import record as run_record
 from expyrun.run.folder import SUPERVISOR_LOG
 from expyrun.run.record import Status
-from expyrun.runs.text import duration
 from expyrun.sweep import record
 from expyrun.sweep.expand import Member
 from expyrun.sweep.options import SweepOptions
@@ -294,9 +293,10 @@ def prepare_member(
 
 
 def member_line(outcome: Outcome, count: int) -> str:
-    """`[5/12] failed in 41.0s (exit 1, RuntimeError: ...) training.lr=0.01 seed=2 -> DIR`."""
+    """`[5/12] failed in 41s (exit 1, RuntimeError: ...) training.lr=0.01 seed=2 -> DIR`."""
     data = outcome.data
-    took = duration(data.get("duration_s"), None, outcome.status)
+    seconds = data.get("duration_s")
+    took = console.duration_text(seconds) if isinstance(seconds, (int, float)) else "-"
     details = []
     if outcome.status != Status.SUCCEEDED:
         if data.get("signal"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,12 @@ def test_rm_refuses_a_running_run_and_removes_the_others(project: Project) -> No
         assert f"not removed: running (supervisor pid {pid}): stop it first" in result.stderr
         assert not done.exists()
         after = _tree(live)
-        assert {name: after.get(name) for name in before} == before  # the run writes on
+        # Nothing of the running run was removed; it writes on (outputs.log and outputs.index
+        # grow, run.json is rewritten).
+        assert set(before) <= set(after)
+        assert all(
+            after[name].startswith(before[name]) for name in before if "run.json" not in name
+        )
         clean = run(["clean", "--status", "running", "--yes"], cwd=project.root)
         assert clean.code == 0, clean.describe()
         assert "not removed: running" in clean.stderr
@@ -201,3 +207,39 @@ def test_rm_takes_a_name_folder_or_last(project: Project) -> None:
     assert newest.code == 0, newest.describe()
     assert not other.exists()
     assert _listed(project) == ["outputs/a/exp.0"]
+
+
+def test_a_run_the_system_refuses_to_move_is_exit_2(project: Project) -> None:
+    """A run folder that cannot be renamed (here its name folder is immutable, which stops
+    root too; as another user: permission denied) is refused with a line and exit 2, as a
+    running run is; it exited 1, which `rm` documents as 'the question was answered no'."""
+    stuck = _make(project, "stuck", 1)
+    done = _make(project, "done", 1)
+    locked = subprocess.run(["chattr", "+i", str(stuck.parent)], capture_output=True)
+    if locked.returncode != 0:
+        pytest.skip(f"chattr +i not possible here: {locked.stderr.decode().strip()}")
+    try:
+        result = run(["rm", stuck, done, "--yes"], cwd=project.root)
+        assert result.code == 2, result.describe()
+        assert "stuck/exp.0: not removed: Operation not permitted" in result.stderr
+        assert not done.exists()
+        assert (stuck / "run.json").is_file()
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck.parent)], check=True)
+
+
+def test_rm_of_a_linked_run_folder_removes_the_link_only(project: Project) -> None:
+    """`rm` of a symbolic link to a run folder removes the link, never its target, and
+    reports the bytes it freed (the link's): it reported the target's size as freed."""
+    target = _make(project, "real", 1)
+    (target / "weights.bin").write_bytes(os.urandom(1 << 20))
+    link = project.output / "real" / "exp.7"
+    link.symlink_to(target)
+    before = _tree(target)
+    result = run(["rm", link, "--yes"], cwd=project.root)
+    assert result.code == 0, result.describe()
+    assert not os.path.lexists(link)
+    assert _tree(target) == before
+    freed = int(result.stderr.rsplit("(", 1)[1].split()[0])
+    assert freed < 64 * 1024, result.describe()  # the target holds 1M of weights
+    assert _listed(project) == ["outputs/real/exp.0"]

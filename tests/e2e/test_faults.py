@@ -106,7 +106,7 @@ print("the entry goes on")
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "started").exists(), 30, "the entry to start")
-        shutil.rmtree(run_dir)
+        wait_for(lambda: _deleted(run_dir), 10, "the run folder to be deleted")  # as below
         _out, err = process.communicate(timeout=60)
     finally:
         process.kill()

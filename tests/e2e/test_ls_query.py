@@ -168,6 +168,11 @@ def test_keys_are_read_from_config_yml_when_config_json_is_absent(runs: Project)
             id="unknown-sort",
         ),
         pytest.param(["--where", "(exit=0"], "is not closed", id="unclosed"),
+        pytest.param(
+            ["--where", "name~'a{99999999999}'"],
+            "--where: column 1: not a regular expression (the repetition number is too large)",
+            id="regex-too-large",
+        ),
         pytest.param(["--last", "0"], "--last: expected a positive count", id="last"),
         pytest.param(["outputs", "--config", "x.yml"], "not both", id="path-and-config"),
     ],

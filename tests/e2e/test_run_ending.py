@@ -68,6 +68,14 @@ def test_a_mapping_of_every_json_type_is_recorded_as_is(project: Project) -> Non
         pytest.param("{1: 'a'}", "{1: 'a'}", id="a-non-string-key"),
         pytest.param("{'s': {1, 2}}", "{'s': {1, 2}}", id="a-set-inside"),
         pytest.param("Point()", "Point(x=1)", id="an-object"),
+        # json.dumps refuses an int of more than 4,300 digits (sys.set_int_max_str_digits).
+        pytest.param(
+            "{'n': 1, 'big': 10 ** 5000}",
+            "<dict object, repr failed: ValueError: Exceeds the limit (4300 digits) for "
+            "integer string conversion; use sys.set_int_max_str_digits() to increase the "
+            "limit>",
+            id="an-int-json-cannot-write",
+        ),
     ],
 )
 def test_anything_else_is_recorded_as_its_repr_with_a_warning(
@@ -231,3 +239,23 @@ def test_a_run_killed_after_the_grace_period(project: Project) -> None:
     closing = _closing(err.decode())
     assert (closing["status"], closing["error"]) == ("killed", "SIGTERM, then killed by SIGKILL")
     assert read_json(run_dir / "run.json")["error"] == "SIGTERM, then killed by SIGKILL"
+
+
+def test_a_run_started_with_stderr_closed_runs_to_its_end(project: Project) -> None:
+    """`expyrun CONFIG 2>&-` (cron, a closed terminal): Python gives expyrun sys.stderr None;
+    the messages and the closing line are dropped, the run itself is recorded in full."""
+    config = project.config(project.entry("print('out')\nraise ValueError('loss is nan')"))
+    process = start(
+        [config],
+        cwd=project.root,
+        stderr=None,
+        pass_fds=(),
+        close_fds=True,
+        preexec_fn=lambda: os.close(2),
+    )
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, out
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["error"]) == ("failed", "ValueError: loss is nan"), out
+    assert b"out\n" in (run_dir / "outputs.log").read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,43 @@ def test_a_trash_entry_of_a_live_rm_is_left_to_it() -> None:
     assert not _deleting(f"1-{os.getpid()}-exp.0")  # this process: its own leftover
     assert not _deleting("1-999999999-exp.0")  # no such process
     assert not _deleting("garbage")
+
+
+def test_a_folder_that_fails_while_listed_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder whose listing fails midway (/proc/PID/net of a process that just ended:
+    EINVAL) is skipped like one that cannot be opened; `expyrun rm /` died with exit 70."""
+    from expyrun.runs import reading
+
+    run = tmp_path / "out" / "a" / "exp.0"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (tmp_path / "gone").mkdir()
+    real_scandir = os.scandir
+
+    class Failing:
+        def __init__(self, inner: Iterator[os.DirEntry[str]]) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+        def close(self) -> None:
+            self.inner.close()  # type: ignore[attr-defined]
+
+        def __iter__(self) -> Failing:
+            return self
+
+        def __next__(self) -> os.DirEntry[str]:
+            raise OSError(22, "Invalid argument")
+
+    def scandir(path: str) -> object:
+        inner = real_scandir(path)
+        return Failing(inner) if os.path.basename(path) == "gone" else inner
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert list(reading.find_run_folders(str(tmp_path))) == [str(run)]

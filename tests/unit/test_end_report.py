@@ -70,6 +70,14 @@ def test_a_cycle_is_not_json_and_its_repr_is_kept(capsys: pytest.CaptureFixture[
     assert worker._result_report(loop) == {"result": "{'self': {...}}", "result_repr": True}
 
 
+def test_a_mapping_json_cannot_write_is_its_repr(capsys: pytest.CaptureFixture[str]) -> None:
+    """An int past the 4,300 digits str() allows: json.dumps raises while writing the report."""
+    report = worker._result_report({"big": 10**5000})
+    assert report["result_repr"] is True
+    assert report["result"].startswith("<dict object, repr failed: ValueError: ")
+    assert capsys.readouterr().err.startswith("expyrun: warning: the entry point returned ")
+
+
 def test_a_long_repr_is_cut() -> None:
     report = worker._result_report(list(range(100_000)))
     assert len(report["result"]) == worker.RESULT_REPR_CHARS + 4

@@ -90,13 +90,13 @@ def submit(options: LaunchOptions) -> int:
             options.command,
             __version__,
         )
-        _write_scripts(run_dirs, text)
+        write_scripts(run_dirs, text)
         job_id = commands.submit(first.run_dir / SCRIPT_FILE, hold=True)
     except BaseException:
-        _remove(prepared)
+        remove_prepared(prepared)
         raise
     try:
-        _record_pending(prepared, job_id, sbatch, cwd, environment)
+        record_pending(prepared, job_id, sbatch, cwd, environment)
         if script.option_value(user, "hold", "H") is None:
             commands.release(job_id)
     except BaseException:
@@ -104,7 +104,7 @@ def submit(options: LaunchOptions) -> int:
             commands.cancel(job_id)
         except SlurmError as exc:
             console.warning(f"could not cancel job {job_id}: {exc}")
-        _remove(prepared)
+        remove_prepared(prepared)
         raise
     held = "" if script.option_value(user, "hold", "H") is None else " (held: scontrol release)"
     count = f" ({len(prepared)} array tasks)" if None not in prepared else ""
@@ -118,25 +118,30 @@ def submit(options: LaunchOptions) -> int:
     return ExitCode.OK
 
 
-def _write_scripts(run_dirs: list[Path], text: str) -> None:
-    """slurm.sbatch in each run folder: written once, hard-linked into the other tasks'."""
-    first = run_dirs[0] / SCRIPT_FILE
+def write_scripts(run_dirs: list[Path], text: str, first: Path | None = None) -> None:
+    """slurm.sbatch in each run folder: written once, hard-linked into the other tasks'.
+
+    `first`: where to write it first (a sweep's: in its record), by default the first folder's.
+    """
+    links = run_dirs if first is not None else run_dirs[1:]
+    first = first if first is not None else run_dirs[0] / SCRIPT_FILE
     snapshot.write_text_file(first, text)
     first.chmod(0o755 & ~folder.current_umask())
-    for run_dir in run_dirs[1:]:
+    for run_dir in links:
         try:
             os.link(first, run_dir / SCRIPT_FILE)
         except OSError:  # another file system, or one without hard links
             snapshot.write_text_file(run_dir / SCRIPT_FILE, text)
 
 
-def _record_pending(
+def record_pending(
     prepared: dict[int | None, PreparedRun],
     job_id: str,
     sbatch: list[Option],
     cwd: Path,
     environment: dict[str, Any],
 ) -> None:
+    """Each prepared folder's record says `pending`, with the job (array task) that runs it."""
     submitted_at = record.now_iso()
     pattern = script.option_value(sbatch, "output", "o") or "slurm-%j.out"
     job_name = script.option_value(sbatch, "job-name", "J") or ""
@@ -154,6 +159,7 @@ def _record_pending(
         record.write_record(run.run_dir, pending)
 
 
-def _remove(prepared: dict[int | None, PreparedRun]) -> None:
+def remove_prepared(prepared: dict[int | None, PreparedRun]) -> None:
+    """Remove what preparing these run folders created (a submission that failed)."""
     for run in reversed(prepared.values()):
         folder.remove_created(list(run.created))

@@ -79,6 +79,10 @@ def stop_sweep(folder: Path, kill: bool) -> int:
         RunFolderError: its supervisor runs as another user, or did not end in time.
     """
     found = record.read(folder)
+    if found.slurm_jobs:  # a --slurm sweep: its members are Slurm's to stop
+        from expyrun.sweep.slurm import cancel_sweep
+
+        return cancel_sweep(found)
     if not supervisor_running(found) or found.pid is None:
         return _stop_members(folder, found, kill)
     try:

@@ -36,7 +36,7 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
         RunFolderError: the same sweep is running already.
     """
     if launch.slurm:
-        raise UsageError("--slurm does not take a sweep yet: sweeps run on this machine")
+        _check_slurm_flags(launch, sweep)
     if launch.nproc > 1:
         raise UsageError("--nproc does not take a sweep yet: each member runs one worker")
     cwd = Path.cwd()
@@ -46,11 +46,19 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
     gpus = gpu_list(sweep.gpus, sweep.gpus_per_run)
     if launch.print_config:
         return _preview(make_plan(expansion, launch, sweep, cwd, folder), expansion, sweep)
+    if launch.slurm:
+        from expyrun.sweep.slurm import check_members
+
+        check_members(expansion.members)
     output_dir = expansion.members[0].resolved.run.output_dir
     lock = record.start_lock(output_dir)
     try:
         plan = make_plan(expansion, launch, sweep, cwd, folder)
         record_folder, found = _open_record(plan, expansion, launch, sweep, cwd)
+        if launch.slurm:
+            from expyrun.sweep.slurm import submit_sweep
+
+            return submit_sweep(record_folder, found, plan, launch, sweep.parallel)
         if launch.detach:
             from expyrun.sweep.background import start_in_background
 
@@ -70,6 +78,20 @@ def run_sweep(launch: LaunchOptions, sweep: SweepOptions, folder: Path | None = 
     finally:
         if lock >= 0:
             os.close(lock)
+
+
+def _check_slurm_flags(launch: LaunchOptions, sweep: SweepOptions) -> None:
+    """Refuse the flags a --slurm sweep cannot honour: Slurm schedules its members."""
+    refused = [
+        ("--detach", launch.detach, "a --slurm sweep returns once queued"),
+        ("--gpus", sweep.gpus is not None, "ask Slurm for GPUs in __slurm__ (gres: gpu:1)"),
+        ("--fail-fast", sweep.fail_fast, "every member of the array runs; resume reruns"),
+        ("--max-failures", sweep.max_failures is not None, "every member of the array runs"),
+        ("--verbose", sweep.verbose, "read a member's output with expyrun logs RUN"),
+    ]
+    for flag, given, hint in refused:
+        if given:
+            raise UsageError(f"{flag} does not go with --slurm on a sweep", hint=hint)
 
 
 def resume(text: str, paths: list[str], detach: bool = False) -> int:
@@ -115,6 +137,7 @@ def options_of(
         grace_seconds=options.get("grace_seconds"),
         merged_output=bool(options.get("merged_output")),
         detach=detach,
+        slurm=bool(options.get("slurm")),
         command=tuple(found.command),
     )
     fields = {k: v for k, v in options.items() if k in SweepOptions._fields}
@@ -180,6 +203,8 @@ def _new_record(
         grace_seconds=launch.grace_seconds,
         merged_output=launch.merged_output,
     )
+    if launch.slurm:
+        options["slurm"] = True
     return record.SweepRecord(
         id=sweep_id,
         created_at=now_iso(),

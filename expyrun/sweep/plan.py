@@ -7,8 +7,8 @@ with its line key under the output dir: the same definition resumes it; another 
 config or its files were edited) is said and starts a new sweep, never mixing the two.
 
 Within a resumed sweep, members are matched by the hash of their resolved config: those whose
-last run folder succeeded or is running are skipped; failed, killed, lost and never-started
-ones run again in a new run folder (the old one is kept as it is).
+last run folder succeeded, is running or is pending in Slurm (asked) are skipped; failed,
+killed, lost and never-started ones run again in a new run folder (the old one is kept as it is).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from expyrun.launch.options import LaunchOptions
 from expyrun.run.record import RECORD_FILE, Status, process_matches
 from expyrun.runs.reading import status_of_json
+from expyrun.slurm import commands as slurm_commands
 from expyrun.sweep import record
 from expyrun.sweep.expand import Expansion, Member
 from expyrun.sweep.options import SweepOptions
@@ -52,14 +53,18 @@ class Plan(NamedTuple):
     changed: record.SweepRecord | None = None  # a sweep of this command with another definition
 
     def summary(self) -> str:
-        """`9 done, 2 to rerun, 1 new` (and `1 running`)."""
-        done = sum(1 for s in self.steps if s.action == SKIP and s.last_status != Status.RUNNING)
-        running = sum(1 for s in self.steps if s.action == SKIP) - done
+        """`9 done, 2 to rerun, 1 new` (and `1 running`, `3 queued` in Slurm)."""
+        skipped = [s.last_status for s in self.steps if s.action == SKIP]
+        running = skipped.count(Status.RUNNING.value)
+        queued = skipped.count(Status.PENDING.value)
+        done = len(skipped) - running - queued
         rerun = sum(1 for s in self.steps if s.action == RERUN)
         new = sum(1 for s in self.steps if s.action == NEW)
         parts = [f"{done} done", f"{rerun} to rerun", f"{new} new"]
         if running:
             parts.append(f"{running} running")
+        if queued:
+            parts.append(f"{queued} queued")
         return ", ".join(parts)
 
 
@@ -111,16 +116,17 @@ def make_plan(
         steps = tuple(Step(member, NEW) for member in expansion.members)
         return Plan(output_dir, key, definition, steps, changed=latest)
     runs = record.member_runs(found_folder)
-    steps = tuple(_step(member, runs.get(member.digest, [])) for member in expansion.members)
+    asked = slurm_statuses([dirs[-1] for dirs in runs.values()])
+    steps = tuple(_step(member, runs.get(member.digest, []), asked) for member in expansion.members)
     return Plan(output_dir, key, definition, steps, existing=(found_folder, latest))
 
 
-def _step(member: Member, run_dirs: Sequence[str]) -> Step:
+def _step(member: Member, run_dirs: Sequence[str], asked: dict[str, str]) -> Step:
     if not run_dirs:
         return Step(member, NEW)
     last = run_dirs[-1]
-    status = run_status(last)
-    action = SKIP if status in (Status.SUCCEEDED, Status.RUNNING) else RERUN
+    status = asked.get(last) or run_status(last)
+    action = SKIP if status in (Status.SUCCEEDED, Status.RUNNING, Status.PENDING) else RERUN
     return Step(member, action, status, last)
 
 
@@ -130,6 +136,31 @@ def run_status(run_dir: str) -> str:
     if data is None:
         return Status.LOST.value  # a folder allocated, then its record lost: run it again
     return status_of_json(data)
+
+
+def slurm_statuses(run_dirs: Sequence[str]) -> dict[str, str]:
+    """The status of each `pending` run folder (a --slurm member) as Slurm says: one squeue.
+
+    `pending` while its job waits, `cancelled` or `lost` once its job ended without starting
+    it (`commands.pending_status`). Folders not pending are left out; so are all of them when
+    Slurm cannot be asked (they stay `pending`: a resume does not submit them twice).
+    """
+    handles: dict[str, str] = {}
+    for run_dir in run_dirs:
+        data = read_run_json(run_dir)
+        if data is not None and data.get("status") == Status.PENDING:
+            handle = slurm_commands.job_handle(data.get("slurm") or {})
+            if handle is not None:
+                handles[run_dir] = handle
+    if not handles:
+        return {}
+    states = slurm_commands.job_states(sorted(set(handles.values())))
+    if states is None:
+        return {}
+    return {
+        run_dir: slurm_commands.pending_status(states.get(handle)).value
+        for run_dir, handle in handles.items()
+    }
 
 
 def read_run_json(run_dir: str) -> dict[str, Any] | None:

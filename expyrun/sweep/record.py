@@ -7,6 +7,8 @@
   folder): an append is atomic enough for a line this short and costs the same for the 10th
   and the 10,000th member, where rewriting sweep.json would not. Resume reads it.
 - `sweep.log`: the messages of a detached sweep's supervisor.
+- `array-K.sbatch`, `slurm-JOB_TASK.out`: a `--slurm` sweep's batch scripts (each maps its
+  array task ids to the members' run folders) and, by default, Slurm's output files.
 
 The members' own records (run.json) say how each run went; sweep.json keeps a snapshot of
 each member's last run folder and status as of the sweep's end (`ls --sweep` reads run.json).
@@ -59,6 +61,10 @@ class SweepRecord(NamedTuple):
     started_at: str | None = None
     ended_at: str | None = None
     summary: dict[str, int] | None = None  # members by status at the end
+    # A --slurm sweep (sweep/slurm.py): every job array submitted, oldest first
+    # ({"job_id", "array", "members": {task id: member number}, "script", "submitted_at"}).
+    slurm_jobs: list[dict[str, Any]] | None = None
+    submitted_at: str | None = None  # its last submission
 
     def replace(self, **changes: Any) -> SweepRecord:
         """A copy with some fields changed."""

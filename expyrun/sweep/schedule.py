@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from expyrun import console
 from expyrun.errors import ExitCode, ExpyrunError, signal_exit_code
 from expyrun.launch.options import LaunchOptions
-from expyrun.launch.prepare import allocate_and_snapshot
+from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
 from expyrun.run import record as run_record
 from expyrun.run.folder import SUPERVISOR_LOG
 from expyrun.run.record import Status
@@ -191,28 +191,12 @@ class Scheduler:
         threading.Thread(target=self._wait, args=(process,), daemon=True).start()
 
     def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str:
-        """Allocate and snapshot the member's run folder; its record names the sweep."""
-        options = self.launch._replace(
-            overrides=(*self.launch.overrides, *member.overrides),
-            command=("expyrun", self.launch.config_path, *self.launch.overrides, *member.overrides),
-            print_config=False,
-            detach=False,
-        )
+        """Allocate and snapshot the member's run folder; note it in the sweep record."""
         first = not self.prepared_one
         self.prepared_one = True
-        prepared = allocate_and_snapshot(
-            options, self.cwd, member.resolved, member.location, warn_paths=first
+        prepared = prepare_member(
+            self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
         )
-        fields: dict[str, Any] = {
-            "id": self.sweep_id,
-            "index": member.number,
-            "count": self.count,
-            "values": json.loads(json.dumps(member.values, default=str)),
-        }
-        if self.per_run:
-            fields["cuda_visible_devices"] = ",".join(gpus)
-        extra = {**(prepared.record.extra or {}), SWEEP_FIELD: fields}
-        run_record.write_record(prepared.run_dir, prepared.record.replace(extra=extra))
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
 
@@ -268,6 +252,44 @@ class Scheduler:
                 pass
         for running in self.running.values():
             running.process.wait()
+
+
+def prepare_member(
+    launch: LaunchOptions,
+    cwd: Path,
+    sweep_id: str,
+    count: int,
+    member: Member,
+    warn_paths: bool,
+    gpus: tuple[str, ...] = (),
+) -> PreparedRun:
+    """Allocate and snapshot a member's run folder; its record (`prepared`) names the sweep.
+
+    `count`: the sweep's number of members; `gpus`: the GPUs it will hold (recorded). The
+    caller notes the folder in the sweep record (`record.append_member`) once it is kept.
+    """
+    options = launch._replace(
+        overrides=(*launch.overrides, *member.overrides),
+        command=("expyrun", launch.config_path, *launch.overrides, *member.overrides),
+        print_config=False,
+        detach=False,
+        slurm=False,
+    )
+    prepared = allocate_and_snapshot(
+        options, cwd, member.resolved, member.location, warn_paths=warn_paths
+    )
+    fields: dict[str, Any] = {
+        "id": sweep_id,
+        "index": member.number,
+        "count": count,
+        "values": json.loads(json.dumps(member.values, default=str)),
+    }
+    if gpus:
+        fields["cuda_visible_devices"] = ",".join(gpus)
+    extra = {**(prepared.record.extra or {}), SWEEP_FIELD: fields}
+    kept = prepared.record.replace(extra=extra)
+    run_record.write_record(prepared.run_dir, kept)
+    return prepared._replace(record=kept)
 
 
 def member_line(outcome: Outcome, count: int) -> str:

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from expyrun.runs.text import duration
-from expyrun.sweep.plan import NOT_STARTED, SKIP, Plan, read_run_json, run_status
+from expyrun.sweep.plan import (
+    NOT_STARTED,
+    SKIP,
+    Plan,
+    read_run_json,
+    run_status,
+    slurm_statuses,
+)
 from expyrun.sweep.schedule import Outcome
 
 RESULT_WIDTH = 40
@@ -108,11 +115,12 @@ def members_of_record(
 ) -> list[dict[str, Any]]:
     """`ls --sweep`: each recorded member with its last run folder's status and duration."""
     listed = []
+    asked = slurm_statuses([dirs[-1] for dirs in runs.values()])
     for member in members:
         run_dirs = runs.get(str(member.get("digest")), [])
         last = run_dirs[-1] if run_dirs else None
         data = (read_run_json(last) or {}) if last else {}
-        status = run_status(last) if last else NOT_STARTED
+        status = (asked.get(last) or run_status(last)) if last else NOT_STARTED
         listed.append(
             {
                 "index": member.get("index"),

@@ -290,7 +290,9 @@ def test_duplicate_run_names_warn_and_are_an_error_under_strict(project: Project
             id="gpus",
         ),
         pytest.param(["--parallel", "2"], r"no sweep dimension", id="flag-without-sweep"),
-        pytest.param(["--sweep", "lr", "1,2", "--slurm"], r"--slurm", id="slurm"),
+        pytest.param(
+            ["--sweep", "lr", "1,2", "--slurm", "--fail-fast"], r"--fail-fast .*--slurm", id="slurm"
+        ),
         pytest.param(["--sweep", "lr", "1,2", "--nproc", "2"], r"--nproc", id="nproc"),
     ],
 )

@@ -44,7 +44,8 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.run",
         "expyrun.slurm",
     },
-    # A sweep is many launches; it reads its members' records as `ls` does.
+    # A sweep is many launches; it reads its members' records as `ls` does; a --slurm sweep
+    # submits and asks Slurm as a --slurm launch does.
     "expyrun.sweep": {
         "expyrun.console",
         "expyrun.errors",
@@ -53,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
         "expyrun.launch",
         "expyrun.run",
         "expyrun.runs",
+        "expyrun.slurm",
     },
     # `diff` lists requirement changes as `reproduce --check` does (reproduce.differences);
     # `ls --keys` reads the configs runs used; `ls --config` resolves an output dir.

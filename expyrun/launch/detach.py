@@ -40,22 +40,25 @@ def detach(options: LaunchOptions) -> int:
 
 def start_in_background(run_dir: Path) -> int:
     """Start the supervisor of the prepared `run_dir` in the background; return its pid."""
+    return start_background(["_supervise", str(run_dir)], run_dir / SUPERVISOR_LOG, "the run")
+
+
+def start_background(command: list[str], log_path: Path, what: str, cwd: Path | None = None) -> int:
+    """Start `expyrun COMMAND... --notify-fd FD` in a session of its own; return its pid.
+
+    Its stdout and stderr are appended to `log_path`, its stdin is /dev/null. Returns once
+    it wrote RUNNING to the notify pipe (`what` has started). Raises RunFolderError naming
+    `log_path` when it did not within START_TIMEOUT_SECONDS or ended first.
+    """
     read_fd, write_fd = os.pipe()
-    with open(run_dir / SUPERVISOR_LOG, "ab") as log:
+    with open(log_path, "ab") as log:
         # Not through _command: this process outlives expyrun on purpose (no wait, no timeout).
         process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "expyrun",
-                "_supervise",
-                str(run_dir),
-                "--notify-fd",
-                str(write_fd),
-            ],
+            [sys.executable, "-m", "expyrun", *command, "--notify-fd", str(write_fd)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            cwd=cwd,
             start_new_session=True,
             pass_fds=(write_fd,),
         )
@@ -66,8 +69,8 @@ def start_in_background(run_dir: Path) -> int:
         os.close(read_fd)
     if message != RUNNING:
         raise RunFolderError(
-            "the background supervisor did not start the run",
-            path=run_dir / SUPERVISOR_LOG,
+            f"the background supervisor did not start {what}",
+            path=log_path,
             hint="its messages are in that file",
         )
     return process.pid

@@ -13,16 +13,13 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
-from expyrun.launch.detach import RUNNING as RUNNING_MESSAGE
-from expyrun.launch.detach import START_TIMEOUT_SECONDS, read_notice
+from expyrun.launch.detach import start_background
 from expyrun.run.record import Status
 from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
 from expyrun.sweep import record, tables
@@ -38,38 +35,8 @@ def start_in_background(folder: Path, cwd: Path) -> int:
 
     Returns once it recorded the sweep `running`. Raises RunFolderError when it did not.
     """
-    read_fd, write_fd = os.pipe()
-    with open(folder / record.SWEEP_LOG, "ab") as log:
-        # Not through _command: this process outlives expyrun on purpose (no wait, no timeout).
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "expyrun",
-                "_sweep",
-                str(folder),
-                "--notify-fd",
-                str(write_fd),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=cwd,
-            start_new_session=True,
-            pass_fds=(write_fd,),
-        )
-    os.close(write_fd)
-    try:
-        message = read_notice(read_fd, START_TIMEOUT_SECONDS)
-    finally:
-        os.close(read_fd)
-    if message != RUNNING_MESSAGE:
-        raise RunFolderError(
-            "the background sweep supervisor did not start the sweep",
-            path=folder / record.SWEEP_LOG,
-            hint="its messages are in that file",
-        )
-    return process.pid
+    command = ["_sweep", str(folder)]
+    return start_background(command, folder / record.SWEEP_LOG, "the sweep", cwd=cwd)
 
 
 def stop_sweep(folder: Path, kill: bool) -> int:

@@ -37,6 +37,15 @@ def _reap(processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> list
 # --- --nproc ---------------------------------------------------------------------------------
 
 
+def _wait_for_workers(run_dir: Path, count: int) -> None:
+    """Until the first `count` ranks' entries wrote their `ready.RANK` file."""
+    wait_for(
+        lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(count)),
+        30,
+        f"the {count} workers to start",
+    )
+
+
 def test_nproc_workers_meet_and_share_one_run_folder(project: Project) -> None:
     config = project.config(project.entry(RENDEZVOUS_ENTRY))
     result = run([config, "--nproc", "3"], cwd=project.root)
@@ -97,11 +106,7 @@ def test_a_stop_signal_stops_every_worker(project: Project, signum: int) -> None
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
     try:
         run_dir = project.output / "exp" / "exp.0"
-        wait_for(
-            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
-            30,
-            "both workers to start",
-        )
+        _wait_for_workers(run_dir, 2)
         os.kill(process.pid, signum)
         _, err = process.communicate(timeout=30)
     finally:
@@ -123,11 +128,7 @@ def test_expyrun_stop_stops_every_worker(project: Project) -> None:
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
     try:
-        wait_for(
-            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
-            30,
-            "both workers to start",
-        )
+        _wait_for_workers(run_dir, 2)
         stopped = run(["stop", run_dir], cwd=project.root)
         process.communicate(timeout=30)
     finally:
@@ -145,11 +146,7 @@ def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
     try:
-        wait_for(
-            lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(2)),
-            30,
-            "both workers to start",
-        )
+        _wait_for_workers(run_dir, 2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the launcher alone: the tasks have sessions
         process.communicate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from signal import SIGINT
 
 
 class ExitCode(enum.IntEnum):
@@ -63,6 +64,37 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+# Every stop signal `interrupt` took, in order. A signal handler runs in whatever Python code
+# the main thread runs next, which may be a weakref callback of the import system or a
+# __del__: there, its exception is printed ("Exception ignored in ...") and dropped. What
+# takes these signals over later (a supervisor, a sweep, a --nproc launcher) first calls
+# `raise_if_interrupted`, so that no stop signal is lost in between.
+_received: list[int] = []
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """The handler of SIGINT, SIGTERM and SIGHUP until a supervisor takes them over.
+
+    Raises KeyboardInterrupt for SIGINT (Python's own handler) and `Interrupted` for the
+    others, and remembers the signal for `raise_if_interrupted`.
+    """
+    _received.append(signum)
+    raise _exception(signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the exception of the first stop signal `interrupt` took, if any.
+
+    Raising it again is harmless when it was not dropped: it is on its way out already.
+    """
+    if _received:
+        raise _exception(_received[0])
+
+
+def _exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == SIGINT else Interrupted(signum)
 
 
 class ExpyrunError(Exception):

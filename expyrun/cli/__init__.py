@@ -29,7 +29,14 @@ from expyrun import __version__, console
 from expyrun.cli import run_calls
 from expyrun.cli.launch_line import LAUNCH_USAGE, parse_past_run
 from expyrun.cli.sweep_line import parse_launch_line, sweep_command, sweep_supervisor
-from expyrun.errors import ExitCode, ExpyrunError, Interrupted, UsageError, signal_exit_code
+from expyrun.errors import (
+    ExitCode,
+    ExpyrunError,
+    Interrupted,
+    UsageError,
+    interrupt,
+    signal_exit_code,
+)
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
 
@@ -86,17 +93,13 @@ def console_main() -> None:
 
 
 def _interrupt_on_stop_signals() -> None:
-    """SIGTERM and SIGHUP raise `Interrupted`, as SIGINT raises KeyboardInterrupt.
+    """SIGTERM and SIGHUP raise `Interrupted`, SIGINT KeyboardInterrupt (errors.interrupt).
 
-    A signal that is ignored (SIGHUP under nohup) stays ignored.
+    A signal that is ignored (SIGHUP under nohup, SIGINT in a background job) stays ignored.
     """
-
-    def _raise(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _raise)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, interrupt)
 
 
 def _program(args: list[str]) -> int:

@@ -7,12 +7,14 @@ to after a separator line and run.json keeps every attempt.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from expyrun import console
+from expyrun.errors import Interrupted, signal_exit_code
 from expyrun.launch.closing import say_how_it_ended
 from expyrun.launch.options import SourceRun
 from expyrun.launch.prepare import PreparedRun
@@ -144,17 +146,48 @@ def run_prepared(
             stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
-        try:
-            write(final)
-        except record.RecordError as exc:
-            console.warning(str(exc))  # the run itself ended as its exit code says
+        _write_or_warn(write, final)
 
-    outcome = supervisor.run(
-        worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
-    )
+    try:
+        outcome = supervisor.run(
+            worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
+        )
+    except (KeyboardInterrupt, Interrupted) as exc:
+        if not running:  # stopped before the worker had its payload: it ran nothing
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            started = record.new_attempt(
+                prepared.record, earlier, host=os.uname().nodename, pid=os.getpid()
+            )
+            _write_or_warn(write, _stopped_before_start(started, signum, slurm_fields))
+        raise
     if terminal:
         say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
+
+
+def _write_or_warn(write: Callable[[RunRecord], None], final: RunRecord) -> None:
+    """Write a run's final record; a record that cannot be written is a warning (the run
+    itself ended as its exit code says)."""
+    try:
+        write(final)
+    except record.RecordError as exc:
+        console.warning(str(exc))
+
+
+def _stopped_before_start(
+    current: RunRecord, signum: int, slurm_fields: dict[str, Any] | None
+) -> RunRecord:
+    """The final record of a run stopped by `signum` before its entry point started."""
+    name = signal.Signals(signum).name
+    return record.end_attempt(
+        current,
+        status=record.Status.KILLED.value,
+        ended_at=record.now_iso(),
+        exit_code=signal_exit_code(signum),
+        signal=name,
+        error=f"{name} before the entry point started",
+        slurm=slurm_fields,
+    )
 
 
 def _stop_request(

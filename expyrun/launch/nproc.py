@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from expyrun import console
-from expyrun.errors import ExitCode, UsageError
+from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupted
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run import tasks
@@ -104,6 +104,13 @@ def launch_nproc(options: LaunchOptions, nproc: int) -> int:
     return _Coordinator(run_dir, nproc, addr, port, grace).run()
 
 
+def _stop_signal(exc: BaseException) -> int:
+    """The signal the tasks are said to be stopped by when `exc` ends the launcher early."""
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    return signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+
+
 class _Coordinator:
     """The task supervisors of one `--nproc` run, started, watched, stopped and reaped."""
 
@@ -135,12 +142,15 @@ class _Coordinator:
         addr, port = self.env[MASTER_ADDR_VARIABLE], self.env[MASTER_PORT_VARIABLE]
         console.info(f"{self.nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
         try:
+            raise_if_interrupted()  # one taken before, its exception dropped (errors.py)
             for rank in range(self.nproc):
                 self.processes[rank] = self._start(rank)
             self._watch(read_fd)
-        except BaseException:
+        except BaseException as exc:
             self._stop_all(signal.SIGTERM)
             self._reap_within(self._stop_deadline())
+            # Every task is recorded as ended, by the stop signal that came before them.
+            tasks.finish_record(self.run_dir, self.nproc, self.stopped_by or _stop_signal(exc))
             raise
         finally:
             signal.set_wakeup_fd(old_wakeup)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from expyrun.errors import signal_exit_code
+from expyrun.errors import raise_if_interrupted, signal_exit_code
 from expyrun.run.ending import end_report_path, read_end_report, remove, signal_error
 from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
 from expyrun.run.record import Status
@@ -123,6 +123,7 @@ def run(
         _thread.start_new_thread(watch_signals, (waited, state.events))
         _thread.start_new_thread(wait_worker, (pid, state.events))
         started = time.monotonic()
+        raise_if_interrupted()  # a stop signal taken before, its exception dropped (errors.py)
         send_payload(worker, _full_payload(worker, launch, tracking.cgroup))
         sampler.start()
         if on_started is not None:

@@ -43,7 +43,8 @@ def _describe(run_dir: Path, found: RunRecord, current: str) -> str:
         *([f"error      {found.error}"] if found.error else []),
         *([f"result     {_result_text(found)}"] if found.result is not None else []),
         f"peak mem   {size(found.peak_rss_bytes)}",
-        f"host       {found.host} (user {found.user}, supervisor pid {found.pid})",
+        f"host       {found.host or '-'} (user {found.user}"
+        + (f", supervisor pid {found.pid})" if found.pid else ")"),
         f"command    {' '.join(found.command)}",
     ]
     if found.tags:
@@ -94,7 +95,8 @@ def _describe_task(entry: dict[str, Any]) -> str:
     return (
         f"  {entry.get('rank')}. {entry.get('status')}{stopped}"
         + ("" if code is None else f", exit {code}")
-        + f" on {entry.get('host')}, peak mem {size(entry.get('peak_rss_bytes'))}"
+        + (f" on {entry['host']}" if entry.get("host") else "")
+        + f", peak mem {size(entry.get('peak_rss_bytes'))}"
         + f", {entry.get('log')}"
     )
 
@@ -105,7 +107,7 @@ def _describe_attempt(entry: dict[str, Any]) -> str:
     return (
         f"  {entry.get('attempt')}. {entry.get('status')}{stopped}{reason}, "
         f"{short_time(entry.get('started_at'))} -> {short_time(entry.get('ended_at'))}"
-        f" on {entry.get('host')}"
+        + (f" on {entry['host']}" if entry.get("host") else "")
     )
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun import console
-from expyrun.errors import ExitCode, ExpyrunError, signal_exit_code
+from expyrun.errors import ExitCode, ExpyrunError, raise_if_interrupted, signal_exit_code
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
 from expyrun.run import record as run_record
@@ -135,6 +135,7 @@ class Scheduler:
 
     def _take_stop_signals(self) -> dict[int, Any]:
         """Make the stop signals events; return the handlers they had (an ignored one stays)."""
+        raise_if_interrupted()  # one taken before, its exception dropped (errors.py)
         previous: dict[int, Any] = {}
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             handler = signal.getsignal(signum)

@@ -23,6 +23,7 @@ from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.reproduce.differences import Difference, compare
 from expyrun.run import freeze, snapshot
+from expyrun.run.code_exclusions import SKIPPED_NAMES
 from expyrun.run.record import RunRecord
 from expyrun.runs.reading import open_run
 
@@ -225,7 +226,8 @@ def diff_code(dir_a: Path, record_a: RunRecord, dir_b: Path, record_b: RunRecord
     """A unified diff of every file of the two code copies that differs, by path.
 
     The code copy is what run.json's `code_copy.copied` names (the top-level files and
-    folders copied); a run without one (`--debug`) has no files. Symbolic links are compared
+    folders copied), less the `__pycache__` folders the run's imports wrote there; a run
+    without one (`--debug`) has no files. Symbolic links are compared
     by their target; a file that is not UTF-8 text (or holds a NUL byte) is `binary`.
     """
     files_a, files_b = _code_files(dir_a, record_a), _code_files(dir_b, record_b)
@@ -260,7 +262,8 @@ def _code_files(run_dir: Path, found: RunRecord) -> dict[str, bytes]:
             _add_file(files, run_dir, top)
             continue
         for folder, dirs, entries in os.walk(top):
-            dirs.sort()
+            # Bytecode caches are written into the copy when the run imports from it.
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_NAMES)
             for entry in (*entries, *(d for d in dirs if os.path.islink(os.path.join(folder, d)))):
                 _add_file(files, run_dir, Path(folder, entry))
     return files

@@ -273,6 +273,10 @@ def test_diff_of_the_same_runs_is_empty_and_exits_0(project: Project) -> None:
     config = project.config(project.entry("pass"), extra={"a": {"b": 1}})
     first = run([config], cwd=project.root).run_dir
     second = run([config], cwd=project.root).run_dir
+    # What importing from the copies wrote there (unless PYTHONDONTWRITEBYTECODE): not code.
+    for run_dir, stamp in ((first, b"one"), (second, b"two")):
+        (run_dir / "pkg" / "__pycache__").mkdir(exist_ok=True)
+        (run_dir / "pkg" / "__pycache__" / "main.cpython-311.pyc").write_bytes(stamp)
     result = run(["diff", first, second, "--code"], cwd=project.root)
     assert (result.code, result.stdout) == (0, ""), result.describe()
     assert "are the same" in result.stderr

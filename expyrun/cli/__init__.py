@@ -35,6 +35,7 @@ from expyrun.errors import (
     Interrupted,
     UsageError,
     interrupt,
+    raise_if_interrupted,
     signal_exit_code,
 )
 
@@ -55,7 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debugging = os.environ.get(TRACEBACK_VARIABLE) == "1"
     _interrupt_on_stop_signals()
     try:
-        return _program(args)
+        code = _program(args)
+        # A stop signal whose exception was dropped (errors.interrupt) and that nothing took
+        # over since (a command over runs, `logs -f`): the command still ends interrupted.
+        raise_if_interrupted()
+        return code
     except ExpyrunError as exc:
         if debugging:
             raise
@@ -100,6 +105,21 @@ def _interrupt_on_stop_signals() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, interrupt)
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _hide_dropped_interrupts
+
+
+def _hide_dropped_interrupts(unraisable: sys.UnraisableHookArgs) -> None:
+    """Keep quiet about the exception of a dropped stop signal; print any other unraisable.
+
+    Python prints an exception raised where it cannot propagate (a weakref callback of the
+    import system, a __del__) as "Exception ignored in ...", with a traceback of expyrun's
+    handler. `interrupt` remembered the signal, and `raise_if_interrupted` raises it again
+    where the signals are taken over, or when the command returns: it is acted on, and the
+    traceback would only alarm.
+    """
+    if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Interrupted)):
+        sys.__unraisablehook__(unraisable)
 
 
 def _program(args: list[str]) -> int:

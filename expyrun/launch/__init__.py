@@ -62,7 +62,6 @@ def launch(options: LaunchOptions) -> int:
         options.worker_python.executable, merged_output=options.merged_output
     )
     try:
-        from expyrun import console
         from expyrun.launch.execute import run_prepared
         from expyrun.launch.prepare import prepare
         from expyrun.slurm import job as slurm_job
@@ -81,8 +80,7 @@ def launch(options: LaunchOptions) -> int:
 
         return supervise_run_folder(resumed, terminal=True)
     assert prepared is not None  # noqa: S101 - for the type checker
-    console.info(f"run folder: {prepared.run_dir}")
-    return run_prepared(prepared, worker)
+    return run_prepared(prepared, worker, announce=True)
 
 
 def _launch_tasks(options: LaunchOptions) -> int:

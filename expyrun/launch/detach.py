@@ -94,11 +94,17 @@ def read_notice(fd: int, timeout: float) -> bytes:
 
 
 def notifier(fd: int) -> Callable[[], None]:
-    """The `on_running` callback of a background supervisor: tell the launcher, once."""
+    """The `on_running` callback of a background supervisor: tell the launcher, once.
+
+    A launcher that is gone (stopped by Ctrl-C or a signal while it waited, or past
+    START_TIMEOUT_SECONDS) closed the pipe: the run goes on in the background all the same.
+    """
 
     def notify() -> None:
         try:
             os.write(fd, RUNNING)
+        except BrokenPipeError:
+            pass  # raised here, it would kill the run it was to announce (record: `running`)
         finally:
             os.close(fd)
 

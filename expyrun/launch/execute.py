@@ -42,18 +42,40 @@ def run_prepared(
     terminal: bool = True,
     on_running: Callable[[], None] | None = None,
     task: Task | None = None,
+    announce: bool = False,
 ) -> int:
     """Run a prepared run folder with a started worker, record how it ended; the exit code.
 
     `on_running` is called once the record says `running` (a detached launch waits for it).
     `task`: one task of a multi-task run (its own log, its entry in the record: run/tasks.py).
+    `announce`: say the run folder first. A stop signal taken before the worker has its
+    payload (here, or while the supervisor takes the signals over) records the run `killed`
+    before its entry started: the folder must not be left `prepared` with nothing to run it.
     """
+    running: list[RunRecord] = []  # the record that says `running`, once written
+    try:
+        if announce:
+            console.info(f"run folder: {prepared.run_dir}")
+        return _run(prepared, worker, terminal, on_running, task, running)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        if not running:  # stopped before the worker had its payload: it ran nothing
+            _record_stopped_before_start(prepared, task, exc)
+        raise
+
+
+def _run(
+    prepared: PreparedRun,
+    worker: spawn.Worker,
+    terminal: bool,
+    on_running: Callable[[], None] | None,
+    task: Task | None,
+    running: list[RunRecord],
+) -> int:
     from expyrun.config.interpolation import CWD_VARIABLE  # loaded by now: resolution ran
 
     run_dir = prepared.run_dir
     job = SlurmJob.from_environ(os.environ)
-    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
-    earlier = [] if task else record.earlier_attempts(prepared.record)
+    earlier = _earlier_attempts(prepared, task)
     attempt = len(earlier) + 1
     grace = _grace_seconds(prepared.options.grace_seconds, job)
     env = {
@@ -77,13 +99,9 @@ def run_prepared(
     recorder = run_recorder(prepared, None if task is None else task.rank)
 
     def write(current: RunRecord) -> None:
-        if task is None:
-            record.write_record(run_dir, current)
-        else:
-            tasks.write_task_record(run_dir, task, current)
+        _write(run_dir, task, current)
 
     started_at = record.now_iso()
-    running: list[RunRecord] = []
     slurm_fields = _slurm_fields(prepared.record.slurm, job)
 
     def on_started(child_pid: int) -> None:
@@ -148,18 +166,9 @@ def run_prepared(
         )
         _write_or_warn(write, final)
 
-    try:
-        outcome = supervisor.run(
-            worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
-        )
-    except (KeyboardInterrupt, Interrupted) as exc:
-        if not running:  # stopped before the worker had its payload: it ran nothing
-            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            started = record.new_attempt(
-                prepared.record, earlier, host=os.uname().nodename, pid=os.getpid()
-            )
-            _write_or_warn(write, _stopped_before_start(started, signum, slurm_fields))
-        raise
+    outcome = supervisor.run(
+        worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
+    )
     if terminal:
         say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
@@ -172,6 +181,34 @@ def _write_or_warn(write: Callable[[RunRecord], None], final: RunRecord) -> None
         write(final)
     except record.RecordError as exc:
         console.warning(str(exc))
+
+
+def _earlier_attempts(prepared: PreparedRun, task: Task | None) -> list[dict[str, Any]]:
+    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
+    return [] if task else record.earlier_attempts(prepared.record)
+
+
+def _write(run_dir: Path, task: Task | None, current: RunRecord) -> None:
+    """Write the record of the run, or of its task `task`."""
+    if task is None:
+        record.write_record(run_dir, current)
+    else:
+        tasks.write_task_record(run_dir, task, current)
+
+
+def _record_stopped_before_start(
+    prepared: PreparedRun, task: Task | None, exc: KeyboardInterrupt | Interrupted
+) -> None:
+    """Record the run (or task) `killed` by the stop signal `exc` before its entry started."""
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    job = SlurmJob.from_environ(os.environ)
+    earlier = _earlier_attempts(prepared, task)
+    started = record.new_attempt(
+        prepared.record, earlier, host=os.uname().nodename, pid=os.getpid()
+    )
+    slurm_fields = _slurm_fields(prepared.record.slurm, job)
+    final = _stopped_before_start(started, signum, slurm_fields)
+    _write_or_warn(lambda current: _write(prepared.run_dir, task, current), final)
 
 
 def _stopped_before_start(

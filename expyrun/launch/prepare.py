@@ -169,10 +169,11 @@ def allocate_and_snapshot(
             git = snapshot.copy_git_state(past.git, options.source.run_dir, run_dir)
             initial = initial.replace(git=git)
         record.write_record(run_dir, initial)
+        # In the try: a stop signal can be taken at any call, this one included.
+        return PreparedRun(run_dir, resolved, options, cwd, initial, tuple(created))
     except BaseException:
         folder.remove_created(created)
         raise
-    return PreparedRun(run_dir, resolved, options, cwd, initial, tuple(created))
 
 
 def _copy_code(

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from expyrun import console
 from expyrun.errors import RunFolderError
 from expyrun.launch.execute import run_prepared
 from expyrun.launch.options import Interpreter, LaunchOptions
@@ -105,6 +104,11 @@ def supervise_run_folder(
         if worker is not None:
             spawn.discard_worker(worker)
         raise
-    if terminal and task is None:
-        console.info(f"run folder: {run_dir}")
-    return run_prepared(prepared, worker, terminal=terminal, on_running=on_running, task=task)
+    return run_prepared(
+        prepared,
+        worker,
+        terminal=terminal,
+        on_running=on_running,
+        task=task,
+        announce=terminal and task is None,
+    )

@@ -99,9 +99,9 @@ def run(
     process of the run is killed before the error propagates.
     """
     waited, _ = handled_signals()
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)  # first: at SIG_DFL, one would end us
     for signum in waited:
         signal.signal(signum, signal.SIG_DFL)  # a blocked SIG_IGN signal would be discarded
-    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     # Threads start from here on: they inherit the mask, so only sigwaitinfo takes signals.
     messages = _Messages(say or (lambda text: None))
     say = messages.say

@@ -1,0 +1,162 @@
+"""A stop signal that arrives while a launch hands over to its supervisor stops it truthfully.
+
+Between the run folder's creation and the moment the supervisor takes the signals over,
+expyrun's handler (errors.interrupt) raises wherever the main thread is. Each test makes the
+signal arrive at one such moment for real: a driver installs expyrun's handlers, wraps one
+function so that its first call sends the signal to the process itself, then runs the command
+line. Whatever the moment, expyrun exits 128+N, and the run folder is either removed or
+recorded in a terminal state: never left `prepared` (or `running`) with nothing to run it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+from support import Project, read_json, run, wait_for
+
+# argv: MODULE ATTRIBUTE SIGNAL CLI_ARGS... The first call of MODULE.ATTRIBUTE sends SIGNAL
+# to this process, then does what it did.
+DRIVER = """
+import importlib, os, signal, sys
+from expyrun import cli
+
+module_name, name, signal_name = sys.argv[1:4]
+module = importlib.import_module(module_name)
+original = getattr(module, name)
+sent = []
+
+
+def wrapped(*args, **kwargs):
+    if not sent:
+        sent.append(True)
+        os.kill(os.getpid(), getattr(signal, signal_name))
+    return original(*args, **kwargs)
+
+
+setattr(module, name, wrapped)
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+# The supervisor sets the signals it waits for to their default action: a SIGTERM arriving
+# right after that must not end expyrun by that default action.
+AT_DEFAULT_ACTION = """
+import os, signal, sys
+from expyrun import cli
+
+real = signal.signal
+
+
+def patched(signum, handler):
+    old = real(signum, handler)
+    caller = sys._getframe(1).f_code.co_filename
+    if signum == signal.SIGTERM and handler == signal.SIG_DFL and caller.endswith("supervisor.py"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return old
+
+
+signal.signal = patched
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+ENTRY = """
+print("the entry ran", flush=True)
+return {"ran": True}
+"""
+
+
+def _at(module: str, name: str, signal_name: str) -> list[str]:
+    return [sys.executable, "-c", DRIVER, module, name, signal_name]
+
+
+def _check_interrupted(code: int, signal_name: str, stderr: str) -> None:
+    assert code == 128 + signal.Signals[signal_name], stderr
+    assert "Traceback" not in stderr, stderr
+    assert f"interrupted{f' ({signal_name})' if signal_name != 'SIGINT' else ''}" in stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_run_is_set_up_records_it_killed(
+    project: Project, signal_name: str
+) -> None:
+    """After the folder is prepared, before the supervisor takes the signals over."""
+    config = project.config(project.entry(ENTRY))
+    command = _at("expyrun.launch.execute", "run_recorder", signal_name)
+    result = run([config], cwd=project.root, command=command)
+    _check_interrupted(result.code, signal_name, result.stderr)
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "killed", record
+    assert record["signal"] == signal_name
+    assert record["error"] == f"{signal_name} before the entry point started"
+    assert not (run_dir / "outputs.log").exists()  # the supervisor did not start
+
+
+def test_a_signal_as_the_supervisor_takes_the_signals_over(project: Project) -> None:
+    """Between setting a waited signal to its default action and blocking it: expyrun died
+    of that SIGTERM, and the record said `prepared` for good."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", AT_DEFAULT_ACTION]
+    result = run([config], cwd=project.root, command=command)
+    assert result.code == 143, result.describe()
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record
+
+
+def test_a_signal_as_the_folder_is_prepared_removes_it(project: Project) -> None:
+    """The last call of the preparation: the folder is complete, not yet handed over."""
+    config = project.config(project.entry(ENTRY))
+    command = _at("expyrun.launch.prepare", "PreparedRun", "SIGTERM")
+    result = run([config], cwd=project.root, command=command)
+    _check_interrupted(result.code, "SIGTERM", result.stderr)
+    assert project.run_dirs() == []
+
+
+def test_a_detach_launcher_stopped_while_it_waits_leaves_the_run_going(
+    project: Project,
+) -> None:
+    """Ctrl-C while `--detach` waits for the background supervisor: the supervisor found the
+    notify pipe closed and died of a BrokenPipeError (exit 70), killing the run it had just
+    recorded `running` (then `lost`)."""
+    config = project.config(project.entry(ENTRY))
+    command = _at("expyrun.launch.detach", "read_notice", "SIGINT")
+    result = run([config, "--detach"], cwd=project.root, command=command)
+    _check_interrupted(result.code, "SIGINT", result.stderr)
+    (run_dir,) = project.run_dirs()
+
+    def ended() -> dict[str, object] | None:
+        found = read_json(run_dir / "run.json")
+        return None if found["status"] in ("prepared", "running") else found
+
+    record = wait_for(ended, 30, "the background run to end")
+    assert record["status"] == "succeeded", record
+    assert record["result"] == {"ran": True}
+    assert "Traceback" not in (run_dir / "supervisor.log").read_text()
+
+
+def test_a_dropped_signal_ends_a_command_over_runs(project: Project) -> None:
+    """No supervisor takes the signals over in `ls`: the command still ends interrupted."""
+    driver = """
+import signal, sys, weakref
+from expyrun import cli
+cli._interrupt_on_stop_signals()
+
+
+class Box:
+    pass
+
+
+box = Box()
+ref = weakref.ref(box, lambda ref: signal.raise_signal(signal.SIGTERM))
+del box  # the handler's exception is raised inside the callback, and dropped
+print("went on", file=sys.stderr, flush=True)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+    project.output.mkdir(parents=True)
+    result = run(["ls", project.output], cwd=project.root, command=[sys.executable, "-c", driver])
+    assert "went on" in result.stderr, result.describe()
+    assert result.code == 143, result.describe()
+    assert "Exception ignored" not in result.stderr
+    assert "interrupted (SIGTERM)" in result.stderr

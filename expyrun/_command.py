@@ -42,13 +42,31 @@ def unwaited() -> Iterator[frozenset[int]]:
 
 
 def _popen(argv: Sequence[str], **options: Any) -> Any:
-    """subprocess.Popen, with the pid registered until `_waited` (under the lock)."""
+    """subprocess.Popen, with the pid registered until `_waited` (under the lock).
+
+    In a session of its own, so that `_kill` ends what the program started too: killed alone,
+    `python -m venv` left its ensurepip (and pip-sync its `pip install`) running, orphaned,
+    into the folder being removed.
+    """
     import subprocess
 
     with _LOCK:
-        process = subprocess.Popen(list(argv), **options)  # noqa: S603 - a list, no shell
+        process = subprocess.Popen(  # noqa: S603 - a list, no shell
+            list(argv), start_new_session=True, **options
+        )
         _UNWAITED.add(process.pid)
     return process
+
+
+def _kill(process: Any) -> None:
+    """SIGKILL a program started by `_popen` and every process of its group."""
+    import signal
+
+    if process.returncode is None:  # not reaped: its pid is still its group's id
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _waited(process: Any) -> None:
@@ -109,11 +127,11 @@ def run(
         # As subprocess.run does: on a timeout or any error, kill it and collect it.
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        process.kill()
+        _kill(process)
         process.communicate()
         raise error(f"{program} did not answer within {timeout:g} s") from exc
     except BaseException:
-        process.kill()
+        _kill(process)
         process.wait()
         raise
     finally:
@@ -161,7 +179,7 @@ def stream(
 
     def _stop() -> None:
         timed_out.set()
-        process.kill()
+        _kill(process)
 
     timer = threading.Timer(timeout, _stop)
     timer.start()
@@ -172,7 +190,7 @@ def stream(
         code = process.wait()
     except BaseException:
         # As CPython's subprocess.run does: never leave the child running behind an error.
-        process.kill()
+        _kill(process)
         process.wait()
         raise
     finally:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from support import (
@@ -27,6 +28,7 @@ from support import (
     pip_install,
     read_json,
     run,
+    session_processes,
     start,
     wait_for,
 )
@@ -516,3 +518,37 @@ def test_bad_overrides_are_found_before_the_environment_is_built(
     envs = envs_folder(tmp_path)
     assert (list(envs.iterdir()) if envs.exists() else []) == []  # nothing was built
     assert sorted(p.name for p in source.parent.iterdir()) == ["exp.0"]  # no run folder
+
+
+def _pip_installs(pid: int) -> bool:
+    """Whether a `pip install` runs below expyrun `pid` (venv's ensurepip starts one)."""
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            argv = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "pip" in argv and "install" in argv:
+            return True
+    return False
+
+
+def test_sigterm_during_a_build_leaves_no_process(
+    project: Project, user_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """`kill PID` (not the group, as a CI timeout does) while ensurepip's `pip install` runs:
+    expyrun kills the venv command and what it started (tests/unit/test_command_door.py has
+    a program that stays silent, which an orphaned pip here is not for long)."""
+    source = original_run(project, user_python).run_dir
+    process = start(["reproduce", source, *offline(wheelhouse)], cwd=project.root)
+    try:
+        wait_for(lambda: _pip_installs(process.pid), 120, "pip install", period=0.005)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        # Checked before expyrun's group is killed below: they are in it.
+        wait_for(lambda: not session_processes(), 1, "the build's processes to end")
+    finally:
+        kill_group(process.pid)
+        process.wait()
+    assert process.returncode == 143, err.decode()
+    assert "expyrun: error: interrupted (SIGTERM)" in err.decode()
+    assert list(envs_folder(tmp_path).iterdir()) == []

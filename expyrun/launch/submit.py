@@ -15,6 +15,7 @@ names it, so a job that starts at once never races its own record.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ from expyrun.slurm.script import Option
 if TYPE_CHECKING:
     from expyrun.config import Resolved
     from expyrun.run.entry import EntryLocation
+
+# Held back while sbatch runs (it is bounded by commands.COMMAND_TIMEOUT_SECONDS).
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def slurm_mapping(resolved: Resolved) -> dict[str, Any]:
@@ -75,6 +79,7 @@ def submit(options: LaunchOptions) -> int:
     cwd = Path.cwd()
     tasks, user = _resolve_tasks(options, cwd)  # every error in the input is found here
     prepared: dict[int | None, PreparedRun] = {}
+    job_id: str | None = None
     try:
         for task, (resolved, location) in tasks.items():
             prepared[task] = allocate_and_snapshot(options, cwd, resolved, location)
@@ -91,19 +96,23 @@ def submit(options: LaunchOptions) -> int:
             __version__,
         )
         write_scripts(run_dirs, text)
-        job_id = commands.submit(first.run_dir / SCRIPT_FILE, hold=True)
-    except BaseException:
-        remove_prepared(prepared)
-        raise
-    try:
+        # A stop signal during sbatch waits until the job id is known: sbatch killed after
+        # the controller took the job, or a signal before its id was read, left the job held
+        # in the queue for good, its run folder removed.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            job_id = commands.submit(first.run_dir / SCRIPT_FILE, hold=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one held back is raised here
         record_pending(prepared, job_id, sbatch, cwd, environment)
         if script.option_value(user, "hold", "H") is None:
             commands.release(job_id)
     except BaseException:
-        try:
-            commands.cancel(job_id)
-        except SlurmError as exc:
-            console.warning(f"could not cancel job {job_id}: {exc}")
+        if job_id is not None:
+            try:
+                commands.cancel(job_id)
+            except SlurmError as exc:
+                console.warning(f"could not cancel job {job_id}: {exc}")
         remove_prepared(prepared)
         raise
     held = "" if script.option_value(user, "hold", "H") is None else " (held: scontrol release)"

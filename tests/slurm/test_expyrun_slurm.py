@@ -471,3 +471,43 @@ def test_sbatch_refusing_the_job_leaves_no_run_folder(slurm, project):
     assert line.startswith("expyrun: error: sbatch failed"), line
     assert "Invalid partition name specified" in line
     assert not project.output.exists()
+
+
+# `expyrun ARGS` with a SIGTERM sent to itself right after sbatch answered (the job taken by
+# the controller, its id not read yet); prints the id sbatch gave on stderr.
+SIGNAL_AFTER_SBATCH = """
+import os, signal, sys
+from expyrun import cli
+from expyrun.slurm import commands
+
+call = commands.call
+
+
+def answered(argv, *args, **kwargs):
+    out = call(argv, *args, **kwargs)
+    if argv[0] == "sbatch":
+        print("sbatch gave", out.strip(), file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+
+commands.call = answered
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(60)
+def test_a_stop_signal_as_sbatch_answers_leaves_no_job_and_no_run_folder(slurm, project):
+    """The job was left held in the queue for good, its run folder removed."""
+    config = _project(project, seconds=0)
+    command = [sys.executable, "-c", SIGNAL_AFTER_SBATCH]
+
+    result = run([config, "--slurm"], cwd=project.root, env=_job_env(), command=command)
+
+    job = result.stderr.split("sbatch gave ", 1)[1].split()[0]
+    slurm.track(job)
+    assert result.code == 143, result.describe()
+    assert "expyrun: error: interrupted (SIGTERM)" in result.stderr
+    assert not project.output.exists()
+    assert {info.get("JobState") for info in slurm.job_infos(job)} == {"CANCELLED"}

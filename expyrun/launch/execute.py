@@ -59,7 +59,7 @@ def run_prepared(
         return _run(prepared, worker, terminal, on_running, task, running)
     except (KeyboardInterrupt, Interrupted) as exc:
         if not running:  # stopped before the worker had its payload: it ran nothing
-            _record_stopped_before_start(prepared, task, exc)
+            record_stopped_before_start(prepared.run_dir, prepared.record, task, exc)
         raise
 
 
@@ -75,7 +75,8 @@ def _run(
 
     run_dir = prepared.run_dir
     job = SlurmJob.from_environ(os.environ)
-    earlier = _earlier_attempts(prepared, task)
+    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
+    earlier = [] if task else record.earlier_attempts(prepared.record)
     attempt = len(earlier) + 1
     grace = _grace_seconds(prepared.options.grace_seconds, job)
     env = {
@@ -183,11 +184,6 @@ def _write_or_warn(write: Callable[[RunRecord], None], final: RunRecord) -> None
         console.warning(str(exc))
 
 
-def _earlier_attempts(prepared: PreparedRun, task: Task | None) -> list[dict[str, Any]]:
-    # A multi-task run runs once: its record's `running` is the other tasks', not a past attempt.
-    return [] if task else record.earlier_attempts(prepared.record)
-
-
 def _write(run_dir: Path, task: Task | None, current: RunRecord) -> None:
     """Write the record of the run, or of its task `task`."""
     if task is None:
@@ -196,19 +192,18 @@ def _write(run_dir: Path, task: Task | None, current: RunRecord) -> None:
         tasks.write_task_record(run_dir, task, current)
 
 
-def _record_stopped_before_start(
-    prepared: PreparedRun, task: Task | None, exc: KeyboardInterrupt | Interrupted
+def record_stopped_before_start(
+    run_dir: Path, found: RunRecord, task: Task | None, exc: KeyboardInterrupt | Interrupted
 ) -> None:
-    """Record the run (or task) `killed` by the stop signal `exc` before its entry started."""
+    """Record the run (or its task `task`) `killed` by the stop signal `exc` before its entry
+    started; `found` is the record the folder had when it was to run (`prepared`, `pending`).
+    """
     signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-    job = SlurmJob.from_environ(os.environ)
-    earlier = _earlier_attempts(prepared, task)
-    started = record.new_attempt(
-        prepared.record, earlier, host=os.uname().nodename, pid=os.getpid()
-    )
-    slurm_fields = _slurm_fields(prepared.record.slurm, job)
+    earlier = [] if task else record.earlier_attempts(found)
+    started = record.new_attempt(found, earlier, host=os.uname().nodename, pid=os.getpid())
+    slurm_fields = _slurm_fields(found.slurm, SlurmJob.from_environ(os.environ))
     final = _stopped_before_start(started, signum, slurm_fields)
-    _write_or_warn(lambda current: _write(prepared.run_dir, task, current), final)
+    _write_or_warn(lambda current: _write(run_dir, task, current), final)
 
 
 def _stopped_before_start(

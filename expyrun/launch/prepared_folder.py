@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from expyrun.errors import RunFolderError
-from expyrun.launch.execute import run_prepared
+from expyrun.errors import Interrupted, RunFolderError
+from expyrun.launch.execute import record_stopped_before_start, run_prepared
 from expyrun.launch.options import Interpreter, LaunchOptions
 from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.run import record, snapshot, spawn, tasks
@@ -67,12 +67,14 @@ def supervise_run_folder(
     """
     from expyrun.config import resolve
 
+    prepared_record: RunRecord | None = None
     try:
         try:
-            prepared_record = record.read_record(run_dir)
+            found = record.read_record(run_dir)
         except (OSError, ValueError) as exc:
             raise RunFolderError(f"not a prepared run folder: {exc}", path=run_dir) from exc
-        _check_runnable(run_dir, prepared_record, task)
+        _check_runnable(run_dir, found, task)
+        prepared_record = found
         python = Interpreter(
             prepared_record.python["executable"], prepared_record.python.get("version", "")
         )
@@ -100,9 +102,13 @@ def supervise_run_folder(
             source=source_from_record(prepared_record),
         )
         prepared = PreparedRun(run_dir, resolved, options, cwd, prepared_record)
-    except BaseException:
+    except BaseException as exc:
         if worker is not None:
             spawn.discard_worker(worker)
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)) and prepared_record is not None:
+            # A sweep member, a detached run or a job stopped as it starts: the folder will
+            # not run, its record says so (not `prepared` for good, nor `lost`).
+            record_stopped_before_start(run_dir, prepared_record, task, exc)
         raise
     return run_prepared(
         prepared,

@@ -10,6 +10,7 @@ recorded in a terminal state: never left `prepared` (or `running`) with nothing 
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 
@@ -160,3 +161,23 @@ sys.exit(cli.main(sys.argv[1:]))
     assert result.code == 143, result.describe()
     assert "Exception ignored" not in result.stderr
     assert "interrupted (SIGTERM)" in result.stderr
+
+
+def test_a_supervisor_stopped_as_it_starts_records_the_run_killed(project: Project) -> None:
+    """`expyrun _supervise` (a sweep member, a --detach run, a Slurm job) stopped while it
+    reads the folder: the record said `prepared` for good (a sweep called the member lost)."""
+    config = project.config(project.entry(ENTRY))
+    first = run([config], cwd=project.root)
+    assert first.code == 0, first.describe()
+    run_dir = first.run_dir
+    prepared = read_json(run_dir / "run.json")
+    prepared.update(status="prepared", ended_at=None, exit_code=None, result=None)
+    (run_dir / "run.json").write_text(json.dumps(prepared))
+    (run_dir / "outputs.log").unlink()
+    command = _at("expyrun.config", "resolve", "SIGTERM")
+    result = run(["_supervise", run_dir, "--copy-output"], cwd=project.root, command=command)
+    _check_interrupted(result.code, "SIGTERM", result.stderr)
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record
+    assert record["error"] == "SIGTERM before the entry point started"
+    assert not (run_dir / "outputs.log").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from signal import SIGINT
+from signal import SIGHUP, SIGINT, SIGTERM
 
 
 class ExitCode(enum.IntEnum):
@@ -66,6 +66,8 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+# The signals that stop expyrun: `interrupt` handles them until a supervisor takes them over.
+STOP_SIGNALS = frozenset({SIGINT, SIGTERM, SIGHUP})
 # Every stop signal `interrupt` took, in order. A signal handler runs in whatever Python code
 # the main thread runs next, which may be a weakref callback of the import system or a
 # __del__: there, its exception is printed ("Exception ignored in ...") and dropped. What

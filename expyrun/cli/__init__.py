@@ -30,6 +30,7 @@ from expyrun.cli import run_calls
 from expyrun.cli.launch_line import LAUNCH_USAGE, parse_past_run
 from expyrun.cli.sweep_line import parse_launch_line, sweep_command, sweep_supervisor
 from expyrun.errors import (
+    STOP_SIGNALS,
     ExitCode,
     ExpyrunError,
     Interrupted,
@@ -102,7 +103,7 @@ def _interrupt_on_stop_signals() -> None:
 
     A signal that is ignored (SIGHUP under nohup, SIGINT in a background job) stays ignored.
     """
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, interrupt)
     if sys.unraisablehook is sys.__unraisablehook__:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from expyrun import __version__, console
-from expyrun.errors import ExitCode, RunFolderError
+from expyrun.errors import STOP_SIGNALS, ExitCode, RunFolderError
 from expyrun.launch.options import REPRODUCES, RERUN_OF, LaunchOptions, SourceRun, SweepInConfig
 from expyrun.run import folder, record, snapshot
 from expyrun.run.code_copy import copy_code
@@ -132,8 +133,15 @@ def allocate_and_snapshot(
     """
     spec = resolved.run
     past = read_source_record(options.source) if options.source else None
-    run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
+    created: list[Path] = []
+    # Held back while the folder is made: taken as mkdir returns, a stop signal left a folder
+    # without a record that nobody removed. Here it is raised in the try that removes it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
+        try:
+            run_dir, created = folder.allocate_run_folder(spec.output_dir, spec.name, options.debug)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         config_text, raw_text = stored_configs(resolved, run_dir, options.debug)
         snapshot.write_text_file(run_dir / snapshot.CONFIG_FILE, config_text)
         snapshot.write_text_file(run_dir / snapshot.RAW_CONFIG_FILE, raw_text)

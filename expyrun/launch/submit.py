@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expyrun import __version__, console
-from expyrun.errors import ExitCode, SlurmError
+from expyrun.errors import STOP_SIGNALS, ExitCode, SlurmError
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot, resolve_and_check
 from expyrun.launch.recording import snapshot_environment
@@ -34,9 +34,6 @@ from expyrun.slurm.script import Option
 if TYPE_CHECKING:
     from expyrun.config import Resolved
     from expyrun.run.entry import EntryLocation
-
-# Held back while sbatch runs (it is bounded by commands.COMMAND_TIMEOUT_SECONDS).
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def slurm_mapping(resolved: Resolved) -> dict[str, Any]:
@@ -96,9 +93,9 @@ def submit(options: LaunchOptions) -> int:
             __version__,
         )
         write_scripts(run_dirs, text)
-        # A stop signal during sbatch waits until the job id is known: sbatch killed after
-        # the controller took the job, or a signal before its id was read, left the job held
-        # in the queue for good, its run folder removed.
+        # A stop signal during sbatch (bounded by its timeout) waits until the job id is
+        # known: sbatch killed after the controller took the job, or a signal before its id
+        # was read, left the job held in the queue for good, its run folder removed.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             job_id = commands.submit(first.run_dir / SCRIPT_FILE, hold=True)

@@ -1015,8 +1015,12 @@ def main(argv: list[str]) -> None:
     launch_fd = int(argv[1])
     try:
         payload = _read_payload(launch_fd)
-    except (EOFError, KeyboardInterrupt, OSError):
-        # The launch was abandoned before the run (a bad config, Ctrl-C): leave without a word.
+    except KeyboardInterrupt:
+        # Ctrl-C, or the supervisor forwarding it as the payload arrives: end by it, so that a
+        # run that got its payload is recorded killed by SIGINT (exit 1 read as `failed`).
+        _die_of(signal.SIGINT)
+    except (EOFError, OSError):
+        # The launch was abandoned before the run (a bad config): leave without a word.
         os._exit(1)
     except BaseException as exc:
         # The payload does not load in this interpreter (a pickled type it lacks, in an

@@ -181,3 +181,77 @@ def test_a_supervisor_stopped_as_it_starts_records_the_run_killed(project: Proje
     assert (record["status"], record["signal"]) == ("killed", "SIGTERM"), record
     assert record["error"] == "SIGTERM before the entry point started"
     assert not (run_dir / "outputs.log").exists()
+
+
+# `expyrun ARGS`, with a SIGINT sent to itself as soon as mkdir made the run folder.
+AS_THE_FOLDER_IS_MADE = """
+import os, signal, sys
+from expyrun import cli
+
+mkdir = os.mkdir
+
+
+def made(path, *args, **kwargs):
+    mkdir(path, *args, **kwargs)
+    if os.path.basename(path).startswith("exp."):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.mkdir = made
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_as_the_run_folder_is_made_removes_it(project: Project) -> None:
+    """The handler ran as mkdir returned, before the folder was handed to the code that
+    removes it on failure: an empty run folder was left, without a record."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", AS_THE_FOLDER_IS_MADE]
+    result = run([config], cwd=project.root, command=command)
+    _check_interrupted(result.code, "SIGINT", result.stderr)
+    assert not project.output.exists()  # nor the folders made on the way
+
+
+# `expyrun ARGS`: a Ctrl-C at the terminal (SIGINT to the process group) reaches the worker
+# while it waits for its payload, which is sent once the worker has ended.
+CTRL_C_BEFORE_THE_PAYLOAD = """
+import os, signal, sys, time
+from expyrun import cli
+from expyrun.run import supervisor
+
+send_payload = supervisor.send_payload
+
+
+def ended(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:  # reaped meanwhile
+        return True
+
+
+def sent_late(worker, payload):
+    os.killpg(os.getpgid(0), signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while not ended(worker.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    send_payload(worker, payload)
+
+
+supervisor.send_payload = sent_late
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_as_the_worker_waits_for_its_payload_records_it_killed(
+    project: Project,
+) -> None:
+    """The worker left with exit 1 ("the launch was abandoned"): recorded `failed`, exit 1."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", CTRL_C_BEFORE_THE_PAYLOAD]
+    result = run([config], cwd=project.root, command=command)
+    assert result.code == 130, result.describe()
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["signal"], record["exit_code"]) == ("killed", "SIGINT", 130)
+    assert "the entry ran" not in (run_dir / "outputs.log").read_text()

@@ -37,6 +37,13 @@ SUPERVISED_SIGNALS = {
 CGROUP_PREFIX = "expyrun-"
 # The GIL switch interval while the setup thread runs beside the launch (default: 5 ms).
 SETUP_SWITCH_SECONDS = 0.0002
+# How long to wait for the set-up (~13 ms). It can hang for good: a stop signal's exception
+# raised inside the import system's own code in the main thread can leave the global import
+# lock held, and the set-up's `import ctypes` waits for it forever (while the main thread
+# waited for the set-up: expyrun hung after Ctrl-C). Then the run goes on without the cgroup
+# and the subreaper; a launch that is given up waits a shorter time.
+SETUP_TIMEOUT_SECONDS = 10.0
+DISCARD_TIMEOUT_SECONDS = 1.0
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -81,15 +88,19 @@ class TrackingSetup:
         if self._cgroup:  # off the launch's path: the run may start meanwhile
             _remove_stale_cgroups(os.path.dirname(self._cgroup))
 
-    def result(self) -> tuple[str | None, bool]:
-        """(the run's cgroup folder or None, whether we are a subreaper), once set up."""
-        with self._done:
-            sys.setswitchinterval(self._interval)
-            return self._cgroup, self._subreaper
+    def result(self, timeout: float = SETUP_TIMEOUT_SECONDS) -> tuple[str | None, bool]:
+        """(the run's cgroup folder or None, whether we are a subreaper), once set up, or
+        what is known after `timeout` seconds (see SETUP_TIMEOUT_SECONDS)."""
+        done = self._done.acquire(timeout=timeout)
+        sys.setswitchinterval(self._interval)
+        if not done:
+            return self._cgroup, False
+        self._done.release()
+        return self._cgroup, self._subreaper
 
     def discard(self) -> None:
         """Remove the cgroup of a worker that never ran (it was killed and waited for)."""
-        cgroup, _ = self.result()
+        cgroup, _ = self.result(DISCARD_TIMEOUT_SECONDS)
         if cgroup is not None:
             worker_module.remove_cgroup(cgroup, timeout=0.5)
 

@@ -255,3 +255,36 @@ def test_a_ctrl_c_as_the_worker_waits_for_its_payload_records_it_killed(
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["signal"], record["exit_code"]) == ("killed", "SIGINT", 130)
     assert "the entry ran" not in (run_dir / "outputs.log").read_text()
+
+
+# `expyrun ARGS` after the global import lock was left held by the main thread, as a stop
+# signal's exception raised inside the import system's own code leaves it (seen in the stress
+# loop: the tracking set-up thread waited in `import ctypes` for good); then a SIGTERM as the
+# run is prepared.
+IMPORT_LOCK_LEFT_HELD = """
+import _imp, os, signal, sys
+from expyrun import cli
+from expyrun.launch import prepare as preparing
+
+assert "ctypes" not in sys.modules  # the set-up thread imports it
+_imp.acquire_lock()  # never released: the main thread may import, no other thread can
+allocate = preparing.allocate_and_snapshot
+
+
+def stopped(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return allocate(*args, **kwargs)
+
+
+preparing.allocate_and_snapshot = stopped
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_launch_stopped_while_the_import_lock_is_held_ends(project: Project) -> None:
+    """expyrun waited for its tracking set-up thread for good: it hung after the signal."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", IMPORT_LOCK_LEFT_HELD]
+    result = run([config], cwd=project.root, command=command, timeout=30)
+    _check_interrupted(result.code, "SIGTERM", result.stderr)
+    assert project.run_dirs() == []

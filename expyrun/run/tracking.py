@@ -249,7 +249,9 @@ def _become_subreaper() -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
+    # ImportError: a module ctypes needs is half-imported by the main thread, whose import a
+    # stop signal interrupted (printed "Exception ignored in thread started by ...").
+    except (ImportError, OSError, AttributeError):
         return False
 
 

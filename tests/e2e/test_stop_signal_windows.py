@@ -288,3 +288,16 @@ def test_a_launch_stopped_while_the_import_lock_is_held_ends(project: Project) -
     result = run([config], cwd=project.root, command=command, timeout=30)
     _check_interrupted(result.code, "SIGTERM", result.stderr)
     assert project.run_dirs() == []
+
+
+def test_a_subreaper_that_cannot_import_ctypes_is_no_error(project: Project) -> None:
+    """The set-up thread's `import ctypes` fails when the main thread's import of a module it
+    needs was interrupted (half-imported `struct`): the thread died printing "Exception
+    ignored in thread started by ...". Here `import ctypes` fails as it did."""
+    driver = "import sys\nsys.modules['ctypes'] = None\nfrom expyrun import cli\n"
+    driver += "sys.exit(cli.main(sys.argv[1:]))\n"
+    config = project.config(project.entry(ENTRY))
+    result = run([config], cwd=project.root, command=[sys.executable, "-c", driver])
+    assert result.code == 0, result.describe()
+    assert "Exception ignored" not in result.stderr, result.describe()
+    assert "Traceback" not in result.stderr, result.describe()

@@ -102,6 +102,7 @@ def run(
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)  # first: at SIG_DFL, one would end us
     for signum in waited:
         signal.signal(signum, signal.SIG_DFL)  # a blocked SIG_IGN signal would be discarded
+    raise_if_interrupted()  # one taken before, its exception dropped (errors.py; tracking.py)
     # Threads start from here on: they inherit the mask, so only sigwaitinfo takes signals.
     messages = _Messages(say or (lambda text: None))
     say = messages.say
@@ -123,7 +124,6 @@ def run(
         _thread.start_new_thread(watch_signals, (waited, state.events))
         _thread.start_new_thread(wait_worker, (pid, state.events))
         started = time.monotonic()
-        raise_if_interrupted()  # a stop signal taken before, its exception dropped (errors.py)
         send_payload(worker, _full_payload(worker, launch, tracking.cgroup))
         sampler.start()
         if on_started is not None:

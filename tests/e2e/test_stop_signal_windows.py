@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 import pytest
 from support import Project, read_json, run, wait_for
@@ -301,3 +302,39 @@ def test_a_subreaper_that_cannot_import_ctypes_is_no_error(project: Project) -> 
     assert result.code == 0, result.describe()
     assert "Exception ignored" not in result.stderr, result.describe()
     assert "Traceback" not in result.stderr, result.describe()
+
+
+# The stress loop's other outcome of that leak: the signal's exception dropped in the import
+# system's weakref callback, the lock left held, expyrun going on to its supervisor.
+DROPPED_WITH_THE_IMPORT_LOCK_HELD = """
+import _imp, signal, sys, weakref
+from expyrun import cli
+
+cli._interrupt_on_stop_signals()
+_imp.acquire_lock()  # never released: as the interrupted callback left it
+
+
+class Box:
+    pass
+
+
+box = Box()
+ref = weakref.ref(box, lambda ref: signal.raise_signal(signal.SIGTERM))
+del box
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_dropped_signal_with_the_import_lock_held_stops_the_run_at_once(
+    project: Project,
+) -> None:
+    """The supervisor acted on it only once the tracking set-up was done: 10 s later (its
+    timeout), when the set-up waits for the import lock."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", DROPPED_WITH_THE_IMPORT_LOCK_HELD]
+    started = time.monotonic()
+    result = run([config], cwd=project.root, command=command, timeout=30)
+    assert result.code == 143, result.describe()
+    assert time.monotonic() - started < 8, result.describe()
+    (run_dir,) = project.run_dirs()
+    assert read_json(run_dir / "run.json")["status"] == "killed"

@@ -45,6 +45,10 @@ _PASSED_ON = (signal.SIGUSR1, signal.SIGUSR2)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# The most workers --nproc starts: NPROC_PER_CPU per CPU of this machine, and at least
+# NPROC_FLOOR (see nproc_limit).
+NPROC_PER_CPU = 8
+NPROC_FLOOR = 64
 
 
 def local_task(rank: int, world_size: int) -> Task:
@@ -93,8 +97,36 @@ def _stop_with(launcher: int) -> Callable[[], None] | None:
     return stop_with_launcher
 
 
+def nproc_limit(cpus: int | None = None) -> int:
+    """The most workers `--nproc` starts on this machine (`cpus`: os.cpu_count()).
+
+    torchrun accepts any number, but `--nproc` starts one machine's worth of workers, each
+    with its own task supervisor: two interpreters (some 30 MB) per worker before the entry
+    imports anything, so `--nproc 100000` (a typo, a variable gone wrong) would fork the
+    machine to a halt. Data-parallel training uses one worker per GPU or per core;
+    NPROC_PER_CPU (8) per CPU leaves room to oversubscribe (to try a distributed code with
+    more ranks than cores), and NPROC_FLOOR (64) lets a small machine try a large world.
+    """
+    return max(NPROC_FLOOR, NPROC_PER_CPU * (cpus or os.cpu_count() or 1))
+
+
+def check_nproc(nproc: int) -> None:
+    """Raise UsageError unless `nproc` workers is from 1 to `nproc_limit()` (checked before
+    anything is made)."""
+    limit = nproc_limit()
+    if not 1 <= nproc <= limit:
+        raise UsageError(
+            f"--nproc takes from 1 to {limit} workers on this machine, got {nproc}",
+            hint=f"at most {NPROC_PER_CPU} per CPU, and at least {NPROC_FLOOR}",
+        )
+
+
 def launch_nproc(options: LaunchOptions, nproc: int) -> int:
-    """Prepare the run folder, run `nproc` task supervisors in it, return the run's exit code."""
+    """Prepare the run folder, run `nproc` task supervisors in it, return the run's exit code.
+
+    Raises UsageError, before anything is made, when `nproc` is past `nproc_limit()`.
+    """
+    check_nproc(nproc)
     prepared = prepare(options)
     run_dir = prepared.run_dir
     console.info(f"run folder: {run_dir}")

@@ -164,6 +164,14 @@ def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     [
         pytest.param(["--nproc", "0"], "--nproc takes a number of workers >= 1, got '0'", id="0"),
         pytest.param(["--nproc", "x"], "--nproc takes a number of workers >= 1, got 'x'", id="x"),
+        pytest.param(["--nproc=-1"], "--nproc takes a number of workers >= 1, got '-1'", id="-1"),
+        pytest.param(["--nproc", "1.5"], "workers >= 1, got '1.5'", id="float"),
+        # A digit to str.isdigit, not to int(): this was an internal error (exit 70).
+        pytest.param(["--nproc", "\u00b2"], "workers >= 1, got '\u00b2'", id="superscript"),
+        pytest.param(["--nproc", "9" * 5000], "got a 5000-digit number", id="5000-digits"),
+        # No upper bound forked that many task supervisors.
+        pytest.param(["--nproc", "100000"], "--nproc takes from 1 to ", id="100000"),
+        pytest.param(["--nproc", "9" * 18], "workers on this machine, got 9999", id="18-digits"),
         pytest.param(["--nproc", "2", "--slurm"], "--nproc and --slurm exclude", id="slurm"),
         pytest.param(["--nproc", "2", "--detach"], "--nproc cannot be detached", id="detach"),
     ],
@@ -177,6 +185,7 @@ def test_bad_nproc_is_refused_before_anything_is_made(
     assert result.stderr.startswith("expyrun: error: ")
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     assert not project.output.exists()
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from expyrun.errors import SlurmError
+from expyrun.errors import SlurmError, UsageError
+from expyrun.launch import nproc
 from expyrun.run import record, tasks
 from expyrun.run.record import RunRecord
 from expyrun.slurm import script as slurm_script
@@ -236,3 +237,21 @@ def test_a_job_of_several_tasks_is_not_requeued() -> None:
         slurm_script.script_options(
             slurm_script.sbatch_options({"ntasks": 2, "requeue": True}), "n", Path("/r"), Path("/")
         )
+
+
+@pytest.mark.parametrize(
+    ("cpus", "limit"),
+    [
+        pytest.param(1, 64, id="floor"),
+        pytest.param(8, 64, id="8-cpus"),
+        pytest.param(32, 256, id="8-per-cpu"),
+    ],
+)
+def test_the_nproc_limit_is_eight_per_cpu_and_at_least_64(cpus: int, limit: int) -> None:
+    assert nproc.nproc_limit(cpus) == limit
+
+
+def test_nproc_past_the_limit_is_a_usage_error() -> None:
+    nproc.check_nproc(nproc.nproc_limit())
+    with pytest.raises(UsageError, match=r"--nproc takes from 1 to \d+ workers on this machine"):
+        nproc.check_nproc(nproc.nproc_limit() + 1)

@@ -33,6 +33,7 @@ from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupt
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run import tasks
+from expyrun.run.record import RunRecord
 from expyrun.run.tasks import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE, Task
 
 LOCAL_ADDRESS = "127.0.0.1"
@@ -65,6 +66,30 @@ def local_task(rank: int, world_size: int) -> Task:
         master_port=int(port) if port.isdigit() else 0,
         group=f"{GROUP_PREFIX}{os.getppid()}",
     )
+
+
+def recorded_nproc(past: RunRecord) -> int:
+    """The `--nproc N` a recorded run ran with (for `rerun`, `reproduce`); 0 if it did not.
+
+    Its task entries say so (their group is `local-PID`; N: the highest rank + 1); a record
+    written before entries named their group, by its command line (`--nproc N`, `--nproc=N`).
+    A run whose tasks srun started (group `slurm-...`) ran no `--nproc`.
+    """
+    entries = [entry for entry in past.tasks or () if isinstance(entry, dict)]
+    groups = {entry.get("group") for entry in entries}
+    ranks = [entry["rank"] for entry in entries if isinstance(entry.get("rank"), int)]
+    if any(isinstance(group, str) and group.startswith(GROUP_PREFIX) for group in groups):
+        return max(ranks) + 1 if ranks else 0
+    if groups != {None}:
+        return 0  # srun's tasks, or no tasks at all
+    command = [str(word) for word in past.command or ()]
+    for i, word in enumerate(command):
+        value = command[i + 1] if word == "--nproc" and i + 1 < len(command) else None
+        if word.startswith("--nproc="):
+            value = word.partition("=")[2]
+        if value is not None and value.isascii() and value.isdigit():
+            return int(value)
+    return 0
 
 
 def free_port() -> int:

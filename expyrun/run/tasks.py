@@ -101,7 +101,7 @@ def log_name(rank: int) -> str:
 
 def task_entry(task: Task, own: RunRecord) -> dict[str, Any]:
     """Task `task`'s entry in run.json's `tasks`, from the record its supervisor keeps."""
-    entry: dict[str, Any] = {"rank": task.rank, "local_rank": task.local_rank}
+    entry: dict[str, Any] = {"rank": task.rank, "local_rank": task.local_rank, "group": task.group}
     entry.update((name, getattr(own, name)) for name in ENTRY_FIELDS)
     entry["log"] = log_name(task.rank)
     end_reason = (own.slurm or {}).get("end_reason")

@@ -6,6 +6,7 @@ is asked: MASTER_ADDR is given). The real thing is in tests/slurm/test_tasks_slu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -187,6 +188,45 @@ def test_bad_nproc_is_refused_before_anything_is_made(
     assert "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert not project.output.exists()
+
+
+def _ranks_printed(run_dir: Path, world: int) -> list[str]:
+    return [task_log(run_dir, rank).splitlines()[0] for rank in range(world)]
+
+
+def test_a_rerun_runs_as_many_workers_as_the_run_had(project: Project) -> None:
+    """A rerun (and a rerun of it) of a `--nproc 3` run starts 3 workers; `--nproc M` wins."""
+    config = project.config(project.entry(PRINT_RANK))
+    first = run([config, "--nproc", "3"], cwd=project.root)
+    assert first.code == 0, first.describe()
+    again = run(["rerun", first.run_dir], cwd=project.root)
+    assert again.code == 0, again.describe()
+    assert "it ran 3 workers (--nproc 3): so does this run" in again.stderr
+    assert _ranks_printed(again.run_dir, 3) == [f"rank {rank} of 3" for rank in range(3)]
+    assert [task["status"] for task in tasks_of(again.run_dir)] == ["succeeded"] * 3
+    assert all(task["group"].startswith("local-") for task in tasks_of(again.run_dir))
+    # A rerun of the rerun (its command line has no --nproc: its tasks say it), with --nproc 2.
+    fewer = run(["rerun", again.run_dir, "--nproc", "2"], cwd=project.root)
+    assert fewer.code == 0, fewer.describe()
+    assert len(tasks_of(fewer.run_dir)) == 2
+    assert _ranks_printed(fewer.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
+    assert again.run_dir != fewer.run_dir
+
+
+def test_a_rerun_of_a_record_without_task_groups_reads_its_command_line(
+    project: Project,
+) -> None:
+    """A record written before task entries named their group: `--nproc=2` in its command."""
+    config = project.config(project.entry(PRINT_RANK))
+    first = run([config, "--nproc=2"], cwd=project.root)
+    assert first.code == 0, first.describe()
+    record = read_json(first.run_dir / "run.json")
+    for task in record["tasks"]:
+        del task["group"]
+    (first.run_dir / "run.json").write_text(json.dumps(record))
+    again = run(["rerun", first.run_dir], cwd=project.root)
+    assert again.code == 0, again.describe()
+    assert _ranks_printed(again.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
 
 
 # --- simulated job steps ----------------------------------------------------------------------

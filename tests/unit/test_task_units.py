@@ -255,3 +255,69 @@ def test_nproc_past_the_limit_is_a_usage_error() -> None:
     nproc.check_nproc(nproc.nproc_limit())
     with pytest.raises(UsageError, match=r"--nproc takes from 1 to \d+ workers on this machine"):
         nproc.check_nproc(nproc.nproc_limit() + 1)
+
+
+def _past(tasks: list[dict[str, Any]] | None, command: list[str] | None = None) -> Any:
+    from expyrun.reproduce.commands import PastRun
+
+    return PastRun(Path("/runs/exp.0"), BASE._replace(tasks=tasks, command=command or []))
+
+
+def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, Any]]:
+    return [
+        _entry(rank, "succeeded", 0, **({"group": group} if group else {})) for rank in range(world)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("past", "flags", "nproc", "said"),
+    [
+        pytest.param(_nproc_tasks(3), {}, 3, "it ran 3 workers", id="nproc-run"),
+        pytest.param(_nproc_tasks(3), {"nproc": 5}, 5, "", id="explicit-wins"),
+        pytest.param(_nproc_tasks(3), {"detach": True}, 0, "--detach starts one", id="detach"),
+        pytest.param(_nproc_tasks(3), {"slurm": True}, 0, "--slurm starts one", id="slurm"),
+        pytest.param(_nproc_tasks(2, None), {}, 0, "2 tasks of a Slurm job step", id="no-group"),
+        pytest.param(_nproc_tasks(4, "slurm-9.0"), {}, 0, "srun --ntasks=4", id="srun-run"),
+        pytest.param(None, {}, 0, "", id="single"),
+    ],
+)
+def test_a_rerun_or_reproduce_runs_as_many_workers_as_the_run(
+    past: list[dict[str, Any]] | None,
+    flags: dict[str, Any],
+    nproc: int,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from expyrun.launch.options import LaunchOptions
+    from expyrun.reproduce.commands import as_it_ran
+
+    monkeypatch.delenv("SLURM_STEP_ID", raising=False)
+    options = as_it_ran(_past(past), LaunchOptions("c.yml", **flags))
+    assert options.nproc == flags.get("nproc", nproc)
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        pytest.param(["expyrun", "c.yml", "--nproc", "3"], 3, id="spaced"),
+        pytest.param(["expyrun", "c.yml", "--nproc=4", "--lr", "1"], 4, id="equals"),
+        pytest.param(["expyrun", "rerun", "/r"], 0, id="none"),
+    ],
+)
+def test_the_nproc_of_a_record_without_groups_is_read_from_its_command(
+    command: list[str], expected: int
+) -> None:
+    assert nproc.recorded_nproc(_past(_nproc_tasks(2, None), command).record) == expected
+
+
+def test_a_rerun_in_a_step_of_several_tasks_keeps_sruns_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from expyrun.launch.options import LaunchOptions
+    from expyrun.reproduce.commands import as_it_ran
+
+    for name, value in _step().items():
+        monkeypatch.setenv(name, value)
+    assert as_it_ran(_past(_nproc_tasks(3)), LaunchOptions("c.yml")).nproc == 0

@@ -63,14 +63,15 @@ def run_prepared(
         **_environment_variables(prepared.options.source),
         **(task.environment(os.environ) if task else {}),
     }
-    separator_at = _write_separator(run_dir / OUTPUTS_LOG, attempt, job) if attempt > 1 else None
+    log_path = run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG)
+    separator_at = _start_log(log_path, attempt, job, task)
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
         env=env,
         run_dir=run_dir,
-        log_path=run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG),
+        log_path=log_path,
         grace_seconds=grace,
-        append_log=attempt > 1,
+        append_log=separator_at is not None,
         terminal=terminal,
         separator_at=separator_at,
     )
@@ -288,13 +289,38 @@ def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
     return requested
 
 
+def _start_log(log_path: Path, attempt: int, job: SlurmJob | None, task: Task | None) -> int | None:
+    """Write expyrun's own line first in the log, if any; its offset (None: the log is new).
+
+    A new attempt starts after a separator line; a task whose rank variables replace exported
+    ones says so on stderr and first in its log (a task runs once: its log is new).
+    """
+    if attempt > 1:
+        return _write_separator(log_path, attempt, job)
+    rank_warning = task.rank_warning(os.environ) if task else None
+    if rank_warning is None:
+        return None
+    console.warning(rank_warning)
+    return _write_line(log_path, f"expyrun: warning: {rank_warning}\n", fresh=True)
+
+
 def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
     """Mark where a new attempt starts in outputs.log (on a line of its own); its offset."""
     where = os.uname().nodename
     if job is not None:
         where = f"{job.describe()}, on {where}"
     line = f"===== expyrun: attempt {attempt} ({where}) at {record.now_iso()} =====\n"
-    fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+    return _write_line(log_path, line)
+
+
+def _write_line(log_path: Path, line: str, fresh: bool = False) -> int:
+    """Append expyrun's own `line` to a log, on a line of its own; its offset.
+
+    `fresh`: the log starts with it (a first attempt: what was there is replaced).
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if fresh else 0)
+    fd = os.open(log_path, flags, 0o666)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -302,5 +328,4 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
-    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
     return size + len(line) - len(line.lstrip("\n"))

@@ -34,7 +34,7 @@ from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run import tasks
 from expyrun.run.record import RunRecord
-from expyrun.run.tasks import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE, Task
+from expyrun.run.tasks import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE, RANK_VARIABLES, Task
 
 LOCAL_ADDRESS = "127.0.0.1"
 # The group (run/tasks.py) of a local multi-task run: this launcher's process id.
@@ -153,6 +153,13 @@ def launch_nproc(options: LaunchOptions, nproc: int) -> int:
     """
     check_nproc(nproc)
     prepared = prepare(options)
+    exported = [name for name in RANK_VARIABLES if os.environ.get(name)]
+    if exported:  # replaced, as torchrun replaces them; said once, as a task of a step says
+        values = ", ".join(f"{name}={os.environ[name]}" for name in exported)
+        console.warning(
+            f"the environment sets {values}, but each of the {nproc} workers gets its own "
+            f"(as torchrun's do); unset {' '.join(exported)} to silence this"
+        )
     run_dir = prepared.run_dir
     console.info(f"run folder: {run_dir}")
     port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())

@@ -77,17 +77,45 @@ class Task(NamedTuple):
     master_port: int
     group: str  # what the tasks share: `slurm-JOB.STEP` (restart `.rN`), or `local-PID`
 
+    def rank_values(self) -> dict[str, str]:
+        """RANK_VARIABLES with this task's values."""
+        values = (self.rank, self.local_rank, self.world_size, self.local_world_size)
+        return {name: str(value) for name, value in zip(RANK_VARIABLES, values, strict=True)}
+
     def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """The rank variables of this task's worker, each unless `environ` sets it already."""
-        values = {
-            "RANK": self.rank,
-            "LOCAL_RANK": self.local_rank,
-            "WORLD_SIZE": self.world_size,
-            "LOCAL_WORLD_SIZE": self.local_world_size,
-            MASTER_ADDR_VARIABLE: self.master_addr,
-            MASTER_PORT_VARIABLE: self.master_port,
+        """The variables of this task's worker: RANK_VARIABLES always this task's, MASTER_ADDR
+        and MASTER_PORT unless `environ` sets them.
+
+        An exported RANK is the same in every task srun starts (srun copies the environment),
+        so letting it win would give tasks the same rank; and the record's rank (its entry,
+        its log) is this task's. torchrun sets them over exported ones, and Lightning's
+        SLURMEnvironment reads SLURM_PROCID inside srun. `rank_warning` says when they differ.
+        MASTER_ADDR and MASTER_PORT are the same in every task by nature: an exported one wins.
+        """
+        meeting = {MASTER_ADDR_VARIABLE: self.master_addr, MASTER_PORT_VARIABLE: self.master_port}
+        values = {name: str(value) for name, value in meeting.items() if not environ.get(name)}
+        return {**self.rank_values(), **values}
+
+    def rank_warning(self, environ: Mapping[str, str]) -> str | None:
+        """What to warn of when `environ` sets rank variables to other values than this task's
+        (they are replaced: `environment`); None when none differs."""
+        exported = {name: environ.get(name) for name in RANK_VARIABLES}
+        differ = {
+            name: value
+            for name, value in self.rank_values().items()
+            if exported[name] and exported[name] != value
         }
-        return {name: str(value) for name, value in values.items() if not environ.get(name)}
+        if not differ:
+            return None
+        source = "Slurm's" if self.group.startswith("slurm-") else "--nproc's"
+        was = ", ".join(f"{name}={exported[name]}" for name in differ)
+        now = ", ".join(f"{name}={value}" for name, value in differ.items())
+        names = " ".join(differ)
+        return (
+            f"{self.describe()}: the environment sets {was}, but the worker gets {source} "
+            f"{now} (an exported value is the same in every task: ranks would repeat); "
+            f"unset {names} to silence this"
+        )
 
     def describe(self) -> str:
         """`task 2 of 4` (for messages)."""

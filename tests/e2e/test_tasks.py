@@ -194,6 +194,18 @@ def _ranks_printed(run_dir: Path, world: int) -> list[str]:
     return [task_log(run_dir, rank).splitlines()[0] for rank in range(world)]
 
 
+def test_exported_ranks_give_way_to_the_nproc_workers_with_a_warning(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    result = run([config, "--nproc", "2"], cwd=project.root, env={"RANK": "5", "WORLD_SIZE": "9"})
+    assert result.code == 0, result.describe()
+    warning = (
+        "expyrun: warning: the environment sets RANK=5, WORLD_SIZE=9, but each of the 2 workers "
+        "gets its own (as torchrun's do); unset RANK WORLD_SIZE to silence this"
+    )
+    assert result.stderr.count(warning) == 1, result.stderr
+    assert _ranks_printed(result.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
+
+
 def test_a_rerun_runs_as_many_workers_as_the_run_had(project: Project) -> None:
     """A rerun (and a rerun of it) of a `--nproc 3` run starts 3 workers; `--nproc M` wins."""
     config = project.config(project.entry(PRINT_RANK))
@@ -249,6 +261,36 @@ def test_tasks_starting_at_once_share_one_run_folder(project: Project) -> None:
         assert f"rank {rank} of {world}\n" in log
         assert "port 17101\n" in log  # derived from the job id
     assert (project.output / "exp" / ".steps" / "slurm-7101.0.json").is_file()
+
+
+def test_exported_ranks_give_way_to_the_steps_with_a_warning(project: Project) -> None:
+    """RANK/WORLD_SIZE exported before srun are the same in every task: Slurm's win, said."""
+    config = project.config(project.entry(PRINT_RANK))
+    world = 2
+    exported = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    tasks = [
+        start([config], cwd=project.root, env=step_env(rank, world, job_id="7105", **exported))
+        for rank in range(world)
+    ]
+    outputs = [process.communicate(timeout=60) for process in tasks]
+    assert [process.returncode for process in tasks] == [0, 0], outputs
+    (run_dir,) = project.run_dirs()
+    for rank, (_, err) in enumerate(outputs):
+        warning = (
+            f"expyrun: warning: task {rank} of 2: the environment sets "
+            + ("WORLD_SIZE=1" if rank == 0 else "RANK=0, LOCAL_RANK=0, WORLD_SIZE=1")
+            + ", but the worker gets Slurm's "
+            + ("WORLD_SIZE=2" if rank == 0 else "RANK=1, LOCAL_RANK=1, WORLD_SIZE=2")
+        )
+        stderr = err.decode()
+        assert stderr.count(warning) == 1, stderr
+        log = task_log(run_dir, rank)
+        assert log.startswith(warning), log  # outputs.log too, first
+        assert f"rank {rank} of {world}\n" in log
+        assert log.count("expyrun: warning:") == 1
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * world
+    shown = run(["logs", run_dir, "--task", "1"], cwd=project.root)
+    assert shown.stdout.startswith("expyrun: warning: task 1 of 2"), shown.describe()
 
 
 def test_tasks_wait_for_a_slow_task_0(project: Project) -> None:

@@ -321,3 +321,22 @@ def test_a_rerun_in_a_step_of_several_tasks_keeps_sruns_tasks(
     for name, value in _step().items():
         monkeypatch.setenv(name, value)
     assert as_it_ran(_past(_nproc_tasks(3)), LaunchOptions("c.yml")).nproc == 0
+
+
+def test_an_exported_rank_gives_way_to_the_tasks_and_is_warned_of() -> None:
+    task = slurm_tasks.step_task(_step())
+    assert task is not None
+    exported = {"RANK": "0", "LOCAL_RANK": "1", "WORLD_SIZE": "6", "MASTER_PORT": "29500"}
+    assert task.environment(exported) == {
+        "RANK": "4",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "6",
+        "LOCAL_WORLD_SIZE": "3",
+        "MASTER_ADDR": "gpu07",
+    }
+    assert task.rank_warning(exported) == (
+        "task 4 of 6: the environment sets RANK=0, but the worker gets Slurm's RANK=4 (an "
+        "exported value is the same in every task: ranks would repeat); unset RANK to silence this"
+    )
+    assert task.rank_warning({"RANK": "4", "WORLD_SIZE": "6"}) is None
+    assert task.rank_warning({}) is None

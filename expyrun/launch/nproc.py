@@ -34,11 +34,15 @@ from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run import tasks
 from expyrun.run.record import RunRecord
-from expyrun.run.tasks import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE, RANK_VARIABLES, Task
+from expyrun.run.tasks import (
+    LOCAL_GROUP_PREFIX,
+    MASTER_ADDR_VARIABLE,
+    MASTER_PORT_VARIABLE,
+    RANK_VARIABLES,
+    Task,
+)
 
 LOCAL_ADDRESS = "127.0.0.1"
-# The group (run/tasks.py) of a local multi-task run: this launcher's process id.
-GROUP_PREFIX = "local-"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Forwarded too, but no request to stop: the entry's own (SIGUSR1: Slurm's `--signal` warning,
 # a checkpoint), as a single run's supervisor forwards them.
@@ -64,7 +68,7 @@ def local_task(rank: int, world_size: int) -> Task:
         local_world_size=world_size,
         master_addr=os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS,
         master_port=int(port) if port.isdigit() else 0,
-        group=f"{GROUP_PREFIX}{os.getppid()}",
+        group=f"{LOCAL_GROUP_PREFIX}{os.getppid()}",
     )
 
 
@@ -78,7 +82,7 @@ def recorded_nproc(past: RunRecord) -> int:
     entries = [entry for entry in past.tasks or () if isinstance(entry, dict)]
     groups = {entry.get("group") for entry in entries}
     ranks = [entry["rank"] for entry in entries if isinstance(entry.get("rank"), int)]
-    if any(isinstance(group, str) and group.startswith(GROUP_PREFIX) for group in groups):
+    if any(isinstance(group, str) and group.startswith(LOCAL_GROUP_PREFIX) for group in groups):
         return max(ranks) + 1 if ranks else 0
     if groups != {None}:
         return 0  # srun's tasks, or no tasks at all

@@ -44,6 +44,9 @@ TASK_LOG = "outputs.task{rank}.log"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 MASTER_ADDR_VARIABLE = "MASTER_ADDR"
 MASTER_PORT_VARIABLE = "MASTER_PORT"
+# The group of a `--nproc` run's tasks: this prefix and the launcher's process id (the tasks'
+# parent, which `expyrun stop` signals to stop them all).
+LOCAL_GROUP_PREFIX = "local-"
 # What a task's entry keeps of its supervisor's record (the rest is the run's, task 0's).
 ENTRY_FIELDS = (
     "host",

@@ -2,7 +2,9 @@
 
 A run on this host gets SIGTERM at its supervisor; a `--slurm` run is stopped through Slurm
 (`scancel`: its supervisor may run on another node); a pending job is cancelled and its
-record says `cancelled`.
+record says `cancelled`. A multi-task run (its record has `tasks`) is stopped whole: a
+`--nproc` run through its launcher, which forwards the signal to every task, once; the tasks
+of a job step each at its supervisor, those on this host (the others' hosts are named).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
@@ -23,10 +26,12 @@ from expyrun.run.record import (
     RunRecord,
     Status,
     now_iso,
+    process_matches,
     supervisor_alive,
     update_record,
 )
 from expyrun.run.supervisor import DEFAULT_GRACE_SECONDS
+from expyrun.run.tasks import LOCAL_GROUP_PREFIX
 from expyrun.runs.reading import effective_status, load, open_run
 from expyrun.slurm import commands as slurm_commands
 
@@ -63,6 +68,8 @@ def stop_run(run: str, kill: bool) -> int:
         return _stop_slurm_run(run_dir, found, handle, kill)
     if current != Status.RUNNING or found.pid is None:
         raise RunFolderError(f"the run is {current}: there is nothing to stop yet", path=run_dir)
+    if found.tasks:
+        return _stop_tasks(run_dir, found, handle, kill)
     if supervisor_alive(found) is None:
         job = f", or `scancel {handle}`" if handle is not None else ""
         raise RunFolderError(
@@ -98,16 +105,129 @@ def _record_request(run_dir: Path) -> None:
         pass
 
 
-def _confirm_supervisor(run_dir: Path, pid: int, started_at: float | None) -> None:
+def _stop_tasks(run_dir: Path, found: RunRecord, handle: str | None, kill: bool) -> int:
+    """Stop every task of a multi-task run that runs on this host; name the other hosts.
+
+    A `--nproc` run is stopped through its launcher (the `local-PID` group of its tasks),
+    confirmed as the parent of a confirmed task supervisor: it forwards the signal to every
+    task once, also to one that has not recorded its entry yet; a task failing then stops no
+    other a second time (which would kill it at once). Otherwise (srun's tasks), each task's
+    supervisor on this host gets the signal; tasks on other hosts are named, not signalled.
+
+    Raises RunFolderError when no task runs on this host, or the run does not end in time.
+    """
+    here, elsewhere = _running_tasks(run_dir, found)
+    where = _elsewhere(elsewhere, handle)
+    if not here:
+        if where:
+            raise RunFolderError(f"the run's tasks run on other hosts ({where})", path=run_dir)
+        raise RunFolderError("no task of the run runs: there is nothing to stop", path=run_dir)
+    launcher = _task_launcher(here)
+    if launcher is not None:
+        targets = [launcher]
+        console.info(f"stopping the run's tasks through their launcher (process {launcher})")
+    else:
+        targets = [int(entry["pid"]) for entry in here]
+        ranks = ", ".join(str(entry.get("rank")) for entry in here)
+        console.info(f"stopping task{'s' if len(here) > 1 else ''} {ranks} on this host")
+    if where:
+        console.warning(f"the run's tasks on other hosts are not stopped from here ({where})")
+    _record_request(run_dir)
+    for pid in targets:
+        _signal_supervisor(pid, signal.SIGTERM)
+    if kill:
+        for pid in targets:
+            _wait_until_taken(pid, signal.SIGTERM)
+            _signal_supervisor(pid, signal.SIGTERM)  # a second stop signal kills at once
+    if not elsewhere:
+        return _await_stopped(run_dir, found)
+    ranks_here = {entry.get("rank") for entry in here}
+    grace = found.grace_s if found.grace_s is not None else DEFAULT_GRACE_SECONDS
+    if not _wait_for_tasks(run_dir, ranks_here, grace + RECORDING_MARGIN_SECONDS):
+        raise RunFolderError("the run's tasks on this host did not end in time", path=run_dir)
+    console.info("stopped the run's tasks on this host")
+    return ExitCode.OK
+
+
+def _running_tasks(
+    run_dir: Path, found: RunRecord
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The entries of the tasks that run: on this host (confirmed), and on other hosts."""
+    here: list[dict[str, Any]] = []
+    elsewhere: list[dict[str, Any]] = []
+    for entry in found.tasks or ():
+        if entry.get("status") in ENDED:
+            continue
+        alive = process_matches(entry.get("pid"), entry.get("host"), entry.get("pid_started_at"))
+        if alive is None:
+            elsewhere.append(entry)
+        elif alive:
+            log = str(entry.get("log") or OUTPUTS_LOG)
+            _confirm_supervisor(run_dir, entry["pid"], entry.get("pid_started_at"), log)
+            here.append(entry)
+    return here, elsewhere
+
+
+def _elsewhere(entries: list[dict[str, Any]], handle: str | None) -> str:
+    """`tasks 2, 3 on node7: run expyrun stop there, or scancel JOB` (empty: none)."""
+    if not entries:
+        return ""
+    by_host: dict[str, list[str]] = {}
+    for entry in entries:
+        by_host.setdefault(str(entry.get("host")), []).append(str(entry.get("rank")))
+    parts = [
+        f"task{'s' if len(ranks) > 1 else ''} {', '.join(ranks)} on {host}"
+        for host, ranks in by_host.items()
+    ]
+    job = f", or `scancel {handle}`" if handle is not None else ""
+    return f"{'; '.join(parts)}: run `expyrun stop` there{job}"
+
+
+def _task_launcher(here: list[dict[str, Any]]) -> int | None:
+    """The `--nproc` launcher of these confirmed task supervisors, if it is their parent still."""
+    for entry in here:
+        group = str(entry.get("group") or "")
+        number = group.removeprefix(LOCAL_GROUP_PREFIX)
+        is_local = group.startswith(LOCAL_GROUP_PREFIX) and number.isdigit()
+        if is_local and _parent_pid(int(entry["pid"])) == int(number):
+            return int(number)
+    return None
+
+
+def _parent_pid(pid: int) -> int | None:
+    """Process `pid`'s parent, from /proc (proc(5) stat field 4); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_for_tasks(run_dir: Path, ranks: set[Any], timeout: float) -> bool:
+    """Wait until the record says the tasks `ranks` ended; whether they did in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = load(run_dir)
+        entries = (current.tasks or []) if current is not None else []
+        ended = {e.get("rank") for e in entries if e.get("status") in ENDED}
+        if ranks <= ended:
+            return True
+        time.sleep(POLL_SECONDS)
+    return False
+
+
+def _confirm_supervisor(
+    run_dir: Path, pid: int, started_at: float | None, log_name: str = OUTPUTS_LOG
+) -> None:
     """Raise unless process `pid` is this run's supervisor: never signal an unconfirmed pid.
 
     A record's `pid_started_at` confirms it (checked by `supervisor_alive`). A record without
     it (written by hand, copied, or by an old expyrun) is confirmed only when that process
-    holds the run's outputs.log open, as a supervisor does.
+    holds the run's log open (`log_name`: a task's own), as a supervisor does.
     """
     if started_at is not None:
         return
-    log = os.path.realpath(run_dir / OUTPUTS_LOG)
+    log = os.path.realpath(run_dir / log_name)
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
         if any(os.readlink(f"/proc/{pid}/fd/{fd}") == log for fd in fds):

@@ -142,6 +142,67 @@ def test_expyrun_stop_stops_every_worker(project: Project) -> None:
     assert [task["status"] for task in tasks_of(run_dir)] == ["killed", "killed"]
 
 
+# Ends with exit 0 on SIGTERM (a checkpoint, then a clean exit): one task stopping this way
+# fails no task, so its launcher would stop no other.
+STOPS_CLEANLY = """
+import signal
+rank = int(os.environ["RANK"])
+
+def stop(signum, frame):
+    print(f"rank {rank} stopping", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+open(f"ready.{rank}", "w").close()
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+def _gone(task: dict) -> bool:
+    """Whether the task's supervisor and worker have both ended (neither pid runs as them)."""
+    from expyrun.run.process_identity import process_matches
+
+    host = task["host"]
+    return not process_matches(task["pid"], host, task["pid_started_at"]) and not (
+        process_matches(task["child_pid"], host, None) and _is_worker(task["child_pid"])
+    )
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"expyrun" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_expyrun_stop_stops_every_task_of_an_nproc_run(project: Project) -> None:
+    """Through the launcher: every task gets SIGTERM once, and each ends `stopped`."""
+    config = project.config(project.entry(STOPS_CLEANLY))
+    process = start([config, "--nproc", "3", "--grace", "10"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _wait_for_workers(run_dir, 3)
+        stopped = run(["stop", run_dir], cwd=project.root)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert "stopping the run's tasks through their launcher" in stopped.stderr
+    assert process.returncode == 0, err.decode()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "stopped"
+    tasks = tasks_of(run_dir)
+    assert [task["status"] for task in tasks] == ["stopped"] * 3
+    for task in tasks:
+        assert f"rank {task['rank']} stopping\n" in task_log(run_dir, task["rank"])
+        assert _gone(task)
+
+
 def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
@@ -291,6 +352,51 @@ def test_exported_ranks_give_way_to_the_steps_with_a_warning(project: Project) -
     assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * world
     shown = run(["logs", run_dir, "--task", "1"], cwd=project.root)
     assert shown.stdout.startswith("expyrun: warning: task 1 of 2"), shown.describe()
+
+
+def test_expyrun_stop_stops_every_task_of_a_step(project: Project) -> None:
+    """srun's tasks on this host: each task's supervisor is signalled (no launcher here)."""
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    world = 3
+    tasks = [
+        start([config, "--grace", "10"], cwd=project.root, env=step_env(rank, world, "7106"))
+        for rank in range(world)
+    ]
+    try:
+        run_dir = project.output / "exp" / "exp.0"
+        _wait_for_workers(run_dir, world)
+        stopped = run(["stop", run_dir], cwd=project.root)
+        codes = _reap(tasks, timeout=30)
+    finally:
+        for process in tasks:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert "stopping tasks 0, 1, 2 on this host" in stopped.stderr
+    assert codes == [128 + signal.SIGTERM] * world
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+    entries = tasks_of(run_dir)
+    assert [(task["status"], task["signal"]) for task in entries] == [("killed", "SIGTERM")] * 3
+    assert all(_gone(task) for task in entries)
+
+
+def test_expyrun_stop_names_the_hosts_of_tasks_it_cannot_reach(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    done = run([config, "--nproc", "2"], cwd=project.root)
+    assert done.code == 0, done.describe()
+    record = read_json(done.run_dir / "run.json")  # as if it ran on two other nodes
+    record["status"] = "running"
+    record["host"] = "node-a"
+    for task in record["tasks"]:
+        task.update(status="running", host=f"node-{'ab'[task['rank']]}")
+    (done.run_dir / "run.json").write_text(json.dumps(record))
+    stopped = run(["stop", done.run_dir], cwd=project.root)
+    assert stopped.code == 2, stopped.describe()
+    assert stopped.stderr.splitlines() == [
+        f"expyrun: error: {done.run_dir}: the run's tasks run on other hosts (task 0 on node-a; "
+        "task 1 on node-b: run `expyrun stop` there)"
+    ]
 
 
 def test_tasks_wait_for_a_slow_task_0(project: Project) -> None:

@@ -33,6 +33,7 @@ from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupt
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run import tasks
+from expyrun.run.process_identity import wait_until_taken
 from expyrun.run.record import RunRecord
 from expyrun.run.tasks import (
     LOCAL_GROUP_PREFIX,
@@ -288,6 +289,9 @@ class _Coordinator:
     def _stop_all(self, signum: int) -> None:
         for rank, process in self.processes.items():
             if rank not in self.codes and process.poll() is None:
+                # A second stop signal (kill now) sent before the task took the first would
+                # merge with it: the task would wait its grace (`expyrun stop --kill`).
+                wait_until_taken(process.pid, signum, timeout=1.0)
                 try:
                     process.send_signal(signum)
                 except ProcessLookupError:

@@ -18,6 +18,7 @@ from typing import Any
 from expyrun import console
 from expyrun.errors import ExitCode, RunFolderError
 from expyrun.run.folder import OUTPUTS_LOG
+from expyrun.run.process_identity import wait_until_taken
 from expyrun.run.record import (
     ENDED,
     NOT_STARTED,
@@ -80,7 +81,7 @@ def stop_run(run: str, kill: bool) -> int:
     _record_request(run_dir)
     _signal_supervisor(found.pid, signal.SIGTERM)
     if kill:
-        _wait_until_taken(found.pid, signal.SIGTERM)
+        wait_until_taken(found.pid, signal.SIGTERM)
         _signal_supervisor(found.pid, signal.SIGTERM)  # a second stop signal kills at once
     return _await_stopped(run_dir, found)
 
@@ -137,7 +138,7 @@ def _stop_tasks(run_dir: Path, found: RunRecord, handle: str | None, kill: bool)
         _signal_supervisor(pid, signal.SIGTERM)
     if kill:
         for pid in targets:
-            _wait_until_taken(pid, signal.SIGTERM)
+            wait_until_taken(pid, signal.SIGTERM)
             _signal_supervisor(pid, signal.SIGTERM)  # a second stop signal kills at once
     if not elsewhere:
         return _await_stopped(run_dir, found)
@@ -285,7 +286,7 @@ def _stop_slurm_run(run_dir: Path, found: RunRecord, handle: str, kill: bool) ->
         slurm_commands.cancel(handle)
     elif supervisor_alive(found) and found.pid is not None:
         slurm_commands.cancel(handle, "TERM", batch=True)
-        _wait_until_taken(found.pid, signal.SIGTERM)
+        wait_until_taken(found.pid, signal.SIGTERM)
         _signal_supervisor(found.pid, signal.SIGTERM)
     else:
         for _ in range(2):  # two scancel calls: two signals, not one merged pending signal
@@ -314,25 +315,6 @@ def _signal_supervisor(pid: int, signum: int) -> None:
             f"cannot signal the run's supervisor (process {pid}): it runs as another user",
             hint="stop it as that user, or as root",
         ) from exc
-
-
-def _wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
-    """Wait until a signal sent to `pid` is no longer pending (its supervisor took it)."""
-    deadline = time.monotonic() + timeout
-    bit = 1 << (signum - 1)
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                pending = {
-                    key: int(value, 16)
-                    for key, _, value in (line.partition(":\t") for line in f)
-                    if key in ("SigPnd", "ShdPnd")
-                }
-        except (OSError, ValueError):
-            return
-        if not any(mask & bit for mask in pending.values()):
-            return
-        time.sleep(0.01)
 
 
 def _wait_for_end(run_dir: Path, timeout: float) -> RunRecord | None:

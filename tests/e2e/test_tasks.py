@@ -203,6 +203,37 @@ def test_expyrun_stop_stops_every_task_of_an_nproc_run(project: Project) -> None
         assert _gone(task)
 
 
+IGNORES_SIGTERM = """
+import signal
+rank = int(os.environ["RANK"])
+signal.signal(signal.SIGTERM, lambda signum, frame: print(f"rank {rank} goes on", flush=True))
+open(f"ready.{rank}", "w").close()
+time.sleep(300)
+"""
+
+
+def test_expyrun_stop_kill_kills_every_task_at_once(project: Project) -> None:
+    """The launcher forwards the second SIGTERM once each task took the first: they did merge,
+    and every task but one waited out its grace (300 s here: the stop would time out)."""
+    config = project.config(project.entry(IGNORES_SIGTERM))
+    process = start([config, "--nproc", "3", "--grace", "300"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _wait_for_workers(run_dir, 3)
+        stopped = run(["stop", run_dir, "--kill"], cwd=project.root, timeout=60)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    tasks = tasks_of(run_dir)
+    assert [(task["status"], task["killed_after_grace"]) for task in tasks] == [
+        ("killed", True)
+    ] * 3
+    assert all(_gone(task) for task in tasks)
+
+
 def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)

@@ -134,20 +134,49 @@ def _stop_tasks(run_dir: Path, found: RunRecord, handle: str | None, kill: bool)
     if where:
         console.warning(f"the run's tasks on other hosts are not stopped from here ({where})")
     _record_request(run_dir)
-    for pid in targets:
+    signalled: set[int] = set()
+    _signal_all(targets, kill, signalled)
+    if launcher is not None and not elsewhere:
+        return _await_stopped(run_dir, found)
+    return _await_tasks(run_dir, found, signalled, kill, only_here=bool(elsewhere))
+
+
+def _signal_all(pids: list[int], kill: bool, signalled: set[int]) -> None:
+    """SIGTERM each of `pids` (twice with `kill`, the second once the first was taken)."""
+    for pid in pids:
         _signal_supervisor(pid, signal.SIGTERM)
+        signalled.add(pid)
     if kill:
-        for pid in targets:
+        for pid in pids:
             wait_until_taken(pid, signal.SIGTERM)
             _signal_supervisor(pid, signal.SIGTERM)  # a second stop signal kills at once
-    if not elsewhere:
-        return _await_stopped(run_dir, found)
-    ranks_here = {entry.get("rank") for entry in here}
+
+
+def _await_tasks(
+    run_dir: Path, found: RunRecord, signalled: set[int], kill: bool, only_here: bool
+) -> int:
+    """Wait until the run ended (`only_here`: its tasks on this host), signalling the tasks
+    that start on this host meanwhile (srun starts a step's tasks one by one)."""
     grace = found.grace_s if found.grace_s is not None else DEFAULT_GRACE_SECONDS
-    if not _wait_for_tasks(run_dir, ranks_here, grace + RECORDING_MARGIN_SECONDS):
-        raise RunFolderError("the run's tasks on this host did not end in time", path=run_dir)
-    console.info("stopped the run's tasks on this host")
-    return ExitCode.OK
+    deadline = time.monotonic() + grace + RECORDING_MARGIN_SECONDS
+    while time.monotonic() < deadline:
+        current = load(run_dir)
+        if current is not None and effective_status(current) in ENDED:
+            status = effective_status(current)
+            console.info("stopped" if status == Status.STOPPED else f"stopped: {status}")
+            return ExitCode.OK
+        here = _running_tasks(run_dir, current)[0] if current is not None else []
+        started = [entry for entry in here if int(entry["pid"]) not in signalled]
+        if started:
+            ranks = ", ".join(str(entry.get("rank")) for entry in started)
+            console.info(f"stopping task{'s' if len(started) > 1 else ''} {ranks}, started since")
+            _signal_all([int(entry["pid"]) for entry in started], kill, signalled)
+            deadline = time.monotonic() + grace + RECORDING_MARGIN_SECONDS
+        elif only_here and current is not None and not here:
+            console.info("stopped the run's tasks on this host")
+            return ExitCode.OK
+        time.sleep(POLL_SECONDS)
+    raise RunFolderError("the run did not end in time", path=run_dir)
 
 
 def _running_tasks(
@@ -202,19 +231,6 @@ def _parent_pid(pid: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _wait_for_tasks(run_dir: Path, ranks: set[Any], timeout: float) -> bool:
-    """Wait until the record says the tasks `ranks` ended; whether they did in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = load(run_dir)
-        entries = (current.tasks or []) if current is not None else []
-        ended = {e.get("rank") for e in entries if e.get("status") in ENDED}
-        if ranks <= ended:
-            return True
-        time.sleep(POLL_SECONDS)
-    return False
 
 
 def _confirm_supervisor(

@@ -412,6 +412,43 @@ def test_expyrun_stop_stops_every_task_of_a_step(project: Project) -> None:
     assert all(_gone(task) for task in entries)
 
 
+def test_expyrun_stop_stops_a_task_that_starts_while_it_waits(project: Project) -> None:
+    """srun starts a step's tasks one by one: one recorded after `stop` began is stopped too
+    (here while tasks 0 and 1, which take SIGTERM for a message, wait out their grace)."""
+    config = project.config(project.entry(IGNORES_SIGTERM))
+    world = 3
+    run_dir = project.output / "exp" / "exp.0"
+
+    def task(rank: int) -> subprocess.Popen[bytes]:
+        env = step_env(rank, world, "7107")
+        return start([config, "--grace", "4"], cwd=project.root, env=env)
+
+    tasks = [task(0), task(1)]
+    stopping = None
+    try:
+        _wait_for_workers(run_dir, 2)
+        stopping = start(["stop", run_dir], cwd=project.root)
+        wait_for(
+            lambda: all("goes on" in task_log(run_dir, rank) for rank in (0, 1)),
+            30,
+            "tasks 0 and 1 to get the SIGTERM",
+        )
+        tasks.append(task(2))
+        codes = _reap(tasks, timeout=30)
+        _, err = stopping.communicate(timeout=30)
+    finally:
+        for process in [*tasks, *([stopping] if stopping else [])]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    assert stopping.returncode == 0, err.decode()
+    assert "stopping task 2, started since" in err.decode()
+    assert codes == [128 + signal.SIGTERM] * world
+    entries = tasks_of(run_dir)
+    assert [(task["status"], task["signal"]) for task in entries] == [("killed", "SIGTERM")] * 3
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+
+
 def test_expyrun_stop_names_the_hosts_of_tasks_it_cannot_reach(project: Project) -> None:
     config = project.config(project.entry(PRINT_RANK))
     done = run([config, "--nproc", "2"], cwd=project.root)

@@ -32,9 +32,9 @@ from expyrun import console
 from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupted
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
+from expyrun.launch.task_count import check_nproc
 from expyrun.run import tasks
 from expyrun.run.process_identity import wait_until_taken
-from expyrun.run.record import RunRecord
 from expyrun.run.tasks import (
     LOCAL_GROUP_PREFIX,
     MASTER_ADDR_VARIABLE,
@@ -51,10 +51,6 @@ _PASSED_ON = (signal.SIGUSR1, signal.SIGUSR2)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-# The most workers --nproc starts: NPROC_PER_CPU per CPU of this machine, and at least
-# NPROC_FLOOR (see nproc_limit).
-NPROC_PER_CPU = 8
-NPROC_FLOOR = 64
 
 
 def local_task(rank: int, world_size: int) -> Task:
@@ -71,30 +67,6 @@ def local_task(rank: int, world_size: int) -> Task:
         master_port=int(port) if port.isdigit() else 0,
         group=f"{LOCAL_GROUP_PREFIX}{os.getppid()}",
     )
-
-
-def recorded_nproc(past: RunRecord) -> int:
-    """The `--nproc N` a recorded run ran with (for `rerun`, `reproduce`); 0 if it did not.
-
-    Its task entries say so (their group is `local-PID`; N: the highest rank + 1); a record
-    written before entries named their group, by its command line (`--nproc N`, `--nproc=N`).
-    A run whose tasks srun started (group `slurm-...`) ran no `--nproc`.
-    """
-    entries = [entry for entry in past.tasks or () if isinstance(entry, dict)]
-    groups = {entry.get("group") for entry in entries}
-    ranks = [entry["rank"] for entry in entries if isinstance(entry.get("rank"), int)]
-    if any(isinstance(group, str) and group.startswith(LOCAL_GROUP_PREFIX) for group in groups):
-        return max(ranks) + 1 if ranks else 0
-    if groups != {None}:
-        return 0  # srun's tasks, or no tasks at all
-    command = [str(word) for word in past.command or ()]
-    for i, word in enumerate(command):
-        value = command[i + 1] if word == "--nproc" and i + 1 < len(command) else None
-        if word.startswith("--nproc="):
-            value = word.partition("=")[2]
-        if value is not None and value.isascii() and value.isdigit():
-            return int(value)
-    return 0
 
 
 def free_port() -> int:
@@ -125,30 +97,6 @@ def _stop_with(launcher: int) -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return stop_with_launcher
-
-
-def nproc_limit(cpus: int | None = None) -> int:
-    """The most workers `--nproc` starts on this machine (`cpus`: os.cpu_count()).
-
-    torchrun accepts any number, but `--nproc` starts one machine's worth of workers, each
-    with its own task supervisor: two interpreters (some 30 MB) per worker before the entry
-    imports anything, so `--nproc 100000` (a typo, a variable gone wrong) would fork the
-    machine to a halt. Data-parallel training uses one worker per GPU or per core;
-    NPROC_PER_CPU (8) per CPU leaves room to oversubscribe (to try a distributed code with
-    more ranks than cores), and NPROC_FLOOR (64) lets a small machine try a large world.
-    """
-    return max(NPROC_FLOOR, NPROC_PER_CPU * (cpus or os.cpu_count() or 1))
-
-
-def check_nproc(nproc: int) -> None:
-    """Raise UsageError unless `nproc` workers is from 1 to `nproc_limit()` (checked before
-    anything is made)."""
-    limit = nproc_limit()
-    if not 1 <= nproc <= limit:
-        raise UsageError(
-            f"--nproc takes from 1 to {limit} workers on this machine, got {nproc}",
-            hint=f"at most {NPROC_PER_CPU} per CPU, and at least {NPROC_FLOOR}",
-        )
 
 
 def launch_nproc(options: LaunchOptions, nproc: int) -> int:

@@ -28,7 +28,6 @@ from expyrun.reproduce.differences import Difference, compare
 from expyrun.reproduce.pip import venv_python
 from expyrun.run import freeze, snapshot
 from expyrun.run.record import RECORD_FILE, RunRecord, read_record
-from expyrun.slurm import tasks as slurm_tasks
 
 
 class PastRunOptions(NamedTuple):
@@ -85,44 +84,15 @@ def load_past_run(path: str, needs_requirements: bool = False) -> PastRun:
     return PastRun(run_dir, record)
 
 
-def as_it_ran(past: PastRun, options: LaunchOptions) -> LaunchOptions:
-    """`options` with the workers `past` ran: a run of `--nproc N` runs N workers again.
-
-    An explicit `--nproc M` wins, and so do srun's tasks in a job step of several tasks.
-    `--detach` and `--slurm` cannot start `--nproc` workers: with either, the new run has one
-    worker, and a warning says so. A run whose tasks srun started runs as many tasks only
-    under srun again: outside a job step, a warning says so.
-    """
-    if options.nproc or options.print_config or slurm_tasks.several_tasks_here(os.environ):
-        return options
-    from expyrun.launch.nproc import recorded_nproc
-
-    nproc = recorded_nproc(past.record)
-    if nproc and (options.detach or options.slurm):
-        flag = "--detach" if options.detach else "--slurm"
-        console.warning(
-            f"{past.run_dir} ran {nproc} workers (--nproc {nproc}), but {flag} starts one: "
-            f"this run has one worker"
-        )
-    elif nproc:
-        console.info(f"it ran {nproc} workers (--nproc {nproc}): so does this run")
-        return options._replace(nproc=nproc)
-    elif past.record.tasks:
-        world = len(past.record.tasks)
-        console.warning(
-            f"{past.run_dir} ran {world} tasks of a Slurm job step: this run has one worker "
-            f"(srun --ntasks={world} runs {world} tasks, --nproc {world} on this machine)"
-        )
-    return options
-
-
 def rerun(options: PastRunOptions) -> int:
     """`expyrun rerun RUN`: a new run of RUN's code copy in the current environment, with as
     many workers as RUN had (`as_it_ran`)."""
     past = load_past_run(options.run_dir)
     config = snapshot.CONFIG_FILE if options.exact else snapshot.RAW_CONFIG_FILE
     console.info(f"running again {past.run_dir} (its code copy, {config})")
-    launch_options = as_it_ran(past, options.launch)
+    from expyrun.launch.task_count import as_it_ran
+
+    launch_options = as_it_ran(past.record, past.run_dir, options.launch)
     return launch(
         launch_options._replace(
             config_path=str(past.run_dir / config), source=past.as_source(RERUN_OF)
@@ -136,7 +106,9 @@ def reproduce(options: PastRunOptions) -> int:
     past = load_past_run(options.run_dir, needs_requirements=True)
     if options.check:
         return check(past, options.env)
-    launch_options = as_it_ran(past, options.launch)
+    from expyrun.launch.task_count import as_it_ran
+
+    launch_options = as_it_ran(past.record, past.run_dir, options.launch)
     launch_options = launch_options._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(source=past.as_source(REPRODUCES)))

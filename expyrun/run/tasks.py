@@ -87,13 +87,11 @@ class Task(NamedTuple):
 
     def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The variables of this task's worker: RANK_VARIABLES always this task's, MASTER_ADDR
-        and MASTER_PORT unless `environ` sets them.
+        and MASTER_PORT unless `environ` sets them (the same in every task: an export wins).
 
-        An exported RANK is the same in every task srun starts (srun copies the environment),
-        so letting it win would give tasks the same rank; and the record's rank (its entry,
-        its log) is this task's. torchrun sets them over exported ones, and Lightning's
-        SLURMEnvironment reads SLURM_PROCID inside srun. `rank_warning` says when they differ.
-        MASTER_ADDR and MASTER_PORT are the same in every task by nature: an exported one wins.
+        srun copies an exported RANK to every task: letting it win would repeat ranks, and the
+        record (entry, log) names this task's. torchrun sets them over exported ones too, and
+        Lightning's SLURMEnvironment reads SLURM_PROCID in srun. `rank_warning` says so.
         """
         meeting = {MASTER_ADDR_VARIABLE: self.master_addr, MASTER_PORT_VARIABLE: self.master_port}
         values = {name: str(value) for name, value in meeting.items() if not environ.get(name)}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from expyrun.errors import SlurmError, UsageError
-from expyrun.launch import nproc
+from expyrun.launch import task_count
 from expyrun.run import record, tasks
 from expyrun.run.record import RunRecord
 from expyrun.slurm import script as slurm_script
@@ -248,19 +248,17 @@ def test_a_job_of_several_tasks_is_not_requeued() -> None:
     ],
 )
 def test_the_nproc_limit_is_eight_per_cpu_and_at_least_64(cpus: int, limit: int) -> None:
-    assert nproc.nproc_limit(cpus) == limit
+    assert task_count.nproc_limit(cpus) == limit
 
 
 def test_nproc_past_the_limit_is_a_usage_error() -> None:
-    nproc.check_nproc(nproc.nproc_limit())
+    task_count.check_nproc(task_count.nproc_limit())
     with pytest.raises(UsageError, match=r"--nproc takes from 1 to \d+ workers on this machine"):
-        nproc.check_nproc(nproc.nproc_limit() + 1)
+        task_count.check_nproc(task_count.nproc_limit() + 1)
 
 
-def _past(tasks: list[dict[str, Any]] | None, command: list[str] | None = None) -> Any:
-    from expyrun.reproduce.commands import PastRun
-
-    return PastRun(Path("/runs/exp.0"), BASE._replace(tasks=tasks, command=command or []))
+def _past(tasks: list[dict[str, Any]] | None, command: list[str] | None = None) -> RunRecord:
+    return BASE._replace(tasks=tasks, command=command or [])
 
 
 def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, Any]]:
@@ -270,7 +268,7 @@ def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, A
 
 
 @pytest.mark.parametrize(
-    ("past", "flags", "nproc", "said"),
+    ("past", "flags", "expected", "said"),
     [
         pytest.param(_nproc_tasks(3), {}, 3, "it ran 3 workers", id="nproc-run"),
         pytest.param(_nproc_tasks(3), {"nproc": 5}, 5, "", id="explicit-wins"),
@@ -284,17 +282,16 @@ def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, A
 def test_a_rerun_or_reproduce_runs_as_many_workers_as_the_run(
     past: list[dict[str, Any]] | None,
     flags: dict[str, Any],
-    nproc: int,
+    expected: int,
     said: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from expyrun.launch.options import LaunchOptions
-    from expyrun.reproduce.commands import as_it_ran
 
     monkeypatch.delenv("SLURM_STEP_ID", raising=False)
-    options = as_it_ran(_past(past), LaunchOptions("c.yml", **flags))
-    assert options.nproc == flags.get("nproc", nproc)
+    options = task_count.as_it_ran(_past(past), Path("/r"), LaunchOptions("c.yml", **flags))
+    assert options.nproc == expected
     assert said in capsys.readouterr().err
 
 
@@ -309,18 +306,19 @@ def test_a_rerun_or_reproduce_runs_as_many_workers_as_the_run(
 def test_the_nproc_of_a_record_without_groups_is_read_from_its_command(
     command: list[str], expected: int
 ) -> None:
-    assert nproc.recorded_nproc(_past(_nproc_tasks(2, None), command).record) == expected
+    assert task_count.recorded_nproc(_past(_nproc_tasks(2, None), command)) == expected
 
 
 def test_a_rerun_in_a_step_of_several_tasks_keeps_sruns_tasks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from expyrun.launch.options import LaunchOptions
-    from expyrun.reproduce.commands import as_it_ran
 
     for name, value in _step().items():
         monkeypatch.setenv(name, value)
-    assert as_it_ran(_past(_nproc_tasks(3)), LaunchOptions("c.yml")).nproc == 0
+    assert (
+        task_count.as_it_ran(_past(_nproc_tasks(3)), Path("/r"), LaunchOptions("c.yml")).nproc == 0
+    )
 
 
 def test_an_exported_rank_gives_way_to_the_tasks_and_is_warned_of() -> None:

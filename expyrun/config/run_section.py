@@ -18,6 +18,7 @@ The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make an
 
 from __future__ import annotations
 
+import functools
 import keyword
 import os
 import re
@@ -212,7 +213,14 @@ def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -
 
 def _limits(output_dir: Path) -> tuple[int, int]:
     """NAME_MAX and PATH_MAX of the file system of `output_dir` or its nearest ancestor."""
-    for folder in (output_dir, *output_dir.parents):
+    return _limits_of(str(output_dir))
+
+
+@functools.lru_cache(maxsize=64)
+def _limits_of(output_dir: str) -> tuple[int, int]:
+    """`_limits`, asked once per folder: each member of a sweep resolves its config again, and
+    two pathconf(3) calls per folder tried were a fifth of a 10,000-member preview."""
+    for folder in (output_dir, *map(str, Path(output_dir).parents)):
         try:
             name_max, path_max = (os.pathconf(folder, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
         except (OSError, ValueError):  # not there yet, or the system does not say
@@ -240,6 +248,12 @@ def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: O
     problem = _invisible(text)
     if problem:
         raise _error(f"{problem}, got {_shown(text)}", (RUN_KEY, key), origins, top)
+    return _absolute(text, cwd)
+
+
+@functools.lru_cache(maxsize=64)
+def _absolute(text: str, cwd: Path) -> Path:
+    """`text` (`~` expanded) from `cwd`, normalized; once per text (each sweep member asks)."""
     return Path(os.path.normpath(cwd / os.path.expanduser(text)))
 
 

@@ -137,10 +137,14 @@ def _made_through(run_dir: str) -> bool:
     A run of another project (or of this one, reached by a second path) recorded its own
     path, which fails this test, so a link to it adds nothing to `ls` or `clean`.
     """
-    data, problem = load_json_checked(run_dir)
-    recorded = data.get("run_dir")
-    if problem is not None or not isinstance(recorded, str):
+    try:
+        with open(os.path.join(run_dir, RECORD_FILE), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
         return False
+    recorded = data.get("run_dir") if isinstance(data, dict) else None
+    if not isinstance(recorded, str):
+        return False  # nothing tells where it was made (its other fields need not be valid)
     name_folder, run_name = os.path.split(run_dir)
     recorded_name_folder, recorded_run_name = os.path.split(recorded)
     if recorded_run_name != run_name:

@@ -86,7 +86,7 @@ def find_run_folders(root: str) -> Iterator[str]:
                 for entry in entries:
                     if entry.name.startswith((".", "__")):
                         continue
-                    if entry.is_symlink():
+                    if _is_link(entry):
                         yield from _linked_name_folder_runs(entry)
                         continue
                     if not _is_folder(entry):
@@ -98,6 +98,13 @@ def find_run_folders(root: str) -> Iterator[str]:
                     pending.append(entry.path)
             except OSError:  # the listing failed midway (/proc/PID of an ended process)
                 continue
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:  # an lstat on a file system without d_type failed: not walked either way
+        return False
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:

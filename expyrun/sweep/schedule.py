@@ -17,7 +17,12 @@ to two running members.
 Signals (events of the sweep's loop while it runs): SIGINT, SIGTERM or SIGHUP stop starting
 members and are forwarded to each running member's supervisor, which stops its run the usual
 way (forward, grace, kill); a second one is forwarded again (the supervisor then kills at
-once). The sweep waits for every supervisor.
+once). The sweep waits for every supervisor. No member starts once a stop signal has come,
+even one not yet acted on: the handler notes it, and the start loop looks before preparing a
+member and again once it is prepared, just before its supervisor starts. A member whose
+folder was being prepared when the signal came never starts: what preparing it made is
+removed, as a launch stopped while preparing its run folder removes it, and it is counted
+and recorded as not started (a resume runs it as new).
 """
 
 from __future__ import annotations
@@ -101,7 +106,9 @@ class Scheduler:
         self.prepared_one = False  # a member was prepared (its warnings said once)
         self.failures = 0
         self.stopping: str | None = None  # why no more members start
-        self.interrupted: int | None = None  # the first stop signal
+        self.interrupted: int | None = None  # the first stop signal, once acted on
+        # Every stop signal the handler took, acted on or not yet: nothing starts once it has one.
+        self.signalled: list[int] = []
 
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code.
@@ -114,8 +121,10 @@ class Scheduler:
         try:
             while self.running or (pending and self.stopping is None):
                 while pending and self._can_start():
-                    self._start(pending.pop(0))
-                if not self.running:
+                    step = pending.pop(0)
+                    if not self._start(step):
+                        pending.insert(0, step)  # a stop signal came while it was prepared
+                if not self.running and not self.signalled:
                     continue
                 kind, number = self.events.get()
                 if kind == "signal":
@@ -146,14 +155,21 @@ class Scheduler:
         return previous
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        self.signalled.append(signum)  # seen by the start loop before the event is taken
         self.events.put(("signal", signum))
 
     def _can_start(self) -> bool:
-        if self.stopping is not None or len(self.running) >= self.slots:
+        if self.stopping is not None or self.signalled or len(self.running) >= self.slots:
             return False
         return len(self.free_gpus) >= self.per_run
 
-    def _start(self, step: Step) -> None:
+    def _start(self, step: Step) -> bool:
+        """Prepare the member's run folder and start its supervisor.
+
+        False when a stop signal came while the folder was prepared: the member did not start
+        and nothing of it is left (`_prepare`). True otherwise, also when it could not be
+        prepared (counted as a failure).
+        """
         member = step.member
         gpus = tuple(self.free_gpus[: self.per_run])
         try:
@@ -162,7 +178,9 @@ class Scheduler:
             self.failures += 1
             console.error(f"[{member.number}/{self.count}] could not be prepared: {exc}")
             self._check_failures()
-            return
+            return True
+        if run_dir is None:
+            return False
         del self.free_gpus[: self.per_run]
         env = dict(os.environ)
         if self.per_run:
@@ -190,14 +208,24 @@ class Scheduler:
                 log.close()
         self.running[process.pid] = _Running(member, run_dir, process, gpus)
         threading.Thread(target=self._wait, args=(process,), daemon=True).start()
+        return True
 
-    def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str:
-        """Allocate and snapshot the member's run folder; note it in the sweep record."""
+    def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str | None:
+        """Allocate and snapshot the member's run folder; note it in the sweep record.
+
+        None when a stop signal came meanwhile (preparing takes a while: the code copy): the
+        folder is removed and not noted, as a launch stopped while preparing removes its
+        folder; the member stays `not started`. A signal after this look is forwarded to the
+        member's supervisor, which then records the run killed before its entry point started.
+        """
         first = not self.prepared_one
         self.prepared_one = True
         prepared = prepare_member(
             self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
         )
+        if self.signalled:
+            _discard(prepared)
+            return None
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
 
@@ -253,6 +281,22 @@ class Scheduler:
                 pass
         for running in self.running.values():
             running.process.wait()
+
+
+def _discard(prepared: PreparedRun) -> None:
+    """Remove a prepared run folder that will never run, and the folders made for it if empty.
+
+    Only emptied parents go (`os.rmdir`), unlike `folder.remove_created`: a name folder this
+    sweep made may meanwhile hold a run folder another launch allocated there.
+    """
+    import shutil  # only here, as in `folder.remove_created`: rarely needed
+
+    shutil.rmtree(prepared.run_dir, ignore_errors=True)
+    for parent in reversed(prepared.created[:-1]):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
 
 
 def prepare_member(

@@ -17,12 +17,8 @@ to two running members.
 Signals (events of the sweep's loop while it runs): SIGINT, SIGTERM or SIGHUP stop starting
 members and are forwarded to each running member's supervisor, which stops its run the usual
 way (forward, grace, kill); a second one is forwarded again (the supervisor then kills at
-once). The sweep waits for every supervisor. No member starts once a stop signal has come,
-even one not yet acted on: the handler notes it, and the start loop looks before preparing a
-member and again once it is prepared, just before its supervisor starts. A member whose
-folder was being prepared when the signal came never starts: what preparing it made is
-removed, as a launch stopped while preparing its run folder removes it, and it is counted
-and recorded as not started (a resume runs it as new).
+once). The sweep waits for every supervisor. No member starts once a stop signal came, even
+one not yet taken from the queue: a member being prepared then never starts (`_prepare`).
 """
 
 from __future__ import annotations
@@ -164,12 +160,7 @@ class Scheduler:
         return len(self.free_gpus) >= self.per_run
 
     def _start(self, step: Step) -> bool:
-        """Prepare the member's run folder and start its supervisor.
-
-        False when a stop signal came while the folder was prepared: the member did not start
-        and nothing of it is left (`_prepare`). True otherwise, also when it could not be
-        prepared (counted as a failure).
-        """
+        """Prepare and start a member; False if a stop signal came meanwhile (not started)."""
         member = step.member
         gpus = tuple(self.free_gpus[: self.per_run])
         try:
@@ -213,10 +204,9 @@ class Scheduler:
     def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str | None:
         """Allocate and snapshot the member's run folder; note it in the sweep record.
 
-        None when a stop signal came meanwhile (preparing takes a while: the code copy): the
-        folder is removed and not noted, as a launch stopped while preparing removes its
-        folder; the member stays `not started`. A signal after this look is forwarded to the
-        member's supervisor, which then records the run killed before its entry point started.
+        None when a stop signal came meanwhile (the code copy takes a while): the folder is
+        removed, not noted, as a launch stopped while preparing removes its own; the member
+        stays `not started`. A later signal is forwarded to the member's supervisor.
         """
         first = not self.prepared_one
         self.prepared_one = True
@@ -284,11 +274,8 @@ class Scheduler:
 
 
 def _discard(prepared: PreparedRun) -> None:
-    """Remove a prepared run folder that will never run, and the folders made for it if empty.
-
-    Only emptied parents go (`os.rmdir`), unlike `folder.remove_created`: a name folder this
-    sweep made may meanwhile hold a run folder another launch allocated there.
-    """
+    """Remove a prepared run folder that will never run, and the parents made for it if empty
+    (not `folder.remove_created`: another launch may have allocated in a name folder we made)."""
     import shutil  # only here, as in `folder.remove_created`: rarely needed
 
     shutil.rmtree(prepared.run_dir, ignore_errors=True)

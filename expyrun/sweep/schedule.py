@@ -23,7 +23,6 @@ one not yet taken from the queue: a member being prepared then never starts (`_p
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -37,18 +36,15 @@ from typing import Any, NamedTuple
 from expyrun import console
 from expyrun.errors import ExitCode, ExpyrunError, raise_if_interrupted, signal_exit_code
 from expyrun.launch.options import LaunchOptions
-from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
-from expyrun.run import record as run_record
 from expyrun.run.folder import SUPERVISOR_LOG
-from expyrun.run.record import Status
+from expyrun.run.record import RecordError, Status
 from expyrun.sweep import record
 from expyrun.sweep.expand import Member
+from expyrun.sweep.member import discard, prepare_member, record_stopped_before_start
 from expyrun.sweep.options import SweepOptions
 from expyrun.sweep.plan import SKIP, Step, read_run_json, run_status
 
 CUDA_VARIABLE = "CUDA_VISIBLE_DEVICES"
-# The run.json key a member's sweep fields go under.
-SWEEP_FIELD = "sweep"
 
 
 class Outcome(NamedTuple):
@@ -206,7 +202,8 @@ class Scheduler:
 
         None when a stop signal came meanwhile (the code copy takes a while): the folder is
         removed, not noted, as a launch stopped while preparing removes its own; the member
-        stays `not started`. A later signal is forwarded to the member's supervisor.
+        stays `not started`. A later signal is forwarded to the member's supervisor
+        (`_collect` records it killed if it died of it before recording anything).
         """
         first = not self.prepared_one
         self.prepared_one = True
@@ -214,7 +211,7 @@ class Scheduler:
             self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
         )
         if self.signalled:
-            _discard(prepared)
+            discard(prepared)
             return None
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
@@ -227,8 +224,15 @@ class Scheduler:
         """A member's supervisor exited: free its GPUs, print its line, count a failure."""
         ended = self.running.pop(pid)
         self.free_gpus.extend(ended.gpus)
-        data = read_run_json(ended.run_dir) or {}
         status = run_status(ended.run_dir)
+        if status == Status.PREPARED and self.interrupted is not None:
+            # It got our stop signal while starting, before it could record anything.
+            try:
+                record_stopped_before_start(ended.run_dir, self.interrupted, pid)
+                status = run_status(ended.run_dir)
+            except RecordError as exc:
+                console.warning(str(exc))
+        data = read_run_json(ended.run_dir) or {}
         if status in (Status.RUNNING, Status.PREPARED):
             status = Status.LOST.value  # its supervisor is gone without writing the end
         outcome = Outcome(ended.member, ended.run_dir, status, data)
@@ -271,57 +275,6 @@ class Scheduler:
                 pass
         for running in self.running.values():
             running.process.wait()
-
-
-def _discard(prepared: PreparedRun) -> None:
-    """Remove a prepared run folder that will never run, and the parents made for it if empty
-    (not `folder.remove_created`: another launch may have allocated in a name folder we made)."""
-    import shutil  # only here, as in `folder.remove_created`: rarely needed
-
-    shutil.rmtree(prepared.run_dir, ignore_errors=True)
-    for parent in reversed(prepared.created[:-1]):
-        try:
-            os.rmdir(parent)
-        except OSError:
-            return
-
-
-def prepare_member(
-    launch: LaunchOptions,
-    cwd: Path,
-    sweep_id: str,
-    count: int,
-    member: Member,
-    warn_paths: bool,
-    gpus: tuple[str, ...] = (),
-) -> PreparedRun:
-    """Allocate and snapshot a member's run folder; its record (`prepared`) names the sweep.
-
-    `count`: the sweep's number of members; `gpus`: the GPUs it will hold (recorded). The
-    caller notes the folder in the sweep record (`record.append_member`) once it is kept.
-    """
-    options = launch._replace(
-        overrides=(*launch.overrides, *member.overrides),
-        command=("expyrun", launch.config_path, *launch.overrides, *member.overrides),
-        print_config=False,
-        detach=False,
-        slurm=False,
-    )
-    prepared = allocate_and_snapshot(
-        options, cwd, member.resolved, member.location, warn_paths=warn_paths
-    )
-    fields: dict[str, Any] = {
-        "id": sweep_id,
-        "index": member.number,
-        "count": count,
-        "values": json.loads(json.dumps(member.values, default=str)),
-    }
-    if gpus:
-        fields["cuda_visible_devices"] = ",".join(gpus)
-    extra = {**(prepared.record.extra or {}), SWEEP_FIELD: fields}
-    kept = prepared.record.replace(extra=extra)
-    run_record.write_record(prepared.run_dir, kept)
-    return prepared._replace(record=kept)
 
 
 def member_line(outcome: Outcome, count: int) -> str:

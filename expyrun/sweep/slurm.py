@@ -41,8 +41,8 @@ from expyrun.slurm import commands, script
 from expyrun.slurm.script import Option
 from expyrun.sweep import record
 from expyrun.sweep.expand import Member
+from expyrun.sweep.member import prepare_member
 from expyrun.sweep.plan import SKIP, Plan
-from expyrun.sweep.schedule import prepare_member
 
 # Test hook: the MaxArraySize expyrun assumes instead of asking `scontrol show config`. Read
 # only by expyrun (Slurm ignores it); the tests use it to split a sweep without restarting the

@@ -320,3 +320,56 @@ def test_a_member_being_prepared_when_the_stop_signal_comes_never_starts(
     listed = run(["ls", "--sweep", str(recorded["id"])], cwd=project.root)
     statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
     assert statuses == ["succeeded", "killed", "not", "not"], listed.describe()
+
+
+# Imported at the start of every interpreter the sweep starts (PYTHONPATH): a member's
+# supervisor (`expyrun _supervise`) says `waiting` and waits for `open` while the gate holds
+# `block`, before expyrun is even imported (a supervisor starting on a loaded machine).
+GATED_START = """
+import os, sys, time
+gate = os.environ.get("GATE")
+if gate and "_supervise" in sys.argv and os.path.exists(os.path.join(gate, "block")):
+    open(os.path.join(gate, "waiting"), "w").close()
+    while not os.path.exists(os.path.join(gate, "open")):
+        time.sleep(0.01)
+"""
+
+
+def test_a_member_stopped_while_its_supervisor_starts_is_recorded_killed(
+    project: Project,
+) -> None:
+    """Its supervisor dies of the forwarded SIGTERM before it can record anything.
+
+    The member's run.json said `prepared` for ever and the sweep called it `lost`; it was
+    killed before its entry point started, as a run stopped that early records itself.
+    """
+    config = _config(project)
+    gate = project.root / "gate"
+    gate.mkdir()
+    project.write("startup/sitecustomize.py", GATED_START)
+    env = {"GATE": str(gate), "PYTHONPATH": str(project.root / "startup")}
+    args = [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2"]
+    process = start(args, project.root, env=env)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        (gate / "block").touch()
+        (project.output / "s0" / "exp.0" / "go").touch()  # its slot goes to the third member
+        wait_for((gate / "waiting").exists, 30, "the third member's supervisor to start")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        (gate / "open").touch()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 128 + signal.SIGTERM, text
+    assert "SIGTERM: starting no more members (1 not started); stopping 2 running" in text
+    third = read_json(project.output / "s2/exp.0/run.json")
+    assert third["status"] == "killed", third
+    assert third["signal"] == "SIGTERM"
+    assert third["error"] == "SIGTERM before the entry point started"
+    assert not (project.output / "s2/exp.0/ready").exists()
+    assert "[3/4] killed in " in text
+    recorded = _sweep_record(project)
+    assert recorded["summary"] == {"succeeded": 1, "killed": 2}

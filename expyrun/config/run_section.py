@@ -25,6 +25,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from expyrun.config.file_system import file_system_limits
 from expyrun.config.keys import (
     ConfigMapping,
     ConfigValue,
@@ -57,7 +58,6 @@ RUN_FOLDER_PART = re.compile(r"exp\.[0-9]+")
 # digits, and one file name inside (`/` and NAME_MAX bytes), under PATH_MAX.
 _DEBUG_PART, _RUN_FOLDER_PART_MAX = len("/DEBUG"), len("/exp.") + 10
 # Linux's values, when pathconf cannot tell (<linux/limits.h>).
-NAME_MAX, PATH_MAX = 255, 4096
 # A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600).
 _SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$")
 
@@ -185,7 +185,7 @@ def _shown(text: str) -> str:
 
 def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -> None:
     """Refuse a run folder path the file system cannot hold (ENAMETOOLONG later)."""
-    name_max, path_max = _limits(output_dir)
+    name_max, path_max = file_system_limits(output_dir)
     for key, path in ((OUTPUT_DIR_KEY, output_dir), (NAME_KEY, PurePosixPath(name))):
         for part in path.parts:
             size = len(_encoded(part, key, origins, top))
@@ -209,25 +209,6 @@ def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -
             origins,
             top,
         )
-
-
-def _limits(output_dir: Path) -> tuple[int, int]:
-    """NAME_MAX and PATH_MAX of the file system of `output_dir` or its nearest ancestor."""
-    return _limits_of(str(output_dir))
-
-
-@functools.lru_cache(maxsize=64)
-def _limits_of(output_dir: str) -> tuple[int, int]:
-    """`_limits`, asked once per folder: each member of a sweep resolves its config again, and
-    two pathconf(3) calls per folder tried were a fifth of a 10,000-member preview."""
-    for folder in (output_dir, *map(str, Path(output_dir).parents)):
-        try:
-            name_max, path_max = (os.pathconf(folder, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
-        except (OSError, ValueError):  # not there yet, or the system does not say
-            continue
-        # -1: no limit for this file system; the system's calls still use Linux's.
-        return name_max if name_max > 0 else NAME_MAX, path_max if path_max > 0 else PATH_MAX
-    return NAME_MAX, PATH_MAX
 
 
 def _encoded(text: str, key: str, origins: Origins, top: Origin) -> bytes:

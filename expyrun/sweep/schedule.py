@@ -23,12 +23,12 @@ one not yet taken from the queue: a member being prepared then never starts (`_p
 
 from __future__ import annotations
 
+import _thread
 import os
 import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from expyrun import console
 from expyrun.errors import ExitCode, ExpyrunError, raise_if_interrupted, signal_exit_code
 from expyrun.launch.options import LaunchOptions
+from expyrun.launch.prepare import PreparedRun
 from expyrun.run.folder import SUPERVISOR_LOG
 from expyrun.run.record import RecordError, Status
 from expyrun.sweep import record
@@ -101,6 +102,9 @@ class Scheduler:
         self.interrupted: int | None = None  # the first stop signal, once acted on
         # Every stop signal the handler took, acted on or not yet: nothing starts once it has one.
         self.signalled: list[int] = []
+        # The next member, prepared while every slot is busy (`_prepare_ahead`): its step and
+        # its run folder, not yet noted in the sweep record.
+        self.ahead: tuple[Step, PreparedRun] | None = None
 
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code.
@@ -116,6 +120,7 @@ class Scheduler:
                     step = pending.pop(0)
                     if not self._start(step):
                         pending.insert(0, step)  # a stop signal came while it was prepared
+                self._prepare_ahead(pending)
                 if not self.running and not self.signalled:
                     continue
                 kind, number = self.events.get()
@@ -128,6 +133,7 @@ class Scheduler:
             self._stop_all()  # a bug or a full disk here: no member is left unsupervised
             raise
         finally:
+            self._discard_ahead()  # stopped (a signal, --fail-fast) before it could start
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.interrupted is not None:
@@ -155,12 +161,35 @@ class Scheduler:
             return False
         return len(self.free_gpus) >= self.per_run
 
+    def _prepare_ahead(self, pending: list[Step]) -> None:
+        """While every slot is busy, prepare the next member, so that it starts at once when a
+        slot frees (a member's preparation is a sixth of a no-op launch). Not with --gpus:
+        which GPUs it gets is known only then. A member whose preparation fails is left to
+        `_start`, which reports it."""
+        if self.ahead is not None or not pending or self.per_run or self.signalled:
+            return
+        if self.stopping is not None or len(self.running) < self.slots:
+            return
+        try:
+            prepared = self._prepare_folder(pending[0].member, ())
+        except ExpyrunError:
+            return
+        if self.signalled:
+            discard(prepared)
+        else:
+            self.ahead = (pending[0], prepared)
+
+    def _discard_ahead(self) -> None:
+        if self.ahead is not None:
+            discard(self.ahead[1])
+            self.ahead = None
+
     def _start(self, step: Step) -> bool:
         """Prepare and start a member; False if a stop signal came meanwhile (not started)."""
         member = step.member
         gpus = tuple(self.free_gpus[: self.per_run])
         try:
-            run_dir = self._prepare(member, gpus)
+            run_dir = self._prepare(step, gpus)
         except ExpyrunError as exc:
             self.failures += 1
             console.error(f"[{member.number}/{self.count}] could not be prepared: {exc}")
@@ -194,10 +223,11 @@ class Scheduler:
             if log is not None:
                 log.close()
         self.running[process.pid] = _Running(member, run_dir, process, gpus)
-        threading.Thread(target=self._wait, args=(process,), daemon=True).start()
+        # Not threading.Thread: its start() waits until the thread runs (~2 ms a member).
+        _thread.start_new_thread(self._wait, (process,))
         return True
 
-    def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str | None:
+    def _prepare(self, step: Step, gpus: tuple[str, ...]) -> str | None:
         """Allocate and snapshot the member's run folder; note it in the sweep record.
 
         None when a stop signal came meanwhile (the code copy takes a while): the folder is
@@ -205,16 +235,24 @@ class Scheduler:
         stays `not started`. A later signal is forwarded to the member's supervisor
         (`_collect` records it killed if it died of it before recording anything).
         """
-        first = not self.prepared_one
-        self.prepared_one = True
-        prepared = prepare_member(
-            self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
-        )
+        if self.ahead is not None and self.ahead[0] is step:
+            prepared = self.ahead[1]
+            self.ahead = None
+        else:
+            prepared = self._prepare_folder(step.member, gpus)
         if self.signalled:
             discard(prepared)
             return None
+        member = step.member
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
+
+    def _prepare_folder(self, member: Member, gpus: tuple[str, ...]) -> PreparedRun:
+        first = not self.prepared_one
+        self.prepared_one = True
+        return prepare_member(
+            self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
+        )
 
     def _wait(self, process: subprocess.Popen[bytes]) -> None:
         process.wait()
@@ -248,6 +286,7 @@ class Scheduler:
         if limit is not None and self.failures >= limit and self.stopping is None:
             self.stopping = f"{self.failures} failed"
             console.info(f"{self.failures} failed: starting no more members")
+            self._discard_ahead()
 
     def _interrupt(self, signum: int, not_started: int) -> None:
         """Forward a stop signal to every running member, then wait for them all."""
@@ -255,6 +294,7 @@ class Scheduler:
         if first:
             self.interrupted = signum
             self.stopping = "interrupted"
+            self._discard_ahead()
             name = signal.Signals(signum).name
             console.info(
                 f"{name}: starting no more members ({not_started} not started); stopping "

@@ -264,10 +264,12 @@ def _pending_signals(pid: int) -> int:
 def test_a_member_being_prepared_when_the_stop_signal_comes_never_starts(
     project: Project, signum: signal.Signals
 ) -> None:
-    """The signal comes while the third member's run folder is prepared (between events).
+    """The signal comes while the fourth member's run folder is prepared (between events).
 
     The sweep used to take it only after starting that member (and any other free slot):
-    a member started after the stop, then stopped at once and recorded killed.
+    a member started after the stop, then stopped at once and recorded killed. While both
+    slots are busy, the next member is prepared ahead: the third, before the gate blocks;
+    once it has started in the first member's slot, the fourth, held at the gate.
     """
     config = _config(project)
     gate, env = _gated_git(project)
@@ -275,9 +277,12 @@ def test_a_member_being_prepared_when_the_stop_signal_comes_never_starts(
     process = start(args, project.root, env=env)
     try:
         wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        third = project.output / "s2" / "exp.0" / "run.json"
+        wait_for(third.exists, 30, "the third member to be prepared ahead")
         (gate / "block").touch()
         (project.output / "s0" / "exp.0" / "go").touch()  # its slot goes to the third member
-        wait_for((gate / "waiting").exists, 30, "the third member to be prepared")
+        wait_for((gate / "waiting").exists, 30, "the fourth member to be prepared")
+        wait_for(lambda: len(_ready(project)) == 3, 30, "the third member to start")
         process.send_signal(signum)
         wait_for(
             lambda: not _pending_signals(process.pid) & (1 << (signum - 1)),
@@ -293,33 +298,35 @@ def test_a_member_being_prepared_when_the_stop_signal_comes_never_starts(
     text = err.decode()
     assert process.returncode == 128 + signum, text
     name = signal.Signals(signum).name
-    assert f"{name}: starting no more members (2 not started); stopping 1 running" in text
-    assert "1 succeeded, 1 did not, 0 skipped (done or running), 2 not started" in text
-    # Only the two members started before the signal have a run folder; nothing else ran.
+    assert f"{name}: starting no more members (1 not started); stopping 2 running" in text
+    assert "1 succeeded, 2 did not, 0 skipped (done or running), 1 not started" in text
+    # Only the three members started before the signal have a run folder; nothing else ran.
     assert sorted(p.relative_to(project.output) for p in _ready(project)) == [
         Path("s0/exp.0"),
         Path("s1/exp.0"),
+        Path("s2/exp.0"),
     ]
-    assert sorted(p.name for p in project.output.iterdir()) == [".sweeps", "s0", "s1"]
+    assert sorted(p.name for p in project.output.iterdir()) == [".sweeps", "s0", "s1", "s2"]
     assert read_json(project.output / "s0/exp.0/run.json")["status"] == "succeeded"
-    killed = read_json(project.output / "s1/exp.0/run.json")
-    assert (killed["status"], killed["signal"]) == ("killed", name)
+    for stopped in ("s1", "s2"):
+        killed = read_json(project.output / stopped / "exp.0" / "run.json")
+        assert (killed["status"], killed["signal"]) == ("killed", name)
     recorded = _sweep_record(project)
     assert recorded["state"] == "interrupted"
-    assert recorded["summary"] == {"succeeded": 1, "killed": 1}
+    assert recorded["summary"] == {"succeeded": 1, "killed": 2}
     members = recorded["members"]
     assert isinstance(members, list)
     assert [(m["status"], m["run_dir"] is None) for m in members] == [
         ("succeeded", False),
         ("killed", False),
-        ("not started", True),
+        ("killed", False),
         ("not started", True),
     ]
     (folder,) = (project.output / ".sweeps").iterdir()
-    assert len((folder / "members.jsonl").read_text().splitlines()) == 2
+    assert len((folder / "members.jsonl").read_text().splitlines()) == 3
     listed = run(["ls", "--sweep", str(recorded["id"])], cwd=project.root)
     statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
-    assert statuses == ["succeeded", "killed", "not", "not"], listed.describe()
+    assert statuses == ["succeeded", "killed", "killed", "not"], listed.describe()
 
 
 # Imported at the start of every interpreter the sweep starts (PYTHONPATH): a member's
@@ -373,3 +380,46 @@ def test_a_member_stopped_while_its_supervisor_starts_is_recorded_killed(
     assert "[3/4] killed in " in text
     recorded = _sweep_record(project)
     assert recorded["summary"] == {"succeeded": 1, "killed": 2}
+
+
+# Says it is ready, waits for `go`, then fails if its seed is 0.
+FAILING_FIRST_ENTRY = (
+    WAITING_ENTRY
+    + """
+if config["seed"] == 0:
+    raise SystemExit(1)
+"""
+)
+
+
+def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: Project) -> None:
+    """While both slots are busy, the third member is prepared ahead; --fail-fast then stops
+    the sweep from starting it: its folder is removed (never left `prepared`), and the sweep
+    records it as not started, as the fourth."""
+    entry = project.entry(FAILING_FIRST_ENTRY)
+    config = project.config(entry, name="s{seed}", extra={"seed": 0})
+    args = [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2", "--fail-fast"]
+    process = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        third = project.output / "s2" / "exp.0" / "run.json"
+        wait_for(third.exists, 30, "the third member to be prepared ahead")
+        assert read_json(third)["status"] == "prepared"
+        (project.output / "s0" / "exp.0" / "go").touch()  # fails: no more members start
+        wait_for(lambda: not third.exists(), 30, "the third member's folder to go")
+        (project.output / "s1" / "exp.0" / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 1, text
+    assert "1 failed: starting no more members" in text
+    assert sorted(p.name for p in project.output.iterdir()) == [".sweeps", "s0", "s1"]
+    recorded = _sweep_record(project)
+    members = recorded["members"]
+    assert isinstance(members, list)
+    assert [m["status"] for m in members] == ["failed", "succeeded", "not started", "not started"]
+    (folder,) = (project.output / ".sweeps").iterdir()
+    assert len((folder / "members.jsonl").read_text().splitlines()) == 2

@@ -79,14 +79,12 @@ def as_it_ran(past: RunRecord, run_dir: Path, options: LaunchOptions) -> LaunchO
     if options.nproc or options.print_config or slurm_tasks.several_tasks_here(os.environ):
         return options
     nproc = recorded_nproc(past)
+    workers = f"{nproc} worker{'s' if nproc > 1 else ''} (--nproc {nproc})"
     if nproc and (options.detach or options.slurm):
         flag = "--detach" if options.detach else "--slurm"
-        console.warning(
-            f"{run_dir} ran {nproc} workers (--nproc {nproc}), but {flag} starts one: "
-            f"this run has one worker"
-        )
+        console.warning(f"{run_dir} ran {workers}, but {flag} starts one: this run has one worker")
     elif nproc:
-        console.info(f"it ran {nproc} workers (--nproc {nproc}): so does this run")
+        console.info(f"it ran {workers}: so does this run")
         return options._replace(nproc=nproc)
     elif past.tasks:
         world = len(past.tasks)

@@ -106,13 +106,15 @@ def reproduce(options: PastRunOptions) -> int:
     past = load_past_run(options.run_dir, needs_requirements=True)
     if options.check:
         return check(past, options.env)
-    from expyrun.launch.task_count import as_it_ran
+    from expyrun.launch.task_count import as_it_ran, check_nproc
 
     launch_options = as_it_ran(past.record, past.run_dir, options.launch)
     launch_options = launch_options._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(source=past.as_source(REPRODUCES)))
     # Bad overrides or flags are found before the environment is built (that takes minutes).
+    if launch_options.nproc:
+        check_nproc(launch_options.nproc)
     resolve_and_check(
         launch_options._replace(source=past.as_source(REPRODUCES)), Path.cwd(), quiet=True
     )

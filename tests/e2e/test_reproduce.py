@@ -497,6 +497,7 @@ def test_a_changed_cached_environment_is_built_again(
     [
         pytest.param(["--chek"], "did you mean expyrun's flag --check?", id="mistyped-flag"),
         pytest.param(["--no_such_key", "1"], "no_such_key", id="unknown-key"),
+        pytest.param(["--nproc", "100000"], "--nproc takes from 1 to", id="nproc-past-limit"),
     ],
 )
 def test_bad_overrides_are_found_before_the_environment_is_built(

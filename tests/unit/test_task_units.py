@@ -270,7 +270,8 @@ def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, A
 @pytest.mark.parametrize(
     ("past", "flags", "expected", "said"),
     [
-        pytest.param(_nproc_tasks(3), {}, 3, "it ran 3 workers", id="nproc-run"),
+        pytest.param(_nproc_tasks(3), {}, 3, "it ran 3 workers (--nproc 3)", id="nproc-run"),
+        pytest.param(_nproc_tasks(1), {}, 1, "it ran 1 worker (--nproc 1)", id="nproc-1"),
         pytest.param(_nproc_tasks(3), {"nproc": 5}, 5, "", id="explicit-wins"),
         pytest.param(_nproc_tasks(3), {"detach": True}, 0, "--detach starts one", id="detach"),
         pytest.param(_nproc_tasks(3), {"slurm": True}, 0, "--slurm starts one", id="slurm"),

@@ -308,6 +308,9 @@ def _seconds(flag: str, value: str) -> float:
 
 
 def _count(flag: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"{flag} takes a number of workers >= 1, got '{value}'")
+    # isascii: `²` is a digit to str.isdigit, not to int(); int() refuses past 4300 digits.
+    if not (value.isascii() and value.isdigit()) or not value.strip("0"):
+        raise UsageError(f"{flag} takes a number of workers >= 1, got '{_one_line(value)}'")
+    if len(value) > 18:
+        raise UsageError(f"{flag} takes a number of workers >= 1, got a {len(value)}-digit number")
     return int(value)

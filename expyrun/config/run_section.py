@@ -18,12 +18,14 @@ The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make an
 
 from __future__ import annotations
 
+import functools
 import keyword
 import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from expyrun.config.file_system import file_system_limits
 from expyrun.config.keys import (
     ConfigMapping,
     ConfigValue,
@@ -56,7 +58,6 @@ RUN_FOLDER_PART = re.compile(r"exp\.[0-9]+")
 # digits, and one file name inside (`/` and NAME_MAX bytes), under PATH_MAX.
 _DEBUG_PART, _RUN_FOLDER_PART_MAX = len("/DEBUG"), len("/exp.") + 10
 # Linux's values, when pathconf cannot tell (<linux/limits.h>).
-NAME_MAX, PATH_MAX = 255, 4096
 # A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600).
 _SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$")
 
@@ -184,7 +185,7 @@ def _shown(text: str) -> str:
 
 def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -> None:
     """Refuse a run folder path the file system cannot hold (ENAMETOOLONG later)."""
-    name_max, path_max = _limits(output_dir)
+    name_max, path_max = file_system_limits(output_dir)
     for key, path in ((OUTPUT_DIR_KEY, output_dir), (NAME_KEY, PurePosixPath(name))):
         for part in path.parts:
             size = len(_encoded(part, key, origins, top))
@@ -210,18 +211,6 @@ def _check_lengths(output_dir: Path, name: str, origins: Origins, top: Origin) -
         )
 
 
-def _limits(output_dir: Path) -> tuple[int, int]:
-    """NAME_MAX and PATH_MAX of the file system of `output_dir` or its nearest ancestor."""
-    for folder in (output_dir, *output_dir.parents):
-        try:
-            name_max, path_max = (os.pathconf(folder, f"PC_{n}_MAX") for n in ("NAME", "PATH"))
-        except (OSError, ValueError):  # not there yet, or the system does not say
-            continue
-        # -1: no limit for this file system; the system's calls still use Linux's.
-        return name_max if name_max > 0 else NAME_MAX, path_max if path_max > 0 else PATH_MAX
-    return NAME_MAX, PATH_MAX
-
-
 def _encoded(text: str, key: str, origins: Origins, top: Origin) -> bytes:
     try:
         return os.fsencode(text)
@@ -240,6 +229,12 @@ def _directory(value: ConfigValue, key: str, cwd: Path, origins: Origins, top: O
     problem = _invisible(text)
     if problem:
         raise _error(f"{problem}, got {_shown(text)}", (RUN_KEY, key), origins, top)
+    return _absolute(text, cwd)
+
+
+@functools.lru_cache(maxsize=64)
+def _absolute(text: str, cwd: Path) -> Path:
+    """`text` (`~` expanded) from `cwd`, normalized; once per text (each sweep member asks)."""
     return Path(os.path.normpath(cwd / os.path.expanduser(text)))
 
 

@@ -7,14 +7,14 @@ to after a separator line and run.json keeps every attempt.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from expyrun import console
-from expyrun.errors import Interrupted, signal_exit_code
+from expyrun.errors import Interrupted
+from expyrun.launch import final_record
 from expyrun.launch.closing import say_how_it_ended
 from expyrun.launch.options import SourceRun
 from expyrun.launch.prepare import PreparedRun
@@ -59,7 +59,7 @@ def run_prepared(
         return _run(prepared, worker, terminal, on_running, task, running)
     except (KeyboardInterrupt, Interrupted) as exc:
         if not running:  # stopped before the worker had its payload: it ran nothing
-            record_stopped_before_start(prepared.run_dir, prepared.record, task, exc)
+            final_record.record_stopped_before_start(prepared.run_dir, prepared.record, task, exc)
         raise
 
 
@@ -86,24 +86,25 @@ def _run(
         **_environment_variables(prepared.options.source),
         **(task.environment(os.environ) if task else {}),
     }
-    separator_at = _write_separator(run_dir / OUTPUTS_LOG, attempt, job) if attempt > 1 else None
+    log_path = run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG)
+    separator_at = _start_log(log_path, attempt, job, task)
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
         env=env,
         run_dir=run_dir,
-        log_path=run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG),
+        log_path=log_path,
         grace_seconds=grace,
-        append_log=attempt > 1,
+        append_log=separator_at is not None,
         terminal=terminal,
         separator_at=separator_at,
     )
     recorder = run_recorder(prepared, None if task is None else task.rank)
 
     def write(current: RunRecord) -> None:
-        _write(run_dir, task, current)
+        final_record.write_run_record(run_dir, task, current)
 
     started_at = record.now_iso()
-    slurm_fields = _slurm_fields(prepared.record.slurm, job)
+    slurm_fields = final_record.slurm_fields(prepared.record.slurm, job)
 
     def on_started(child_pid: int) -> None:
         current = record.new_attempt(
@@ -165,7 +166,7 @@ def _run(
             stop_request=_stop_request(run_dir, running[0], outcome, slurm_fields),
             **environment,
         )
-        _write_or_warn(write, final)
+        final_record.write_or_warn(write, final)
 
     outcome = supervisor.run(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
@@ -173,53 +174,6 @@ def _run(
     if terminal:
         say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
-
-
-def _write_or_warn(write: Callable[[RunRecord], None], final: RunRecord) -> None:
-    """Write a run's final record; a record that cannot be written is a warning (the run
-    itself ended as its exit code says)."""
-    try:
-        write(final)
-    except record.RecordError as exc:
-        console.warning(str(exc))
-
-
-def _write(run_dir: Path, task: Task | None, current: RunRecord) -> None:
-    """Write the record of the run, or of its task `task`."""
-    if task is None:
-        record.write_record(run_dir, current)
-    else:
-        tasks.write_task_record(run_dir, task, current)
-
-
-def record_stopped_before_start(
-    run_dir: Path, found: RunRecord, task: Task | None, exc: KeyboardInterrupt | Interrupted
-) -> None:
-    """Record the run (or its task `task`) `killed` by the stop signal `exc` before its entry
-    started; `found` is the record the folder had when it was to run (`prepared`, `pending`).
-    """
-    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-    earlier = [] if task else record.earlier_attempts(found)
-    started = record.new_attempt(found, earlier, host=os.uname().nodename, pid=os.getpid())
-    slurm_fields = _slurm_fields(found.slurm, SlurmJob.from_environ(os.environ))
-    final = _stopped_before_start(started, signum, slurm_fields)
-    _write_or_warn(lambda current: _write(run_dir, task, current), final)
-
-
-def _stopped_before_start(
-    current: RunRecord, signum: int, slurm_fields: dict[str, Any] | None
-) -> RunRecord:
-    """The final record of a run stopped by `signum` before its entry point started."""
-    name = signal.Signals(signum).name
-    return record.end_attempt(
-        current,
-        status=record.Status.KILLED.value,
-        ended_at=record.now_iso(),
-        exit_code=signal_exit_code(signum),
-        signal=name,
-        error=f"{name} before the entry point started",
-        slurm=slurm_fields,
-    )
 
 
 def _stop_request(
@@ -288,16 +242,6 @@ def _environment_variables(source: SourceRun | None) -> dict[str, str]:
     }
 
 
-def _slurm_fields(recorded: dict[str, Any] | None, job: SlurmJob | None) -> dict[str, Any] | None:
-    """The record's `slurm` fields for this attempt: the job's, over those taken at submit."""
-    if job is None:
-        return recorded
-    kept = {k: v for k, v in (recorded or {}).items() if k != "end_reason"}
-    if isinstance(kept.get("output"), str):
-        kept["output"] = slurm_job.fill_job_id(kept["output"], job)
-    return {**kept, **job.fields()}
-
-
 def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
     """The grace period: `--grace`, else the default, kept below Slurm's KillWait in a job.
 
@@ -320,13 +264,38 @@ def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
     return requested
 
 
+def _start_log(log_path: Path, attempt: int, job: SlurmJob | None, task: Task | None) -> int | None:
+    """Write expyrun's own line first in the log, if any; its offset (None: the log is new).
+
+    A new attempt starts after a separator line; a task whose rank variables replace exported
+    ones says so on stderr and first in its log (a task runs once: its log is new).
+    """
+    if attempt > 1:
+        return _write_separator(log_path, attempt, job)
+    rank_warning = task.rank_warning(os.environ) if task else None
+    if rank_warning is None:
+        return None
+    console.warning(rank_warning)
+    return _write_line(log_path, f"expyrun: warning: {rank_warning}\n", fresh=True)
+
+
 def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
     """Mark where a new attempt starts in outputs.log (on a line of its own); its offset."""
     where = os.uname().nodename
     if job is not None:
         where = f"{job.describe()}, on {where}"
     line = f"===== expyrun: attempt {attempt} ({where}) at {record.now_iso()} =====\n"
-    fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
+    return _write_line(log_path, line)
+
+
+def _write_line(log_path: Path, line: str, fresh: bool = False) -> int:
+    """Append expyrun's own `line` to a log, on a line of its own; its offset.
+
+    `fresh`: the log starts with it (a first attempt: what was there is replaced).
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if fresh else 0)
+    fd = os.open(log_path, flags, 0o666)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -334,5 +303,4 @@ def _write_separator(log_path: Path, attempt: int, job: SlurmJob | None) -> int:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
-    console.info(line.strip().strip("= ").removeprefix("expyrun: ") + f": {log_path.parent}")
     return size + len(line) - len(line.lstrip("\n"))

@@ -32,12 +32,18 @@ from expyrun import console
 from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupted
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
+from expyrun.launch.task_count import check_nproc
 from expyrun.run import tasks
-from expyrun.run.tasks import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE, Task
+from expyrun.run.process_identity import wait_until_taken
+from expyrun.run.tasks import (
+    LOCAL_GROUP_PREFIX,
+    MASTER_ADDR_VARIABLE,
+    MASTER_PORT_VARIABLE,
+    RANK_VARIABLES,
+    Task,
+)
 
 LOCAL_ADDRESS = "127.0.0.1"
-# The group (run/tasks.py) of a local multi-task run: this launcher's process id.
-GROUP_PREFIX = "local-"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Forwarded too, but no request to stop: the entry's own (SIGUSR1: Slurm's `--signal` warning,
 # a checkpoint), as a single run's supervisor forwards them.
@@ -59,7 +65,7 @@ def local_task(rank: int, world_size: int) -> Task:
         local_world_size=world_size,
         master_addr=os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS,
         master_port=int(port) if port.isdigit() else 0,
-        group=f"{GROUP_PREFIX}{os.getppid()}",
+        group=f"{LOCAL_GROUP_PREFIX}{os.getppid()}",
     )
 
 
@@ -94,8 +100,19 @@ def _stop_with(launcher: int) -> Callable[[], None] | None:
 
 
 def launch_nproc(options: LaunchOptions, nproc: int) -> int:
-    """Prepare the run folder, run `nproc` task supervisors in it, return the run's exit code."""
+    """Prepare the run folder, run `nproc` task supervisors in it, return the run's exit code.
+
+    Raises UsageError, before anything is made, when `nproc` is past `nproc_limit()`.
+    """
+    check_nproc(nproc)
     prepared = prepare(options)
+    exported = [name for name in RANK_VARIABLES if os.environ.get(name)]
+    if exported:  # replaced, as torchrun replaces them; said once, as a task of a step says
+        values = ", ".join(f"{name}={os.environ[name]}" for name in exported)
+        console.warning(
+            f"the environment sets {values}, but each of the {nproc} workers gets its own "
+            f"(as torchrun's do); unset {' '.join(exported)} to silence this"
+        )
     run_dir = prepared.run_dir
     console.info(f"run folder: {run_dir}")
     port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())
@@ -220,6 +237,9 @@ class _Coordinator:
     def _stop_all(self, signum: int) -> None:
         for rank, process in self.processes.items():
             if rank not in self.codes and process.poll() is None:
+                # A second stop signal (kill now) sent before the task took the first would
+                # merge with it: the task would wait its grace (`expyrun stop --kill`).
+                wait_until_taken(process.pid, signum, timeout=1.0)
                 try:
                     process.send_signal(signum)
                 except ProcessLookupError:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from expyrun.errors import Interrupted, RunFolderError
-from expyrun.launch.execute import record_stopped_before_start, run_prepared
+from expyrun.launch.execute import run_prepared
+from expyrun.launch.final_record import record_stopped_before_start
 from expyrun.launch.options import Interpreter, LaunchOptions
 from expyrun.launch.prepare import PreparedRun, source_from_record
 from expyrun.run import record, snapshot, spawn, tasks

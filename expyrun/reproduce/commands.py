@@ -85,26 +85,36 @@ def load_past_run(path: str, needs_requirements: bool = False) -> PastRun:
 
 
 def rerun(options: PastRunOptions) -> int:
-    """`expyrun rerun RUN`: a new run of RUN's code copy in the current environment."""
+    """`expyrun rerun RUN`: a new run of RUN's code copy in the current environment, with as
+    many workers as RUN had (`as_it_ran`)."""
     past = load_past_run(options.run_dir)
     config = snapshot.CONFIG_FILE if options.exact else snapshot.RAW_CONFIG_FILE
     console.info(f"running again {past.run_dir} (its code copy, {config})")
+    from expyrun.launch.task_count import as_it_ran
+
+    launch_options = as_it_ran(past.record, past.run_dir, options.launch)
     return launch(
-        options.launch._replace(
+        launch_options._replace(
             config_path=str(past.run_dir / config), source=past.as_source(RERUN_OF)
         )
     )
 
 
 def reproduce(options: PastRunOptions) -> int:
-    """`expyrun reproduce RUN`: a new run of RUN in an environment rebuilt from its requirements."""
+    """`expyrun reproduce RUN`: a new run of RUN in an environment rebuilt from its requirements,
+    with as many workers as RUN had (`as_it_ran`)."""
     past = load_past_run(options.run_dir, needs_requirements=True)
     if options.check:
         return check(past, options.env)
-    launch_options = options.launch._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
+    from expyrun.launch.task_count import as_it_ran, check_nproc
+
+    launch_options = as_it_ran(past.record, past.run_dir, options.launch)
+    launch_options = launch_options._replace(config_path=str(past.run_dir / snapshot.CONFIG_FILE))
     if launch_options.print_config:
         return launch(launch_options._replace(source=past.as_source(REPRODUCES)))
     # Bad overrides or flags are found before the environment is built (that takes minutes).
+    if launch_options.nproc:
+        check_nproc(launch_options.nproc)
     resolve_and_check(
         launch_options._replace(source=past.as_source(REPRODUCES)), Path.cwd(), quiet=True
     )

@@ -3,7 +3,9 @@
 The supervisor never imports the user's code (it would be slow and run import-time side
 effects twice): it finds the module's file under the code folder, or among installed
 packages, and reads the function's definition with `ast`. What cannot be checked statically
-(a function made by a decorator, imported from elsewhere) is checked by the worker.
+(a function made by a decorator, imported from elsewhere) is checked by the worker. A decorated
+definition is never refused here, whatever its parameters or `async`: the decorator may return
+anything that takes (name, config), and plain python would run it.
 
 A name bound by a plain assignment is checked when its value shows what it is: a literal
 (`main = 5`, `main = None`, a string, a list...) is not a function, a lambda must accept
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from expyrun.errors import EntryPointError
+from expyrun.run.bindings import rebindable, top_level_binding
 
 
 class EntryLocation(NamedTuple):
@@ -50,7 +53,7 @@ def locate_entry(entry: str, module: str, function: str, code_dir: Path) -> Entr
         )
     top_path, in_code_dir = top
     module_file = _find_submodule(top_path, parts, entry)
-    _check_function(module_file, function, entry)
+    _check_function(module_file, function, entry, _Importer(top_path, parts))
     return EntryLocation(top_path, module_file, in_code_dir)
 
 
@@ -96,7 +99,66 @@ def _find_submodule(top: Path, parts: list[str], entry: str) -> Path:
     return init
 
 
-def _check_function(module_file: Path, function: str, entry: str) -> None:
+class _Importer(NamedTuple):
+    """The module being read (`parts`, dotted name split) inside the top-level package `top`:
+    what a `from ... import` in it names."""
+
+    top: Path
+    parts: list[str]
+
+
+# `from .train import main` in the entry's module is followed into the user's package this
+# many times (a chain of re-exports), never into another package.
+_IMPORTS_FOLLOWED = 5
+
+
+def _check_function(
+    module_file: Path, function: str, entry: str, importer: _Importer, depth: int = 0
+) -> None:
+    """Refuse what `function` in `module_file` certainly is not: a function taking (name,
+    config). At `depth` > 0 the module was reached by following an import, and a name it
+    does not show is left to the worker (a submodule, a module `__getattr__`), and so is a
+    module it cannot parse (the worker's interpreter may be newer: `expyrun reproduce`)."""
+    try:
+        tree = _parse(module_file, entry)
+    except EntryPointError:
+        if depth:
+            return
+        raise
+    definition = top_level_binding(tree, function)
+    if definition is None:
+        if depth:
+            return
+        raise EntryPointError(
+            f"entry point '{entry}': no function '{function}' in the module", path=module_file
+        )
+    if isinstance(definition, ast.ImportFrom) and definition in tree.body:
+        found = _imported(definition, function, importer)
+        if found is not None and depth < _IMPORTS_FOLLOWED and not rebindable(tree, function):
+            file, name, target = found
+            _check_function(file, name, entry, target, depth + 1)
+        return
+    if isinstance(definition, ast.Assign | ast.AnnAssign) and definition in tree.body:
+        definition = _assigned(tree, definition, function, entry, module_file)
+    if isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
+        if definition.decorator_list:
+            return  # a decorator may return anything (a plain function running an async one)
+        if isinstance(definition, ast.AsyncFunctionDef):
+            raise EntryPointError(
+                f"entry point '{entry}' is an async function; expyrun calls a plain function",
+                path=module_file,
+                line=definition.lineno,
+            )
+        if not _accepts_two(definition.args):
+            raise EntryPointError(
+                f"entry point '{entry}' must accept (name, config)",
+                path=module_file,
+                line=definition.lineno,
+            )
+
+
+def _parse(module_file: Path, entry: str) -> ast.Module:
+    """The syntax tree of a module; EntryPointError when it cannot be read or parsed."""
     try:
         tree = compile(module_file.read_bytes(), str(module_file), "exec", ast.PyCF_ONLY_AST)
     except SyntaxError as exc:
@@ -107,26 +169,43 @@ def _check_function(module_file: Path, function: str, entry: str) -> None:
         raise EntryPointError(f"entry point '{entry}': {exc.strerror}", path=module_file) from exc
     if not isinstance(tree, ast.Module):  # always one, for mypy: compile() returns an AST
         raise EntryPointError(f"entry point '{entry}': not a module", path=module_file)
-    definition = _top_level_binding(tree, function)
-    if definition is None:
-        raise EntryPointError(
-            f"entry point '{entry}': no function '{function}' in the module", path=module_file
-        )
-    if isinstance(definition, ast.Assign | ast.AnnAssign) and definition in tree.body:
-        definition = _assigned(tree, definition, function, entry, module_file)
-    if isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
-        if isinstance(definition, ast.AsyncFunctionDef):
-            raise EntryPointError(
-                f"entry point '{entry}' is an async function; expyrun calls a plain function",
-                path=module_file,
-                line=definition.lineno,
-            )
-        if not definition.decorator_list and not _accepts_two(definition.args):
-            raise EntryPointError(
-                f"entry point '{entry}' must accept (name, config)",
-                path=module_file,
-                line=definition.lineno,
-            )
+    return tree
+
+
+def _imported(
+    statement: ast.ImportFrom, name: str, importer: _Importer
+) -> tuple[Path, str, _Importer] | None:
+    """The file, name and module a `from X import A as name` takes `name` from, when X is a
+    module of the importer's own top-level package (a file of the code folder, or of the
+    installed package); None otherwise, and for anything it cannot tell."""
+    alias = next((a for a in statement.names if (a.asname or a.name) == name), None)
+    if alias is None or alias.name == "*":
+        return None
+    if statement.level:
+        package = importer.parts if _is_package(importer) else importer.parts[:-1]
+        if statement.level - 1 >= len(package):
+            return None  # beyond the top-level package: Python refuses it, let the worker say
+        base = package[: len(package) - (statement.level - 1)]
+        base = base + (statement.module.split(".") if statement.module else [])
+    else:
+        base = (statement.module or "").split(".")
+    if base[0] != importer.parts[0]:
+        return None
+    try:
+        file = _find_submodule(importer.top, base, "")
+    except EntryPointError:
+        return None
+    if file.name == "__init__.py" and (
+        (file.parent / alias.name).is_dir() or (file.parent / f"{alias.name}.py").is_file()
+    ):
+        return None  # `from pkg import train`: a submodule, not a function
+    return file, alias.name, _Importer(importer.top, base)
+
+
+def _is_package(importer: _Importer) -> bool:
+    """Whether the importer is a package's `__init__.py` (its relative imports start at it)."""
+    folder = importer.top.joinpath(*importer.parts[1:])
+    return importer.top.is_dir() and folder.is_dir()
 
 
 # Expressions whose value is never callable: literals, displays, comprehensions, f-strings,
@@ -155,7 +234,7 @@ def _assigned(
     Raises `EntryPointError` when VALUE is certainly not a function that accepts two
     arguments (a literal, a lambda with the wrong parameters).
     """
-    if _rebindable(tree, name):
+    if rebindable(tree, name):
         return None
     shown = f"'{name}'"
     for _ in range(_ALIASES_FOLLOWED):
@@ -182,7 +261,7 @@ def _assigned(
             return None
         name = value.id
         shown += f" = '{name}'"
-        found = _top_level_binding(tree, name)
+        found = top_level_binding(tree, name)
         if found is None or found not in tree.body:
             return None
         statement = found
@@ -197,16 +276,6 @@ def _binds_plainly(statement: ast.stmt, name: str) -> bool:
         target = statement.target
         return isinstance(target, ast.Name) and target.id == name
     return True  # a def: the caller checks it
-
-
-def _rebindable(tree: ast.Module, name: str) -> bool:
-    """Whether code may rebind `name` where `_top_level_binding` does not look."""
-    for node in _walk(tree):
-        if isinstance(node, ast.Global | ast.Nonlocal) and name in node.names:
-            return True
-        if isinstance(node, ast.Name) and node.id in ("globals", "vars", "exec"):
-            return True
-    return False
 
 
 _KINDS = {
@@ -229,54 +298,6 @@ def _describe(value: ast.expr) -> str:
         return f"the {type(value.value).__name__} {text}"
     kind = type(value).__name__
     return _KINDS.get(kind, f"a {kind.lower()}")
-
-
-def _top_level_binding(tree: ast.Module, name: str) -> ast.stmt | None:
-    """The last top-level statement that binds `name`, or None."""
-    found: ast.stmt | None = None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node.name == name:
-                found = node
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            if any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names):
-                found = node
-            if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-                found = found or node  # a star import may bind it: let the worker check
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(name in _bound_names(target) for target in targets):
-                found = node
-        elif isinstance(node, ast.If | ast.Try | ast.With):
-            found = found or _nested_binding(node, name)
-    return found
-
-
-def _nested_binding(node: ast.stmt, name: str) -> ast.stmt | None:
-    for child in _walk(node):
-        if child is node or not isinstance(child, ast.stmt):
-            continue
-        sub = ast.Module(body=[child], type_ignores=[])
-        if _top_level_binding(sub, name) is not None:
-            return child
-    return None
-
-
-def _bound_names(target: ast.expr) -> set[str]:
-    return {n.id for n in _walk(target) if isinstance(n, ast.Name)}
-
-
-def _walk(node: ast.AST) -> list[ast.AST]:
-    """`node` and every node below it (as `ast.walk`, without importing `ast`)."""
-    found = [node]
-    for current in found:  # grows while it is read: a breadth-first walk
-        for field in current._fields:
-            value = getattr(current, field, None)
-            if isinstance(value, ast.AST):
-                found.append(value)
-            elif isinstance(value, list):
-                found.extend(item for item in value if isinstance(item, ast.AST))
-    return found
 
 
 def _accepts_two(args: ast.arguments) -> bool:

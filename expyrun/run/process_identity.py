@@ -77,3 +77,27 @@ def _is_zombie(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
     except (OSError, IndexError):
         return False
+
+
+def wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
+    """Wait until a signal sent to `pid` is no longer pending (the process took it).
+
+    Two signals of one number sent before the first is taken merge into one: what sends a
+    second stop signal (to kill at once) waits here in between. Returns at `timeout`, or
+    when /proc cannot tell (no such process, no /proc).
+    """
+    deadline = time.monotonic() + timeout
+    bit = 1 << (signum - 1)
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                pending = {
+                    key: int(value, 16)
+                    for key, _, value in (line.partition(":\t") for line in f)
+                    if key in ("SigPnd", "ShdPnd")
+                }
+        except (OSError, ValueError):
+            return
+        if not any(mask & bit for mask in pending.values()):
+            return
+        time.sleep(0.01)

@@ -44,6 +44,9 @@ TASK_LOG = "outputs.task{rank}.log"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 MASTER_ADDR_VARIABLE = "MASTER_ADDR"
 MASTER_PORT_VARIABLE = "MASTER_PORT"
+# The group of a `--nproc` run's tasks: this prefix and the launcher's process id (the tasks'
+# parent, which `expyrun stop` signals to stop them all).
+LOCAL_GROUP_PREFIX = "local-"
 # What a task's entry keeps of its supervisor's record (the rest is the run's, task 0's).
 ENTRY_FIELDS = (
     "host",
@@ -77,17 +80,43 @@ class Task(NamedTuple):
     master_port: int
     group: str  # what the tasks share: `slurm-JOB.STEP` (restart `.rN`), or `local-PID`
 
+    def rank_values(self) -> dict[str, str]:
+        """RANK_VARIABLES with this task's values."""
+        values = (self.rank, self.local_rank, self.world_size, self.local_world_size)
+        return {name: str(value) for name, value in zip(RANK_VARIABLES, values, strict=True)}
+
     def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """The rank variables of this task's worker, each unless `environ` sets it already."""
-        values = {
-            "RANK": self.rank,
-            "LOCAL_RANK": self.local_rank,
-            "WORLD_SIZE": self.world_size,
-            "LOCAL_WORLD_SIZE": self.local_world_size,
-            MASTER_ADDR_VARIABLE: self.master_addr,
-            MASTER_PORT_VARIABLE: self.master_port,
+        """The variables of this task's worker: RANK_VARIABLES always this task's, MASTER_ADDR
+        and MASTER_PORT unless `environ` sets them (the same in every task: an export wins).
+
+        srun copies an exported RANK to every task: letting it win would repeat ranks, and the
+        record (entry, log) names this task's. torchrun sets them over exported ones too, and
+        Lightning's SLURMEnvironment reads SLURM_PROCID in srun. `rank_warning` says so.
+        """
+        meeting = {MASTER_ADDR_VARIABLE: self.master_addr, MASTER_PORT_VARIABLE: self.master_port}
+        values = {name: str(value) for name, value in meeting.items() if not environ.get(name)}
+        return {**self.rank_values(), **values}
+
+    def rank_warning(self, environ: Mapping[str, str]) -> str | None:
+        """What to warn of when `environ` sets rank variables to other values than this task's
+        (they are replaced: `environment`); None when none differs."""
+        exported = {name: environ.get(name) for name in RANK_VARIABLES}
+        differ = {
+            name: value
+            for name, value in self.rank_values().items()
+            if exported[name] and exported[name] != value
         }
-        return {name: str(value) for name, value in values.items() if not environ.get(name)}
+        if not differ:
+            return None
+        source = "Slurm's" if self.group.startswith("slurm-") else "--nproc's"
+        was = ", ".join(f"{name}={exported[name]}" for name in differ)
+        now = ", ".join(f"{name}={value}" for name, value in differ.items())
+        names = " ".join(differ)
+        return (
+            f"{self.describe()}: the environment sets {was}, but the worker gets {source} "
+            f"{now} (an exported value is the same in every task: ranks would repeat); "
+            f"unset {names} to silence this"
+        )
 
     def describe(self) -> str:
         """`task 2 of 4` (for messages)."""
@@ -101,7 +130,7 @@ def log_name(rank: int) -> str:
 
 def task_entry(task: Task, own: RunRecord) -> dict[str, Any]:
     """Task `task`'s entry in run.json's `tasks`, from the record its supervisor keeps."""
-    entry: dict[str, Any] = {"rank": task.rank, "local_rank": task.local_rank}
+    entry: dict[str, Any] = {"rank": task.rank, "local_rank": task.local_rank, "group": task.group}
     entry.update((name, getattr(own, name)) for name in ENTRY_FIELDS)
     entry["log"] = log_name(task.rank)
     end_reason = (own.slurm or {}).get("end_reason")

@@ -982,24 +982,50 @@ def _load_entry(module_name: str, function_name: str) -> object:
     return func
 
 
+# Code flags (Include/cpython/code.h): calling such a function runs none of its body, it only
+# makes a coroutine or an async generator.
+_CO_VARARGS = 0x04
+_CO_ASYNC = 0x80 | 0x200  # CO_COROUTINE | CO_ASYNC_GENERATOR
+
+
 def _check_signature(entry: str, func: object) -> None:
-    """Refuse a plain function that cannot take (name, config), before calling it."""
-    code = getattr(func, "__code__", None)
-    if code is None or not hasattr(func, "__defaults__"):
-        return  # a class, a partial, a C function: let the call tell
-    positional = code.co_argcount  # positional-only parameters included
-    has_varargs = bool(code.co_flags & 0x04)
-    defaults = len(getattr(func, "__defaults__", None) or ())
-    kwonly_without_default = code.co_kwonlyargcount - len(
-        getattr(func, "__kwdefaults__", None) or {}
-    )
-    if getattr(func, "__self__", None) is not None:
-        positional -= 1
+    """Refuse a function that certainly cannot run as `func(name, config)`, before calling it.
+
+    Only the callable the call reaches is read: a plain function, or a method bound to an
+    object (a decorator's wrapper, `functools.wraps` or not, is such a function; its
+    `*args, **kwargs` take anything). Its `__wrapped__` is not followed: a wrapper may pass the
+    wrapped function other arguments. Anything else (a class-based decorator, a partial, a C
+    function, an object forwarding the wrapped function's `__code__`) is left to the call, as
+    plain python would leave it.
+    """
+    function, bound = func, 0
+    if type(func) is type(_Bound().method):
+        function, bound = getattr(func, "__func__", None), 1
+    if type(function) is not type(_check_signature):
+        return
+    code = function.__code__
+    where = f"{code.co_filename}:{code.co_firstlineno}: "
+    if code.co_flags & _CO_ASYNC:
+        _entry_point_error(
+            f"{where}entry point '{entry}' is an async function; expyrun calls a plain "
+            "function (run it with asyncio.run in a plain one)"
+        )
+    positional = max(code.co_argcount - bound, 0)  # positional-only parameters included
+    has_varargs = bool(code.co_flags & _CO_VARARGS)
+    defaults = len(function.__defaults__ or ())
+    kwonly_without_default = code.co_kwonlyargcount - len(function.__kwdefaults__ or {})
     if (positional < 2 and not has_varargs) or positional - defaults > 2 or kwonly_without_default:
         _entry_point_error(
-            f"entry point '{entry}' must accept (name, config), "
+            f"{where}entry point '{entry}' must accept (name, config), "
             f"its signature takes {positional} positional argument(s)"
         )
+
+
+class _Bound:
+    """Gives the type of a bound method, without importing `types` (not loaded under -S)."""
+
+    def method(self) -> None:
+        """Nothing: only its type is used."""
 
 
 def _die_of(signum: int) -> None:

@@ -57,8 +57,13 @@ def status_of_json(data: dict[str, Any]) -> str:
 def find_run_folders(root: str) -> Iterator[str]:
     """Run folders under `root` (folders `exp.N` holding run.json), not looking inside them.
 
-    Symbolic links to folders are followed (a name folder may be a link to another disk),
-    each real folder once, so a link cycle ends.
+    Symbolic links below `root` are not followed (as `find` without -L, `rm -r`, git): a link
+    to another project's outputs, to `/` or to an ancestor (`a -> ..`) adds nothing, so `ls`
+    never lists and `clean` never removes a run that lies elsewhere. One kind of link is
+    expyrun's own: a name folder linked to another disk (`outputs/big -> /scratch/big`),
+    whose runs were launched through it: its run folders are listed when their record says
+    they were made at that very path (see `_made_through`). `root` itself may be a link (as
+    `ls link/`).
     """
     if os.path.isfile(os.path.join(root, RECORD_FILE)):
         yield root
@@ -72,14 +77,19 @@ def find_run_folders(root: str) -> Iterator[str]:
             entries = os.scandir(folder)
         except OSError:
             continue
-        if (info.st_dev, info.st_ino) in seen:
+        if (info.st_dev, info.st_ino) in seen:  # a bind mount of an ancestor: the walk ends
             entries.close()
             continue
         seen.add((info.st_dev, info.st_ino))
         with entries:
             try:
                 for entry in entries:
-                    if entry.name.startswith((".", "__")) or not _is_folder(entry):
+                    if entry.name.startswith((".", "__")):
+                        continue
+                    if _is_link(entry):
+                        yield from _linked_name_folder_runs(entry)
+                        continue
+                    if not _is_folder(entry):
                         continue
                     is_run = RUN_FOLDER_PATTERN.match(entry.name) is not None
                     if is_run and os.path.isfile(os.path.join(entry.path, RECORD_FILE)):
@@ -90,10 +100,67 @@ def find_run_folders(root: str) -> Iterator[str]:
                 continue
 
 
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:  # an lstat on a file system without d_type failed: not walked either way
+        return False
+
+
 def _is_folder(entry: os.DirEntry[str]) -> bool:
     try:
-        return entry.is_dir()  # follows a symbolic link
+        return entry.is_dir(follow_symlinks=False)
     except OSError:
+        return False
+
+
+def _linked_name_folder_runs(link: os.DirEntry[str]) -> list[str]:
+    """The run folders directly inside the linked folder `link` that were made through it.
+
+    Costs one listing of the link's target and one record read per run folder in it, only
+    for links: a link to `/` or to another output dir holds no `exp.N` and is dropped after
+    one listing, never walked.
+    """
+    if RUN_FOLDER_PATTERN.match(link.name) is not None:
+        return []  # a link to a run folder is a link, not a run (`rm` removes the link only)
+    try:
+        names = sorted(os.listdir(link.path))
+    except OSError:  # a broken link, a link to a file, a folder we may not read
+        return []
+    found = []
+    for name in names:
+        if RUN_FOLDER_PATTERN.match(name) is None:
+            continue
+        run_dir = os.path.join(link.path, name)
+        if os.path.isfile(os.path.join(run_dir, RECORD_FILE)) and _made_through(run_dir):
+            found.append(run_dir)
+    return found
+
+
+def _made_through(run_dir: str) -> bool:
+    """Whether the record of `run_dir` (`A/LINK/exp.N`) says the run was made at
+    `A/LINK/exp.N`: its `run_dir` ends with `LINK/exp.N` below the same real folder `A`.
+
+    A run of another project (or of this one, reached by a second path) recorded its own
+    path, which fails this test, so a link to it adds nothing to `ls` or `clean`.
+    """
+    try:
+        with open(os.path.join(run_dir, RECORD_FILE), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return False
+    recorded = data.get("run_dir") if isinstance(data, dict) else None
+    if not isinstance(recorded, str):
+        return False  # nothing tells where it was made (its other fields need not be valid)
+    name_folder, run_name = os.path.split(run_dir)
+    recorded_name_folder, recorded_run_name = os.path.split(recorded)
+    if recorded_run_name != run_name:
+        return False
+    if os.path.basename(recorded_name_folder) != os.path.basename(name_folder):
+        return False
+    try:
+        return os.path.samefile(os.path.dirname(recorded_name_folder), os.path.dirname(name_folder))
+    except OSError:  # the recorded path no longer exists (a moved project)
         return False
 
 

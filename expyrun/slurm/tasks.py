@@ -10,7 +10,8 @@ MASTER_ADDR is the first host of the step's node list (where task 0 runs: srun p
 in node order), expanded by `scontrol show hostnames`. MASTER_PORT is derived from the job id,
 `MASTER_PORT_BASE + job_id % MASTER_PORT_SPAN` (10000-29999: below Linux's ephemeral ports,
 32768 and up, so no outgoing connection holds it), the same in every task without talking;
-an exported MASTER_PORT (or any other of these variables) wins.
+an exported MASTER_ADDR or MASTER_PORT wins (the rank variables never do: run/tasks.py
+`Task.environment`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ controlling terminal, stdin /dev/null, its messages in the sweep folder's sweep.
 detached run's supervisor is started (launch/detach.py); it supervises the members as a
 foreground sweep does. `stop` sends it SIGTERM: it starts no more members and stops the
 running ones the usual way, then records how the sweep ended.
+
+A `--slurm` sweep has no supervisor: `ls --sweep` and `stop` show the state its members'
+records give (`record.slurm_state`), and record its end once every member ended.
 """
 
 from __future__ import annotations
@@ -46,9 +49,14 @@ def stop_sweep(folder: Path, kill: bool) -> int:
         RunFolderError: its supervisor runs as another user, or did not end in time.
     """
     found = record.read(folder)
-    if found.slurm_jobs:  # a --slurm sweep: its members are Slurm's to stop
+    if found.slurm_jobs and not supervisor_running(found):  # its members are Slurm's to stop
         from expyrun.sweep.slurm import cancel_sweep
 
+        listed = tables.members_of_record(found.members, record.member_runs(folder))
+        state, counts = sweep_state(folder, found, listed)
+        if state == record.ENDED:
+            console.info(f"sweep {found.id} is not running ({_state_text(state, counts)})")
+            return ExitCode.OK
         return cancel_sweep(found)
     if not supervisor_running(found) or found.pid is None:
         return _stop_members(folder, found, kill)
@@ -110,15 +118,45 @@ def list_sweep(text: str, paths: list[str], as_json: bool) -> int:
     folder = record.find_sweep(text, paths or ["."])
     found = record.read(folder)
     listed = tables.members_of_record(found.members, record.member_runs(folder))
-    state = found.state
-    if state == record.RUNNING and not supervisor_running(found):
-        state = "lost"  # its supervisor is gone without recording the end
+    state, counts = sweep_state(folder, found, listed)
     if as_json:
-        document: dict[str, Any] = {"sweep": found.id, "state": state}
+        document: dict[str, Any] = {"sweep": found.id, "state": state, "summary": counts}
         document.update(command=found.command, members=listed)
         console.out(json.dumps(document, indent=1, default=str))
         return ExitCode.OK
     keys = [key for dimension in found.dimensions for key in dimension["keys"]]
-    console.info(f"sweep {found.id} ({state}): {shlex.join(found.command)}")
+    console.info(f"sweep {found.id} ({_state_text(state, counts)}): {shlex.join(found.command)}")
     console.out(tables.members_table(listed, keys))
     return ExitCode.OK
+
+
+def sweep_state(
+    folder: Path, found: record.SweepRecord, listed: list[dict[str, Any]]
+) -> tuple[str, dict[str, int] | None]:
+    """The sweep's state as it is now, and its members by status (None: not known).
+
+    A sweep queued in Slurm (`submitted`) has no process to rewrite its record: its state comes
+    from `listed` (`tables.members_of_record`), and once every member ended the end is recorded
+    (`record.record_slurm_end`). A `running` sweep whose supervisor is gone is `lost`. Else
+    the record's state and its summary at the end, as its supervisor wrote them.
+    """
+    if found.state == record.SUBMITTED:
+        state, counts = record.slurm_state(str(member["status"]) for member in listed)
+        if state == record.ENDED:
+            ended = [str(m["ended_at"]) for m in listed if m.get("ended_at")]
+            members = [
+                {**member, "run_dir": shown["run_dir"], "status": shown["status"]}
+                for member, shown in zip(found.members, listed, strict=True)
+            ]
+            record.record_slurm_end(folder, found, members, max(ended, default=None))
+        return state, counts
+    if found.state == record.RUNNING and not supervisor_running(found):
+        return "lost", found.summary  # its supervisor is gone without recording the end
+    return found.state, found.summary
+
+
+def _state_text(state: str, counts: dict[str, int] | None) -> str:
+    """`ended: 5 succeeded, 1 failed` (the state alone when the counts are not known)."""
+    if not counts:
+        return state
+    return f"{state}: " + ", ".join(f"{n} {status}" for status, n in counts.items())

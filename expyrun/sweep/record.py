@@ -12,6 +12,11 @@
 
 The members' own records (run.json) say how each run went; sweep.json keeps a snapshot of
 each member's last run folder and status as of the sweep's end (`ls --sweep` reads run.json).
+
+A `--slurm` sweep has no supervisor of expyrun's once its arrays are queued: its state,
+`submitted` in sweep.json, is derived from its members' records wherever it is shown
+(`slurm_state`: running, submitted or ended), and the first command that finds every member
+ended records the end (`record_slurm_end`), as a local sweep's supervisor does at its end.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from expyrun.errors import RunFolderError
+from expyrun.run.record import ENDED as ENDED_STATUSES
+from expyrun.run.record import NOT_STARTED as WAITING_STATUSES
+from expyrun.run.record import Status
 
 SWEEPS_FOLDER = ".sweeps"
 SWEEP_FILE = "sweep.json"
@@ -37,6 +45,8 @@ SEARCH_DEPTH = 3
 
 # The states of a sweep's supervisor, as sweep.json records them.
 RUNNING, ENDED, INTERRUPTED = "running", "ended", "interrupted"
+# A --slurm sweep's state once queued: Slurm runs its members, no supervisor of expyrun's.
+SUBMITTED = "submitted"
 
 
 class SweepRecord(NamedTuple):
@@ -69,6 +79,61 @@ class SweepRecord(NamedTuple):
     def replace(self, **changes: Any) -> SweepRecord:
         """A copy with some fields changed."""
         return self._replace(**changes)
+
+
+def slurm_state(statuses: Iterable[str]) -> tuple[str, dict[str, int]]:
+    """The state of a submitted (--slurm) sweep from its members' statuses; members by status.
+
+    `statuses`: each member's last run folder's status (`ls --sweep`'s, Slurm asked for the
+    pending ones), `not started` for a member without one. The state is `running` while a
+    member runs, else `submitted` while one waits in Slurm (`pending`, or `prepared` while
+    being submitted), else `ended`: nothing of the sweep is left to run on its own (a member
+    never submitted waits for a resume). No process rewrites a queued sweep's record, so this
+    is what every command shows (issue 16: the record never says `submitted` forever).
+    """
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    if Status.RUNNING.value in counts:
+        return RUNNING, counts
+    if any(status in WAITING_STATUSES for status in counts):
+        return SUBMITTED, counts
+    return ENDED, counts
+
+
+def record_slurm_end(
+    folder: Path, seen: SweepRecord, members: list[dict[str, Any]], ended_at: str | None
+) -> bool:
+    """Record in sweep.json that a submitted sweep ended: state, summary, members, end time.
+
+    `seen`: the record as read (`submitted`); `members`: the recorded members, each with its
+    last `run_dir` and `status`, every one ended (`slurm_state`). Written only if the record
+    did not change since it was read, under the start lock taken without waiting: a command
+    resubmitting the sweep (or resuming it here) holds that lock while it rewrites the record,
+    and its record must not be overwritten by this stale one. False when not written (the lock
+    is taken, the record changed, or it cannot be written): the next reader tries again.
+    """
+    fd = _try_start_lock(folder.parent.parent)
+    if fd is None:
+        return False
+    try:
+        current = read(folder)
+        if current != seen:
+            return False
+        summary: dict[str, int] = {}
+        for member in members:
+            status = str(member.get("status"))
+            if status in ENDED_STATUSES:
+                summary[status] = summary.get(status, 0) + 1
+        write(
+            folder,
+            seen.replace(state=ENDED, ended_at=ended_at, summary=summary, members=members),
+        )
+        return True
+    except RunFolderError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def sweeps_folder(output_dir: Path) -> Path:
@@ -105,6 +170,20 @@ def start_lock(output_dir: Path) -> int:
     except OSError as exc:
         raise RunFolderError(f"cannot write the sweep record: {exc.strerror}", path=parent) from exc
     fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _try_start_lock(output_dir: Path) -> int | None:
+    """`start_lock` if it is free now (an open fd to close), else None; never waits."""
+    try:
+        fd = os.open(sweeps_folder(output_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
     return fd
 
 

@@ -17,18 +17,18 @@ to two running members.
 Signals (events of the sweep's loop while it runs): SIGINT, SIGTERM or SIGHUP stop starting
 members and are forwarded to each running member's supervisor, which stops its run the usual
 way (forward, grace, kill); a second one is forwarded again (the supervisor then kills at
-once). The sweep waits for every supervisor.
+once). The sweep waits for every supervisor. No member starts once a stop signal came, even
+one not yet taken from the queue: a member being prepared then never starts (`_prepare`).
 """
 
 from __future__ import annotations
 
-import json
+import _thread
 import os
 import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,18 +36,16 @@ from typing import Any, NamedTuple
 from expyrun import console
 from expyrun.errors import ExitCode, ExpyrunError, raise_if_interrupted, signal_exit_code
 from expyrun.launch.options import LaunchOptions
-from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
-from expyrun.run import record as run_record
+from expyrun.launch.prepare import PreparedRun
 from expyrun.run.folder import SUPERVISOR_LOG
-from expyrun.run.record import Status
+from expyrun.run.record import RecordError, Status
 from expyrun.sweep import record
 from expyrun.sweep.expand import Member
+from expyrun.sweep.member import discard, prepare_member, record_stopped_before_start
 from expyrun.sweep.options import SweepOptions
 from expyrun.sweep.plan import SKIP, Step, read_run_json, run_status
 
 CUDA_VARIABLE = "CUDA_VISIBLE_DEVICES"
-# The run.json key a member's sweep fields go under.
-SWEEP_FIELD = "sweep"
 
 
 class Outcome(NamedTuple):
@@ -101,7 +99,12 @@ class Scheduler:
         self.prepared_one = False  # a member was prepared (its warnings said once)
         self.failures = 0
         self.stopping: str | None = None  # why no more members start
-        self.interrupted: int | None = None  # the first stop signal
+        self.interrupted: int | None = None  # the first stop signal, once acted on
+        # Every stop signal the handler took, acted on or not yet: nothing starts once it has one.
+        self.signalled: list[int] = []
+        # The next member, prepared while every slot is busy (`_prepare_ahead`): its step and
+        # its run folder, not yet noted in the sweep record.
+        self.ahead: tuple[Step, PreparedRun] | None = None
 
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code.
@@ -114,8 +117,11 @@ class Scheduler:
         try:
             while self.running or (pending and self.stopping is None):
                 while pending and self._can_start():
-                    self._start(pending.pop(0))
-                if not self.running:
+                    step = pending.pop(0)
+                    if not self._start(step):
+                        pending.insert(0, step)  # a stop signal came while it was prepared
+                self._prepare_ahead(pending)
+                if not self.running and not self.signalled:
                     continue
                 kind, number = self.events.get()
                 if kind == "signal":
@@ -127,6 +133,7 @@ class Scheduler:
             self._stop_all()  # a bug or a full disk here: no member is left unsupervised
             raise
         finally:
+            self._discard_ahead()  # stopped (a signal, --fail-fast) before it could start
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.interrupted is not None:
@@ -146,23 +153,50 @@ class Scheduler:
         return previous
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        self.signalled.append(signum)  # seen by the start loop before the event is taken
         self.events.put(("signal", signum))
 
     def _can_start(self) -> bool:
-        if self.stopping is not None or len(self.running) >= self.slots:
+        if self.stopping is not None or self.signalled or len(self.running) >= self.slots:
             return False
         return len(self.free_gpus) >= self.per_run
 
-    def _start(self, step: Step) -> None:
+    def _prepare_ahead(self, pending: list[Step]) -> None:
+        """While every slot is busy, prepare the next member, so that it starts at once when a
+        slot frees (a member's preparation is a sixth of a no-op launch). Not with --gpus:
+        which GPUs it gets is known only then. A member whose preparation fails is left to
+        `_start`, which reports it."""
+        if self.ahead is not None or not pending or self.per_run or self.signalled:
+            return
+        if self.stopping is not None or len(self.running) < self.slots:
+            return
+        try:
+            prepared = self._prepare_folder(pending[0].member, ())
+        except ExpyrunError:
+            return
+        if self.signalled:
+            discard(prepared)
+        else:
+            self.ahead = (pending[0], prepared)
+
+    def _discard_ahead(self) -> None:
+        if self.ahead is not None:
+            discard(self.ahead[1])
+            self.ahead = None
+
+    def _start(self, step: Step) -> bool:
+        """Prepare and start a member; False if a stop signal came meanwhile (not started)."""
         member = step.member
         gpus = tuple(self.free_gpus[: self.per_run])
         try:
-            run_dir = self._prepare(member, gpus)
+            run_dir = self._prepare(step, gpus)
         except ExpyrunError as exc:
             self.failures += 1
             console.error(f"[{member.number}/{self.count}] could not be prepared: {exc}")
             self._check_failures()
-            return
+            return True
+        if run_dir is None:
+            return False
         del self.free_gpus[: self.per_run]
         env = dict(os.environ)
         if self.per_run:
@@ -189,17 +223,36 @@ class Scheduler:
             if log is not None:
                 log.close()
         self.running[process.pid] = _Running(member, run_dir, process, gpus)
-        threading.Thread(target=self._wait, args=(process,), daemon=True).start()
+        # Not threading.Thread: its start() waits until the thread runs (~2 ms a member).
+        _thread.start_new_thread(self._wait, (process,))
+        return True
 
-    def _prepare(self, member: Member, gpus: tuple[str, ...]) -> str:
-        """Allocate and snapshot the member's run folder; note it in the sweep record."""
-        first = not self.prepared_one
-        self.prepared_one = True
-        prepared = prepare_member(
-            self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
-        )
+    def _prepare(self, step: Step, gpus: tuple[str, ...]) -> str | None:
+        """Allocate and snapshot the member's run folder; note it in the sweep record.
+
+        None when a stop signal came meanwhile (the code copy takes a while): the folder is
+        removed, not noted, as a launch stopped while preparing removes its own; the member
+        stays `not started`. A later signal is forwarded to the member's supervisor
+        (`_collect` records it killed if it died of it before recording anything).
+        """
+        if self.ahead is not None and self.ahead[0] is step:
+            prepared = self.ahead[1]
+            self.ahead = None
+        else:
+            prepared = self._prepare_folder(step.member, gpus)
+        if self.signalled:
+            discard(prepared)
+            return None
+        member = step.member
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
+
+    def _prepare_folder(self, member: Member, gpus: tuple[str, ...]) -> PreparedRun:
+        first = not self.prepared_one
+        self.prepared_one = True
+        return prepare_member(
+            self.launch, self.cwd, self.sweep_id, self.count, member, warn_paths=first, gpus=gpus
+        )
 
     def _wait(self, process: subprocess.Popen[bytes]) -> None:
         process.wait()
@@ -209,8 +262,15 @@ class Scheduler:
         """A member's supervisor exited: free its GPUs, print its line, count a failure."""
         ended = self.running.pop(pid)
         self.free_gpus.extend(ended.gpus)
-        data = read_run_json(ended.run_dir) or {}
         status = run_status(ended.run_dir)
+        if status == Status.PREPARED and self.interrupted is not None:
+            # It got our stop signal while starting, before it could record anything.
+            try:
+                record_stopped_before_start(ended.run_dir, self.interrupted, pid)
+                status = run_status(ended.run_dir)
+            except RecordError as exc:
+                console.warning(str(exc))
+        data = read_run_json(ended.run_dir) or {}
         if status in (Status.RUNNING, Status.PREPARED):
             status = Status.LOST.value  # its supervisor is gone without writing the end
         outcome = Outcome(ended.member, ended.run_dir, status, data)
@@ -226,6 +286,7 @@ class Scheduler:
         if limit is not None and self.failures >= limit and self.stopping is None:
             self.stopping = f"{self.failures} failed"
             console.info(f"{self.failures} failed: starting no more members")
+            self._discard_ahead()
 
     def _interrupt(self, signum: int, not_started: int) -> None:
         """Forward a stop signal to every running member, then wait for them all."""
@@ -233,6 +294,7 @@ class Scheduler:
         if first:
             self.interrupted = signum
             self.stopping = "interrupted"
+            self._discard_ahead()
             name = signal.Signals(signum).name
             console.info(
                 f"{name}: starting no more members ({not_started} not started); stopping "
@@ -253,44 +315,6 @@ class Scheduler:
                 pass
         for running in self.running.values():
             running.process.wait()
-
-
-def prepare_member(
-    launch: LaunchOptions,
-    cwd: Path,
-    sweep_id: str,
-    count: int,
-    member: Member,
-    warn_paths: bool,
-    gpus: tuple[str, ...] = (),
-) -> PreparedRun:
-    """Allocate and snapshot a member's run folder; its record (`prepared`) names the sweep.
-
-    `count`: the sweep's number of members; `gpus`: the GPUs it will hold (recorded). The
-    caller notes the folder in the sweep record (`record.append_member`) once it is kept.
-    """
-    options = launch._replace(
-        overrides=(*launch.overrides, *member.overrides),
-        command=("expyrun", launch.config_path, *launch.overrides, *member.overrides),
-        print_config=False,
-        detach=False,
-        slurm=False,
-    )
-    prepared = allocate_and_snapshot(
-        options, cwd, member.resolved, member.location, warn_paths=warn_paths
-    )
-    fields: dict[str, Any] = {
-        "id": sweep_id,
-        "index": member.number,
-        "count": count,
-        "values": json.loads(json.dumps(member.values, default=str)),
-    }
-    if gpus:
-        fields["cuda_visible_devices"] = ",".join(gpus)
-    extra = {**(prepared.record.extra or {}), SWEEP_FIELD: fields}
-    kept = prepared.record.replace(extra=extra)
-    run_record.write_record(prepared.run_dir, kept)
-    return prepared._replace(record=kept)
 
 
 def member_line(outcome: Outcome, count: int) -> str:

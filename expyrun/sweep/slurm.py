@@ -41,8 +41,8 @@ from expyrun.slurm import commands, script
 from expyrun.slurm.script import Option
 from expyrun.sweep import record
 from expyrun.sweep.expand import Member
+from expyrun.sweep.member import prepare_member
 from expyrun.sweep.plan import SKIP, Plan
-from expyrun.sweep.schedule import prepare_member
 
 # Test hook: the MaxArraySize expyrun assumes instead of asking `scontrol show config`. Read
 # only by expyrun (Slurm ignores it); the tests use it to split a sweep without restarting the
@@ -192,9 +192,11 @@ def submit_sweep(
             number = step.member.number
             record.append_member(folder, number, step.member.digest, prepared[number].run_dir)
         submitted = found.replace(
-            state=SUBMITTED,
+            state=record.SUBMITTED,
             slurm_jobs=[*(found.slurm_jobs or []), *jobs],
             submitted_at=now_iso(),
+            ended_at=None,  # of its last submission, if it had ended: it runs again
+            summary=None,
         )
         record.write(folder, submitted)
         if not held:
@@ -223,10 +225,6 @@ def _say_submitted(
     console.out(sweep_id)
     for job_id in ids:
         console.out(job_id)
-
-
-# The state sweep.json says once its members are queued in Slurm (no supervisor of expyrun's).
-SUBMITTED = "submitted"
 
 
 def _defaults(user: list[Option], folder: Path) -> list[Option]:

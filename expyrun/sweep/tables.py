@@ -129,6 +129,7 @@ def members_of_record(
                 "status": status,
                 "duration_s": data.get("duration_s"),
                 "started_at": data.get("started_at"),
+                "ended_at": data.get("ended_at"),
                 "result": data.get("result"),
                 "run_dir": last,
                 "runs": run_dirs,

@@ -499,6 +499,7 @@ def test_a_changed_cached_environment_is_built_again(
     [
         pytest.param(["--chek"], "did you mean expyrun's flag --check?", id="mistyped-flag"),
         pytest.param(["--no_such_key", "1"], "no_such_key", id="unknown-key"),
+        pytest.param(["--nproc", "100000"], "--nproc takes from 1 to", id="nproc-past-limit"),
     ],
 )
 def test_bad_overrides_are_found_before_the_environment_is_built(
@@ -518,6 +519,34 @@ def test_bad_overrides_are_found_before_the_environment_is_built(
     envs = envs_folder(tmp_path)
     assert (list(envs.iterdir()) if envs.exists() else []) == []  # nothing was built
     assert sorted(p.name for p in source.parent.iterdir()) == ["exp.0"]  # no run folder
+
+
+def test_reproduce_of_an_nproc_run_starts_as_many_workers(
+    project: Project, user_python: Path, wheelhouse: Path
+) -> None:
+    """It ran 2 workers (--nproc 2): its reproduction too, each in the rebuilt environment."""
+    body = ENTRY + 'print("rank", os.environ.get("RANK"), "of", os.environ.get("WORLD_SIZE"))\n'
+    config = project.config(project.entry(body), name="exp-{lr}", extra={"lr": 0.5})
+    command = [str(user_python), "-m", "expyrun"]
+    first = run([config, "--nproc", "2"], cwd=project.root, command=command)
+    assert first.code == 0, first.describe()
+
+    again = run(
+        ["reproduce", first.run_dir, *offline(wheelhouse)], cwd=project.root, timeout=BUILD_TIMEOUT
+    )
+
+    assert again.code == 0, again.describe()
+    assert "it ran 2 workers (--nproc 2): so does this run" in again.stderr
+    tasks = again.record["tasks"]
+    assert [(task["rank"], task["status"]) for task in tasks] == [
+        (0, "succeeded"),
+        (1, "succeeded"),
+    ]
+    for rank, log in enumerate(["outputs.log", "outputs.task1.log"]):
+        text = (again.run_dir / log).read_text()
+        assert f"rank {rank} of 2\n" in text
+        assert "values a-1.0 b-2.0 0.5 exp-0.5\n" in text
+        assert "expyrun importable False\n" in text  # each worker in the rebuilt environment
 
 
 def _pip_installs(pid: int) -> bool:

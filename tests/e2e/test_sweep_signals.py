@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from support import Project, read_json, run, start, start_in_terminal, wait_for
 
 # Says it is ready (a file in its run folder, its cwd), then waits for a `go` file.
@@ -215,3 +216,210 @@ def test_a_killed_sweep_leaves_its_members_supervised_and_resumes_the_rest(
             resumed.wait()
     assert resumed.returncode == 0, err.decode()
     assert f"resuming sweep {sweep_id}: 2 done, 0 to rerun, 1 new" in err.decode()
+
+
+# A stand-in for git, first on PATH with GIT_DIR set (so the code copy asks it which paths
+# are ignored): `ls-files`, asked while a member's run folder is prepared, says `waiting` and
+# waits for `open` while the gate holds `block`; anything else fails as outside a repository.
+GATED_GIT = """#!/bin/sh
+for arg in "$@"; do
+  if [ "$arg" = ls-files ]; then
+    if [ -e "$GATE/block" ]; then
+      : > "$GATE/waiting"
+      while [ ! -e "$GATE/open" ]; do sleep 0.01; done
+    fi
+    exit 0
+  fi
+done
+exit 128
+"""
+
+
+def _gated_git(project: Project) -> tuple[Path, dict[str, str]]:
+    """The gate folder, and the environment that makes preparing a member wait on it."""
+    gate = project.root / "gate"
+    tools = project.root / "tools"
+    gate.mkdir(parents=True)
+    tools.mkdir()
+    git = tools / "git"
+    git.write_text(GATED_GIT)
+    git.chmod(0o755)
+    env = {
+        "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_DIR": str(project.root / "no-repository"),
+        "GATE": str(gate),
+    }
+    return gate, env
+
+
+def _pending_signals(pid: int) -> int:
+    """The signals sent to process `pid` and not yet delivered to any of its threads."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("ShdPnd:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no ShdPnd line for pid {pid}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_member_being_prepared_when_the_stop_signal_comes_never_starts(
+    project: Project, signum: signal.Signals
+) -> None:
+    """The signal comes while the fourth member's run folder is prepared (between events).
+
+    The sweep used to take it only after starting that member (and any other free slot):
+    a member started after the stop, then stopped at once and recorded killed. While both
+    slots are busy, the next member is prepared ahead: the third, before the gate blocks;
+    once it has started in the first member's slot, the fourth, held at the gate.
+    """
+    config = _config(project)
+    gate, env = _gated_git(project)
+    args = [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2"]
+    process = start(args, project.root, env=env)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        third = project.output / "s2" / "exp.0" / "run.json"
+        wait_for(third.exists, 30, "the third member to be prepared ahead")
+        (gate / "block").touch()
+        (project.output / "s0" / "exp.0" / "go").touch()  # its slot goes to the third member
+        wait_for((gate / "waiting").exists, 30, "the fourth member to be prepared")
+        wait_for(lambda: len(_ready(project)) == 3, 30, "the third member to start")
+        process.send_signal(signum)
+        wait_for(
+            lambda: not _pending_signals(process.pid) & (1 << (signum - 1)),
+            30,
+            "the signal to reach the sweep",
+        )
+        (gate / "open").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 128 + signum, text
+    name = signal.Signals(signum).name
+    assert f"{name}: starting no more members (1 not started); stopping 2 running" in text
+    assert "1 succeeded, 2 did not, 0 skipped (done or running), 1 not started" in text
+    # Only the three members started before the signal have a run folder; nothing else ran.
+    assert sorted(p.relative_to(project.output) for p in _ready(project)) == [
+        Path("s0/exp.0"),
+        Path("s1/exp.0"),
+        Path("s2/exp.0"),
+    ]
+    assert sorted(p.name for p in project.output.iterdir()) == [".sweeps", "s0", "s1", "s2"]
+    assert read_json(project.output / "s0/exp.0/run.json")["status"] == "succeeded"
+    for stopped in ("s1", "s2"):
+        killed = read_json(project.output / stopped / "exp.0" / "run.json")
+        assert (killed["status"], killed["signal"]) == ("killed", name)
+    recorded = _sweep_record(project)
+    assert recorded["state"] == "interrupted"
+    assert recorded["summary"] == {"succeeded": 1, "killed": 2}
+    members = recorded["members"]
+    assert isinstance(members, list)
+    assert [(m["status"], m["run_dir"] is None) for m in members] == [
+        ("succeeded", False),
+        ("killed", False),
+        ("killed", False),
+        ("not started", True),
+    ]
+    (folder,) = (project.output / ".sweeps").iterdir()
+    assert len((folder / "members.jsonl").read_text().splitlines()) == 3
+    listed = run(["ls", "--sweep", str(recorded["id"])], cwd=project.root)
+    statuses = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
+    assert statuses == ["succeeded", "killed", "killed", "not"], listed.describe()
+
+
+# Imported at the start of every interpreter the sweep starts (PYTHONPATH): a member's
+# supervisor (`expyrun _supervise`) says `waiting` and waits for `open` while the gate holds
+# `block`, before expyrun is even imported (a supervisor starting on a loaded machine).
+GATED_START = """
+import os, sys, time
+gate = os.environ.get("GATE")
+if gate and "_supervise" in sys.argv and os.path.exists(os.path.join(gate, "block")):
+    open(os.path.join(gate, "waiting"), "w").close()
+    while not os.path.exists(os.path.join(gate, "open")):
+        time.sleep(0.01)
+"""
+
+
+def test_a_member_stopped_while_its_supervisor_starts_is_recorded_killed(
+    project: Project,
+) -> None:
+    """Its supervisor dies of the forwarded SIGTERM before it can record anything.
+
+    The member's run.json said `prepared` for ever and the sweep called it `lost`; it was
+    killed before its entry point started, as a run stopped that early records itself.
+    """
+    config = _config(project)
+    gate = project.root / "gate"
+    gate.mkdir()
+    project.write("startup/sitecustomize.py", GATED_START)
+    env = {"GATE": str(gate), "PYTHONPATH": str(project.root / "startup")}
+    args = [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2"]
+    process = start(args, project.root, env=env)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        (gate / "block").touch()
+        (project.output / "s0" / "exp.0" / "go").touch()  # its slot goes to the third member
+        wait_for((gate / "waiting").exists, 30, "the third member's supervisor to start")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        (gate / "open").touch()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 128 + signal.SIGTERM, text
+    assert "SIGTERM: starting no more members (1 not started); stopping 2 running" in text
+    third = read_json(project.output / "s2/exp.0/run.json")
+    assert third["status"] == "killed", third
+    assert third["signal"] == "SIGTERM"
+    assert third["error"] == "SIGTERM before the entry point started"
+    assert not (project.output / "s2/exp.0/ready").exists()
+    assert "[3/4] killed in " in text
+    recorded = _sweep_record(project)
+    assert recorded["summary"] == {"succeeded": 1, "killed": 2}
+
+
+# Says it is ready, waits for `go`, then fails if its seed is 0.
+FAILING_FIRST_ENTRY = (
+    WAITING_ENTRY
+    + """
+if config["seed"] == 0:
+    raise SystemExit(1)
+"""
+)
+
+
+def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: Project) -> None:
+    """While both slots are busy, the third member is prepared ahead; --fail-fast then stops
+    the sweep from starting it: its folder is removed (never left `prepared`), and the sweep
+    records it as not started, as the fourth."""
+    entry = project.entry(FAILING_FIRST_ENTRY)
+    config = project.config(entry, name="s{seed}", extra={"seed": 0})
+    args = [config, "--sweep", "seed", "range(0, 4)", "--parallel", "2", "--fail-fast"]
+    process = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+        third = project.output / "s2" / "exp.0" / "run.json"
+        wait_for(third.exists, 30, "the third member to be prepared ahead")
+        assert read_json(third)["status"] == "prepared"
+        (project.output / "s0" / "exp.0" / "go").touch()  # fails: no more members start
+        wait_for(lambda: not third.exists(), 30, "the third member's folder to go")
+        (project.output / "s1" / "exp.0" / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 1, text
+    assert "1 failed: starting no more members" in text
+    assert sorted(p.name for p in project.output.iterdir()) == [".sweeps", "s0", "s1"]
+    recorded = _sweep_record(project)
+    members = recorded["members"]
+    assert isinstance(members, list)
+    assert [m["status"] for m in members] == ["failed", "succeeded", "not started", "not started"]
+    (folder,) = (project.output / ".sweeps").iterdir()
+    assert len((folder / "members.jsonl").read_text().splitlines()) == 2

@@ -6,6 +6,7 @@ is asked: MASTER_ADDR is given). The real thing is in tests/slurm/test_tasks_slu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -141,6 +142,98 @@ def test_expyrun_stop_stops_every_worker(project: Project) -> None:
     assert [task["status"] for task in tasks_of(run_dir)] == ["killed", "killed"]
 
 
+# Ends with exit 0 on SIGTERM (a checkpoint, then a clean exit): one task stopping this way
+# fails no task, so its launcher would stop no other.
+STOPS_CLEANLY = """
+import signal
+rank = int(os.environ["RANK"])
+
+def stop(signum, frame):
+    print(f"rank {rank} stopping", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+open(f"ready.{rank}", "w").close()
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+def _gone(task: dict) -> bool:
+    """Whether the task's supervisor and worker have both ended (neither pid runs as them)."""
+    from expyrun.run.process_identity import process_matches
+
+    host = task["host"]
+    return not process_matches(task["pid"], host, task["pid_started_at"]) and not (
+        process_matches(task["child_pid"], host, None) and _is_worker(task["child_pid"])
+    )
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"expyrun" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_expyrun_stop_stops_every_task_of_an_nproc_run(project: Project) -> None:
+    """Through the launcher: every task gets SIGTERM once, and each ends `stopped`."""
+    config = project.config(project.entry(STOPS_CLEANLY))
+    process = start([config, "--nproc", "3", "--grace", "10"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _wait_for_workers(run_dir, 3)
+        stopped = run(["stop", run_dir], cwd=project.root)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert "stopping the run's tasks through their launcher" in stopped.stderr
+    assert process.returncode == 0, err.decode()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "stopped"
+    tasks = tasks_of(run_dir)
+    assert [task["status"] for task in tasks] == ["stopped"] * 3
+    for task in tasks:
+        assert f"rank {task['rank']} stopping\n" in task_log(run_dir, task["rank"])
+        assert _gone(task)
+
+
+IGNORES_SIGTERM = """
+import signal
+rank = int(os.environ["RANK"])
+signal.signal(signal.SIGTERM, lambda signum, frame: print(f"rank {rank} goes on", flush=True))
+open(f"ready.{rank}", "w").close()
+time.sleep(300)
+"""
+
+
+def test_expyrun_stop_kill_kills_every_task_at_once(project: Project) -> None:
+    """The launcher forwards the second SIGTERM once each task took the first: they did merge,
+    and every task but one waited out its grace (300 s here: the stop would time out)."""
+    config = project.config(project.entry(IGNORES_SIGTERM))
+    process = start([config, "--nproc", "3", "--grace", "300"], cwd=project.root)
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        _wait_for_workers(run_dir, 3)
+        stopped = run(["stop", run_dir, "--kill"], cwd=project.root, timeout=60)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    tasks = tasks_of(run_dir)
+    assert [(task["status"], task["killed_after_grace"]) for task in tasks] == [
+        ("killed", True)
+    ] * 3
+    assert all(_gone(task) for task in tasks)
+
+
 def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
     process = start([config, "--nproc", "2", "--grace", "5"], cwd=project.root)
@@ -164,6 +257,14 @@ def test_the_workers_stop_when_the_launcher_is_killed(project: Project) -> None:
     [
         pytest.param(["--nproc", "0"], "--nproc takes a number of workers >= 1, got '0'", id="0"),
         pytest.param(["--nproc", "x"], "--nproc takes a number of workers >= 1, got 'x'", id="x"),
+        pytest.param(["--nproc=-1"], "--nproc takes a number of workers >= 1, got '-1'", id="-1"),
+        pytest.param(["--nproc", "1.5"], "workers >= 1, got '1.5'", id="float"),
+        # A digit to str.isdigit, not to int(): this was an internal error (exit 70).
+        pytest.param(["--nproc", "\u00b2"], "workers >= 1, got '\u00b2'", id="superscript"),
+        pytest.param(["--nproc", "9" * 5000], "got a 5000-digit number", id="5000-digits"),
+        # No upper bound forked that many task supervisors.
+        pytest.param(["--nproc", "100000"], "--nproc takes from 1 to ", id="100000"),
+        pytest.param(["--nproc", "9" * 18], "workers on this machine, got 9999", id="18-digits"),
         pytest.param(["--nproc", "2", "--slurm"], "--nproc and --slurm exclude", id="slurm"),
         pytest.param(["--nproc", "2", "--detach"], "--nproc cannot be detached", id="detach"),
     ],
@@ -177,7 +278,59 @@ def test_bad_nproc_is_refused_before_anything_is_made(
     assert result.stderr.startswith("expyrun: error: ")
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     assert not project.output.exists()
+
+
+def _ranks_printed(run_dir: Path, world: int) -> list[str]:
+    return [task_log(run_dir, rank).splitlines()[0] for rank in range(world)]
+
+
+def test_exported_ranks_give_way_to_the_nproc_workers_with_a_warning(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    result = run([config, "--nproc", "2"], cwd=project.root, env={"RANK": "5", "WORLD_SIZE": "9"})
+    assert result.code == 0, result.describe()
+    warning = (
+        "expyrun: warning: the environment sets RANK=5, WORLD_SIZE=9, but each of the 2 workers "
+        "gets its own (as torchrun's do); unset RANK WORLD_SIZE to silence this"
+    )
+    assert result.stderr.count(warning) == 1, result.stderr
+    assert _ranks_printed(result.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
+
+
+def test_a_rerun_runs_as_many_workers_as_the_run_had(project: Project) -> None:
+    """A rerun (and a rerun of it) of a `--nproc 3` run starts 3 workers; `--nproc M` wins."""
+    config = project.config(project.entry(PRINT_RANK))
+    first = run([config, "--nproc", "3"], cwd=project.root)
+    assert first.code == 0, first.describe()
+    again = run(["rerun", first.run_dir], cwd=project.root)
+    assert again.code == 0, again.describe()
+    assert "it ran 3 workers (--nproc 3): so does this run" in again.stderr
+    assert _ranks_printed(again.run_dir, 3) == [f"rank {rank} of 3" for rank in range(3)]
+    assert [task["status"] for task in tasks_of(again.run_dir)] == ["succeeded"] * 3
+    assert all(task["group"].startswith("local-") for task in tasks_of(again.run_dir))
+    # A rerun of the rerun (its command line has no --nproc: its tasks say it), with --nproc 2.
+    fewer = run(["rerun", again.run_dir, "--nproc", "2"], cwd=project.root)
+    assert fewer.code == 0, fewer.describe()
+    assert len(tasks_of(fewer.run_dir)) == 2
+    assert _ranks_printed(fewer.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
+    assert again.run_dir != fewer.run_dir
+
+
+def test_a_rerun_of_a_record_without_task_groups_reads_its_command_line(
+    project: Project,
+) -> None:
+    """A record written before task entries named their group: `--nproc=2` in its command."""
+    config = project.config(project.entry(PRINT_RANK))
+    first = run([config, "--nproc=2"], cwd=project.root)
+    assert first.code == 0, first.describe()
+    record = read_json(first.run_dir / "run.json")
+    for task in record["tasks"]:
+        del task["group"]
+    (first.run_dir / "run.json").write_text(json.dumps(record))
+    again = run(["rerun", first.run_dir], cwd=project.root)
+    assert again.code == 0, again.describe()
+    assert _ranks_printed(again.run_dir, 2) == ["rank 0 of 2", "rank 1 of 2"]
 
 
 # --- simulated job steps ----------------------------------------------------------------------
@@ -200,6 +353,118 @@ def test_tasks_starting_at_once_share_one_run_folder(project: Project) -> None:
         assert f"rank {rank} of {world}\n" in log
         assert "port 17101\n" in log  # derived from the job id
     assert (project.output / "exp" / ".steps" / "slurm-7101.0.json").is_file()
+
+
+def test_exported_ranks_give_way_to_the_steps_with_a_warning(project: Project) -> None:
+    """RANK/WORLD_SIZE exported before srun are the same in every task: Slurm's win, said."""
+    config = project.config(project.entry(PRINT_RANK))
+    world = 2
+    exported = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    tasks = [
+        start([config], cwd=project.root, env=step_env(rank, world, job_id="7105", **exported))
+        for rank in range(world)
+    ]
+    outputs = [process.communicate(timeout=60) for process in tasks]
+    assert [process.returncode for process in tasks] == [0, 0], outputs
+    (run_dir,) = project.run_dirs()
+    for rank, (_, err) in enumerate(outputs):
+        warning = (
+            f"expyrun: warning: task {rank} of 2: the environment sets "
+            + ("WORLD_SIZE=1" if rank == 0 else "RANK=0, LOCAL_RANK=0, WORLD_SIZE=1")
+            + ", but the worker gets Slurm's "
+            + ("WORLD_SIZE=2" if rank == 0 else "RANK=1, LOCAL_RANK=1, WORLD_SIZE=2")
+        )
+        stderr = err.decode()
+        assert stderr.count(warning) == 1, stderr
+        log = task_log(run_dir, rank)
+        assert log.startswith(warning), log  # outputs.log too, first
+        assert f"rank {rank} of {world}\n" in log
+        assert log.count("expyrun: warning:") == 1
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * world
+    shown = run(["logs", run_dir, "--task", "1"], cwd=project.root)
+    assert shown.stdout.startswith("expyrun: warning: task 1 of 2"), shown.describe()
+
+
+def test_expyrun_stop_stops_every_task_of_a_step(project: Project) -> None:
+    """srun's tasks on this host: each task's supervisor is signalled (no launcher here)."""
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    world = 3
+    tasks = [
+        start([config, "--grace", "10"], cwd=project.root, env=step_env(rank, world, "7106"))
+        for rank in range(world)
+    ]
+    try:
+        run_dir = project.output / "exp" / "exp.0"
+        _wait_for_workers(run_dir, world)
+        stopped = run(["stop", run_dir], cwd=project.root)
+        codes = _reap(tasks, timeout=30)
+    finally:
+        for process in tasks:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    assert stopped.code == 0, stopped.describe()
+    assert "stopping tasks 0, 1, 2 on this host" in stopped.stderr
+    assert codes == [128 + signal.SIGTERM] * world
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+    entries = tasks_of(run_dir)
+    assert [(task["status"], task["signal"]) for task in entries] == [("killed", "SIGTERM")] * 3
+    assert all(_gone(task) for task in entries)
+
+
+def test_expyrun_stop_stops_a_task_that_starts_while_it_waits(project: Project) -> None:
+    """srun starts a step's tasks one by one: one recorded after `stop` began is stopped too
+    (here while tasks 0 and 1, which take SIGTERM for a message, wait out their grace)."""
+    config = project.config(project.entry(IGNORES_SIGTERM))
+    world = 3
+    run_dir = project.output / "exp" / "exp.0"
+
+    def task(rank: int) -> subprocess.Popen[bytes]:
+        env = step_env(rank, world, "7107")
+        return start([config, "--grace", "4"], cwd=project.root, env=env)
+
+    tasks = [task(0), task(1)]
+    stopping = None
+    try:
+        _wait_for_workers(run_dir, 2)
+        stopping = start(["stop", run_dir], cwd=project.root)
+        wait_for(
+            lambda: all("goes on" in task_log(run_dir, rank) for rank in (0, 1)),
+            30,
+            "tasks 0 and 1 to get the SIGTERM",
+        )
+        tasks.append(task(2))
+        codes = _reap(tasks, timeout=30)
+        _, err = stopping.communicate(timeout=30)
+    finally:
+        for process in [*tasks, *([stopping] if stopping else [])]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    assert stopping.returncode == 0, err.decode()
+    assert "stopping task 2, started since" in err.decode()
+    assert codes == [128 + signal.SIGTERM] * world
+    entries = tasks_of(run_dir)
+    assert [(task["status"], task["signal"]) for task in entries] == [("killed", "SIGTERM")] * 3
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+
+
+def test_expyrun_stop_names_the_hosts_of_tasks_it_cannot_reach(project: Project) -> None:
+    config = project.config(project.entry(PRINT_RANK))
+    done = run([config, "--nproc", "2"], cwd=project.root)
+    assert done.code == 0, done.describe()
+    record = read_json(done.run_dir / "run.json")  # as if it ran on two other nodes
+    record["status"] = "running"
+    record["host"] = "node-a"
+    for task in record["tasks"]:
+        task.update(status="running", host=f"node-{'ab'[task['rank']]}")
+    (done.run_dir / "run.json").write_text(json.dumps(record))
+    stopped = run(["stop", done.run_dir], cwd=project.root)
+    assert stopped.code == 2, stopped.describe()
+    assert stopped.stderr.splitlines() == [
+        f"expyrun: error: {done.run_dir}: the run's tasks run on other hosts (task 0 on node-a; "
+        "task 1 on node-b: run `expyrun stop` there)"
+    ]
 
 
 def test_tasks_wait_for_a_slow_task_0(project: Project) -> None:

@@ -242,3 +242,62 @@ def test_sbatch_refusing_the_sweep_leaves_no_run_folder_and_no_sweep(slurm, proj
     assert not project.output.exists() or sorted(project.output.rglob("*")) == [
         project.output / ".sweeps"
     ]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_the_sweeps_state_follows_its_members_with_no_process_of_expyrun(slurm, project):
+    """Nothing of expyrun's outlives the submission: what is shown comes from the members."""
+    config = _config(project, sleep=0, hold=True)
+    marks = project.root / "marks"
+    (marks / "hang.2").touch()
+    (marks / "fail.3").touch()
+    sweep_id, [job], _ = _sweep(slurm, project, config, "--parallel", "2")
+
+    def shown() -> dict[str, Any]:
+        result = run(["ls", "--sweep", sweep_id, "--json", project.output], cwd=project.root)
+        assert result.code == 0, result.describe()
+        return json.loads(result.stdout)
+
+    assert (shown()["state"], shown()["summary"]) == ("submitted", {"pending": 6})
+    _scontrol("release", job)
+    slurm.wait_for(
+        lambda: (project.output / "s2" / "exp.0" / "ready.1").exists(), 60, "member 2 to run"
+    )
+    assert shown()["state"] == "running"
+    assert _sweep_record(project, sweep_id)["state"] == "submitted"  # what it was, not is
+    (marks / "go").touch()
+    _wait_all(slurm, project, sweep_id, {"succeeded", "failed", "lost", "cancelled"})
+
+    document = shown()
+    assert (document["state"], document["summary"]) == ("ended", {"succeeded": 5, "failed": 1})
+    swept = _sweep_record(project, sweep_id)  # recorded by the first command that saw the end
+    assert swept["state"] == "ended"
+    assert swept["summary"] == {"succeeded": 5, "failed": 1}
+    ends = [read_json(Path(m["run_dir"]) / "run.json")["ended_at"] for m in document["members"]]
+    assert swept["ended_at"] == max(ends)
+    assert [(m["index"], m["status"]) for m in swept["members"]] == [
+        (1, "succeeded"),
+        (2, "succeeded"),
+        (3, "failed"),
+        (4, "succeeded"),
+        (5, "succeeded"),
+        (6, "succeeded"),
+    ]
+    listed = run(["ls", "--sweep", sweep_id, project.output], cwd=project.root)
+    assert f"sweep {sweep_id} (ended: 5 succeeded, 1 failed)" in listed.stderr, listed.describe()
+    stopped = run(["stop", sweep_id], cwd=project.root)
+    assert stopped.code == 0, stopped.describe()
+    assert f"sweep {sweep_id} is not running (ended: 5 succeeded, 1 failed)" in stopped.stderr
+
+    # A resume submits the failed member again: the sweep is queued again, not ended.
+    (marks / "fail.3").unlink()
+    again, [second], result = _sweep(slurm, project, config, "--parallel", "2")
+    assert again == sweep_id
+    assert "5 done, 1 to rerun, 0 new" in result.stderr
+    swept = _sweep_record(project, sweep_id)
+    assert (swept["state"], swept["ended_at"], swept["summary"]) == ("submitted", None, None)
+    assert shown()["state"] in ("submitted", "running")
+    _scontrol("release", second)
+    _wait_all(slurm, project, sweep_id, {"succeeded", "failed", "lost", "cancelled"})
+    assert (shown()["state"], shown()["summary"]) == ("ended", {"succeeded": 6})

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Project, child_env, read_json, run
+from support import Project, child_env, read_json, run, wait_for
 from tasks_support import RENDEZVOUS_ENTRY, met_line, task_log, tasks_of
 
 from expyrun.slurm.tasks import master_port
@@ -60,6 +60,46 @@ def test_srun_tasks_share_one_run_folder_and_meet(slurm, project: Project) -> No
     assert (project.output / "exp" / ".steps" / f"slurm-{job}.0.json").is_file()
     shown = run(["logs", run_dir, "--task", "1"], cwd=project.root)
     assert shown.stdout == task_log(run_dir, 1)
+
+
+def test_exported_ranks_give_way_to_sruns(slurm, project: Project) -> None:
+    """RANK and WORLD_SIZE exported before srun: every task had rank 0, and they never met."""
+    config = project.config(project.entry(RENDEZVOUS_ENTRY))
+    env = {**_job_env(), "RANK": "0", "WORLD_SIZE": "1"}
+    script = f"srun --kill-on-bad-exit=1 expyrun {config}\n"
+    options = ["--ntasks=2", *SMALL_TASKS, f"--output={project.root}/slurm-%j.out"]
+    job = slurm.submit(script, cwd=project.root, env=env, options=options)
+    slurm.wait_for_state(job, {"COMPLETED"}, timeout=90)
+    (run_dir,) = project.run_dirs()
+    assert [task["status"] for task in tasks_of(run_dir)] == ["succeeded"] * 2
+    for rank in range(2):
+        assert met_line(rank, 2) in task_log(run_dir, rank)
+    warning = (
+        "expyrun: warning: task 1 of 2: the environment sets RANK=0, WORLD_SIZE=1, but the "
+        "worker gets Slurm's RANK=1, WORLD_SIZE=2"
+    )
+    assert task_log(run_dir, 1).startswith(warning)
+    assert warning in (project.root / f"slurm-{job}.out").read_text()
+
+
+def test_expyrun_stop_stops_every_srun_task(slurm, project: Project) -> None:
+    config = project.config(project.entry(RENDEZVOUS_ENTRY), extra={"wait": True})
+    script = f"srun --kill-on-bad-exit=1 expyrun {config} --grace 3\n"
+    options = ["--ntasks=3", *SMALL_TASKS, f"--output={project.root}/slurm-%j.out"]
+    job = slurm.submit(script, cwd=project.root, env=_job_env(), options=options)
+    run_dir = project.output / "exp" / "exp.0"
+    wait_for(
+        lambda: all((run_dir / f"ready.{rank}").exists() for rank in range(3)),
+        60,
+        "the 3 srun tasks to start",
+    )
+    stopped = run(["stop", run_dir], cwd=project.root)
+    assert stopped.code == 0, stopped.describe()
+    assert "stopping tasks 0, 1, 2 on this host" in stopped.stderr
+    slurm.wait_for_state(job, {"COMPLETED", "FAILED", "CANCELLED"}, timeout=60)
+    assert read_json(run_dir / "run.json")["status"] == "killed"
+    tasks = tasks_of(run_dir)
+    assert [(task["status"], task["signal"]) for task in tasks] == [("killed", "SIGTERM")] * 3
 
 
 def test_a_failing_srun_task_fails_the_run(slurm, project: Project) -> None:

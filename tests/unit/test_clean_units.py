@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,42 @@ def test_a_folder_that_fails_while_listed_is_skipped(
 
     monkeypatch.setattr(os, "scandir", scandir)
     assert list(reading.find_run_folders(str(tmp_path))) == [str(run)]
+
+
+def _record(run_dir: Path, recorded: Path | str | None = None) -> Path:
+    run_dir.mkdir(parents=True)
+    data = {} if recorded is None else {"run_dir": str(recorded), "status": 5}
+    (run_dir / "run.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def test_run_folders_behind_links_are_found_only_when_made_through_the_link(
+    tmp_path: Path,
+) -> None:
+    """The walk follows no link below the root, except a name folder whose runs record the
+    path through it (made there: a name folder linked to another disk)."""
+    from expyrun.runs.reading import find_run_folders
+
+    out, disk, other = tmp_path / "out", tmp_path / "disk", tmp_path / "other"
+    real = _record(out / "a" / "exp.0", out / "a" / "exp.0")
+    _record(disk / "big" / "exp.0", out / "big" / "exp.0")  # made through out/big
+    _record(disk / "big" / "exp.1")  # no run_dir: nothing says it was made here
+    _record(other / "a" / "exp.3", other / "a" / "exp.3")  # another project's run
+    _record(other / "big" / "exp.4", tmp_path / "elsewhere" / "big" / "exp.4")  # same link name
+    (out / "big").symlink_to(disk / "big")
+    (out / "theirs").symlink_to(other / "a")
+    (out / "their-outputs").symlink_to(other)
+    (out / "a" / "exp.7").symlink_to(real)  # a link to a run folder is not a run
+    (out / "a" / "up").symlink_to("..")
+    (out / "a" / "here").symlink_to(".")
+    (out / "root").symlink_to("/")
+    (out / "broken").symlink_to(tmp_path / "missing")
+    (out / "file").symlink_to(out / "a" / "exp.0" / "run.json")
+    (out / "other-big").symlink_to(other / "big")
+    found = sorted(find_run_folders(str(out)))
+    assert found == [str(out / "a" / "exp.0"), str(out / "big" / "exp.0")]
+    # A root that is itself a link is followed.
+    assert sorted(find_run_folders(str(out / "their-outputs"))) == [
+        str(out / "their-outputs" / "a" / "exp.3"),
+        str(out / "their-outputs" / "big" / "exp.4"),
+    ]

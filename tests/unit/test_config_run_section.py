@@ -11,7 +11,8 @@ import pytest
 from config_support import resolve_text
 
 from expyrun.config import RunSpec
-from expyrun.config.run_section import RUN_FOLDER_PART, _limits
+from expyrun.config.file_system import file_system_limits
+from expyrun.config.run_section import RUN_FOLDER_PART
 from expyrun.errors import ConfigError
 from expyrun.run.folder import RUN_FOLDER_PATTERN
 
@@ -263,7 +264,7 @@ def test_a_run_folder_path_without_room_under_path_max_is_refused(tmp_path: Path
 
 
 def test_limits_come_from_the_nearest_existing_folder(tmp_path: Path) -> None:
-    assert _limits(tmp_path / "not" / "yet") == (
+    assert file_system_limits(tmp_path / "not" / "yet") == (
         os.pathconf(tmp_path, "PC_NAME_MAX"),
         os.pathconf(tmp_path, "PC_PATH_MAX"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from support import Project, run
 
 from expyrun.errors import UsageError
+from expyrun.sweep import record
 from expyrun.sweep import slurm as sweep_slurm
 
 # The lines around MaxArraySize in `scontrol show config` (Slurm 23.x), as it prints them.
@@ -121,3 +123,85 @@ def test_members_asking_for_other_resources_are_refused(project: Project) -> Non
     assert result.code == 2, result.describe()
     assert "member 2 asks Slurm for other resources than member 1" in result.stderr
     assert not project.output.exists() or not any(project.output.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("statuses", "state", "counts"),
+    [
+        pytest.param(["pending"] * 3, "submitted", {"pending": 3}, id="none-started"),
+        pytest.param(["prepared", "pending"], "submitted", None, id="being-submitted"),
+        pytest.param(["succeeded", "running", "pending"], "running", None, id="one-running"),
+        pytest.param(["succeeded", "failed", "pending"], "submitted", None, id="rest-queued"),
+        pytest.param(
+            ["succeeded", "failed", "succeeded"],
+            "ended",
+            {"succeeded": 2, "failed": 1},
+            id="all-ended",
+        ),
+        pytest.param(["cancelled", "lost", "killed"], "ended", None, id="cancelled-lost"),
+        pytest.param(["succeeded", "not started"], "ended", None, id="never-submitted"),
+        pytest.param([], "ended", {}, id="no-member"),
+    ],
+)
+def test_a_submitted_sweeps_state_comes_from_its_members(
+    statuses: list[str], state: str, counts: dict[str, int] | None
+) -> None:
+    derived, by_status = record.slurm_state(statuses)
+    assert derived == state
+    assert sum(by_status.values()) == len(statuses)
+    if counts is not None:
+        assert by_status == counts
+
+
+def _submitted(tmp_path: Path) -> tuple[Path, record.SweepRecord]:
+    sweep_id, folder = record.create_folder(tmp_path / "outputs")
+    found = record.SweepRecord(
+        id=sweep_id,
+        created_at="2026-11-29T12:00:00+00:00",
+        command=["expyrun", "c.yml"],
+        cwd=str(tmp_path),
+        config_path="c.yml",
+        overrides=[],
+        sweep_flags=[["seed", "0,1"]],
+        dimensions=[{"keys": ["seed"], "values": [["0"], ["1"]]}],
+        options={"slurm": True},
+        line_key="k",
+        definition="d",
+        members=[{"index": 1, "digest": "a"}, {"index": 2, "digest": "b"}],
+        state=record.SUBMITTED,
+        slurm_jobs=[{"job_id": "7", "array": "1-2"}],
+    )
+    record.write(folder, found)
+    return folder, found
+
+
+ENDED_MEMBERS = [
+    {"index": 1, "digest": "a", "run_dir": "/o/s0/exp.0", "status": "succeeded"},
+    {"index": 2, "digest": "b", "run_dir": "/o/s1/exp.0", "status": "failed"},
+]
+
+
+def test_the_end_of_a_submitted_sweep_is_recorded(tmp_path: Path) -> None:
+    folder, found = _submitted(tmp_path)
+    at = "2026-11-29T12:05:00+00:00"
+    assert record.record_slurm_end(folder, found, ENDED_MEMBERS, at)
+    ended = record.read(folder)
+    assert (ended.state, ended.ended_at) == ("ended", at)
+    assert ended.summary == {"succeeded": 1, "failed": 1}
+    assert ended.members == ENDED_MEMBERS
+    assert ended.slurm_jobs == found.slurm_jobs
+
+
+def test_the_end_is_not_recorded_over_a_resubmission(tmp_path: Path) -> None:
+    """A resume holds the start lock while it rewrites the record: never overwrite it."""
+    folder, found = _submitted(tmp_path)
+    lock = record.start_lock(tmp_path / "outputs")
+    try:
+        assert not record.record_slurm_end(folder, found, ENDED_MEMBERS, None)
+    finally:
+        os.close(lock)
+    assert record.read(folder) == found
+    resubmitted = found.replace(slurm_jobs=[*(found.slurm_jobs or []), {"job_id": "8"}])
+    record.write(folder, resubmitted)  # read before it, stale after it
+    assert not record.record_slurm_end(folder, found, ENDED_MEMBERS, None)
+    assert record.read(folder) == resubmitted

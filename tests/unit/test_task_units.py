@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from expyrun.errors import SlurmError
+from expyrun.errors import SlurmError, UsageError
+from expyrun.launch import task_count
 from expyrun.run import record, tasks
 from expyrun.run.record import RunRecord
 from expyrun.slurm import script as slurm_script
@@ -236,3 +237,105 @@ def test_a_job_of_several_tasks_is_not_requeued() -> None:
         slurm_script.script_options(
             slurm_script.sbatch_options({"ntasks": 2, "requeue": True}), "n", Path("/r"), Path("/")
         )
+
+
+@pytest.mark.parametrize(
+    ("cpus", "limit"),
+    [
+        pytest.param(1, 64, id="floor"),
+        pytest.param(8, 64, id="8-cpus"),
+        pytest.param(32, 256, id="8-per-cpu"),
+    ],
+)
+def test_the_nproc_limit_is_eight_per_cpu_and_at_least_64(cpus: int, limit: int) -> None:
+    assert task_count.nproc_limit(cpus) == limit
+
+
+def test_nproc_past_the_limit_is_a_usage_error() -> None:
+    task_count.check_nproc(task_count.nproc_limit())
+    with pytest.raises(UsageError, match=r"--nproc takes from 1 to \d+ workers on this machine"):
+        task_count.check_nproc(task_count.nproc_limit() + 1)
+
+
+def _past(tasks: list[dict[str, Any]] | None, command: list[str] | None = None) -> RunRecord:
+    return BASE._replace(tasks=tasks, command=command or [])
+
+
+def _nproc_tasks(world: int, group: str | None = "local-77") -> list[dict[str, Any]]:
+    return [
+        _entry(rank, "succeeded", 0, **({"group": group} if group else {})) for rank in range(world)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("past", "flags", "expected", "said"),
+    [
+        pytest.param(_nproc_tasks(3), {}, 3, "it ran 3 workers (--nproc 3)", id="nproc-run"),
+        pytest.param(_nproc_tasks(1), {}, 1, "it ran 1 worker (--nproc 1)", id="nproc-1"),
+        pytest.param(_nproc_tasks(3), {"nproc": 5}, 5, "", id="explicit-wins"),
+        pytest.param(_nproc_tasks(3), {"detach": True}, 0, "--detach starts one", id="detach"),
+        pytest.param(_nproc_tasks(3), {"slurm": True}, 0, "--slurm starts one", id="slurm"),
+        pytest.param(_nproc_tasks(2, None), {}, 0, "2 tasks of a Slurm job step", id="no-group"),
+        pytest.param(_nproc_tasks(4, "slurm-9.0"), {}, 0, "srun --ntasks=4", id="srun-run"),
+        pytest.param(None, {}, 0, "", id="single"),
+    ],
+)
+def test_a_rerun_or_reproduce_runs_as_many_workers_as_the_run(
+    past: list[dict[str, Any]] | None,
+    flags: dict[str, Any],
+    expected: int,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from expyrun.launch.options import LaunchOptions
+
+    monkeypatch.delenv("SLURM_STEP_ID", raising=False)
+    options = task_count.as_it_ran(_past(past), Path("/r"), LaunchOptions("c.yml", **flags))
+    assert options.nproc == expected
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        pytest.param(["expyrun", "c.yml", "--nproc", "3"], 3, id="spaced"),
+        pytest.param(["expyrun", "c.yml", "--nproc=4", "--lr", "1"], 4, id="equals"),
+        pytest.param(["expyrun", "rerun", "/r"], 0, id="none"),
+    ],
+)
+def test_the_nproc_of_a_record_without_groups_is_read_from_its_command(
+    command: list[str], expected: int
+) -> None:
+    assert task_count.recorded_nproc(_past(_nproc_tasks(2, None), command)) == expected
+
+
+def test_a_rerun_in_a_step_of_several_tasks_keeps_sruns_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from expyrun.launch.options import LaunchOptions
+
+    for name, value in _step().items():
+        monkeypatch.setenv(name, value)
+    assert (
+        task_count.as_it_ran(_past(_nproc_tasks(3)), Path("/r"), LaunchOptions("c.yml")).nproc == 0
+    )
+
+
+def test_an_exported_rank_gives_way_to_the_tasks_and_is_warned_of() -> None:
+    task = slurm_tasks.step_task(_step())
+    assert task is not None
+    exported = {"RANK": "0", "LOCAL_RANK": "1", "WORLD_SIZE": "6", "MASTER_PORT": "29500"}
+    assert task.environment(exported) == {
+        "RANK": "4",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "6",
+        "LOCAL_WORLD_SIZE": "3",
+        "MASTER_ADDR": "gpu07",
+    }
+    assert task.rank_warning(exported) == (
+        "task 4 of 6: the environment sets RANK=0, but the worker gets Slurm's RANK=4 (an "
+        "exported value is the same in every task: ranks would repeat); unset RANK to silence this"
+    )
+    assert task.rank_warning({"RANK": "4", "WORLD_SIZE": "6"}) is None
+    assert task.rank_warning({}) is None

@@ -1,0 +1,113 @@
+"""A sweep member's run folder: prepared, discarded before it ran, or recorded stopped early.
+
+A member's run folder is an ordinary run folder (`launch.prepare.allocate_and_snapshot`) whose
+record names the sweep (`sweep: {id, index, count, values}`). Prepared here for a local sweep
+(`schedule.py`) and, all at submit time, for a --slurm one (`slurm.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from expyrun.errors import signal_exit_code
+from expyrun.launch.options import LaunchOptions
+from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
+from expyrun.run import record as run_record
+from expyrun.run.record import RunRecord, Status
+from expyrun.sweep.expand import Member
+
+# The run.json key a member's sweep fields go under.
+SWEEP_FIELD = "sweep"
+
+
+def prepare_member(
+    launch: LaunchOptions,
+    cwd: Path,
+    sweep_id: str,
+    count: int,
+    member: Member,
+    warn_paths: bool,
+    gpus: tuple[str, ...] = (),
+) -> PreparedRun:
+    """Allocate and snapshot a member's run folder; its record (`prepared`) names the sweep.
+
+    `count`: the sweep's number of members; `gpus`: the GPUs it will hold (recorded). The
+    caller notes the folder in the sweep record (`record.append_member`) once it is kept.
+    """
+    options = launch._replace(
+        overrides=(*launch.overrides, *member.overrides),
+        command=("expyrun", launch.config_path, *launch.overrides, *member.overrides),
+        print_config=False,
+        detach=False,
+        slurm=False,
+    )
+    prepared = allocate_and_snapshot(
+        options, cwd, member.resolved, member.location, warn_paths=warn_paths
+    )
+    fields: dict[str, Any] = {
+        "id": sweep_id,
+        "index": member.number,
+        "count": count,
+        "values": json.loads(json.dumps(member.values, default=str)),
+    }
+    if gpus:
+        fields["cuda_visible_devices"] = ",".join(gpus)
+    extra = {**(prepared.record.extra or {}), SWEEP_FIELD: fields}
+    kept = prepared.record.replace(extra=extra)
+    run_record.write_record(prepared.run_dir, kept)
+    return prepared._replace(record=kept)
+
+
+def discard(prepared: PreparedRun) -> None:
+    """Remove a prepared run folder that will never run, and the parents made for it if empty.
+
+    Not `folder.remove_created`, which removes those parents whole: another launch may have
+    allocated a run folder in a name folder the sweep made meanwhile.
+    """
+    import shutil  # only here, as in `folder.remove_created`: rarely needed
+
+    shutil.rmtree(prepared.run_dir, ignore_errors=True)
+    for parent in reversed(prepared.created[:-1]):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
+
+
+def record_stopped_before_start(run_dir: str, signum: int, supervisor_pid: int) -> None:
+    """Record a member `killed` by `signum` before its entry point started, if still `prepared`.
+
+    For a member whose supervisor got the sweep's stop signal while it was starting, before it
+    took the signals over: it died of it (SIGTERM's default action) without a word, leaving the
+    record `prepared`. The record then reads as that supervisor's own would
+    (`launch.execute`: a run stopped before its entry point started). A record that moved on
+    meanwhile is left as it is.
+
+    Raises:
+        RecordError: run.json cannot be read or written.
+    """
+    name = signal.Signals(signum).name
+
+    def stopped(current: RunRecord) -> RunRecord:
+        if current.status != Status.PREPARED:
+            return current
+        started = run_record.new_attempt(
+            current,
+            run_record.earlier_attempts(current),
+            host=os.uname().nodename,
+            pid=supervisor_pid,
+        )
+        return run_record.end_attempt(
+            started,
+            status=Status.KILLED.value,
+            ended_at=run_record.now_iso(),
+            exit_code=signal_exit_code(signum),
+            signal=name,
+            error=f"{name} before the entry point started",
+        )
+
+    run_record.update_record(Path(run_dir), stopped)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from expyrun import console
-from expyrun.errors import Interrupted, signal_exit_code
+from expyrun.errors import Interrupted
 from expyrun.run import record, tasks
 from expyrun.run.record import RunRecord
 from expyrun.run.tasks import Task
@@ -44,26 +44,11 @@ def record_stopped_before_start(
     """
     signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
     earlier = [] if task else record.earlier_attempts(found)
-    started = record.new_attempt(found, earlier, host=os.uname().nodename, pid=os.getpid())
     fields = slurm_fields(found.slurm, SlurmJob.from_environ(os.environ))
-    final = _stopped_before_start(started, signum, fields)
-    write_or_warn(lambda current: write_run_record(run_dir, task, current), final)
-
-
-def _stopped_before_start(
-    current: RunRecord, signum: int, slurm_fields: dict[str, Any] | None
-) -> RunRecord:
-    """The final record of a run stopped by `signum` before its entry point started."""
-    name = signal.Signals(signum).name
-    return record.end_attempt(
-        current,
-        status=record.Status.KILLED.value,
-        ended_at=record.now_iso(),
-        exit_code=signal_exit_code(signum),
-        signal=name,
-        error=f"{name} before the entry point started",
-        slurm=slurm_fields,
+    final = record.stopped_before_start(
+        found, earlier, signum, host=os.uname().nodename, pid=os.getpid(), slurm=fields
     )
+    write_or_warn(lambda current: write_run_record(run_dir, task, current), final)
 
 
 def slurm_fields(recorded: dict[str, Any] | None, job: SlurmJob | None) -> dict[str, Any] | None:

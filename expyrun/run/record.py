@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -249,6 +250,26 @@ def end_attempt(record: RunRecord, **fields: Any) -> RunRecord:
     attempts = list(ended.attempts) or [{}]
     attempts[-1] = _attempt_entry(ended, len(attempts))
     return ended.replace(attempts=tuple(attempts))
+
+
+def stopped_before_start(
+    record: RunRecord, earlier: list[dict[str, Any]], signum: int, **fields: Any
+) -> RunRecord:
+    """The final record of an attempt that signal `signum` stopped before its entry point
+    started: `killed`, exit 128 + N, error `SIGTERM before the entry point started`.
+
+    `earlier`: the attempts before it (`earlier_attempts`); `fields`: the attempt's own (host,
+    pid, slurm). Its folder must not keep saying `prepared` for a run that will never run.
+    """
+    name = signal.Signals(signum).name
+    return end_attempt(
+        new_attempt(record, earlier, **fields),
+        status=Status.KILLED.value,
+        ended_at=now_iso(),
+        exit_code=128 + signum,  # the shell's convention (errors.signal_exit_code)
+        signal=name,
+        error=f"{name} before the entry point started",
+    )
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:

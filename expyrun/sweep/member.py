@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
-from expyrun.errors import signal_exit_code
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
 from expyrun.run import record as run_record
@@ -90,24 +88,14 @@ def record_stopped_before_start(run_dir: str, signum: int, supervisor_pid: int) 
     Raises:
         RecordError: run.json cannot be read or written.
     """
-    name = signal.Signals(signum).name
 
     def stopped(current: RunRecord) -> RunRecord:
         if current.status != Status.PREPARED:
             return current
-        started = run_record.new_attempt(
-            current,
-            run_record.earlier_attempts(current),
-            host=os.uname().nodename,
-            pid=supervisor_pid,
-        )
-        return run_record.end_attempt(
-            started,
-            status=Status.KILLED.value,
-            ended_at=run_record.now_iso(),
-            exit_code=signal_exit_code(signum),
-            signal=name,
-            error=f"{name} before the entry point started",
+        earlier = run_record.earlier_attempts(current)
+        host = os.uname().nodename
+        return run_record.stopped_before_start(
+            current, earlier, signum, host=host, pid=supervisor_pid
         )
 
     run_record.update_record(Path(run_dir), stopped)

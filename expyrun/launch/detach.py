@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from expyrun import console
-from expyrun.errors import ExitCode, RunFolderError
+from expyrun.errors import ExitCode, Interrupted, RunFolderError
+from expyrun.launch.final_record import record_stopped_before_start
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.run.folder import SUPERVISOR_LOG
@@ -31,40 +32,74 @@ RUNNING = b"running\n"
 def detach(options: LaunchOptions) -> int:
     """`expyrun CONFIG --detach`: prepare here, run in the background; print the run folder."""
     prepared = prepare(options)
-    pid = start_in_background(prepared.run_dir)
+
+    def never_started(exc: KeyboardInterrupt | Interrupted) -> None:
+        record_stopped_before_start(prepared.run_dir, prepared.record, None, exc)
+
+    pid = start_in_background(prepared.run_dir, never_started)
     console.info(f"started in the background (supervisor pid {pid})")
     console.info(f"follow it with: expyrun logs -f {prepared.run_dir}")
     console.out(str(prepared.run_dir))
     return ExitCode.OK
 
 
-def start_in_background(run_dir: Path) -> int:
+def start_in_background(
+    run_dir: Path, never_started: Callable[[KeyboardInterrupt | Interrupted], None] | None = None
+) -> int:
     """Start the supervisor of the prepared `run_dir` in the background; return its pid."""
-    return start_background(["_supervise", str(run_dir)], run_dir / SUPERVISOR_LOG, "the run")
+    command = ["_supervise", str(run_dir)]
+    return start_background(command, run_dir / SUPERVISOR_LOG, "the run", None, never_started)
 
 
-def start_background(command: list[str], log_path: Path, what: str, cwd: Path | None = None) -> int:
+def start_background(
+    command: list[str],
+    log_path: Path,
+    what: str,
+    cwd: Path | None = None,
+    never_started: Callable[[KeyboardInterrupt | Interrupted], None] | None = None,
+) -> int:
     """Start `expyrun COMMAND... --notify-fd FD` in a session of its own; return its pid.
 
     Its stdout and stderr are appended to `log_path`, its stdin is /dev/null. Returns once
     it wrote RUNNING to the notify pipe (`what` has started). Raises RunFolderError naming
     `log_path` when it did not within START_TIMEOUT_SECONDS or ended first.
+
+    A stop signal (Ctrl-C) before the background process exists calls `never_started` (record
+    that nothing ran); once it exists, it goes on (a session of its own: the terminal's Ctrl-C
+    does not reach it), and the line printed says so and how to stop it.
     """
     read_fd, write_fd = os.pipe()
-    with open(log_path, "ab") as log:
-        # Not through _command: this process outlives expyrun on purpose (no wait, no timeout).
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "expyrun", *command, "--notify-fd", str(write_fd)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=cwd,
-            start_new_session=True,
-            pass_fds=(write_fd,),
-        )
-    os.close(write_fd)
+    try:
+        with open(log_path, "ab") as log:
+            # Not through _command: this process outlives expyrun on purpose (no wait, no
+            # timeout).
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+                [sys.executable, "-m", "expyrun", *command, "--notify-fd", str(write_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=(write_fd,),
+            )
+    except (KeyboardInterrupt, Interrupted) as exc:
+        os.close(read_fd)
+        if never_started is not None:
+            never_started(exc)
+        raise
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     try:
         message = read_notice(read_fd, START_TIMEOUT_SECONDS)
+    except (KeyboardInterrupt, Interrupted):
+        console.info(
+            f"interrupted while {what} started: it goes on in the background (supervisor pid "
+            f"{process.pid}, its messages in {log_path}); `expyrun stop` stops it"
+        )
+        raise
     finally:
         os.close(read_fd)
     if message != RUNNING:

@@ -136,6 +136,26 @@ def test_a_detach_launcher_stopped_while_it_waits_leaves_the_run_going(
     assert record["status"] == "succeeded", record
     assert record["result"] == {"ran": True}
     assert "Traceback" not in (run_dir / "supervisor.log").read_text()
+    assert "it goes on in the background (supervisor pid " in result.stderr
+    assert "`expyrun stop` stops it" in result.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_detach_launcher_stopped_before_the_background_starts_records_it_killed(
+    project: Project, signal_name: str
+) -> None:
+    """Between the folder's preparation and the background supervisor's start: the folder
+    said `prepared` for good, with nothing to run it."""
+    config = project.config(project.entry(ENTRY))
+    command = _at("subprocess", "Popen", signal_name)
+    result = run([config, "--detach"], cwd=project.root, command=command)
+    _check_interrupted(result.code, signal_name, result.stderr)
+    assert "goes on in the background" not in result.stderr
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["signal"]) == ("killed", signal_name), record
+    assert record["error"] == f"{signal_name} before the entry point started"
+    assert not (run_dir / "outputs.log").exists()
 
 
 def test_a_dropped_signal_ends_a_command_over_runs(project: Project) -> None:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from expyrun import console
 from expyrun.errors import ExitCode, Interrupted, UsageError, raise_if_interrupted
@@ -34,7 +35,7 @@ from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import prepare
 from expyrun.launch.task_count import check_nproc
 from expyrun.run import tasks
-from expyrun.run.process_identity import wait_until_taken
+from expyrun.run.process_identity import takes_signal, wait_until_taken
 from expyrun.run.tasks import (
     LOCAL_GROUP_PREFIX,
     MASTER_ADDR_VARIABLE,
@@ -51,6 +52,8 @@ _PASSED_ON = (signal.SIGUSR1, signal.SIGUSR2)
 # After the tasks were asked to stop, how long past their grace before they are killed.
 _KILL_MARGIN_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# What `take_signals` changed: the wake-up pipe's fds, the signals' handlers, the wake-up fd.
+_TakenSignals = tuple[int, int, dict[int, Any], int]
 
 
 def local_task(rank: int, world_size: int) -> Task:
@@ -106,19 +109,24 @@ def launch_nproc(options: LaunchOptions, nproc: int) -> int:
     """
     check_nproc(nproc)
     prepared = prepare(options)
-    exported = [name for name in RANK_VARIABLES if os.environ.get(name)]
-    if exported:  # replaced, as torchrun replaces them; said once, as a task of a step says
-        values = ", ".join(f"{name}={os.environ[name]}" for name in exported)
-        console.warning(
-            f"the environment sets {values}, but each of the {nproc} workers gets its own "
-            f"(as torchrun's do); unset {' '.join(exported)} to silence this"
-        )
     run_dir = prepared.run_dir
-    console.info(f"run folder: {run_dir}")
-    port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())
-    addr = os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS
-    grace = prepared.record.grace_s
-    return _Coordinator(run_dir, nproc, addr, port, grace).run()
+    try:  # until the coordinator takes the stop signals: a stop here ends every task unstarted
+        exported = [name for name in RANK_VARIABLES if os.environ.get(name)]
+        if exported:  # replaced, as torchrun replaces them; said once, as a step's task says
+            values = ", ".join(f"{name}={os.environ[name]}" for name in exported)
+            console.warning(
+                f"the environment sets {values}, but each of the {nproc} workers gets its own "
+                f"(as torchrun's do); unset {' '.join(exported)} to silence this"
+            )
+        console.info(f"run folder: {run_dir}")
+        port = os.environ.get(MASTER_PORT_VARIABLE) or str(free_port())
+        addr = os.environ.get(MASTER_ADDR_VARIABLE) or LOCAL_ADDRESS
+        coordinator = _Coordinator(run_dir, nproc, addr, port, prepared.record.grace_s)
+        signals = coordinator.take_signals()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        tasks.finish_record(run_dir, nproc, _stop_signal(exc))
+        raise
+    return coordinator.run(signals)
 
 
 def _stop_signal(exc: BaseException) -> int:
@@ -145,20 +153,29 @@ class _Coordinator:
         self.stopping = False
         # The first signal sent to every task to stop it (forwarded, or after a task failed).
         self.stopped_by: int | None = None
+        # Tasks sent SIGTERM for a forwarded SIGINT, as they were still starting.
+        self.substituted: set[int] = set()
 
-    def run(self) -> int:
+    def take_signals(self) -> _TakenSignals:
+        """Make the stop signals events (`received`); what `run` restores at its end: the
+        wake-up pipe's fds, the handlers the signals had, the wake-up fd before."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         handled = (*_FORWARDED, *_PASSED_ON, signal.SIGCHLD)
-        previous = {signum: signal.getsignal(signum) for signum in handled}
+        previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in handled}
         for signum in (*_FORWARDED, *_PASSED_ON):
             signal.signal(signum, lambda signum, frame: self.received.append(signum))
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the select
-        old_wakeup = signal.set_wakeup_fd(write_fd)
-        # Said once a stop signal is forwarded to the tasks (their start is under way).
-        addr, port = self.env[MASTER_ADDR_VARIABLE], self.env[MASTER_PORT_VARIABLE]
-        console.info(f"{self.nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
+        return read_fd, write_fd, previous, signal.set_wakeup_fd(write_fd)
+
+    def run(self, signals: _TakenSignals) -> int:
+        """Start the tasks, forward the signals `take_signals` took, and reap them; the run's
+        exit code."""
+        read_fd, write_fd, previous, old_wakeup = signals
         try:
+            # Said once a stop signal is forwarded to the tasks (their start is under way).
+            addr, port = self.env[MASTER_ADDR_VARIABLE], self.env[MASTER_PORT_VARIABLE]
+            console.info(f"{self.nproc} tasks share it (MASTER_ADDR={addr}, MASTER_PORT={port})")
             raise_if_interrupted()  # one taken before, its exception dropped (errors.py)
             for rank in range(self.nproc):
                 self.processes[rank] = self._start(rank)
@@ -221,6 +238,8 @@ class _Coordinator:
             if rank in self.codes or process.poll() is None:
                 continue
             code = process.returncode
+            if rank in self.substituted and code == -signal.SIGTERM:
+                code = -signal.SIGINT  # sent SIGTERM for a SIGINT (`_stop_all`)
             self.codes[rank] = code if code >= 0 else 128 - code
             if self.codes[rank] and self.first_failure is None:
                 self.first_failure = rank
@@ -237,11 +256,18 @@ class _Coordinator:
     def _stop_all(self, signum: int) -> None:
         for rank, process in self.processes.items():
             if rank not in self.codes and process.poll() is None:
+                sent = signum
+                if signum == signal.SIGINT and takes_signal(process.pid, signal.SIGTERM) is False:
+                    # Still starting, before expyrun's handlers: Python's own SIGINT handler
+                    # would raise in its imports (a traceback, exit 1). SIGTERM's default
+                    # action ends it quietly; it counts as stopped by the SIGINT.
+                    sent = signal.SIGTERM
+                    self.substituted.add(rank)
                 # A second stop signal (kill now) sent before the task took the first would
                 # merge with it: the task would wait its grace (`expyrun stop --kill`).
-                wait_until_taken(process.pid, signum, timeout=1.0)
+                wait_until_taken(process.pid, sent, timeout=1.0)
                 try:
-                    process.send_signal(signum)
+                    process.send_signal(sent)
                 except ProcessLookupError:
                     pass
 

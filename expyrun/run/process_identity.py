@@ -101,3 +101,20 @@ def wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
         if not any(mask & bit for mask in pending.values()):
             return
         time.sleep(0.01)
+
+
+def takes_signal(pid: int, signum: int) -> bool | None:
+    """Whether process `pid` catches or blocks `signum` (/proc/PID/status SigCgt, SigBlk of
+    its main thread): False while it would take the signal's default action; None when /proc
+    cannot tell (no such process, no /proc)."""
+    bit = 1 << (signum - 1)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            masks = [
+                int(value, 16)
+                for key, _, value in (line.partition(":\t") for line in f)
+                if key in ("SigCgt", "SigBlk")
+            ]
+    except (OSError, ValueError):
+        return None
+    return any(mask & bit for mask in masks) if masks else None

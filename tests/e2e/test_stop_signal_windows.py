@@ -358,3 +358,59 @@ def test_a_dropped_signal_with_the_import_lock_held_stops_the_run_at_once(
     assert time.monotonic() - started < 8, result.describe()
     (run_dir,) = project.run_dirs()
     assert read_json(run_dir / "run.json")["status"] == "killed"
+
+
+def test_an_nproc_launch_stopped_before_its_tasks_start_records_them_killed(
+    project: Project,
+) -> None:
+    """Between the folder's preparation and the launcher taking the signals over: the folder
+    said `prepared` for good."""
+    config = project.config(project.entry(ENTRY))
+    command = _at("expyrun.launch.nproc", "free_port", "SIGTERM")
+    result = run([config, "--nproc", "2"], cwd=project.root, command=command)
+    _check_interrupted(result.code, "SIGTERM", result.stderr)
+    (run_dir,) = project.run_dirs()
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "killed", record
+    assert [(task["status"], task["signal"]) for task in record["tasks"]] == [
+        ("killed", "SIGTERM"),
+        ("killed", "SIGTERM"),
+    ]
+
+
+# `expyrun ARGS`, with a SIGINT sent to itself as soon as the launcher started its last task:
+# the tasks' supervisors are still starting (before expyrun's handlers) when it is forwarded.
+AS_THE_TASKS_START = """
+import os, signal, sys
+from expyrun import cli
+from expyrun.launch import nproc
+
+start = nproc._Coordinator._start
+
+
+def started(self, rank):
+    process = start(self, rank)
+    if rank == self.nproc - 1:
+        os.kill(os.getpid(), signal.SIGINT)
+    return process
+
+
+nproc._Coordinator._start = started
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_as_the_tasks_start_stops_them_quietly(project: Project) -> None:
+    """A SIGINT forwarded to a task supervisor still starting hit Python's own handler in its
+    imports: KeyboardInterrupt tracebacks, and the launcher exited 1 with a record saying 130."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", AS_THE_TASKS_START]
+    for _ in range(3):  # each round a different moment of the tasks' start
+        result = run([config, "--nproc", "3"], cwd=project.root, command=command)
+        assert result.code == 130, result.describe()
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "Fatal Python error" not in result.stderr, result.stderr
+        record = read_json(result.run_dir / "run.json")
+        assert record["status"] == "killed", record
+        for task in record["tasks"]:
+            assert task["status"] == "killed", task

@@ -163,8 +163,9 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     """Replace run.json atomically, even on a full disk.
 
     A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record on:
-    when the disk is full (ENOSPC, EDQUOT), the reserve is deleted and the write tried again, so
-    a run whose entry filled the disk still ends with a true record. The reserve goes with the
+    when the disk is full (ENOSPC, EDQUOT), the record is written into it and it takes
+    run.json's place (`replace_from_reserve`), so a run whose output filled the disk still
+    ends with a true record. The reserve goes with the
     record that ends a run. A failed write leaves no temporary file behind.
 
     Raises RecordError when run.json cannot be written (the run folder was deleted or moved
@@ -173,28 +174,54 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     path = run_dir / RECORD_FILE
     temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
     text = json.dumps(data, indent=2) + "\n"
-    for last_try in (False, True):
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-            break
-        except OSError as exc:
-            _remove(temporary)
-            if not run_dir.is_dir():
-                raise RecordError(
-                    "cannot write the record: the run folder is gone (deleted or moved while "
-                    "the run ran)",
-                    path=run_dir,
-                ) from exc
-            if last_try or exc.errno not in _DISK_FULL or not _remove(run_dir / RESERVE_FILE):
-                raise RecordError(
-                    f"cannot write the record: {exc.strerror or exc}", path=path
-                ) from exc
     reserve = run_dir / RESERVE_FILE
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        _remove(temporary)
+        if not run_dir.is_dir():
+            raise RecordError(
+                "cannot write the record: the run folder is gone (deleted or moved while "
+                "the run ran)",
+                path=run_dir,
+            ) from exc
+        if exc.errno not in _DISK_FULL or not replace_from_reserve(reserve, path, text):
+            raise RecordError(f"cannot write the record: {exc.strerror or exc}", path=path) from exc
     if ended:
         _remove(reserve)
     elif not reserve.exists():
-        _make_reserve(reserve)
+        make_reserve(reserve)
+
+
+def replace_from_reserve(reserve: Path, path: Path, text: str) -> bool:
+    """Replace `path` with `text` written into the reserve file `reserve`, on a full disk.
+
+    The reserve's blocks were set aside when the disk had room (posix_fallocate): writing into
+    them takes no new block, so another writer filling the disk meanwhile (a task's output)
+    cannot take them, as it could take blocks freed by deleting the reserve. The reserve is
+    renamed over `path`; the next record makes a new one when there is room. False when there
+    is no reserve or the write failed all the same (`text` larger than the reserve).
+    """
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(reserve, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        os.replace(reserve, path)
+    except OSError:
+        return False
+    return True
 
 
 def _remove(path: Path) -> bool:
@@ -207,17 +234,18 @@ def _remove(path: Path) -> bool:
         return False
 
 
-def _make_reserve(reserve: Path) -> None:
-    """Set aside room for the records still to come (best effort: a full disk is no error)."""
+def make_reserve(reserve: Path, size: int = RESERVE_BYTES) -> None:
+    """Set aside `size` bytes at `reserve` for the records still to come (posix_fallocate;
+    best effort: a full disk is no error). See `replace_from_reserve`."""
     try:
         fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError:
         return
     try:
-        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        os.posix_fallocate(fd, 0, size)
     except (OSError, AttributeError):
         try:
-            os.write(fd, b"\0" * RESERVE_BYTES)
+            os.write(fd, b"\0" * size)
         except OSError:
             os.close(fd)
             _remove(reserve)

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from expyrun.run import record
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import RunRecord, Status
+from expyrun.run.record_file import make_reserve, replace_from_reserve
 
 # Each task's own entry, written by its supervisor only.
 TASKS_FOLDER = ".tasks"
@@ -145,10 +146,10 @@ def write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
     Task 0's record is the run's (config, code, git, requirements); another task only adds its
     entry. Returns the record written. Raises RecordError when run.json cannot be written.
 
-    Each task keeps a reserve (TASK_RESERVE) while it runs, as run.json has one (record.py):
-    when the disk is full, it is deleted and the writes tried again, so that a run whose output
-    filled the disk still ends with every task's true entry (the run's one reserve is taken by
-    the first task to end, and the other tasks' output may fill it again at once).
+    Each task keeps a reserve (TASK_RESERVE) while it runs, as run.json has one: when the disk
+    is full, its entry is written into it (`record_file.replace_from_reserve`: blocks another
+    task's output cannot take), so a run whose output filled the disk still ends with every
+    task's true entry.
     """
     reserve = run_dir / TASKS_FOLDER / TASK_RESERVE.format(rank=task.rank)
     try:
@@ -157,20 +158,28 @@ def write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
         full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in _DISK_FULL
         if not full or not reserve.exists():
             raise
-        reserve.unlink(missing_ok=True)
-        merged = _write_task_record(run_dir, task, own)
+        merged = _write_task_record(run_dir, task, own, reserve)
     if own.status in record.ENDED:
         reserve.unlink(missing_ok=True)
     elif not reserve.exists():
-        _make_reserve(reserve)
+        make_reserve(reserve, TASK_RESERVE_BYTES)
     return merged
 
 
-def _write_task_record(run_dir: Path, task: Task, own: RunRecord) -> RunRecord:
+def _write_task_record(
+    run_dir: Path, task: Task, own: RunRecord, reserve: Path | None = None
+) -> RunRecord:
+    """Write the task's entry (into its `reserve`, on a full disk), then merge run.json."""
     folder = run_dir / TASKS_FOLDER
+    entry_path = folder / TASK_FILE.format(rank=task.rank)
     try:
         folder.mkdir(exist_ok=True)
-        _write_atomically(folder / TASK_FILE.format(rank=task.rank), task_entry(task, own))
+        if reserve is None:
+            _write_atomically(entry_path, task_entry(task, own))
+        else:
+            text = json.dumps(task_entry(task, own), indent=2) + "\n"
+            if not replace_from_reserve(reserve, entry_path, text):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
         raise record.RecordError(
@@ -220,21 +229,6 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     except OSError:
         temporary.unlink(missing_ok=True)  # a full disk leaves no empty temporary behind
         raise
-
-
-def _make_reserve(path: Path) -> None:
-    """Set aside TASK_RESERVE_BYTES at `path` (best effort: a full disk is no error)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError:
-        return
-    try:
-        os.posix_fallocate(fd, 0, TASK_RESERVE_BYTES)
-    except OSError:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        return
-    os.close(fd)
 
 
 def merge(base: RunRecord, entries: list[dict[str, Any]], world_size: int) -> RunRecord:

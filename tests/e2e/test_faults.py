@@ -43,6 +43,41 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+def _fill(folder: Path) -> None:
+    """Write into `folder` until its file system is full."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"f" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_record_written_into_its_reserve_needs_no_free_block(tiny_disk: Path) -> None:
+    """On a full disk, a record goes into the blocks its reserve set aside: deleting the reserve
+    and writing again lost them to another writer filling the disk meanwhile (a task's output:
+    a task of a --nproc run was recorded `lost`, now and then)."""
+    from expyrun.run.record_file import make_reserve, replace_from_reserve
+
+    reserve, record = tiny_disk / "reserve", tiny_disk / "run.json"
+    make_reserve(reserve, 64 * 1024)
+    make_reserve(tiny_disk / "small", 16)
+    record.write_text("old\n")
+    _fill(tiny_disk)
+    with pytest.raises(OSError):
+        (tiny_disk / "other").write_text("x" * 8192)
+    text = '{"status": "succeeded"}\n' * 100
+    assert replace_from_reserve(reserve, record, text)
+    assert record.read_text() == text
+    assert not reserve.exists()
+    assert not replace_from_reserve(reserve, record, "again")  # no reserve left
+    _fill(tiny_disk)  # again: the reserve's unused blocks were given back
+    assert not replace_from_reserve(tiny_disk / "small", record, "x" * 8192)  # larger
+    assert record.read_text() == text  # left as it was
+
+
 CHATTY = """
 for i in range(50):
     print(f"line {i} " + "x" * 100_000, flush=True)

@@ -265,7 +265,7 @@ class _Coordinator:
                     self.substituted.add(rank)
                 # A second stop signal (kill now) sent before the task took the first would
                 # merge with it: the task would wait its grace (`expyrun stop --kill`).
-                wait_until_taken(process.pid, sent, timeout=1.0)
+                wait_until_taken(process.pid, sent)  # 5 s at most: a loaded machine
                 try:
                     process.send_signal(sent)
                 except ProcessLookupError:

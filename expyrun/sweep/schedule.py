@@ -105,6 +105,7 @@ class Scheduler:
         # The next member, prepared while every slot is busy (`_prepare_ahead`): its step and
         # its run folder, not yet noted in the sweep record.
         self.ahead: tuple[Step, PreparedRun] | None = None
+        self.ahead_inode = 0  # its folder's, to know it from a new one of the same name
 
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code.
@@ -178,6 +179,7 @@ class Scheduler:
             discard(prepared)
         else:
             self.ahead = (pending[0], prepared)
+            self.ahead_inode = os.stat(prepared.run_dir).st_ino
 
     def _discard_ahead(self) -> None:
         if self.ahead is not None:
@@ -235,10 +237,8 @@ class Scheduler:
         stays `not started`. A later signal is forwarded to the member's supervisor
         (`_collect` records it killed if it died of it before recording anything).
         """
-        if self.ahead is not None and self.ahead[0] is step:
-            prepared = self.ahead[1]
-            self.ahead = None
-        else:
+        prepared = self._take_ahead(step)
+        if prepared is None:
             prepared = self._prepare_folder(step.member, gpus)
         if self.signalled:
             discard(prepared)
@@ -246,6 +246,24 @@ class Scheduler:
         member = step.member
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
+
+    def _take_ahead(self, step: Step) -> PreparedRun | None:
+        """The folder prepared ahead for `step`, if it is still there and still `prepared`.
+
+        It waited `prepared` as long as a member ran: `expyrun clean` removes a `prepared`
+        folder older than a minute (runs/clean.py LAUNCH_SECONDS), and may have done so.
+        """
+        if self.ahead is None or self.ahead[0] is not step:
+            return None
+        prepared, inode = self.ahead[1], self.ahead_inode
+        self.ahead = None
+        try:
+            same = os.stat(prepared.run_dir).st_ino == inode  # not a new folder of that name
+        except OSError:
+            same = False
+        if same and run_status(str(prepared.run_dir)) == Status.PREPARED:
+            return prepared
+        return None  # gone (or going): nothing of it is ours to remove
 
     def _prepare_folder(self, member: Member, gpus: tuple[str, ...]) -> PreparedRun:
         first = not self.prepared_one

@@ -102,9 +102,8 @@ class Scheduler:
         self.interrupted: int | None = None  # the first stop signal, once acted on
         # Every stop signal the handler took, acted on or not yet: nothing starts once it has one.
         self.signalled: list[int] = []
-        # The next member, prepared while every slot is busy (`_prepare_ahead`): its step and
-        # its run folder, not yet noted in the sweep record.
-        self.ahead: tuple[Step, PreparedRun] | None = None
+        # The next member prepared while every slot is busy (`_prepare_ahead`), not yet recorded:
+        self.ahead: tuple[Step, PreparedRun, int] | None = None  # step, folder, folder's inode
 
     def run(self) -> int:
         """Run every step to its end (or until stopped); the sweep's exit code.
@@ -177,7 +176,7 @@ class Scheduler:
         if self.signalled:
             discard(prepared)
         else:
-            self.ahead = (pending[0], prepared)
+            self.ahead = (pending[0], prepared, os.stat(prepared.run_dir).st_ino)
 
     def _discard_ahead(self) -> None:
         if self.ahead is not None:
@@ -235,17 +234,26 @@ class Scheduler:
         stays `not started`. A later signal is forwarded to the member's supervisor
         (`_collect` records it killed if it died of it before recording anything).
         """
-        if self.ahead is not None and self.ahead[0] is step:
-            prepared = self.ahead[1]
-            self.ahead = None
-        else:
-            prepared = self._prepare_folder(step.member, gpus)
+        prepared = self._take_ahead(step) or self._prepare_folder(step.member, gpus)
         if self.signalled:
             discard(prepared)
             return None
         member = step.member
         record.append_member(self.folder, member.number, member.digest, prepared.run_dir)
         return str(prepared.run_dir)
+
+    def _take_ahead(self, step: Step) -> PreparedRun | None:
+        """The folder prepared ahead for `step` if still there and `prepared`: it waited as long
+        as a member ran, and `expyrun clean` removes a `prepared` folder a minute old."""
+        if self.ahead is None or self.ahead[0] is not step:
+            return None
+        _, prepared, inode = self.ahead
+        self.ahead = None
+        try:  # gone, or a new folder of that name: nothing of it is ours to remove
+            same = os.stat(prepared.run_dir).st_ino == inode
+        except OSError:
+            return None
+        return prepared if same and run_status(str(prepared.run_dir)) == Status.PREPARED else None
 
     def _prepare_folder(self, member: Member, gpus: tuple[str, ...]) -> PreparedRun:
         first = not self.prepared_one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -423,3 +424,38 @@ def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: 
     assert [m["status"] for m in members] == ["failed", "succeeded", "not started", "not started"]
     (folder,) = (project.output / ".sweeps").iterdir()
     assert len((folder / "members.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project: Project) -> None:
+    """The folder prepared ahead waits `prepared` while a member runs; once it is a minute old,
+    `expyrun clean --status prepared` removes it. The member then gets a new folder (it was
+    started in the removed one: an internal error, exit 70)."""
+    config = _config(project)
+    process = start([config, "--sweep", "seed", "range(0, 2)", "--parallel", "1"], project.root)
+
+    def ahead() -> Path | None:
+        for folder in project.output.glob("s1/exp.*"):
+            if read_json(folder / "run.json")["status"] == "prepared":
+                return folder
+        return None
+
+    try:
+        wait_for(lambda: len(_ready(project)) == 1, 30, "the first member to start")
+        prepared = wait_for(ahead, 30, "the second member to be prepared ahead")
+        old = time.time() - 120  # as if the first member had run two minutes
+        os.utime(prepared / "run.json", (old, old))
+        cleaned = run(["clean", str(project.output), "--status", "prepared", "--yes"], project.root)
+        assert cleaned.code == 0, cleaned.describe()
+        (_ready(project)[0] / "go").touch()
+        wait_for(lambda: len(_ready(project)) == 2, 30, "the second member to start")
+        for folder in _ready(project):
+            (folder / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err.decode()
+    folders = sorted(project.output.glob("*/exp.*"))
+    assert [read_json(folder / "run.json")["status"] for folder in folders] == ["succeeded"] * 2
+    assert _sweep_record(project)["summary"] == {"succeeded": 2}

@@ -1,8 +1,21 @@
-"""`python -m expyrun`: the same as the `expyrun` command."""
+"""`python -m expyrun` and the `expyrun` command (pyproject's console script names this module).
+
+The cyclic garbage collector is off while expyrun starts: importing its modules and YAML makes
+tens of thousands of objects, and the collections they trigger cost ~3 ms of a ~50 ms launch
+(benchmarks/launch_overhead.py). `expyrun.started` turns it back on, once, where the start-up
+ends: when the worker has its payload, or at once for a command that is not a launch. It
+freezes what start-up made first (gc.freeze: those objects live as long as the process), so
+the collection that would have been pending is not paid then either. The pattern is
+Instagram's, and the reason `gc.freeze` exists (its documentation, CPython issue 31558).
+"""
 
 from __future__ import annotations
 
-from expyrun.cli import console_main
+import gc
+
+gc.disable()
+
+from expyrun.cli import console_main  # noqa: E402 - after gc.disable, on purpose
 
 if __name__ == "__main__":
     console_main()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from expyrun import __version__, console
+from expyrun import __version__, console, started
 from expyrun.cli import run_calls
 from expyrun.cli.launch_line import LAUNCH_USAGE, parse_past_run
 from expyrun.cli.sweep_line import parse_launch_line, sweep_command, sweep_supervisor
@@ -41,6 +41,9 @@ from expyrun.errors import (
 )
 
 TRACEBACK_VARIABLE = "EXPYRUN_TRACEBACK"
+# The commands that start a run in this process: the garbage collector stays off until the
+# worker has its payload (expyrun/__main__.py); every other command turns it on first.
+LAUNCHING_COMMANDS = frozenset({"_supervise", "rerun", "reproduce"})
 
 
 class Command(NamedTuple):
@@ -128,6 +131,8 @@ def _program(args: list[str]) -> int:
     if not args:
         raise UsageError("missing the config file", hint=f"{LAUNCH_USAGE}; see expyrun --help")
     if args[0] in COMMANDS and not os.path.isfile(args[0]):
+        if args[0] not in LAUNCHING_COMMANDS:
+            started()
         return COMMANDS[args[0]].run(args[1:])
     if "-h" in args or "--help" in args or args == ["help"]:
         from expyrun.cli.help import general_help
@@ -142,6 +147,7 @@ def _program(args: list[str]) -> int:
     if sweep.is_requested:
         from expyrun.sweep.commands import run_sweep
 
+        started()
         return run_sweep(options, sweep)
     from expyrun.launch import launch
     from expyrun.launch.options import SweepInConfig
@@ -151,6 +157,7 @@ def _program(args: list[str]) -> int:
     except SweepInConfig:  # the config has a __sweep__ section: nothing was created
         from expyrun.sweep.commands import run_sweep
 
+        started()
         return run_sweep(options, sweep)
 
 

@@ -174,11 +174,16 @@ def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
     )
 
 
+def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    from expyrun.run.record_check import check_tags  # here: a launch without --tag skips it
+
+    return check_tags(tags)
+
+
 def _launch_options(
     split: _Split, config_path: str, command: tuple[str, ...], flags: Sequence[Flag]
 ) -> LaunchOptions:
     from expyrun.launch.options import LaunchOptions
-    from expyrun.run.record_check import check_tags
 
     found = split.found
     grace = _text(found.get("grace_seconds"))
@@ -195,7 +200,7 @@ def _launch_options(
         slurm=found.get("slurm") is True,
         merged_output=found.get("merged_output") is True,
         command=command,
-        tags=check_tags(tags) if isinstance(tags, tuple) else (),
+        tags=_checked_tags(tags) if isinstance(tags, tuple) else (),
         note=_text(found.get("note")),
         nproc=0 if nproc is None else _count("--nproc", nproc),
         flags=tuple(flag.name for flag in flags),

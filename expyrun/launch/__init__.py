@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from expyrun import started
 from expyrun.errors import UsageError
 from expyrun.launch.options import LaunchOptions
 from expyrun.run import spawn
@@ -90,6 +91,7 @@ def _launch_tasks(options: LaunchOptions) -> int:
     if options.nproc:
         from expyrun.launch.nproc import launch_nproc
 
+        started()  # the launcher waits for its tasks as long as the run lasts
         return launch_nproc(options, options.nproc)
     assert task is not None  # noqa: S101 - several_tasks_here said so
     from expyrun.launch.tasks import launch_task

@@ -10,12 +10,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from expyrun import console
+from expyrun import console, started
 from expyrun.errors import Interrupted
 from expyrun.launch import final_record
-from expyrun.launch.closing import say_how_it_ended
 from expyrun.launch.options import SourceRun
 from expyrun.launch.prepare import PreparedRun
 from expyrun.launch.recording import (
@@ -23,12 +22,14 @@ from expyrun.launch.recording import (
     RECORDING_TIMEOUT_SECONDS,
     run_recorder,
 )
-from expyrun.run import record, spawn, supervisor, tasks
+from expyrun.run import record, spawn, supervisor
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import RunRecord
-from expyrun.run.tasks import Task
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
+
+if TYPE_CHECKING:  # run/tasks.py is imported by a multi-task run only
+    from expyrun.run.tasks import Task
 
 # Environment variables the worker gets (EXPYRUN_CWD, the launch folder, is the config's).
 RUN_DIR_VARIABLE = "EXPYRUN_RUN_DIR"
@@ -86,7 +87,7 @@ def _run(
         **_environment_variables(prepared.options.source),
         **(task.environment(os.environ) if task else {}),
     }
-    log_path = run_dir / (tasks.log_name(task.rank) if task else OUTPUTS_LOG)
+    log_path = run_dir / (_task_log_name(task) if task else OUTPUTS_LOG)
     separator_at = _start_log(log_path, attempt, job, task)
     launch = supervisor.WorkerLaunch(
         payload=_payload(prepared, terminal),
@@ -107,6 +108,7 @@ def _run(
     slurm_fields = final_record.slurm_fields(prepared.record.slurm, job)
 
     def on_started(child_pid: int) -> None:
+        started()  # the start-up is over: the collector is back on (expyrun/__main__.py)
         current = record.new_attempt(
             prepared.record,
             earlier,
@@ -124,6 +126,8 @@ def _run(
             recorder.start()
         if on_running is not None:
             on_running()
+        # What the run's end needs is imported now, while the worker runs the entry, not after.
+        from expyrun.launch import closing  # noqa: F401
 
     def on_ended(outcome: supervisor.WorkerExit) -> None:
         """Write the final record as soon as the run has ended (before the terminal catches up)."""
@@ -172,6 +176,8 @@ def _run(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )
     if terminal:
+        from expyrun.launch.closing import say_how_it_ended  # imported by on_started
+
         say_how_it_ended(outcome, run_dir, launch.log_path, task.describe() if task else None)
     return outcome.exit_code
 
@@ -262,6 +268,12 @@ def _grace_seconds(requested: float | None, job: SlurmJob | None) -> float:
             "Slurm may kill the run before expyrun records how it ended"
         )
     return requested
+
+
+def _task_log_name(task: Task) -> str:
+    from expyrun.run import tasks
+
+    return tasks.log_name(task.rank)
 
 
 def _start_log(log_path: Path, attempt: int, job: SlurmJob | None, task: Task | None) -> int | None:

@@ -8,15 +8,17 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expyrun import console
 from expyrun.errors import Interrupted
-from expyrun.run import record, tasks
+from expyrun.run import record
 from expyrun.run.record import RunRecord
-from expyrun.run.tasks import Task
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
+
+if TYPE_CHECKING:  # run/tasks.py is imported by a multi-task run only
+    from expyrun.run.tasks import Task
 
 
 def write_or_warn(write: Callable[[RunRecord], None], final: RunRecord) -> None:
@@ -33,6 +35,8 @@ def write_run_record(run_dir: Path, task: Task | None, current: RunRecord) -> No
     if task is None:
         record.write_record(run_dir, current)
     else:
+        from expyrun.run import tasks
+
         tasks.write_task_record(run_dir, task, current)
 
 

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 from expyrun.run.process_identity import process_matches as process_matches
 from expyrun.run.process_identity import process_start_time as process_start_time
-from expyrun.run.record_check import record_problem
 from expyrun.run.record_file import RECORD_FILE as RECORD_FILE  # re-exported: the readers'
 from expyrun.run.record_file import RESERVE_BYTES as RESERVE_BYTES
 from expyrun.run.record_file import RESERVE_FILE as RESERVE_FILE
@@ -290,6 +289,8 @@ def update_record(run_dir: Path, change: Callable[[RunRecord], RunRecord]) -> Ru
             cannot be written.
     """
 
+    from expyrun.run.record_check import record_problem  # a launch writes, it need not check
+
     def apply(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         problem = record_problem(data)
         if problem is not None:
@@ -305,6 +306,8 @@ def update_record(run_dir: Path, change: Callable[[RunRecord], RunRecord]) -> Ru
 
 def read_record(run_dir: Path) -> RunRecord:
     """Read run.json (OSError when missing; ValueError naming what is wrong when not a record)."""
+    from expyrun.run.record_check import record_problem
+
     data = json.loads((run_dir / RECORD_FILE).read_text(encoding="utf-8"))
     problem = record_problem(data)
     if problem is not None:

@@ -11,6 +11,7 @@ pipes is bounded; a stop signal then kills what is left at once. See docs/superv
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import time
@@ -219,3 +220,34 @@ class Stopping:
 
     def drain_over(self) -> bool:
         return self.drain_deadline is not None and time.monotonic() >= self.drain_deadline
+
+
+class Messages:
+    """The supervisor's messages, written by a thread of their own.
+
+    They go to expyrun's stderr, often the same terminal as the run's output: when it does not
+    read (`2>&1 | less` paused, Ctrl-S, a stalled ssh), a write blocks, and it must not block
+    the poll loop that acts on signals, the grace and the kill.
+    """
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._queue: SimpleQueue[str | None] = SimpleQueue()
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._write_forever, ())
+
+    def say(self, text: str) -> None:
+        self._queue.put(text)
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued, waiting at most `timeout` s for a terminal that blocks."""
+        self._queue.put(None)
+        self._done.acquire(timeout=timeout)
+
+    def _write_forever(self) -> None:
+        try:
+            while (text := self._queue.get()) is not None:
+                self._write(text)
+        finally:
+            self._done.release()

@@ -14,27 +14,28 @@ import select
 import signal
 import sys
 import time
-from _queue import SimpleQueue
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from expyrun.errors import raise_if_interrupted, signal_exit_code
 from expyrun.run.ending import end_report_path, read_end_report, remove, signal_error
-from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
 from expyrun.run.record import Status
 from expyrun.run.spawn import Worker, handled_signals, send_payload
 from expyrun.run.stopping import (
     STOP_SIGNALS,
+    Messages,
     Stopping,
     signal_name,
     stop_answered,
     wait_worker,
     watch_signals,
 )
-from expyrun.run.tee import Tee
 from expyrun.run.tracking import reap_adopted, start_tracking, stop_tracking
 from expyrun.run.usage import UsageSampler
+
+if TYPE_CHECKING:  # imported once the worker has its payload (see `run`)
+    from expyrun.run.tee import Tee
 
 __all__ = ["DEFAULT_GRACE_SECONDS", "WorkerExit", "WorkerLaunch", "run"]
 
@@ -104,7 +105,7 @@ def run(
         signal.signal(signum, signal.SIG_DFL)  # a blocked SIG_IGN signal would be discarded
     raise_if_interrupted()  # one taken before, its exception dropped (errors.py; tracking.py)
     # Threads start from here on: they inherit the mask, so only sigwaitinfo takes signals.
-    messages = _Messages(say or (lambda text: None))
+    messages = Messages(say or (lambda text: None))
     say = messages.say
     pid, out_r, err_r = worker.pid, worker.stdout_read, worker.stderr_read
     # Before the payload: the worker runs no code of the user's until it has it.
@@ -125,6 +126,10 @@ def run(
         _thread.start_new_thread(wait_worker, (pid, state.events))
         started = time.monotonic()
         send_payload(worker, _full_payload(worker, launch, tracking.cgroup))
+        # Imported now, while the worker starts the entry: a launch waits for nothing here.
+        from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
+        from expyrun.run.tee import Tee
+
         sampler.start()
         if on_started is not None:
             on_started(pid)
@@ -168,37 +173,6 @@ def run(
         state.events.close()
         messages.close(timeout=MESSAGES_CLOSE_SECONDS)
     return outcome
-
-
-class _Messages:
-    """The supervisor's messages, written by a thread of their own.
-
-    They go to expyrun's stderr, often the same terminal as the run's output: when it does not
-    read (`2>&1 | less` paused, Ctrl-S, a stalled ssh), a write blocks, and it must not block
-    the poll loop that acts on signals, the grace and the kill.
-    """
-
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self._write = write
-        self._queue: SimpleQueue[str | None] = SimpleQueue()
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        _thread.start_new_thread(self._write_forever, ())
-
-    def say(self, text: str) -> None:
-        self._queue.put(text)
-
-    def close(self, timeout: float) -> None:
-        """Write what is queued, waiting at most `timeout` s for a terminal that blocks."""
-        self._queue.put(None)
-        self._done.acquire(timeout=timeout)
-
-    def _write_forever(self) -> None:
-        try:
-            while (text := self._queue.get()) is not None:
-                self._write(text)
-        finally:
-            self._done.release()
 
 
 def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> dict[str, Any]:

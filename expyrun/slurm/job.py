@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 from expyrun.errors import SlurmError
 from expyrun.run.folder import RUN_FOLDER_PATTERN
 from expyrun.run.record import RECORD_FILE
-from expyrun.slurm import commands
 
 JOB_ID_VARIABLE = "SLURM_JOB_ID"
 RESTART_COUNT_VARIABLE = "SLURM_RESTART_COUNT"
@@ -145,6 +144,8 @@ def kill_wait_seconds() -> tuple[float, str | None]:
 
     Returns the value and, when it could not be read, why (the default is then assumed).
     """
+    from expyrun.slurm import commands  # here: a launch outside Slurm never asks scontrol
+
     global _kill_wait
     if _kill_wait is not None:
         return _kill_wait, None
@@ -167,6 +168,8 @@ def parse_kill_wait(config_text: str) -> float | None:
 
 def end_reason(job_id: str, restart_count: int = 0) -> str | None:
     """Why Slurm is ending a job, asked while it ends; None when it does not say."""
+    from expyrun.slurm import commands
+
     try:
         text = commands.call(
             ["scontrol", "show", "job", "-o", job_id], timeout=REASON_TIMEOUT_SECONDS

@@ -27,6 +27,9 @@ NOT_ON_THE_LAUNCH_PATH = (
     "expyrun.launch.submit",
     "expyrun.launch.detach",
     "expyrun.slurm.script",
+    "expyrun.slurm.commands",  # outside Slurm, no scontrol is asked
+    "expyrun.run.tasks",  # a multi-task run's
+    "expyrun.run.record_check",  # a launch writes records, it reads none
     "expyrun.runs",
     "expyrun.reproduce",
 )

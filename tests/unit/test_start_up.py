@@ -1,0 +1,72 @@
+"""expyrun starts with the garbage collector off and turns it back on where its start-up ends.
+
+`python -m expyrun` and the `expyrun` command import `expyrun.__main__`, which turns the
+collector off (~3 ms of a launch); `expyrun.started` freezes what start-up made and turns it
+on: once the worker has its payload, or at once for a command that is not a launch. A
+long-lived supervisor must never run for hours without it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support import Project, child_env
+
+
+def _python(code: str, cwd: Path) -> list[str]:
+    """Run `code` in a new interpreter; its stdout's words (the test prints what it checks)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_the_program_starts_with_the_collector_off(tmp_path: Path) -> None:
+    code = "import gc, expyrun.__main__; print(gc.isenabled())"
+    assert _python(code, tmp_path) == ["False"]
+
+
+def test_a_launch_turns_it_on_with_the_start_up_frozen(project: Project) -> None:
+    config = project.config(project.entry("print('ran')"))
+    code = (
+        "import gc, expyrun.__main__\n"
+        "from expyrun.cli import main\n"
+        f"code = main([{str(config)!r}])\n"
+        "print(code, gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+    )
+    assert _python(code, project.root)[-3:] == ["0", "True", "True"]
+
+
+def test_a_command_over_runs_turns_it_on(project: Project) -> None:
+    project.output.mkdir(parents=True)
+    code = (
+        "import gc, expyrun.__main__\n"
+        "from expyrun.cli import main\n"
+        f"code = main(['ls', {str(project.output)!r}])\n"
+        "print(code, gc.isenabled())\n"
+    )
+    assert _python(code, project.root)[-2:] == ["0", "True"]
+
+
+def test_started_freezes_once(tmp_path: Path) -> None:
+    """A second call (a second run in one process) freezes nothing more: what later runs make
+    stays collectable."""
+    code = (
+        "import gc, expyrun\n"
+        "gc.disable()\n"
+        "expyrun.started()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "junk = [[] for _ in range(5000)]\n"
+        "expyrun.started()\n"
+        "print(gc.isenabled(), frozen > 0, gc.get_freeze_count() == frozen)\n"
+    )
+    assert _python(code, tmp_path) == ["True", "True", "True"]

@@ -16,7 +16,9 @@ Each command also runs the entry with 0 MB (untimed output, same start-up and en
   imports its config stack and records the run: a fixed cost that dominates small outputs);
 - `output`: (time - start-up) against the pipe's (time - start-up): the throughput of moving
   the bytes, what the tee and the worker's streams cost (the target, >= 0.9x).
-Each run checks that outputs.log is byte-identical to the baseline's file. Before each command,
+`expyrun > file` writes every byte twice (outputs.log and the copy): it is also compared with
+`python | tee f > file`, the same work's pipe limit. Each run checks that outputs.log is
+byte-identical to the baseline's file. Before each command,
 untimed, the last run's outputs.log is checked and deleted and dirty pages are synced to disk.
 """
 
@@ -46,6 +48,9 @@ else:
         print(line)
 """
 PIPE = "python | cat > file"
+# `expyrun > file` writes every byte twice (outputs.log, and its stdout's file): the same work's
+# physical limit is a pipe into `tee` writing a file and its stdout into another.
+TEE = "python | tee f > file"
 
 
 def _digest(path: Path) -> str:
@@ -69,8 +74,11 @@ def _commands(
     pipe_file = shlex.quote(str(scratch / "pipe.out"))
     piped = f"{shlex.quote(sys.executable)} -c {shlex.quote(call)} | cat > {pipe_file}"
     expyrun = [*EXPYRUN, config, "--debug"]
+    python = f"{shlex.quote(sys.executable)} -c {shlex.quote(call)}"
+    teed = f"{python} | tee {pipe_file}.tee > {pipe_file}"
     commands = {
         PIPE: dict(argv=["sh", "-c", piped], cwd=root),
+        TEE: dict(argv=["sh", "-c", teed], cwd=root),
         "python > file": dict(argv=[sys.executable, "-c", call], cwd=root, stdout=f"{scratch}/b"),
         "expyrun > /dev/null": dict(argv=expyrun, cwd=root),
         "expyrun > file": dict(argv=expyrun, cwd=root, stdout=f"{scratch}/expyrun.out"),
@@ -107,7 +115,7 @@ def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> 
     median_times(full, 1, before=settle)
     settle()
     expected = _digest(scratch / "b")
-    outputs = [scratch / "expyrun.out", scratch / "pipe.out"]
+    outputs = [scratch / "expyrun.out", scratch / "pipe.out", scratch / "pipe.out.tee"]
     outputs += [scratch / f"{name}.out" for name in before]
     exact = digests == {expected} and all(_digest(path) == expected for path in outputs)
     size = (scratch / "b").stat().st_size
@@ -124,6 +132,11 @@ def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> 
             f"  {name:22s} {seconds:6.3f} s  {start:6.3f} s  {size / moving / 1e6:6.0f} MB/s"
             f"  {pipe / seconds:5.2f}x  {(pipe - pipe_start) / moving:5.2f}x"
         )
+    tee, tee_start = medians[TEE], medians[f"{TEE} (start-up)"]
+    for name in (n for n in full if n.endswith("> file") and n.startswith(("expyrun", *before))):
+        moving = max(medians[name] - medians[f"{name} (start-up)"], 1e-6)
+        ratio = (tee - tee_start) / moving
+        print(f"  {name} against {TEE} (both write the bytes twice): output {ratio:.2f}x")
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(scratch, ignore_errors=True)
 

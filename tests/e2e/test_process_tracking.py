@@ -278,6 +278,36 @@ def test_the_cgroup_is_removed_at_the_end(project: Project) -> None:
     assert left == []
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_orphan_of_the_run_is_adopted_by_the_supervisor(project: Project, mode: str) -> None:
+    """The supervisor is a child subreaper in both modes: with a cgroup it becomes one once
+    the worker has its payload (off the launch's path), so an orphan made a little later is
+    reparented to it, not to init."""
+    body = """
+time.sleep(0.5)
+supervisor = os.getppid()
+child = os.fork()
+if child == 0:
+    if os.fork() == 0:  # the grandchild: its parent exits at once
+        deadline = time.monotonic() + 5
+        while os.getppid() != supervisor and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open("adopted_by", "w") as f:
+            f.write(f"{os.getppid()} {supervisor}")
+        os._exit(0)
+    os._exit(0)
+os.waitpid(child, 0)
+while not os.path.exists("adopted_by"):
+    time.sleep(0.01)
+"""
+    config = project.config(_entry(project, body))
+    result = run([config], cwd=project.root, env=_env(mode), timeout=60)
+    assert result.code == 0, result.describe()
+    _check_mode(result.run_dir, mode)
+    parent, supervisor = (result.run_dir / "adopted_by").read_text().split()
+    assert parent == supervisor == str(result.record["pid"])
+
+
 def test_a_child_started_with_os_system_inherits_only_what_plain_python_gives(
     project: Project,
 ) -> None:

@@ -97,14 +97,18 @@ def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> 
     scratch = Path(tempfile.mkdtemp(prefix="expyrun-tee-"))
     digests: set[str] = set()
 
-    def settle() -> None:
+    def settle(keep_outputs: bool = False) -> None:
         # Check, then delete, the outputs.log of the last expyrun run, and write every dirty
         # page to disk: 200 MB files piling up in the page cache would slow the commands that
-        # run after them (writeback), whichever they are.
+        # run after them (writeback), whichever they are. The commands' own output files go
+        # too: `> file` truncating the last run's 1 GB file costs ~0.2 s, which would be timed.
         for log in (root / "outputs" / "DEBUG" / "bench").glob("exp.*/outputs.log"):
             if log.stat().st_size:
                 digests.add(_digest(log))
             shutil.rmtree(log.parent)
+        if not keep_outputs:
+            for output in scratch.iterdir():
+                output.unlink()
         os.sync()
 
     full = _commands(root, scratch, mode, megabytes, before)
@@ -112,8 +116,8 @@ def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> 
     both = {**full, **{f"{name} (start-up)": spec for name, spec in empty.items()}}
     medians = median_times(both, repeat, before=settle)
     # The 0 MB runs overwrite the output files: run each full command once more to check them.
-    median_times(full, 1, before=settle)
-    settle()
+    median_times(full, 1, before=lambda: settle(keep_outputs=True))
+    settle(keep_outputs=True)
     expected = _digest(scratch / "b")
     outputs = [scratch / "expyrun.out", scratch / "pipe.out", scratch / "pipe.out.tee"]
     outputs += [scratch / f"{name}.out" for name in before]

@@ -159,6 +159,24 @@ def _preview(plan: Plan, expansion: Expansion, sweep: SweepOptions) -> int:
     return ExitCode.OK
 
 
+def _remove_unrecorded(
+    folder: Path, found: record.SweepRecord, expansion: Expansion, debug: bool
+) -> None:
+    """Remove the folders an earlier start of the sweep prepared but never noted nor ran."""
+    from expyrun.run.folder import name_folder
+    from expyrun.sweep.member import remove_unrecorded
+
+    runs = (member.resolved.run for member in expansion.members)
+    removed = remove_unrecorded(
+        folder, found.id, {name_folder(run.output_dir, run.name, debug) for run in runs}
+    )
+    if removed:
+        console.info(
+            f"sweep {found.id}: removed {removed} run folder(s) that its last start prepared "
+            "but never ran nor noted (it was killed)"
+        )
+
+
 def _open_record(
     plan: Plan,
     expansion: Expansion,
@@ -175,6 +193,7 @@ def _open_record(
                 hint=f"expyrun stop {found.id}, or wait for it to end",
             )
         console.info(f"resuming sweep {found.id}: {plan.summary()}")
+        _remove_unrecorded(folder, found, expansion, launch.debug)
         return folder, found
     if plan.changed is not None:
         console.warning(_changed_message(plan.changed.id))

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import PreparedRun, allocate_and_snapshot
 from expyrun.run import record as run_record
+from expyrun.run.folder import RUN_FOLDER_PATTERN
 from expyrun.run.record import RunRecord, Status
+from expyrun.sweep import record as sweep_record
 from expyrun.sweep.expand import Member
 
 # The run.json key a member's sweep fields go under.
@@ -99,3 +102,38 @@ def record_stopped_before_start(run_dir: str, signum: int, supervisor_pid: int) 
         )
 
     run_record.update_record(Path(run_dir), stopped)
+
+
+def remove_unrecorded(sweep_folder: Path, sweep_id: str, name_folders: Iterable[Path]) -> int:
+    """Remove the member run folders an earlier supervisor of the sweep prepared, never noted
+    in members.jsonl, and never ran; return how many.
+
+    A supervisor SIGKILLed with a member prepared ahead (schedule.py, `_prepare_ahead`), or
+    between preparing a member and noting it, leaves such a folder: `prepared` for good, and
+    outside the sweep's record. It is this sweep's by its record (`sweep.id`); any other folder
+    (another sweep's, a plain run's, one that ran) is left alone. Call it only while no
+    supervisor of the sweep runs (its start lock held, or the record says it is gone).
+    """
+    import shutil  # rarely needed, as in `discard`
+
+    noted = {run for runs in sweep_record.member_runs(sweep_folder).values() for run in runs}
+    removed = 0
+    for parent in set(name_folders):
+        try:
+            entries = [
+                entry for entry in os.scandir(parent) if RUN_FOLDER_PATTERN.match(entry.name)
+            ]
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.path in noted or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                data = json.loads(Path(entry.path, run_record.RECORD_FILE).read_bytes())
+                mine = data["status"] == Status.PREPARED and data[SWEEP_FIELD]["id"] == sweep_id
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if mine:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed

@@ -459,3 +459,42 @@ def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project:
     folders = sorted(project.output.glob("*/exp.*"))
     assert [read_json(folder / "run.json")["status"] for folder in folders] == ["succeeded"] * 2
     assert _sweep_record(project)["summary"] == {"succeeded": 2}
+
+
+def test_a_resume_removes_the_member_a_killed_sweep_prepared_ahead(project: Project) -> None:
+    """SIGKILLed while a member is prepared ahead, the sweep leaves that folder `prepared` and
+    outside its record; `sweep resume` removes it (and runs the member in a folder of its own),
+    so no folder says `prepared` for good."""
+    config = _config(project)
+    process = start([config, "--sweep", "seed", "range(0, 2)", "--parallel", "1"], project.root)
+
+    def ahead() -> Path | None:
+        for folder in project.output.glob("s1/exp.*"):
+            if read_json(folder / "run.json")["status"] == "prepared":
+                return folder
+        return None
+
+    try:
+        wait_for(lambda: len(_ready(project)) == 1, 30, "the first member to start")
+        wait_for(ahead, 30, "the second member to be prepared ahead")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        sweep_id = str(_sweep_record(project)["id"])
+        resumed = start(["sweep", "resume", sweep_id, str(project.output)], project.root)
+        try:
+            wait_for(lambda: len(_ready(project)) == 2, 30, "the second member to start")
+            for folder in _ready(project):
+                (folder / "go").touch()
+            _, err = resumed.communicate(timeout=60)
+        finally:
+            if resumed.poll() is None:
+                resumed.kill()
+                resumed.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert resumed.returncode == 0, err.decode()
+    assert "removed 1 run folder(s)" in err.decode()
+    second = [read_json(f / "run.json")["status"] for f in project.output.glob("s1/exp.*")]
+    assert second == ["succeeded"]

@@ -48,6 +48,8 @@ FLUSH_THEN_DIE_SIGNALS = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
 # (it reads within milliseconds; a paused terminal copy does not hold it up): past it, order
 # across the two streams gives way, output never stops.
 SWITCH_WAIT_SECONDS = 1.0
+# How long that wait spins before it sleeps (see `_wait_until_read`).
+SWITCH_SPIN_SECONDS = 0.0002
 # Exit code of a worker whose entry point cannot be imported or called: a usage error.
 ENTRY_POINT_ERROR = 2
 # Environment variable that marks every process of one run (inherited by all descendants).
@@ -113,8 +115,25 @@ def _identity(fd: int) -> tuple[int, int]:
 
 
 def _wait_until_read(fd: int, timeout: float = SWITCH_WAIT_SECONDS) -> None:
+    """Wait until the supervisor has read everything written to the pipe `fd` (or `timeout`).
+
+    It reads within tens of microseconds: the wait spins (yielding the CPU) for up to
+    SWITCH_SPIN_SECONDS before it sleeps, as the shortest sleep lasts the 50 us timer slack
+    of a normal thread (prctl(2) PR_SET_TIMERSLACK) and the alternating print-to-stdout,
+    log-to-stderr pattern pays one wait per line: 20,000 alternations took 2.9 s with sleeps
+    only, 1.4 s this way (plain python: 0.1 s, without the order).
+    """
+    if _unread_bytes(fd) <= 0:
+        return
+    now = time.monotonic()
+    spin_until = now + SWITCH_SPIN_SECONDS
+    while now < spin_until:
+        os.sched_yield()
+        if _unread_bytes(fd) <= 0:
+            return
+        now = time.monotonic()
     delay = 0.00002
-    deadline = time.monotonic() + timeout
+    deadline = now + timeout
     while _unread_bytes(fd) > 0 and time.monotonic() < deadline:
         time.sleep(delay)
         delay = min(delay * 2, 0.005)

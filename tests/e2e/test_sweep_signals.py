@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -426,10 +427,9 @@ def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: 
     assert len((folder / "members.jsonl").read_text().splitlines()) == 2
 
 
-def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project: Project) -> None:
-    """The folder prepared ahead waits `prepared` while a member runs; once it is a minute old,
-    `expyrun clean --status prepared` removes it. The member then gets a new folder (it was
-    started in the removed one: an internal error, exit 70)."""
+def _start_with_a_member_prepared_ahead(project: Project) -> tuple[subprocess.Popen[bytes], Path]:
+    """A sweep of two members, one at a time: the first runs (waiting for `go`), the second's
+    folder is prepared ahead (`prepared`). The sweep process, and that folder."""
     config = _config(project)
     process = start([config, "--sweep", "seed", "range(0, 2)", "--parallel", "1"], project.root)
 
@@ -441,7 +441,19 @@ def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project:
 
     try:
         wait_for(lambda: len(_ready(project)) == 1, 30, "the first member to start")
-        prepared = wait_for(ahead, 30, "the second member to be prepared ahead")
+        return process, wait_for(ahead, 30, "the second member to be prepared ahead")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+
+def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project: Project) -> None:
+    """The folder prepared ahead waits `prepared` while a member runs; once it is a minute old,
+    `expyrun clean --status prepared` removes it. The member then gets a new folder (it was
+    started in the removed one: an internal error, exit 70)."""
+    process, prepared = _start_with_a_member_prepared_ahead(project)
+    try:
         old = time.time() - 120  # as if the first member had run two minutes
         os.utime(prepared / "run.json", (old, old))
         cleaned = run(["clean", str(project.output), "--status", "prepared", "--yes"], project.root)
@@ -465,18 +477,8 @@ def test_a_resume_removes_the_member_a_killed_sweep_prepared_ahead(project: Proj
     """SIGKILLed while a member is prepared ahead, the sweep leaves that folder `prepared` and
     outside its record; `sweep resume` removes it (and runs the member in a folder of its own),
     so no folder says `prepared` for good."""
-    config = _config(project)
-    process = start([config, "--sweep", "seed", "range(0, 2)", "--parallel", "1"], project.root)
-
-    def ahead() -> Path | None:
-        for folder in project.output.glob("s1/exp.*"):
-            if read_json(folder / "run.json")["status"] == "prepared":
-                return folder
-        return None
-
+    process, _ = _start_with_a_member_prepared_ahead(project)
     try:
-        wait_for(lambda: len(_ready(project)) == 1, 30, "the first member to start")
-        wait_for(ahead, 30, "the second member to be prepared ahead")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         sweep_id = str(_sweep_record(project)["id"])

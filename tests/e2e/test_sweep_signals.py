@@ -206,18 +206,9 @@ def test_a_killed_sweep_leaves_its_members_supervised_and_resumes_the_rest(
         if process.poll() is None:
             process.kill()
             process.wait()
-    resumed = start(args, project.root)
-    try:
-        wait_for(lambda: len(_ready(project)) == 3, 30, "the never-started member to start")
-        for folder in _ready(project):
-            (folder / "go").touch()
-        _, err = resumed.communicate(timeout=60)
-    finally:
-        if resumed.poll() is None:
-            resumed.kill()
-            resumed.wait()
-    assert resumed.returncode == 0, err.decode()
-    assert f"resuming sweep {sweep_id}: 2 done, 0 to rerun, 1 new" in err.decode()
+    code, err = _let_run(project, args, 3)
+    assert code == 0, err
+    assert f"resuming sweep {sweep_id}: 2 done, 0 to rerun, 1 new" in err
 
 
 # A stand-in for git, first on PATH with GIT_DIR set (so the code copy asks it which paths
@@ -427,6 +418,22 @@ def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: 
     assert len((folder / "members.jsonl").read_text().splitlines()) == 2
 
 
+def _let_run(project: Project, args: list[str | Path], members: int) -> tuple[int, str]:
+    """Run `expyrun ARGS` until `members` members are ready in all, let them all end; its exit
+    code and stderr."""
+    process = start(args, project.root)
+    try:
+        wait_for(lambda: len(_ready(project)) == members, 30, f"{members} members to start")
+        for folder in _ready(project):
+            (folder / "go").touch()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err.decode()
+
+
 def _start_with_a_member_prepared_ahead(project: Project) -> tuple[subprocess.Popen[bytes], Path]:
     """A sweep of two members, one at a time: the first runs (waiting for `go`), the second's
     folder is prepared ahead (`prepared`). The sweep process, and that folder."""
@@ -482,21 +489,12 @@ def test_a_resume_removes_the_member_a_killed_sweep_prepared_ahead(project: Proj
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         sweep_id = str(_sweep_record(project)["id"])
-        resumed = start(["sweep", "resume", sweep_id, str(project.output)], project.root)
-        try:
-            wait_for(lambda: len(_ready(project)) == 2, 30, "the second member to start")
-            for folder in _ready(project):
-                (folder / "go").touch()
-            _, err = resumed.communicate(timeout=60)
-        finally:
-            if resumed.poll() is None:
-                resumed.kill()
-                resumed.wait()
+        code, err = _let_run(project, ["sweep", "resume", sweep_id, str(project.output)], 2)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert resumed.returncode == 0, err.decode()
-    assert "removed 1 run folder(s)" in err.decode()
+    assert code == 0, err
+    assert "removed 1 run folder(s)" in err
     second = [read_json(f / "run.json")["status"] for f in project.output.glob("s1/exp.*")]
     assert second == ["succeeded"]

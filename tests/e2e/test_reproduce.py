@@ -585,7 +585,7 @@ def test_sigterm_during_a_build_leaves_no_process(
 
 
 # Samples, every 5 ms, whether the garbage collector is on while a child of this process
-# builds the environment (venv, ensurepip, pip-sync); then runs `main(ARGV)`.
+# builds the environment (`python -m venv`, `-m piptools sync`); then runs `main(ARGV)`.
 BUILD_GC_SAMPLER = """
 import gc, glob, sys, time, _thread, expyrun.__main__
 from expyrun.cli import main
@@ -594,10 +594,11 @@ def building():
     for path in glob.glob("/proc/self/task/*/children"):
         for pid in open(path).read().split():
             try:
-                argv = open(f"/proc/{pid}/cmdline", "rb").read()
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
             except OSError:
                 continue
-            if b"venv" in argv or b"pip" in argv:
+            module = argv[argv.index(b"-m") + 1] if b"-m" in argv[:-1] else b""
+            if module in (b"venv", b"piptools", b"pip"):
                 return True
     return False
 def sample():

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from support import (
     RUN_FOLDER_LINE,
@@ -600,3 +601,51 @@ def test_an_orphan_made_as_the_entry_is_imported_is_adopted_by_the_supervisor(
             process.kill()
             process.communicate()
     assert all(parent == supervisor for parent, supervisor in adopters), adopters
+
+
+# An orphan made 0.5 s into the run (as in the test above): `adopted_by` holds its new parent.
+LATER_ORPHAN_ENTRY = """
+time.sleep(0.5)
+child = os.fork()
+if child == 0:
+    middle = os.getpid()
+    if os.fork() == 0:
+        deadline = time.monotonic() + 5
+        while os.getppid() == middle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open("adopted_by", "w") as f:
+            f.write(str(os.getppid()))
+        os._exit(0)
+    os._exit(0)
+os.waitpid(child, 0)
+while not os.path.exists("adopted_by"):
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_launch_slower_than_the_setup_timeout_still_gets_the_subreaper(
+    project: Project, mode: str
+) -> None:
+    """The preparation between the worker's spawn and its payload (resolution, the code copy
+    of a large project on a slow file system, a Ctrl-Z) may last longer than the tracking
+    set-up's timeout (SETUP_TIMEOUT_SECONDS): the supervisor must still become a subreaper.
+    Here the config is a FIFO, written only once that timeout has passed."""
+    from expyrun.run.tracking import SETUP_TIMEOUT_SECONDS
+
+    text = project.config(_entry(project, LATER_ORPHAN_ENTRY)).read_text()
+    config = project.root / "slow.yml"
+    os.mkfifo(config)
+    process = start([config], cwd=project.root, env=_env(mode))
+    try:
+        wait_for(lambda: psutil.Process(process.pid).children(), 30, "the worker's spawn")
+        time.sleep(SETUP_TIMEOUT_SECONDS + 1)  # the slow preparation, on purpose
+        config.write_text(text)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+    run_dir = Path(RUN_FOLDER_LINE.search(err.decode()).group(1))  # type: ignore[union-attr]
+    _check_mode(run_dir, mode)
+    assert (run_dir / "adopted_by").read_text() == str(process.pid)

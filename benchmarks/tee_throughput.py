@@ -77,7 +77,10 @@ def _commands(
     piped = f"{shlex.quote(sys.executable)} -c {shlex.quote(call)} | cat > {pipe_file}"
     expyrun = [*EXPYRUN, config, "--debug"]
     python = f"{shlex.quote(sys.executable)} -c {shlex.quote(call)}"
-    teed = f"{python} | tee {pipe_file}.tee > {pipe_file}"
+    # Files of its own: sharing pipe.out, the check run's tee would overwrite the pipe's file,
+    # and the pipe's bytes would never be checked.
+    tee_file = shlex.quote(str(scratch / "tee.out"))
+    teed = f"{python} | tee {tee_file}.copy > {tee_file}"
     commands = {
         PIPE: dict(argv=["sh", "-c", piped], cwd=root),
         TEE: dict(argv=["sh", "-c", teed], cwd=root),
@@ -121,7 +124,7 @@ def measure(mode: str, megabytes: int, repeat: int, before: dict[str, Path]) -> 
     median_times(full, 1, before=lambda: settle(keep_outputs=True))
     settle(keep_outputs=True)
     expected = _digest(scratch / "b")
-    outputs = [scratch / "expyrun.out", scratch / "pipe.out", scratch / "pipe.out.tee"]
+    outputs = [scratch / name for name in ("expyrun.out", "pipe.out", "tee.out", "tee.out.copy")]
     outputs += [scratch / f"{name}.out" for name in before]
     exact = digests == {expected} and all(_digest(path) == expected for path in outputs)
     size = (scratch / "b").stat().st_size

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from expyrun import console
+from expyrun import console, started
 from expyrun.launch.execute import run_prepared
 from expyrun.launch.options import LaunchOptions
 from expyrun.launch.prepare import allocate_and_snapshot, resolve_and_check
@@ -34,6 +34,8 @@ def launch_task(options: LaunchOptions, task: Task) -> int:
     timeout = task_claim.wait_seconds()
 
     def on_wait() -> None:
+        # The wait may last minutes (EXPYRUN_TASK_WAIT): not with the collector off.
+        started()
         console.info(f"{who}: waiting for task 0's run folder (at most {timeout:g} s)")
 
     run_dir = task_claim.wait_for_claim(claim, timeout, who, on_wait)

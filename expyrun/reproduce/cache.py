@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from expyrun import console
+from expyrun import started as start_up_over
 from expyrun.errors import EnvironmentBuildError, ReproduceError
 from expyrun.launch.options import Interpreter
 from expyrun.reproduce.differences import compare
@@ -203,6 +204,7 @@ def _build(
     replaced. Otherwise an environment found at `path` was built meanwhile by another expyrun,
     and is kept.
     """
+    start_up_over()  # a build lasts minutes: not with the collector off (expyrun/__main__.py)
     count = sum(1 for r in requirements if not r.own_code)
     console.info(f"building the environment {path} (Python {python.version}, {count} packages)")
     started = time.monotonic()

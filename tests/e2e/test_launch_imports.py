@@ -6,9 +6,14 @@ imports, on stderr). The worker is started without -X, so its imports are not li
 
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
+from pathlib import Path
 
-from support import Project, run
+from support import Project, read_json, run, start, wait_for
+
+import expyrun
 
 # Modules a plain launch must not load: the other modes' code, the commands over recorded
 # runs, the help, and stdlib modules that cost milliseconds (argparse ~8 ms, subprocess ~2 ms,
@@ -72,3 +77,43 @@ def test_help_and_run_commands_load_argparse_only_when_asked(project: Project) -
     )
     assert result.code == 0, result.describe()
     assert "argparse" in _imported(result.stderr)
+
+
+def test_a_run_stopped_after_its_install_changed_still_gets_its_final_record(
+    project: Project, tmp_path: Path
+) -> None:
+    """What a run's end needs is loaded while the run runs, not days later at its end.
+
+    A long run outlives changes to the expyrun it was started from (`pip install -U`, a `git
+    checkout` of an editable install): a module first imported at the run's end may be gone
+    or another version by then. Here run/record_check.py, which the end of a stopped run reads
+    the record with, disappears while the run runs; the stop must still end in a final record,
+    not exit 70 with run.json left `running`.
+    """
+    install = tmp_path / "install"
+    shutil.copytree(
+        Path(expyrun.__file__).parent,
+        install / "expyrun",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    project.write("pkg/__init__.py", "")
+    project.write(
+        "pkg/main.py",
+        "import time\n\n\ndef main(name, config):\n"
+        "    open('ready', 'w').close()\n    time.sleep(60)\n",
+    )
+    config = project.config("pkg.main:main")
+    process = start([config], cwd=project.root, env={"PYTHONPATH": str(install)})
+    run_dir = project.output / "exp" / "exp.0"
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 60, "the entry to run")
+        (install / "expyrun" / "run" / "record_check.py").unlink()
+        shutil.rmtree(install / "expyrun" / "run" / "__pycache__", ignore_errors=True)
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert "internal error" not in err.decode(), err.decode()
+    assert process.returncode == 128 + signal.SIGTERM, err.decode()
+    assert read_json(run_dir / "run.json")["status"] == "killed"

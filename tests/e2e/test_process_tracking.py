@@ -18,8 +18,18 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from support import Project, process_alive, read_json, run, start, start_in_terminal, wait_for
+from support import (
+    RUN_FOLDER_LINE,
+    Project,
+    process_alive,
+    read_json,
+    run,
+    start,
+    start_in_terminal,
+    wait_for,
+)
 
 # A fork Pool of two, whose tasks sleep; pids in pool.pids, then `ready`.
 POOL_ENTRY = """
@@ -536,3 +546,106 @@ def test_a_supervisor_started_under_another_name_keeps_its_cgroup(project: Proje
     _check_mode(run_dir, "cgroup")
     assert process.returncode == 0, err.decode()
     assert read_json(run_dir / "run.json")["status"] == "succeeded"
+
+
+# Made as the entry's module is imported, in the entry's first milliseconds: a grandchild
+# whose parent exits at once; it writes who adopted it and the supervisor's pid.
+EARLY_ORPHAN_MODULE = """
+import os, time
+_child = os.fork()
+if _child == 0:
+    middle = os.getpid()
+    if os.fork() == 0:
+        deadline = time.monotonic() + 5
+        while os.getppid() == middle and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with open("adopted_by", "w") as f:
+            f.write(str(os.getppid()))
+        os._exit(0)
+    os._exit(0)
+os.waitpid(_child, 0)
+
+
+def main(name, config):
+    while not os.path.exists("adopted_by"):
+        time.sleep(0.01)
+"""
+
+
+PARALLEL_RUNS = 4  # on a loaded machine (2 cores here) the window shows; alone, rarely
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_orphan_made_as_the_entry_is_imported_is_adopted_by_the_supervisor(
+    project: Project, mode: str
+) -> None:
+    """docs/supervision.md: with a cgroup, the supervisor becomes a subreaper "as the worker
+    gets its payload". An orphan made while the entry's module is imported (the run's first
+    milliseconds) must be reparented to the supervisor, as later ones are, not to init (which
+    may not reap it). Several runs at once, as a sweep or a busy machine has them."""
+    project.write("early/__init__.py", "")
+    project.write("early/main.py", EARLY_ORPHAN_MODULE)
+    config = project.config("early.main:main")
+    processes = [start([config], cwd=project.root, env=_env(mode)) for _ in range(PARALLEL_RUNS)]
+    adopters = []
+    try:
+        for process in processes:
+            _out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err.decode()
+            run_dir = Path(RUN_FOLDER_LINE.search(err.decode()).group(1))  # type: ignore[union-attr]
+            _check_mode(run_dir, mode)
+            parent = (run_dir / "adopted_by").read_text()
+            adopters.append((parent, str(read_json(run_dir / "run.json")["pid"])))
+    finally:
+        for process in processes:
+            process.kill()
+            process.communicate()
+    assert all(parent == supervisor for parent, supervisor in adopters), adopters
+
+
+# An orphan made 0.5 s into the run (as in the test above): `adopted_by` holds its new parent.
+LATER_ORPHAN_ENTRY = """
+time.sleep(0.5)
+child = os.fork()
+if child == 0:
+    middle = os.getpid()
+    if os.fork() == 0:
+        deadline = time.monotonic() + 5
+        while os.getppid() == middle and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open("adopted_by", "w") as f:
+            f.write(str(os.getppid()))
+        os._exit(0)
+    os._exit(0)
+os.waitpid(child, 0)
+while not os.path.exists("adopted_by"):
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_launch_slower_than_the_setup_timeout_still_gets_the_subreaper(
+    project: Project, mode: str
+) -> None:
+    """The preparation between the worker's spawn and its payload (resolution, the code copy
+    of a large project on a slow file system, a Ctrl-Z) may last longer than the tracking
+    set-up's timeout (SETUP_TIMEOUT_SECONDS): the supervisor must still become a subreaper.
+    Here the config is a FIFO, written only once that timeout has passed."""
+    from expyrun.run.tracking import SETUP_TIMEOUT_SECONDS
+
+    text = project.config(_entry(project, LATER_ORPHAN_ENTRY)).read_text()
+    config = project.root / "slow.yml"
+    os.mkfifo(config)
+    process = start([config], cwd=project.root, env=_env(mode))
+    try:
+        wait_for(lambda: psutil.Process(process.pid).children(), 30, "the worker's spawn")
+        time.sleep(SETUP_TIMEOUT_SECONDS + 1)  # the slow preparation, on purpose
+        config.write_text(text)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, err.decode()
+    run_dir = Path(RUN_FOLDER_LINE.search(err.decode()).group(1))  # type: ignore[union-attr]
+    _check_mode(run_dir, mode)
+    assert (run_dir / "adopted_by").read_text() == str(process.pid)

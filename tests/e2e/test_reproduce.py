@@ -22,6 +22,7 @@ import yaml
 from support import (
     Project,
     Result,
+    child_env,
     kill_group,
     make_user_env,
     make_wheel,
@@ -581,3 +582,52 @@ def test_sigterm_during_a_build_leaves_no_process(
     assert process.returncode == 143, err.decode()
     assert "expyrun: error: interrupted (SIGTERM)" in err.decode()
     assert list(envs_folder(tmp_path).iterdir()) == []
+
+
+# Samples, every 5 ms, whether the garbage collector is on while a child of this process
+# builds the environment (`python -m venv`, `-m piptools sync`); then runs `main(ARGV)`.
+BUILD_GC_SAMPLER = """
+import gc, glob, sys, time, _thread, expyrun.__main__
+from expyrun.cli import main
+samples = []
+def building():
+    for path in glob.glob("/proc/self/task/*/children"):
+        for pid in open(path).read().split():
+            try:
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+            except OSError:
+                continue
+            module = argv[argv.index(b"-m") + 1] if b"-m" in argv[:-1] else b""
+            if module in (b"venv", b"piptools", b"pip"):
+                return True
+    return False
+def sample():
+    while True:
+        if building():
+            samples.append(gc.isenabled())
+        time.sleep(0.005)
+_thread.start_new_thread(sample, ())
+code = main(sys.argv[1:])
+print(code, len(samples), samples.count(False))
+"""
+
+
+def test_the_collector_is_on_while_the_environment_is_built(
+    project: Project, user_python: Path, wheelhouse: Path
+) -> None:
+    """expyrun starts with the collector off (expyrun/__main__.py) and turns it on once its
+    start-up is over; building an environment takes minutes: the start-up is over."""
+    source = original_run(project, user_python).run_dir
+    argv = [sys.executable, "-c", BUILD_GC_SAMPLER, "reproduce", str(source), *offline(wheelhouse)]
+    result = subprocess.run(
+        argv,
+        cwd=project.root,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+    )
+    code, samples, off = result.stdout.split()[-3:]
+    assert (code, off) == ("0", "0"), f"{samples} samples\n{result.stderr}"
+    assert int(samples) > 0

@@ -70,3 +70,34 @@ def test_started_freezes_once(tmp_path: Path) -> None:
         "print(gc.isenabled(), frozen > 0, gc.get_freeze_count() == frozen)\n"
     )
     assert _python(code, tmp_path) == ["True", "True", "True"]
+
+
+def test_a_task_waiting_for_task_0s_folder_has_the_collector_on(project: Project) -> None:
+    """`srun expyrun CONFIG`: a task other than 0 waits up to EXPYRUN_TASK_WAIT (600 s by
+    default) for task 0's run folder before its launch goes on; it must not wait that long
+    with the collector off. A thread samples it while the task waits (here, in vain)."""
+    config = project.config(project.entry("pass"))
+    step = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_STEP_ID": "0",
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_PROCID": "1",
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_JOB_NODELIST": "localhost",
+        "SLURM_STEP_TASKS_PER_NODE": "2",
+        "EXPYRUN_TASK_WAIT": "2.5",
+    }
+    code = (
+        "import gc, os, _thread, time, expyrun.__main__\n"
+        f"os.environ.update({step!r})\n"
+        "from expyrun.cli import main\n"
+        "seen = []\n"
+        "def sample():\n"
+        "    while True:\n"
+        "        seen.append(gc.isenabled())\n"
+        "        time.sleep(0.05)\n"
+        "_thread.start_new_thread(sample, ())\n"
+        f"code = main([{str(config)!r}])\n"
+        "print(code, seen[-5:].count(True))\n"
+    )
+    assert _python(code, project.root)[-2:] == ["2", "5"]

@@ -126,7 +126,6 @@ def run(
         _thread.start_new_thread(wait_worker, (pid, state.events))
         started = time.monotonic()
         send_payload(worker, _full_payload(worker, launch, tracking.cgroup))
-        worker.tracking.attach(tracking.processes)
         # Imported now, while the worker starts the entry: a launch waits for nothing here.
         from expyrun.run.output_index import MERGED, STDERR, STDOUT, open_index
         from expyrun.run.tee import Tee

@@ -62,23 +62,14 @@ class TrackingSetup:
     Moving a process into a cgroup takes ~11 ms (the kernel waits for an RCU grace period,
     cgroup_threadgroup_rwsem) and importing ctypes for prctl ~2 ms: started as soon as the
     worker is spawned, both overlap the launch's other work. `result` waits for them.
-
-    With the cgroup, the subreaper comes after `result`, while the run runs: the cgroup holds
-    every process of the run from its first moment, so nothing is missed meanwhile, and the
-    ctypes import (~1.5 ms of the launch's own path, holding the GIL the main thread needs)
-    leaves the launch's path. `attach`, once the worker has its payload, lets it go on and gives
-    the run's processes the subreaper once it is set.
     """
 
     def __init__(self, worker_pid: int, run_id: str) -> None:
         self._pid, self._run_id = worker_pid, run_id
         self._cgroup: str | None = None
         self._subreaper = False
-        self._processes: worker_module.RunProcesses | None = None
         self._done = _thread.allocate_lock()
         self._done.acquire()
-        self._attached = _thread.allocate_lock()  # released by `attach`
-        self._attached.acquire()
         # The main thread is busy importing and resolving (it holds the GIL); the default 5 ms
         # switch interval would make each of this thread's system calls wait for it.
         self._interval = sys.getswitchinterval()
@@ -91,29 +82,11 @@ class TrackingSetup:
         signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
         try:
             self._cgroup = _create_run_cgroup(self._pid, self._run_id)
-            if self._cgroup is None:
-                self._subreaper = _become_subreaper()
+            self._subreaper = _become_subreaper()
         finally:
             self._done.release()
         if self._cgroup:  # off the launch's path: the run may start meanwhile
-            # Not before the run is being started: the import would take the GIL from the
-            # main thread's own imports and resolution.
-            if self._attached.acquire(timeout=SETUP_TIMEOUT_SECONDS):
-                self._subreaper = _become_subreaper()
-                self._give_subreaper()
             _remove_stale_cgroups(os.path.dirname(self._cgroup))
-
-    def attach(self, processes: worker_module.RunProcesses) -> None:
-        """Call once the worker has its payload: `processes` get the subreaper (their tree
-        walk) once this process is one (with a cgroup, it is made one from now on)."""
-        self._processes = processes
-        self._attached.release()
-        self._give_subreaper()
-
-    def _give_subreaper(self) -> None:
-        # Called by both threads, each after its own write: whichever comes last sees both.
-        if self._subreaper and self._processes is not None:
-            self._processes.subreaper = True
 
     def result(self, timeout: float = SETUP_TIMEOUT_SECONDS) -> tuple[str | None, bool]:
         """(the run's cgroup folder or None, whether we are a subreaper), once set up, or

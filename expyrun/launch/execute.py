@@ -109,6 +109,14 @@ def _run(
 
     def on_started(child_pid: int) -> None:
         started()  # the start-up is over: the collector is back on (expyrun/__main__.py)
+        # What the run's end may need is imported now (before the record says `running`),
+        # while the worker runs the entry. Not at the end, which may come days later, after
+        # the install changed (pip install -U, a checkout of an editable install): a module
+        # missing then would cost the record.
+        from expyrun.launch import closing  # noqa: F401 - the closing line
+        from expyrun.run import record_check  # noqa: F401 - read_record (a stop's request)
+        from expyrun.slurm import commands  # noqa: F401 - scontrol, and _command (reap_adopted)
+
         current = record.new_attempt(
             prepared.record,
             earlier,
@@ -126,8 +134,6 @@ def _run(
             recorder.start()
         if on_running is not None:
             on_running()
-        # What the run's end needs is imported now, while the worker runs the entry, not after.
-        from expyrun.launch import closing  # noqa: F401
 
     def on_ended(outcome: supervisor.WorkerExit) -> None:
         """Write the final record as soon as the run has ended (before the terminal catches up)."""

@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 from support import Project, read_json, run, start, wait_for
 
 import expyrun
@@ -32,9 +33,7 @@ NOT_ON_THE_LAUNCH_PATH = (
     "expyrun.launch.submit",
     "expyrun.launch.detach",
     "expyrun.slurm.script",
-    "expyrun.slurm.commands",  # outside Slurm, no scontrol is asked
     "expyrun.run.tasks",  # a multi-task run's
-    "expyrun.run.record_check",  # a launch writes records, it reads none
     "expyrun.runs",
     "expyrun.reproduce",
 )
@@ -79,16 +78,18 @@ def test_help_and_run_commands_load_argparse_only_when_asked(project: Project) -
     assert "argparse" in _imported(result.stderr)
 
 
-def test_a_run_stopped_after_its_install_changed_still_gets_its_final_record(
-    project: Project, tmp_path: Path
+@pytest.mark.parametrize("how", ["stopped", "ended"])
+def test_a_run_whose_install_is_gone_still_gets_its_final_record(
+    project: Project, tmp_path: Path, how: str
 ) -> None:
     """What a run's end needs is loaded while the run runs, not days later at its end.
 
     A long run outlives changes to the expyrun it was started from (`pip install -U`, a `git
     checkout` of an editable install): a module first imported at the run's end may be gone
-    or another version by then. Here run/record_check.py, which the end of a stopped run reads
-    the record with, disappears while the run runs; the stop must still end in a final record,
-    not exit 70 with run.json left `running`.
+    or another version by then. Here the whole package the supervisor was started from
+    disappears while the run runs; the run's end, by a stop (SIGTERM) or by the entry
+    returning, must still write the final record and the closing line, not exit 70 with
+    run.json left `running`.
     """
     install = tmp_path / "install"
     shutil.copytree(
@@ -99,21 +100,33 @@ def test_a_run_stopped_after_its_install_changed_still_gets_its_final_record(
     project.write("pkg/__init__.py", "")
     project.write(
         "pkg/main.py",
-        "import time\n\n\ndef main(name, config):\n"
-        "    open('ready', 'w').close()\n    time.sleep(60)\n",
+        "import os, time\n\n\ndef main(name, config):\n"
+        "    open('ready', 'w').close()\n"
+        "    while not os.path.exists('go'):\n        time.sleep(0.01)\n",
     )
     config = project.config("pkg.main:main")
     process = start([config], cwd=project.root, env={"PYTHONPATH": str(install)})
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 60, "the entry to run")
-        (install / "expyrun" / "run" / "record_check.py").unlink()
-        shutil.rmtree(install / "expyrun" / "run" / "__pycache__", ignore_errors=True)
-        process.send_signal(signal.SIGTERM)
+        wait_for(lambda: read_json(run_dir / "run.json")["status"] == "running", 60, "running")
+        shutil.rmtree(install)
+        if how == "stopped":
+            process.send_signal(signal.SIGTERM)
+        else:
+            (run_dir / "go").touch()
         _out, err = process.communicate(timeout=60)
     finally:
         process.kill()
         process.communicate()
-    assert "internal error" not in err.decode(), err.decode()
-    assert process.returncode == 128 + signal.SIGTERM, err.decode()
-    assert read_json(run_dir / "run.json")["status"] == "killed"
+    text = err.decode()
+    assert "internal error" not in text, text
+    assert "Traceback" not in text, text
+    if how == "stopped":
+        assert process.returncode == 128 + signal.SIGTERM, text
+        assert read_json(run_dir / "run.json")["status"] == "killed"
+        assert "expyrun: killed" in text, text
+    else:
+        assert process.returncode == 0, text
+        assert read_json(run_dir / "run.json")["status"] == "succeeded"
+        assert "expyrun: succeeded" in text, text

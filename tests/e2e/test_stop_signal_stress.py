@@ -48,17 +48,19 @@ def _tracebacks_are_the_runs_ctrl_c(stderr: str) -> bool:
     starts it) Ctrl-C, as under plain python. A traceback ends at its exception's line, the
     first line after it that is not indented; a chained one ("During handling of the above
     exception") ends where its last link does."""
+    header = "Traceback (most recent call last):"
     lines = stderr.splitlines()
 
-    def ours(text: str) -> bool:
-        return text.startswith("expyrun: ")
+    def skipped(text: str) -> bool:
+        # expyrun's own messages share the stream: one may fall inside the worker's traceback;
+        # so may the lines of another task's traceback (--nproc: tasks share the terminal).
+        return not text or text[0] == " " or text.startswith("expyrun: ") or text == header
 
     for number, line in enumerate(lines):
-        if line != "Traceback (most recent call last):":
+        if line != header:
             continue
         rest = lines[number + 1 :]
-        # expyrun's own messages share the stream: one may fall inside the worker's traceback.
-        ending = next((text for text in rest if text and text[0] != " " and not ours(text)), "")
+        ending = next((text for text in rest if not skipped(text)), "")
         chained = rest[rest.index(ending) + 1 :] if ending in rest else []
         if chained[:2] == [
             "",

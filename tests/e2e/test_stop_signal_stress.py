@@ -83,9 +83,35 @@ def _exit_problems(project: Project, signum: int, code: int, stderr: str) -> lis
     return [f"exit {code}"]
 
 
+def _dropped_ctrl_c_only(stderr: str) -> bool:
+    """Every "Exception ignored in:" is the run's own Ctrl-C, dropped as plain python drops it:
+    a KeyboardInterrupt raised in a callback of the import system (the weakref callback of a
+    module lock), in the worker as it imports the entry, with no frame of expyrun's code.
+    expyrun's own supervisor never prints one (cli hides the interrupts it drops and acts on
+    them); the run ends all the same, its record true (`stopped`, or killed after the grace).
+    """
+    lines = stderr.splitlines()
+    for number, line in enumerate(lines):
+        if not line.startswith("Exception ignored"):
+            continue
+        block = []
+        for text in lines[number + 1 :]:
+            if text.startswith("expyrun: "):
+                continue
+            block.append(text)
+            if text and text[0] != " " and text != "Traceback (most recent call last):":
+                break
+        if not block or not block[-1].startswith("KeyboardInterrupt"):
+            return False
+        if "/expyrun/" in line or any("/expyrun/" in text for text in block):
+            return False
+    return True
+
+
 def _output_problems(stderr: str) -> list[str]:
-    texts = ("internal error", "Exception ignored")
-    problems = [f"printed {text!r}" for text in texts if text in stderr]
+    problems = [f"printed {'internal error'!r}"] if "internal error" in stderr else []
+    if "Exception ignored" in stderr and not _dropped_ctrl_c_only(stderr):
+        problems.append(f"printed {'Exception ignored'!r}")
     if not _tracebacks_are_the_runs_ctrl_c(stderr):
         problems.append("a traceback")
     return problems

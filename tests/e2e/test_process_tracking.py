@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -290,32 +291,13 @@ def test_the_cgroup_is_removed_at_the_end(project: Project) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_an_orphan_of_the_run_is_adopted_by_the_supervisor(project: Project, mode: str) -> None:
-    """The supervisor is a child subreaper in both modes: with a cgroup it becomes one once
-    the worker has its payload (off the launch's path), so an orphan made a little later is
-    reparented to it, not to init."""
-    body = """
-time.sleep(0.5)
-supervisor = os.getppid()
-child = os.fork()
-if child == 0:
-    if os.fork() == 0:  # the grandchild: its parent exits at once
-        deadline = time.monotonic() + 5
-        while os.getppid() != supervisor and time.monotonic() < deadline:
-            time.sleep(0.01)
-        with open("adopted_by", "w") as f:
-            f.write(f"{os.getppid()} {supervisor}")
-        os._exit(0)
-    os._exit(0)
-os.waitpid(child, 0)
-while not os.path.exists("adopted_by"):
-    time.sleep(0.01)
-"""
-    config = project.config(_entry(project, body))
+    """The supervisor is a child subreaper in both modes: an orphan of the run is reparented to
+    it, not to init."""
+    config = project.config(_entry(project, LATER_ORPHAN_ENTRY))
     result = run([config], cwd=project.root, env=_env(mode), timeout=60)
     assert result.code == 0, result.describe()
     _check_mode(result.run_dir, mode)
-    parent, supervisor = (result.run_dir / "adopted_by").read_text().split()
-    assert parent == supervisor == str(result.record["pid"])
+    assert (result.run_dir / "adopted_by").read_text() == str(result.record["pid"])
 
 
 def test_a_child_started_with_os_system_inherits_only_what_plain_python_gives(
@@ -548,12 +530,10 @@ def test_a_supervisor_started_under_another_name_keeps_its_cgroup(project: Proje
     assert read_json(run_dir / "run.json")["status"] == "succeeded"
 
 
-# Made as the entry's module is imported, in the entry's first milliseconds: a grandchild
-# whose parent exits at once; it writes who adopted it and the supervisor's pid.
-EARLY_ORPHAN_MODULE = """
-import os, time
-_child = os.fork()
-if _child == 0:
+# A grandchild whose parent exits at once: it writes the pid of who adopted it.
+ORPHAN = """
+child = os.fork()
+if child == 0:
     middle = os.getpid()
     if os.fork() == 0:
         deadline = time.monotonic() + 5
@@ -563,13 +543,21 @@ if _child == 0:
             f.write(str(os.getppid()))
         os._exit(0)
     os._exit(0)
-os.waitpid(_child, 0)
-
-
-def main(name, config):
-    while not os.path.exists("adopted_by"):
-        time.sleep(0.01)
+os.waitpid(child, 0)
 """
+WAIT_ADOPTED = """
+while not os.path.exists("adopted_by"):
+    time.sleep(0.01)
+"""
+# The orphan is made as the entry's module is imported, in the run's first milliseconds.
+EARLY_ORPHAN_MODULE = (
+    "import os, time\n"
+    + ORPHAN
+    + "\n\ndef main(name, config):\n"
+    + textwrap.indent(WAIT_ADOPTED, "    ")
+)
+# The orphan is made 0.5 s into the run.
+LATER_ORPHAN_ENTRY = "time.sleep(0.5)\n" + ORPHAN + WAIT_ADOPTED
 
 
 PARALLEL_RUNS = 4  # on a loaded machine (2 cores here) the window shows; alone, rarely
@@ -579,10 +567,10 @@ PARALLEL_RUNS = 4  # on a loaded machine (2 cores here) the window shows; alone,
 def test_an_orphan_made_as_the_entry_is_imported_is_adopted_by_the_supervisor(
     project: Project, mode: str
 ) -> None:
-    """docs/supervision.md: with a cgroup, the supervisor becomes a subreaper "as the worker
-    gets its payload". An orphan made while the entry's module is imported (the run's first
-    milliseconds) must be reparented to the supervisor, as later ones are, not to init (which
-    may not reap it). Several runs at once, as a sweep or a busy machine has them."""
+    """The supervisor is a subreaper before the worker gets its payload, with a cgroup too: an
+    orphan made while the entry's module is imported (the run's first milliseconds) is
+    reparented to the supervisor, as later ones are, not to init (which may not reap it).
+    Several runs at once, as a sweep or a busy machine has them."""
     project.write("early/__init__.py", "")
     project.write("early/main.py", EARLY_ORPHAN_MODULE)
     config = project.config("early.main:main")
@@ -603,29 +591,8 @@ def test_an_orphan_made_as_the_entry_is_imported_is_adopted_by_the_supervisor(
     assert all(parent == supervisor for parent, supervisor in adopters), adopters
 
 
-# An orphan made 0.5 s into the run (as in the test above): `adopted_by` holds its new parent.
-LATER_ORPHAN_ENTRY = """
-time.sleep(0.5)
-child = os.fork()
-if child == 0:
-    middle = os.getpid()
-    if os.fork() == 0:
-        deadline = time.monotonic() + 5
-        while os.getppid() == middle and time.monotonic() < deadline:
-            time.sleep(0.01)
-        with open("adopted_by", "w") as f:
-            f.write(str(os.getppid()))
-        os._exit(0)
-    os._exit(0)
-os.waitpid(child, 0)
-while not os.path.exists("adopted_by"):
-    time.sleep(0.01)
-"""
-
-
-@pytest.mark.parametrize("mode", MODES)
 def test_a_launch_slower_than_the_setup_timeout_still_gets_the_subreaper(
-    project: Project, mode: str
+    project: Project,
 ) -> None:
     """The preparation between the worker's spawn and its payload (resolution, the code copy
     of a large project on a slow file system, a Ctrl-Z) may last longer than the tracking
@@ -636,7 +603,7 @@ def test_a_launch_slower_than_the_setup_timeout_still_gets_the_subreaper(
     text = project.config(_entry(project, LATER_ORPHAN_ENTRY)).read_text()
     config = project.root / "slow.yml"
     os.mkfifo(config)
-    process = start([config], cwd=project.root, env=_env(mode))
+    process = start([config], cwd=project.root, env=_env("cgroup"))
     try:
         wait_for(lambda: psutil.Process(process.pid).children(), 30, "the worker's spawn")
         time.sleep(SETUP_TIMEOUT_SECONDS + 1)  # the slow preparation, on purpose
@@ -647,5 +614,5 @@ def test_a_launch_slower_than_the_setup_timeout_still_gets_the_subreaper(
         process.communicate()
     assert process.returncode == 0, err.decode()
     run_dir = Path(RUN_FOLDER_LINE.search(err.decode()).group(1))  # type: ignore[union-attr]
-    _check_mode(run_dir, mode)
+    _check_mode(run_dir, "cgroup")
     assert (run_dir / "adopted_by").read_text() == str(process.pid)

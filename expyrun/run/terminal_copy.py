@@ -16,7 +16,6 @@ import select
 import stat
 from _queue import SimpleQueue
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 # Largest piece copied per call (as the tee's chunks).
@@ -33,19 +32,21 @@ _NOT_HERE_ERRNOS = (
     errno.EOPNOTSUPP,
     errno.ETXTBSY,
 )
-_UNKNOWN = object()
+# How bytes of the log reach a sink inside the kernel: splice(2) to a pipe, copy_file_range(2)
+# to a regular file; a sink of neither kind (a terminal) is written from a read-back copy.
+PIPE, FILE = "pipe", "file"
 
 
-def _kernel_copier(sink: int) -> Callable[[int, int, int, int], int] | None:
-    """How to copy file bytes to `sink` inside the kernel: by its kind, None when not at all."""
+def _sink_kind(sink: int) -> str | None:
+    """PIPE, FILE, or None when the kernel cannot copy log bytes to `sink` (see above)."""
     try:
         mode = os.fstat(sink).st_mode
     except OSError:
         return None
     if stat.S_ISFIFO(mode) and hasattr(os, "splice"):
-        return lambda log, out, count, start: os.splice(log, out, count, offset_src=start)
+        return PIPE
     if stat.S_ISREG(mode) and hasattr(os, "copy_file_range"):
-        return lambda log, out, count, start: os.copy_file_range(log, out, count, start)
+        return FILE
     return None
 
 
@@ -64,8 +65,7 @@ class TerminalCopy:
         self._finished = _thread.allocate_lock()
         self._finished.acquire()  # released when the thread has copied everything and ended
         self.dead_sinks: set[int] = set()
-        self._copiers: dict[int, Any] = {}  # sink -> its in-kernel copy, None when it has none
-        self._pipes: dict[int, bool] = {}  # sink -> whether it is a pipe (`add` splices those)
+        self._kinds: dict[int, str | None] = {}  # sink -> `_sink_kind`, None: no kernel copy
         _thread.start_new_thread(self._copy_forever, ())
 
     def add(self, sink: int, start: int, length: int) -> None:
@@ -105,10 +105,7 @@ class TerminalCopy:
     def _splice_now(self, sink: int, start: int, length: int) -> int:
         """Bytes moved to `sink` now, if it is a pipe with room: 0 when it would block or is
         not a pipe (then the thread copies, as for any other sink)."""
-        copier = self._copiers.get(sink, _UNKNOWN)
-        if copier is _UNKNOWN:
-            copier = self._copiers[sink] = _kernel_copier(sink)
-        if copier is None or not self._pipe_sink(sink):
+        if self._kind(sink) != PIPE:
             return 0
         moved = 0
         while moved < length:
@@ -124,7 +121,7 @@ class TerminalCopy:
                 return moved
             except OSError as exc:
                 if exc.errno in _NOT_HERE_ERRNOS:
-                    self._copiers[sink] = None
+                    self._kinds[sink] = None
                 else:
                     with self._lock:
                         self.dead_sinks.add(sink)  # EPIPE (`| head` exited)
@@ -134,14 +131,10 @@ class TerminalCopy:
             moved += count
         return moved
 
-    def _pipe_sink(self, sink: int) -> bool:
-        kind = self._pipes.get(sink)
-        if kind is None:
-            try:
-                kind = self._pipes[sink] = stat.S_ISFIFO(os.fstat(sink).st_mode)
-            except OSError:
-                kind = self._pipes[sink] = False
-        return kind
+    def _kind(self, sink: int) -> str | None:
+        if sink not in self._kinds:
+            self._kinds[sink] = _sink_kind(sink)
+        return self._kinds[sink]
 
     def add_bytes(self, sink: int, data: bytes) -> bool:
         """Queue bytes that are not in the log; False when they are dropped (too much waits)."""
@@ -228,19 +221,19 @@ class TerminalCopy:
         opens with O_APPEND, which copy_file_range rejects; an old kernel, another file
         system), is written to from a read-back copy. A dead sink returns 0 too (no more).
         """
-        copier = self._copiers.get(sink, _UNKNOWN)
-        if copier is _UNKNOWN:
-            copier = self._copiers[sink] = _kernel_copier(sink)
-        if copier is None:
+        kind = self._kind(sink)
+        if kind is None:
             return None
         while True:
             try:
-                return int(copier(self._log_fd, sink, count, start))
+                if kind == PIPE:
+                    return os.splice(self._log_fd, sink, count, offset_src=start)
+                return os.copy_file_range(self._log_fd, sink, count, start)
             except BlockingIOError:
                 select.select([], [sink], [])  # a non-blocking sink inherited from the caller
             except OSError as exc:
                 if exc.errno in _NOT_HERE_ERRNOS:
-                    self._copiers[sink] = None
+                    self._kinds[sink] = None
                     return None
                 with self._lock:
                     self.dead_sinks.add(sink)  # EPIPE (`| head` exited): stop, keep logging

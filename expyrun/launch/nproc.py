@@ -161,6 +161,8 @@ class _Coordinator:
         wake-up pipe's fds, the handlers the signals had, the wake-up fd before."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
+        # `_watch` reads it after select(2), which may have timed out: never block there.
+        os.set_blocking(read_fd, False)
         handled = (*_FORWARDED, *_PASSED_ON, signal.SIGCHLD)
         previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in handled}
         for signum in (*_FORWARDED, *_PASSED_ON):
@@ -218,7 +220,8 @@ class _Coordinator:
 
     def _watch(self, read_fd: int) -> None:
         while len(self.codes) < len(self.processes):
-            select.select([read_fd], [], [], 0.5)
+            if not self.received:  # one may have come without a wake-up byte (just before
+                select.select([read_fd], [], [], 0.5)  # `take_signals` set the wake-up fd)
             try:
                 os.read(read_fd, 4096)
             except BlockingIOError:

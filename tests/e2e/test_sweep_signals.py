@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -157,22 +158,14 @@ def test_a_failure_is_printed_while_other_members_still_run(project: Project) ->
 
 
 def test_a_member_that_cannot_be_recorded_fails_and_the_sweep_goes_on(project: Project) -> None:
-    config = _config(project)
-    process = start([config, "--sweep", "seed", "range(0, 3)", "--parallel", "2"], project.root)
-    try:
-        wait_for(lambda: len(_ready(project)) == 2, 30, "two members to start")
+    def break_the_record() -> None:
         (folder,) = (project.output / ".sweeps").iterdir()
         (folder / "members.jsonl").unlink()
         (folder / "members.jsonl").mkdir()  # the third member cannot be noted in the record
-        for run_dir in _ready(project):
-            (run_dir / "go").touch()
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = err.decode()
-    assert process.returncode == 1, text
+
+    args = [_config(project), "--sweep", "seed", "range(0, 3)", "--parallel", "2"]
+    code, text = _let_run(project, args, 2, before_go=break_the_record)
+    assert code == 1, text
     assert "[3/3] could not be prepared: " in text
     assert "cannot write the sweep record" in text
     assert text.count("succeeded in") == 2
@@ -418,12 +411,19 @@ def test_a_member_prepared_ahead_is_removed_when_no_more_members_start(project: 
     assert len((folder / "members.jsonl").read_text().splitlines()) == 2
 
 
-def _let_run(project: Project, args: list[str | Path], members: int) -> tuple[int, str]:
-    """Run `expyrun ARGS` until `members` members are ready in all, let them all end; its exit
-    code and stderr."""
+def _let_run(
+    project: Project,
+    args: list[str | Path],
+    members: int,
+    before_go: Callable[[], None] | None = None,
+) -> tuple[int, str]:
+    """Run `expyrun ARGS` until `members` members are ready in all (then `before_go`), let
+    them all end; its exit code and stderr."""
     process = start(args, project.root)
     try:
         wait_for(lambda: len(_ready(project)) == members, 30, f"{members} members to start")
+        if before_go is not None:
+            before_go()
         for folder in _ready(project):
             (folder / "go").touch()
         _, err = process.communicate(timeout=60)

@@ -16,8 +16,6 @@ A word is a command only when no file of that name exists: `expyrun ls` still ru
 file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
 """
 
-from __future__ import annotations
-
 import os
 import signal
 import sys
@@ -113,7 +111,7 @@ def _interrupt_on_stop_signals() -> None:
         sys.unraisablehook = _hide_dropped_interrupts
 
 
-def _hide_dropped_interrupts(unraisable: sys.UnraisableHookArgs) -> None:
+def _hide_dropped_interrupts(unraisable: "sys.UnraisableHookArgs") -> None:
     """Keep quiet about the exception of a dropped stop signal; print any other unraisable.
 
     Python prints an exception raised where it cannot propagate (a weakref callback of the

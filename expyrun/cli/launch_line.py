@@ -8,8 +8,6 @@ which argparse cannot parse faithfully: a value that looks like a flag is writte
 (~8 ms) off the launch path.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -133,14 +131,14 @@ class _Split(NamedTuple):
     pip_options: tuple[str, ...]
 
 
-def parse_launch(args: list[str]) -> LaunchOptions:
+def parse_launch(args: list[str]) -> "LaunchOptions":
     """Split a launch command line into expyrun's flags, the config file and overrides."""
     return split_launch(args)[0]
 
 
 def split_launch(
     args: list[str], extra_flags: Sequence[Flag] = (), command: Sequence[str] = ()
-) -> tuple[LaunchOptions, dict[str, str | bool | tuple[str, ...]]]:
+) -> "tuple[LaunchOptions, dict[str, str | bool | tuple[str, ...]]]":
     """`parse_launch`, with more flags (a sweep's), and the flags found (by field).
 
     `command`: the line as typed, when `args` is what is left of it (default: `expyrun ARGS`).
@@ -153,7 +151,7 @@ def split_launch(
     return _launch_options(split, split.positional, typed, all_flags), split.found
 
 
-def parse_past_run(command: str, args: list[str]) -> PastRunOptions:
+def parse_past_run(command: str, args: list[str]) -> "PastRunOptions":
     """Split `expyrun rerun|reproduce RUN ...` into the run folder, flags and overrides."""
     from expyrun.reproduce.commands import PastRunOptions
 
@@ -182,7 +180,7 @@ def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
 
 def _launch_options(
     split: _Split, config_path: str, command: tuple[str, ...], flags: Sequence[Flag]
-) -> LaunchOptions:
+) -> "LaunchOptions":
     from expyrun.launch.options import LaunchOptions
 
     found = split.found

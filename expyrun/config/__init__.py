@@ -11,8 +11,6 @@ the first one, with `strict`).
     resolved.entry_config  # what the entry point receives: config without __run__
 """
 
-from __future__ import annotations
-
 import contextlib
 import gc
 import os

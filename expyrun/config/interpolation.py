@@ -24,8 +24,6 @@ same reason, references inside text insert at most `MAX_REFERENCE_TEXT` characte
 (`s1: "{s0}{s0}..."` over eight levels would build a gigabyte from 400 bytes).
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Generator, Mapping
 from typing import NamedTuple, TypeVar
@@ -301,7 +299,7 @@ class _Resolver:
             return [self.copy(item, levels - 1) for item in value]
         return value
 
-    def lookup(self, dotted: str, path: KeyPath) -> _Steps[ConfigValue | _Missing]:
+    def lookup(self, dotted: str, path: KeyPath) -> "_Steps[ConfigValue | _Missing]":
         """The resolved value of the key `dotted`, referenced from `path`; warns if none."""
         parts = split_key(dotted)
         value = (yield from self.walk(parts)) if parts else _MISSING
@@ -318,7 +316,7 @@ class _Resolver:
             )
         return value
 
-    def walk(self, parts: tuple[str, ...]) -> _Steps[ConfigValue | _Missing]:
+    def walk(self, parts: tuple[str, ...]) -> "_Steps[ConfigValue | _Missing]":
         current: ConfigValue = self.raw
         path: KeyPath = ()
         resolved = False  # below a resolved reference, values are resolved already

@@ -10,8 +10,6 @@ most `MAX_CHAIN` files, the file itself included (each level is a few stack fram
 ended in RecursionError).
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import NamedTuple

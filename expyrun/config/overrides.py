@@ -7,8 +7,6 @@ items are reached by index (`--layers.1.size 5`). A mapping is refused: its keys
 overridden one by one. How the text is typed from the replaced value: `override_values`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 

@@ -16,8 +16,6 @@ more; the messages name the file and line):
 `composing` bounds the file's size and, before the stack is at risk, its depth.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -57,7 +55,7 @@ class Parsed(NamedTuple):
 
 
 def error_at(
-    message: str, origin: Origin, key: KeyPath | str | None = None, hint: str | None = None
+    message: str, origin: Origin, key: "KeyPath | str | None" = None, hint: str | None = None
 ) -> ConfigError:
     """A `ConfigError` at `origin` about `key` (a path or a dotted key)."""
     if isinstance(key, tuple):
@@ -68,7 +66,7 @@ def error_at(
 class _Builder:
     """Turn the nodes of one file into values, recording the origin of every key."""
 
-    def __init__(self, loader: yaml.SafeLoader | yaml.CSafeLoader, display: str) -> None:
+    def __init__(self, loader: "yaml.SafeLoader | yaml.CSafeLoader", display: str) -> None:
         self.display = display
         self.origins: Origins = {}
         self.implicit: set[KeyPath] = set()  # mappings created by a dotted key (`a.b: 1`)

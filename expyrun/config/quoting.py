@@ -6,8 +6,6 @@ flow mapping whose keys all look like references and all have no value is almost
 that mistake: `loading` warns about it, and refuses it in `__run__`.
 """
 
-from __future__ import annotations
-
 import re
 from typing import NamedTuple
 

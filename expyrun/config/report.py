@@ -5,8 +5,6 @@ are found, or, in strict mode, raises the first one (a `ConfigWarning` is a `Con
 that the error a user sees is the first problem, not the last.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
@@ -47,7 +45,7 @@ class Report:
         self,
         message: str,
         origin: Origin | None,
-        path: KeyPath | None = None,
+        path: "KeyPath | None" = None,
         hint: str | None = None,
     ) -> None:
         """Record a warning about the key `path` set at `origin` (raise it when strict)."""

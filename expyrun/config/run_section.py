@@ -16,8 +16,6 @@ The run folder, `OUTPUT_DIR/NAME/exp.N`, must be a folder the system can make an
   system), and the run folder's path short enough to hold a file name under PATH_MAX.
 """
 
-from __future__ import annotations
-
 import functools
 import keyword
 import os

@@ -11,8 +11,6 @@ boolean when that is lossless (`convert_text`): `lr: $LR` with LR=0.1 gives the 
 override replacing a string that holds a variable or a reference is converted the same way.
 """
 
-from __future__ import annotations
-
 import math
 import re
 from collections.abc import Mapping

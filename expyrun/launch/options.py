@@ -4,8 +4,6 @@
 launch leaves empty (`python`, `source`).
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import NamedTuple

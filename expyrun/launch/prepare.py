@@ -4,8 +4,6 @@ Everything that can be wrong with the input is checked before the run folder is 
 failure while the folder is being prepared removes what was made.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import signal
@@ -29,14 +27,14 @@ class PreparedRun(NamedTuple):
     """A run folder ready to be run: the snapshot is written, the record says `prepared`."""
 
     run_dir: Path
-    resolved: Resolved
+    resolved: "Resolved"
     options: LaunchOptions
     cwd: Path
     record: RunRecord
     created: tuple[Path, ...] = ()
 
 
-def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str, str]:
+def stored_configs(resolved: "Resolved", run_dir: Path, debug: bool) -> tuple[str, str]:
     """The texts of config.yml and raw_config.yml for a run in `run_dir`.
 
     `__output_dir__` becomes the absolute output dir and, outside debug mode, `__code__` the
@@ -48,14 +46,14 @@ def stored_configs(resolved: Resolved, run_dir: Path, debug: bool) -> tuple[str,
     return dump_config(config), dump_raw(raw)
 
 
-def stored_config_json(resolved: Resolved, run_dir: Path, debug: bool) -> str:
+def stored_config_json(resolved: "Resolved", run_dir: Path, debug: bool) -> str:
     """The text of config.json: config.yml's values as JSON (dates as ISO text)."""
     config, _ = _stored_mappings(resolved, run_dir, debug)
     return json.dumps(config, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def _stored_mappings(
-    resolved: Resolved, run_dir: Path, debug: bool
+    resolved: "Resolved", run_dir: Path, debug: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from expyrun.config.run_section import CODE_KEY, OUTPUT_DIR_KEY, RUN_KEY
 
@@ -77,7 +75,7 @@ def resolve_and_check(
     cwd: Path,
     environ: Mapping[str, str] | None = None,
     quiet: bool = False,
-) -> tuple[Resolved, EntryLocation]:
+) -> "tuple[Resolved, EntryLocation]":
     """Resolve the config, print its warnings (unless `quiet`), check the entry point exists."""
     # Imported here, not at the top: PyYAML's import overlaps the worker's start-up.
     from expyrun.config import resolve
@@ -122,7 +120,7 @@ def prepare(options: LaunchOptions) -> PreparedRun:
 def allocate_and_snapshot(
     options: LaunchOptions,
     cwd: Path,
-    resolved: Resolved,
+    resolved: "Resolved",
     location: EntryLocation,
     warn_paths: bool = True,
 ) -> PreparedRun:
@@ -185,7 +183,7 @@ def allocate_and_snapshot(
 
 
 def _copy_code(
-    spec: RunSpec, location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
+    spec: "RunSpec", location: EntryLocation, run_dir: Path, only: tuple[str, ...] | None
 ) -> dict[str, Any]:
     """Copy the code into the run folder; print its notes and warnings; the record's entry."""
     copied = copy_code(
@@ -198,7 +196,7 @@ def _copy_code(
     return copied.to_record()
 
 
-def _warn_relative_paths(resolved: Resolved, cwd: Path, run_dir: Path) -> None:
+def _warn_relative_paths(resolved: "Resolved", cwd: Path, run_dir: Path) -> None:
     """Warn about values naming a file of the launch directory the run folder lacks."""
     from expyrun.config import relative_path_warnings
 

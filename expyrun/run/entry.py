@@ -14,8 +14,6 @@ nothing more than the parse already done; anything else (a call, an attribute) i
 worker, and so is a module that may rebind the name out of sight (`global main`, `globals()`).
 """
 
-from __future__ import annotations
-
 import _ast as ast  # the C node classes: `ast` itself costs ~2 ms to import
 import importlib.machinery
 import os

@@ -6,8 +6,6 @@ A record left `running` by a supervisor that was killed is *stale*: its `pid` is
 now belongs to a process started at another time than `pid_started_at`.
 """
 
-from __future__ import annotations
-
 import enum
 import json
 import signal
@@ -137,7 +135,7 @@ class RunRecord(NamedTuple):
     extra: dict[str, Any] | None = None  # keys of a newer expyrun, kept as they are
     schema: int = SCHEMA_VERSION
 
-    def replace(self, **changes: Any) -> RunRecord:
+    def replace(self, **changes: Any) -> "RunRecord":
         """A copy with some fields changed."""
         return self._replace(**changes)
 
@@ -149,7 +147,7 @@ class RunRecord(NamedTuple):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
         names = set(cls._fields) - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         known["attempts"] = tuple(known.get("attempts") or ())

@@ -5,8 +5,6 @@ path, as soon as the interpreter is known: it starts (~10 ms) while the supervis
 config, and waits for its payload on a pipe. See docs/supervision.md, "Starting the worker".
 """
 
-from __future__ import annotations
-
 import os
 import signal
 import sys

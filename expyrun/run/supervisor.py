@@ -6,8 +6,6 @@ pipes to outputs.log and the terminal. This module runs the poll loop that drive
 turns the worker's end into a `WorkerExit`. See docs/supervision.md.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import select
@@ -114,7 +112,7 @@ def run(
     log_flags = os.O_RDWR | os.O_CREAT | (0 if launch.append_log else os.O_TRUNC)
     log_fd = os.open(launch.log_path, log_flags, 0o666)
     sampler = UsageSampler(pid)
-    tee: Tee | None = None
+    tee: Tee | None = None  # noqa: F823 - a local annotation is not evaluated (PEP 526)
     outcome: WorkerExit | None = None
     started = time.monotonic()
     report_path = end_report_path(launch.log_path)
@@ -190,7 +188,7 @@ def _full_payload(worker: Worker, launch: WorkerLaunch, cgroup: str | None) -> d
     )
 
 
-def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
+def _loop(state: Stopping, tee: "Tee", pipes: list[int]) -> None:
     poller = select.poll()
     poller.register(state.events.read_fd, select.POLLIN)
     for fd in pipes:
@@ -219,7 +217,7 @@ def _loop(state: Stopping, tee: Tee, pipes: list[int]) -> None:
             break
 
 
-def _keep_reading(tee: Tee, poller: Any, open_pipes: set[int], reading: list[bool]) -> bool:
+def _keep_reading(tee: "Tee", poller: Any, open_pipes: set[int], reading: list[bool]) -> bool:
     """Whether to read the pipes now: not while the terminal copy is too far behind.
 
     The terminal copy runs in its own thread; if it falls behind by too much (a paused `| less`),
@@ -247,7 +245,7 @@ def _handle_events(state: Stopping) -> None:
             state.on_exit(*value)
 
 
-def _finish_terminal(state: Stopping, tee: Tee) -> None:
+def _finish_terminal(state: Stopping, tee: "Tee") -> None:
     """Let the terminal copy catch up, unless a stop signal says not to wait for it."""
     poller = select.poll()
     poller.register(state.events.read_fd, select.POLLIN)
@@ -264,7 +262,7 @@ def _finish_terminal(state: Stopping, tee: Tee) -> None:
 def _outcome(
     state: Stopping,
     sampler: UsageSampler,
-    tee: Tee | None,
+    tee: "Tee | None",
     started: float,
     tracking: str,
     report: dict[str, Any],

@@ -6,8 +6,6 @@ orphans of the run are reparented to it. docs/supervision.md, "Which processes a
 says what each one finds, where it works, and what no mechanism can find.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import signal

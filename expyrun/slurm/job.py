@@ -5,8 +5,6 @@ A requeued job (`SLURM_RESTART_COUNT` > 0) is a later start of the same job: it 
 run folder its earlier start made, as a new attempt.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re
@@ -60,7 +58,7 @@ class SlurmJob(NamedTuple):
     restart_count: int = 0  # how many times Slurm requeued the job (0 on its first start)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> SlurmJob | None:
+    def from_environ(cls, environ: Mapping[str, str]) -> "SlurmJob | None":
         """The job of an environment; None outside a job (no SLURM_JOB_ID)."""
         job_id = environ.get(JOB_ID_VARIABLE)
         if not job_id:

@@ -1,7 +1,5 @@
 """What the command line asked of a sweep: `SweepOptions` (the launch's own: `LaunchOptions`)."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 

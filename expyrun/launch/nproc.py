@@ -43,6 +43,7 @@ from expyrun.run.tasks import (
     RANK_VARIABLES,
     Task,
 )
+from expyrun.run.tracking import load_prctl
 
 LOCAL_ADDRESS = "127.0.0.1"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -88,10 +89,10 @@ def _stop_with(launcher: int) -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+        prctl = load_prctl()
+    except ImportError:
+        return None
+    if prctl is None:
         return None
 
     def stop_with_launcher() -> None:

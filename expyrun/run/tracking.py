@@ -10,6 +10,7 @@ import _thread
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 from expyrun.run import worker as worker_module
@@ -243,14 +244,34 @@ def stop_tracking(tracking: Tracking) -> int:
 def _become_subreaper() -> bool:
     """Make orphaned descendants reparent to this process (prctl(2) PR_SET_CHILD_SUBREAPER)."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    # ImportError: a module ctypes needs is half-imported by the main thread, whose import a
-    # stop signal interrupted (printed "Exception ignored in thread started by ...").
-    except (ImportError, OSError, AttributeError):
+        prctl = load_prctl()
+        return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    # ImportError: a module is half-imported by the main thread, whose import a stop signal
+    # interrupted (printed "Exception ignored in thread started by ...").
+    except ImportError:
         return False
+
+
+def load_prctl() -> Callable[..., int] | None:
+    """The C library's prctl(2), callable with ints; None where the program has none.
+
+    Through `_ctypes`, the C module under `ctypes`: what `ctypes.CDLL(None).prctl` gives
+    (dlopen(3) of the program itself, dlsym, a C call returning an int), without the ~0.7 ms
+    of `ctypes/__init__.py` defining its types, which a launch would pay (the GIL is shared).
+    Raises ImportError when `_ctypes` cannot be imported.
+    """
+    import _ctypes
+
+    class _IntFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL  # no _restype_: an int, as ctypes' default
+
+    try:
+        # dlopen(3): a NULL file name is the program itself, which links the C library.
+        program = _ctypes.dlopen(None)  # type: ignore[arg-type]  # typeshed wants a path
+        function: Callable[..., int] = _IntFunction(_ctypes.dlsym(program, "prctl"))
+    except OSError:
+        return None
+    return function
 
 
 def _cgroup2_mount() -> str | None:

@@ -280,14 +280,14 @@ def test_a_ctrl_c_as_the_worker_waits_for_its_payload_records_it_killed(
 
 # `expyrun ARGS` after the global import lock was left held by the main thread, as a stop
 # signal's exception raised inside the import system's own code leaves it (seen in the stress
-# loop: the tracking set-up thread waited in `import ctypes` for good); then a SIGTERM as the
-# run is prepared.
+# loop: the tracking set-up thread waited in `import ctypes`, now `_ctypes`, for good); then a
+# SIGTERM as the run is prepared.
 IMPORT_LOCK_LEFT_HELD = """
 import _imp, os, signal, sys
 from expyrun import cli
 from expyrun.launch import prepare as preparing
 
-assert "ctypes" not in sys.modules  # the set-up thread imports it
+assert "_ctypes" not in sys.modules  # the set-up thread imports it
 _imp.acquire_lock()  # never released: the main thread may import, no other thread can
 allocate = preparing.allocate_and_snapshot
 
@@ -312,10 +312,10 @@ def test_a_launch_stopped_while_the_import_lock_is_held_ends(project: Project) -
 
 
 def test_a_subreaper_that_cannot_import_ctypes_is_no_error(project: Project) -> None:
-    """The set-up thread's `import ctypes` fails when the main thread's import of a module it
-    needs was interrupted (half-imported `struct`): the thread died printing "Exception
-    ignored in thread started by ...". Here `import ctypes` fails as it did."""
-    driver = "import sys\nsys.modules['ctypes'] = None\nfrom expyrun import cli\n"
+    """The set-up thread's `import ctypes` failed when the main thread's import of a module it
+    needed was interrupted (half-imported `struct`): the thread died printing "Exception
+    ignored in thread started by ...". Here its `import _ctypes` fails as that one did."""
+    driver = "import sys\nsys.modules['_ctypes'] = None\nfrom expyrun import cli\n"
     driver += "sys.exit(cli.main(sys.argv[1:]))\n"
     config = project.config(project.entry(ENTRY))
     result = run([config], cwd=project.root, command=[sys.executable, "-c", driver])

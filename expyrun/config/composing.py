@@ -160,7 +160,8 @@ def _check_depth(data: bytes | str, display: str) -> None:
 
 _BRACES_HINT = 'quote a value starting with "{": YAML reads {...} as a mapping'
 # `name: {model.name}-{lr}`: a flow mapping of references, then more text on its line.
-_BRACES_THEN_TEXT = re.compile(rb"(?::|-)\s+\{[A-Za-z0-9_.\\]+\}[ \t]*[^\s,\]}#]")
+# Compiled when first used (re caches it): only a YAML error needs it.
+_BRACES_THEN_TEXT = rb"(?::|-)\s+\{[A-Za-z0-9_.\\]+\}[ \t]*[^\s,\]}#]"
 
 
 def _unquoted_braces(data: bytes | str, exc: yaml.MarkedYAMLError) -> bool:
@@ -170,7 +171,7 @@ def _unquoted_braces(data: bytes | str, exc: yaml.MarkedYAMLError) -> bool:
         return False
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     lines = raw.splitlines()
-    return mark.line < len(lines) and _BRACES_THEN_TEXT.search(lines[mark.line]) is not None
+    return mark.line < len(lines) and re.search(_BRACES_THEN_TEXT, lines[mark.line]) is not None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> ConfigError:

@@ -15,7 +15,8 @@ from expyrun.config.keys import KeyPath
 from expyrun.config.report import Origin
 
 _NULL_TAG = "tag:yaml.org,2002:null"
-_REFERENCE_KEY = re.compile(r"(?:[A-Za-z0-9_.]|\\\.)+")  # what `{a.b}` may hold (`interpolation`)
+# Compiled when first used (re caches it): only a flow mapping needs it.
+_REFERENCE_KEY = r"(?:[A-Za-z0-9_.]|\\\.)+"  # what `{a.b}` may hold (`interpolation`)
 
 
 class UnquotedReference(NamedTuple):
@@ -39,7 +40,7 @@ def unquoted_reference(
         if not (
             type(key_node) is ScalarNode
             and not key_node.style  # plain: None, or "" from libyaml
-            and _REFERENCE_KEY.fullmatch(key_node.value)
+            and re.fullmatch(_REFERENCE_KEY, key_node.value)
             and type(value_node) is ScalarNode
             and value_node.tag == _NULL_TAG
             and not value_node.value

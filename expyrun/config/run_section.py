@@ -56,8 +56,9 @@ RUN_FOLDER_PART = re.compile(r"exp\.[0-9]+")
 # digits, and one file name inside (`/` and NAME_MAX bytes), under PATH_MAX.
 _DEBUG_PART, _RUN_FOLDER_PART_MAX = len("/DEBUG"), len("/exp.") + 10
 # Linux's values, when pathconf cannot tell (<linux/limits.h>).
-# A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600).
-_SEXAGESIMAL = re.compile(r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$")
+# A YAML 1.1 base-60 number as written after a key (`time: 1:00:00` is read as 3600); compiled
+# when first used (re caches it): only a number in __slurm__ needs it.
+_SEXAGESIMAL = r":\s+([-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)\s*(?:#.*)?$"
 
 # Overrides of these keys are kept as text (a name `5` stays "5", a path stays a path).
 TEXT_KEYS = frozenset((RUN_KEY, key) for key in (MAIN_KEY, NAME_KEY, OUTPUT_DIR_KEY, CODE_KEY))
@@ -329,7 +330,7 @@ def _sexagesimal_text(origin: Origin | None, cwd: Path) -> str | None:
         with open(cwd / origin.path, encoding="utf-8", errors="replace") as file:
             for number, text in enumerate(file, 1):
                 if number == origin.line:
-                    match = _SEXAGESIMAL.search(text.rstrip("\r\n"))
+                    match = re.search(_SEXAGESIMAL, text.rstrip("\r\n"))
                     return match.group(1) if match else None
     except OSError:
         return None

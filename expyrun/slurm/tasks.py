@@ -37,7 +37,8 @@ STEP_NODELIST_VARIABLE = "SLURM_STEP_NODELIST"
 JOB_NODELIST_VARIABLE = "SLURM_JOB_NODELIST"
 MASTER_PORT_BASE = 10000
 MASTER_PORT_SPAN = 20000
-_TASKS_PER_NODE = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
+# Compiled when first used (re caches it): only a job step needs it.
+_TASKS_PER_NODE = r"^(\d+)(?:\(x(\d+)\))?$"
 
 
 def several_tasks_here(environ: Mapping[str, str]) -> bool:
@@ -94,7 +95,7 @@ def tasks_per_node(text: str) -> list[int]:
     """`2(x3),1` -> [2, 2, 2, 1] (SLURM_STEP_TASKS_PER_NODE's format)."""
     counts: list[int] = []
     for part in text.split(","):
-        match = _TASKS_PER_NODE.match(part.strip())
+        match = re.match(_TASKS_PER_NODE, part.strip())
         if match is None:
             raise SlurmError(f"cannot read {TASKS_PER_NODE_VARIABLE}={text!r}")
         counts += [int(match.group(1))] * int(match.group(2) or 1)

@@ -3,16 +3,16 @@ fields; tag names; which exits answer a stop request (issue 14)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from expyrun.errors import UsageError
-from expyrun.run import record
+from expyrun.run import record, record_file
 from expyrun.run.record import RunRecord
 from expyrun.run.record_check import check_tag, check_tags
-from expyrun.run.record_file import LOCK_FILE
 from expyrun.run.stopping import stop_answered
 
 RUNNING = RunRecord(
@@ -45,7 +45,7 @@ def test_a_supervisor_write_keeps_the_tags_and_note_edited_meanwhile(tmp_path: P
     on_disk = record.read_record(tmp_path)
     assert (on_disk.status, on_disk.exit_code) == ("succeeded", 0)
     assert (on_disk.tags, on_disk.note) == (("launched", "edited"), "a note")
-    assert not (tmp_path / LOCK_FILE).exists()  # only while a writer holds it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # no lock file left
 
 
 def test_a_stop_request_is_kept_within_its_attempt_only(tmp_path: Path) -> None:
@@ -89,6 +89,50 @@ def test_concurrent_edits_and_supervisor_writes_lose_nothing(tmp_path: Path) -> 
     final = record.read_record(tmp_path)
     assert final.tags == ("launched", *tags)
     assert final.output_bytes == 149
+
+
+def test_a_writer_whose_record_was_replaced_before_it_locked_it_locks_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock is run.json's own: another writer may replace run.json between this writer's
+    open and its flock (and let go). The lock then held is a stale file's: the writer must
+    take the new run.json's, or its write would drop the other writer's edit."""
+    record.write_record(tmp_path, RUNNING)
+    real_flock = record_file.fcntl.flock
+    calls = []
+
+    def flock_after_another_write(fd: int, operation: int) -> None:
+        if not calls:  # the other writer's whole edit, right before this writer's first flock
+            calls.append(fd)
+            monkeypatch.setattr(record_file.fcntl, "flock", real_flock)
+            record.update_record(tmp_path, _add("other"))
+            monkeypatch.setattr(record_file.fcntl, "flock", flock_after_another_write)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(record_file.fcntl, "flock", flock_after_another_write)
+    record.update_record(tmp_path, _add("mine"))
+    assert record.read_record(tmp_path).tags == ("launched", "other", "mine")
+    record.write_record(tmp_path, RUNNING.replace(status="succeeded"))  # the supervisor's
+    assert record.read_record(tmp_path).tags == ("launched", "other", "mine")
+
+
+def test_a_read_only_record_can_still_be_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock on a local file needs no write access: a record made read-only (chmod a-w) is
+    locked through a read-only fd, and replaced by a rename as ever. (Opening it for writing
+    is refused as it is to a user; root may open it all the same.)"""
+    record.write_record(tmp_path, RUNNING)
+    real_open = record_file.os.open
+
+    def refused_for_writing(path: object, flags: int, *args: int) -> int:
+        if str(path).endswith("run.json") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(record_file.os, "open", refused_for_writing)
+    record.update_record(tmp_path, _add("edited"))
+    assert record.read_record(tmp_path).tags == ("launched", "edited")
 
 
 def test_an_edit_of_a_missing_record_is_a_record_error(tmp_path: Path) -> None:

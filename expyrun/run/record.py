@@ -272,8 +272,13 @@ def stopped_before_start(
 def write_record(run_dir: Path, record: RunRecord) -> None:
     """Replace run.json with `record` atomically, even on a full disk, keeping the tags and
     note edited on disk meanwhile and a stop request recorded for this attempt (see
-    `record_file.write_json`). Raises RecordError when run.json cannot be written."""
-    write_json(run_dir, record.to_dict(), record.status in ENDED)
+    `record_file.write_json`). Raises RecordError when run.json cannot be written.
+
+    A `prepared` record makes no reserve for a full disk (the launch writes `running` within
+    milliseconds, a sweep member prepared ahead when it starts): a file less before the payload.
+    """
+    ended = record.status in ENDED
+    write_json(run_dir, record.to_dict(), ended, reserve=record.status != Status.PREPARED)
 
 
 def update_record(run_dir: Path, change: Callable[[RunRecord], RunRecord]) -> RunRecord:

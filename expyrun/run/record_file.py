@@ -41,7 +41,7 @@ class RecordError(RunFolderError):
     """run.json cannot be written (the run folder is gone, the disk is full, no lock)."""
 
 
-def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
+def write_json(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = True) -> None:
     """Replace run.json with `data`, keeping the edits made to the record on disk.
 
     Under the record's lock, the fields people edit (`EDITED_FIELDS`) are taken from the
@@ -50,15 +50,16 @@ def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     the supervisor's record, built from what it read earlier, loses neither. Without the lock
     after LOCK_TIMEOUT_SECONDS, it writes all the same. The first record of a folder (no
     run.json yet) is written without it: there is nothing to lock, and nobody else writes a
-    folder before its first record. `ended`: the run has ended (its reserve goes). See
-    `_replace` for the full-disk rules and errors (RecordError).
+    folder before its first record. `ended`: the run has ended (its reserve goes); `reserve`:
+    make the reserve if there is none (not for a `prepared` record: nothing runs before the
+    next one). See `_replace` for the full-disk rules and errors (RecordError).
     """
     try:
         lock = _lock(run_dir)
     except FileNotFoundError:
         lock = None
     try:
-        _replace(run_dir, _with_edits(lock, data), ended)
+        _replace(run_dir, _with_edits(lock, data), ended, reserve)
     finally:
         if lock is not None:
             os.close(lock)
@@ -177,14 +178,15 @@ def _read_all(fd: int) -> bytes:
     return b"".join(parts)
 
 
-def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
+def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = True) -> None:
     """Replace run.json atomically, even on a full disk.
 
-    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record on:
-    when the disk is full (ENOSPC, EDQUOT), the record is written into it and it takes
-    run.json's place (`replace_from_reserve`), so a run whose output filled the disk still
-    ends with a true record. The reserve goes with the
-    record that ends a run. A failed write leaves no temporary file behind.
+    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from the first record
+    made with `reserve` on (the one that says `running` or `pending`): when the disk is full
+    (ENOSPC, EDQUOT), the record is written into it and it takes run.json's place
+    (`replace_from_reserve`), so a run whose output filled the disk still ends with a true
+    record. The reserve goes with the record that ends a run. A failed write leaves no
+    temporary file behind.
 
     Raises RecordError when run.json cannot be written (the run folder was deleted or moved
     while the run ran; a disk full even without the reserve).
@@ -192,12 +194,15 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     path = run_dir / RECORD_FILE
     temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
     text = json.dumps(data, indent=2) + "\n"
-    reserve = run_dir / RESERVE_FILE
+    reserve_path = run_dir / RESERVE_FILE
     try:
         temporary.write_text(text, encoding="utf-8")
         # The reserve before the rename: once run.json is replaced, the next writer may take
         # its lock (the new file's) while this one still holds the old file's.
-        _keep_reserve(reserve, ended)
+        if ended:
+            _remove(reserve_path)
+        elif reserve and not reserve_path.exists():
+            make_reserve(reserve_path)
         os.replace(temporary, path)
     except OSError as exc:
         _remove(temporary)
@@ -207,16 +212,8 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
                 "the run ran)",
                 path=run_dir,
             ) from exc
-        if exc.errno not in _DISK_FULL or not replace_from_reserve(reserve, path, text):
+        if exc.errno not in _DISK_FULL or not replace_from_reserve(reserve_path, path, text):
             raise RecordError(f"cannot write the record: {exc.strerror or exc}", path=path) from exc
-
-
-def _keep_reserve(reserve: Path, ended: bool) -> None:
-    """Make the reserve while the run may still write records; remove it once it has ended."""
-    if ended:
-        _remove(reserve)
-    elif not reserve.exists():
-        make_reserve(reserve)
 
 
 def replace_from_reserve(reserve: Path, path: Path, text: str) -> bool:

@@ -135,6 +135,27 @@ def test_a_read_only_record_can_still_be_edited(
     assert record.read_record(tmp_path).tags == ("launched", "edited")
 
 
+@pytest.mark.parametrize(
+    ("statuses", "reserved"),
+    [
+        pytest.param(("prepared",), False, id="prepared"),
+        pytest.param(("prepared", "running"), True, id="running"),
+        pytest.param(("prepared", "pending"), True, id="pending-job"),
+        pytest.param(("prepared", "running", "succeeded"), False, id="ended"),
+        pytest.param(("prepared", "running", "failed", "running"), True, id="requeued"),
+    ],
+)
+def test_the_reserve_is_there_from_the_run_start_to_its_end(
+    tmp_path: Path, statuses: tuple[str, ...], reserved: bool
+) -> None:
+    """The reserve a full disk needs for the run's records is made by the record that starts
+    the run (`running`, or a job's `pending`), not by `prepared` (a file less before the
+    payload), and goes with the one that ends it."""
+    for status in statuses:
+        record.write_record(tmp_path, RUNNING.replace(status=status))
+    assert (tmp_path / record_file.RESERVE_FILE).exists() is reserved
+
+
 def test_an_edit_of_a_missing_record_is_a_record_error(tmp_path: Path) -> None:
     with pytest.raises(record.RecordError, match="cannot edit the record"):
         record.update_record(tmp_path, _add("x"))

@@ -34,13 +34,13 @@ SUPERVISED_SIGNALS = {
 # start time in clock ticks since boot (proc(5) /proc/PID/stat field 22), so that a reused pid
 # is never taken for the supervisor, and a part of the run's marker.
 CGROUP_PREFIX = "expyrun-"
-# The GIL switch interval while the setup thread runs beside the launch (default: 5 ms).
+# The GIL switch interval while the set-up thread runs beside the launch (default: 5 ms).
 SETUP_SWITCH_SECONDS = 0.0002
-# How long to wait for the set-up (~13 ms). It can hang for good: a stop signal's exception
-# raised inside the import system's own code in the main thread can leave the global import
-# lock held, and the set-up's `import ctypes` waits for it forever (while the main thread
-# waited for the set-up: expyrun hung after Ctrl-C). Then the run goes on without the cgroup
-# and the subreaper; a launch that is given up waits a shorter time.
+# How long to wait for the worker's move into its cgroup (~11 ms). The thread that moves it
+# imports nothing: an import there could wait for good for the global import lock, which a
+# stop signal's exception raised inside the import system's own code in the main thread can
+# leave held (expyrun once hung after Ctrl-C so). Past the timeout the run goes on without the
+# cgroup; a launch that is given up waits a shorter time.
 SETUP_TIMEOUT_SECONDS = 10.0
 DISCARD_TIMEOUT_SECONDS = 1.0
 # prctl(2) option: orphaned descendants are reparented to us, not to init (Linux 3.4).
@@ -56,46 +56,60 @@ class Tracking(NamedTuple):
 
 
 class TrackingSetup:
-    """The run's cgroup and the subreaper, set up in a thread while the config is resolved.
+    """The run's cgroup and the subreaper, set up while the config is resolved.
 
     Moving a process into a cgroup takes ~11 ms (the kernel waits for an RCU grace period,
-    cgroup_threadgroup_rwsem) and importing ctypes for prctl ~2 ms: started as soon as the
-    worker is spawned, both overlap the launch's other work. `result` waits for them.
+    cgroup_threadgroup_rwsem): a thread makes that one write, so it overlaps the launch's
+    other work; `result` waits for it. Everything else (the cgroup's folder, prctl) is made
+    here, in the calling thread: each time the thread takes the GIL back from the main
+    thread, busy importing, costs the main thread a switch, and doing the whole set-up there
+    took it back ~50 times a launch.
     """
 
     def __init__(self, worker_pid: int, run_id: str) -> None:
-        self._pid, self._run_id = worker_pid, run_id
-        self._cgroup: str | None = None
-        self._subreaper = False
         self._done = _thread.allocate_lock()
-        self._done.acquire()
-        # The main thread is busy importing and resolving (it holds the GIL); the default 5 ms
-        # switch interval would make each of this thread's system calls wait for it.
+        self._cgroup = _new_run_cgroup(run_id)
+        self._moved = False
         self._interval = sys.getswitchinterval()
-        sys.setswitchinterval(SETUP_SWITCH_SECONDS)
-        _thread.start_new_thread(self._set_up, ())
+        moving = False
+        try:
+            self._subreaper = _become_subreaper()
+            if self._cgroup is None:
+                return
+            self._done.acquire()
+            # The main thread is busy importing and resolving (it holds the GIL); the default
+            # 5 ms switch interval would make each return from a system call wait for it.
+            sys.setswitchinterval(SETUP_SWITCH_SECONDS)
+            _thread.start_new_thread(self._move, (self._cgroup, worker_pid))
+            moving = True
+        except BaseException:  # a stop signal before the thread runs: no cgroup left behind
+            if self._cgroup is not None and not moving:
+                sys.setswitchinterval(self._interval)
+                worker_module.remove_cgroup(self._cgroup, timeout=0)
+            raise
 
-    def _set_up(self) -> None:
+    def _move(self, cgroup: str, pid: int) -> None:
         # This thread may outlive the start of supervision: the signals the supervisor waits
         # for must never be delivered here (at their default action they would end expyrun).
         signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
         try:
-            self._cgroup = _create_run_cgroup(self._pid, self._run_id)
-            self._subreaper = _become_subreaper()
+            self._moved = _move_into(cgroup, pid)
         finally:
             self._done.release()
-        if self._cgroup:  # off the launch's path: the run may start meanwhile
-            _remove_stale_cgroups(os.path.dirname(self._cgroup))
+        if self._moved:  # off the launch's path: the run may start meanwhile
+            _remove_stale_cgroups(os.path.dirname(cgroup))
 
     def result(self, timeout: float = SETUP_TIMEOUT_SECONDS) -> tuple[str | None, bool]:
-        """(the run's cgroup folder or None, whether we are a subreaper), once set up, or
-        what is known after `timeout` seconds (see SETUP_TIMEOUT_SECONDS)."""
+        """(the run's cgroup folder or None, whether we are a subreaper), once the worker is
+        in its cgroup, or what is known after `timeout` seconds (see SETUP_TIMEOUT_SECONDS)."""
+        if self._cgroup is None:
+            return None, self._subreaper
         done = self._done.acquire(timeout=timeout)
         sys.setswitchinterval(self._interval)
         if not done:
-            return self._cgroup, False
+            return None, self._subreaper
         self._done.release()
-        return self._cgroup, self._subreaper
+        return (self._cgroup if self._moved else None), self._subreaper
 
     def discard(self) -> None:
         """Remove the cgroup of a worker that never ran (it was killed and waited for)."""
@@ -197,15 +211,19 @@ def _supervisor_alive(identity: str) -> bool:
     """
     pid, _, rest = identity.partition("-")
     start, _, marker = rest.partition("-")
-    if not pid.isdigit():
-        return True
-    if int(pid) == os.getpid():
+    if not pid.isdigit() or int(pid) == os.getpid():
         return True
     if not marker or not start.isdigit() or start == "0":
         return True  # an earlier naming without the start time
     current = _start_ticks(int(pid))
     if current is None:
-        return not _pid_gone(int(pid))
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True  # there, but unreadable: taken as alive
     return current == start
 
 
@@ -217,16 +235,6 @@ def _start_ticks(pid: int) -> str | None:
         return fields[19].decode()
     except (OSError, IndexError, UnicodeDecodeError):
         return None
-
-
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def stop_tracking(tracking: Tracking) -> int:
@@ -288,8 +296,8 @@ def _cgroup2_mount() -> str | None:
     return None
 
 
-def _create_run_cgroup(worker_pid: int, run_id: str) -> str | None:
-    """Put the worker in a new cgroup v2 below ours; None where that is not allowed.
+def _new_run_cgroup(run_id: str) -> str | None:
+    """Make the run's cgroup v2 folder below ours; None where that is not allowed.
 
     It works where the supervisor may write its own cgroup (root; a systemd unit with
     Delegate=yes; a container with a private cgroup namespace); as a plain user, or in a Slurm
@@ -311,13 +319,22 @@ def _create_run_cgroup(worker_pid: int, run_id: str) -> str | None:
         os.mkdir(folder)
     except OSError:
         return None
-    try:
-        with open(os.path.join(folder, "cgroup.procs"), "w") as f:
-            f.write(str(worker_pid))
-    except OSError:  # e.g. EBUSY: our cgroup has controllers of its own; EACCES
-        worker_module.remove_cgroup(folder, timeout=0)
-        return None
     return folder
+
+
+def _move_into(cgroup: str, pid: int) -> bool:
+    """Move `pid` into the cgroup folder `cgroup`, by system calls only (it runs in the set-up
+    thread, see SETUP_TIMEOUT_SECONDS); remove the folder if refused."""
+    try:
+        fd = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError:  # e.g. EBUSY: our cgroup has controllers of its own; EACCES
+        worker_module.remove_cgroup(cgroup, timeout=0)
+        return False
+    return True
 
 
 def _reap(pids: set[int]) -> None:

@@ -185,8 +185,9 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = T
     made with `reserve` on (the one that says `running` or `pending`): when the disk is full
     (ENOSPC, EDQUOT), the record is written into it and it takes run.json's place
     (`replace_from_reserve`), so a run whose output filled the disk still ends with a true
-    record. The reserve goes with the record that ends a run. A failed write leaves no
-    temporary file behind.
+    record. The record that ends a run is written into the reserve, which becomes run.json:
+    no new file, and none deleted (on ext4 without a journal, each deleted inode slows the
+    next ones made near it). A failed write leaves no temporary file behind.
 
     Raises RecordError when run.json cannot be written (the run folder was deleted or moved
     while the run ran; a disk full even without the reserve).
@@ -195,6 +196,8 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = T
     temporary = run_dir / f".{RECORD_FILE}.{os.getpid()}.tmp"
     text = json.dumps(data, indent=2) + "\n"
     reserve_path = run_dir / RESERVE_FILE
+    if ended and replace_from_reserve(reserve_path, path, text):
+        return
     try:
         temporary.write_text(text, encoding="utf-8")
         # The reserve before the rename: once run.json is replaced, the next writer may take
@@ -217,7 +220,8 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = T
 
 
 def replace_from_reserve(reserve: Path, path: Path, text: str) -> bool:
-    """Replace `path` with `text` written into the reserve file `reserve`, on a full disk.
+    """Replace `path` with `text` written into the reserve file `reserve`: on a full disk, and
+    for the record that ends a run (`_replace`).
 
     The reserve's blocks were set aside when the disk had room (posix_fallocate): writing into
     them takes no new block, so another writer filling the disk meanwhile (a task's output)
@@ -260,7 +264,7 @@ def make_reserve(reserve: Path, size: int = RESERVE_BYTES) -> None:
     """Set aside `size` bytes at `reserve` for the records still to come (posix_fallocate;
     best effort: a full disk is no error). See `replace_from_reserve`."""
     try:
-        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # as run.json
     except OSError:
         return
     try:

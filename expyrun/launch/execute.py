@@ -114,7 +114,10 @@ def _run(
         # the install changed (pip install -U, a checkout of an editable install): a module
         # missing then would cost the record.
         from expyrun.launch import closing  # noqa: F401 - the closing line
-        from expyrun.run import record_check  # noqa: F401 - read_record (a stop's request)
+        from expyrun.run import (
+            freeze,  # noqa: F401 - the recorder's, which starts below
+            record_check,  # noqa: F401 - read_record (a stop's request)
+        )
         from expyrun.slurm import commands  # noqa: F401 - scontrol, and _command (reap_adopted)
 
         current = record.new_attempt(

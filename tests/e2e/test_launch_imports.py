@@ -130,3 +130,6 @@ def test_a_run_whose_install_is_gone_still_gets_its_final_record(
         assert process.returncode == 0, text
         assert read_json(run_dir / "run.json")["status"] == "succeeded"
         assert "expyrun: succeeded" in text, text
+    # The recorder, which starts as the record says `running`, had what it imports too.
+    assert "could not record the environment" not in text, text
+    assert read_json(run_dir / "run.json")["requirements"] == "frozen_requirements.txt"

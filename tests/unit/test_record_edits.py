@@ -138,7 +138,7 @@ def test_a_read_only_record_can_still_be_edited(
 @pytest.mark.parametrize(
     ("statuses", "reserved"),
     [
-        pytest.param(("prepared",), False, id="prepared"),
+        pytest.param(("prepared",), True, id="prepared"),
         pytest.param(("prepared", "running"), True, id="running"),
         pytest.param(("prepared", "pending"), True, id="pending-job"),
         pytest.param(("prepared", "running", "succeeded"), False, id="ended"),
@@ -148,9 +148,9 @@ def test_a_read_only_record_can_still_be_edited(
 def test_the_reserve_is_there_from_the_run_start_to_its_end(
     tmp_path: Path, statuses: tuple[str, ...], reserved: bool
 ) -> None:
-    """The reserve a full disk needs for the run's records is made by the record that starts
-    the run (`running`, or a job's `pending`), not by `prepared` (a file less before the
-    payload), and goes with the one that ends it."""
+    """The reserve a full disk needs for the run's records is made by the first record, as
+    `prepared` (the entry may fill the disk before `running` is written: test_faults.py), and
+    goes with the one that ends it."""
     for status in statuses:
         record.write_record(tmp_path, RUNNING.replace(status=status))
     assert (tmp_path / record_file.RESERVE_FILE).exists() is reserved

@@ -55,10 +55,11 @@ def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     """
     try:
         lock = _lock(run_dir)
-    except FileNotFoundError:
-        lock = None
+    except FileNotFoundError:  # the first record: nothing to keep
+        _replace(run_dir, data, ended)
+        return
     try:
-        _replace(run_dir, _with_edits(lock, data), ended)
+        _replace(run_dir, _with_edits(run_dir, lock, data), ended)
     finally:
         if lock is not None:
             os.close(lock)
@@ -89,15 +90,17 @@ def update_json(
         os.close(lock)
 
 
-def _with_edits(lock: int | None, data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with the edited fields of the record on disk, read from the locked run.json
-    (see `write_json`)."""
-    if lock is None:
-        return data  # none yet (the first record), or no lock: nothing to keep
+def _with_edits(run_dir: Path, lock: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the edited fields of the record on disk, read from the locked run.json, or
+    from run.json as it is when the lock could not be had (see `write_json`)."""
     try:
-        disk = json.loads(_read_all(lock))
+        if lock is None:
+            with open(run_dir / RECORD_FILE, "rb") as f:
+                disk = json.loads(f.read())
+        else:
+            disk = json.loads(_read_all(lock))
     except (OSError, ValueError):
-        return data  # unreadable: nothing to keep
+        return data  # gone, or unreadable: nothing to keep
     if not isinstance(disk, dict):
         return data
     kept = {field: disk[field] for field in EDITED_FIELDS if field in disk}

@@ -3,6 +3,7 @@ fields; tag names; which exits answer a stop request (issue 14)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -114,6 +115,33 @@ def test_a_writer_whose_record_was_replaced_before_it_locked_it_locks_the_new_on
     assert record.read_record(tmp_path).tags == ("launched", "other", "mine")
     record.write_record(tmp_path, RUNNING.replace(status="succeeded"))  # the supervisor's
     assert record.read_record(tmp_path).tags == ("launched", "other", "mine")
+
+
+def test_a_write_without_the_lock_keeps_the_edits_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A supervisor that cannot have the lock (an edit stopped mid-way holds it) writes after
+    LOCK_TIMEOUT_SECONDS all the same: the tags, note and stop request already on disk are
+    kept, as they were when the lock was a file of its own (they were dropped: no lock, no
+    read of the record)."""
+    asked = {"signal": "SIGTERM", "by": "expyrun stop", "at": "2026-01-01T10:01:00+00:00"}
+    record.write_record(tmp_path, RUNNING)
+    record.update_record(tmp_path, lambda r: r.replace(tags=(*r.tags, "edited"), note="a note"))
+    record.update_record(tmp_path, lambda r: r.replace(stop_request=asked))
+    monkeypatch.setattr(record_file, "LOCK_TIMEOUT_SECONDS", 0.05)
+    held = os.open(tmp_path / "run.json", os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file: it conflicts, in one process too
+        record.write_record(tmp_path, RUNNING.replace(status="stopped", exit_code=0))
+    finally:
+        os.close(held)
+    on_disk = record.read_record(tmp_path)
+    assert (on_disk.status, on_disk.tags, on_disk.note) == (
+        "stopped",
+        ("launched", "edited"),
+        "a note",
+    )
+    assert on_disk.stop_request == asked
 
 
 def test_a_read_only_record_can_still_be_edited(

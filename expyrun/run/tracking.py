@@ -68,15 +68,16 @@ class TrackingSetup:
 
     def __init__(self, worker_pid: int, run_id: str) -> None:
         self._done = _thread.allocate_lock()
-        self._cgroup: str | None = None
+        self._cgroup = _run_cgroup_folder(run_id)
         self._moved = False
         self._interval = sys.getswitchinterval()
-        # Named first, made in the try: a stop signal raised as mkdir returns leaves no folder.
-        folder = _run_cgroup_folder(run_id)
         moving = False
         try:
-            if folder is not None and _made(folder):
-                self._cgroup = folder
+            try:  # made here: a stop signal raised as mkdir returns finds it in self._cgroup
+                if self._cgroup is not None:
+                    os.mkdir(self._cgroup)
+            except OSError:  # not allowed here: the subreaper only (see _run_cgroup_folder)
+                self._cgroup = None
             self._subreaper = _become_subreaper()
             if self._cgroup is None:
                 return
@@ -87,9 +88,9 @@ class TrackingSetup:
             _thread.start_new_thread(self._move, (self._cgroup, worker_pid))
             moving = True
         except BaseException:  # a stop signal before the thread runs: no cgroup left behind
-            if folder is not None and not moving:
+            if self._cgroup is not None and not moving:
                 sys.setswitchinterval(self._interval)
-                worker_module.remove_cgroup(folder, timeout=0)
+                worker_module.remove_cgroup(self._cgroup, timeout=0)
             raise
 
     def _move(self, cgroup: str, pid: int) -> None:
@@ -301,8 +302,7 @@ def _cgroup2_mount() -> str | None:
 
 
 def _run_cgroup_folder(run_id: str) -> str | None:
-    """The path of the run's cgroup v2 folder below ours (not made); None without cgroup v2,
-    or with EXPYRUN_TRACKING set to another mechanism. See `_made`.
+    """The run's cgroup v2 folder below ours, for the caller to make; None without cgroup v2.
 
     It works where the supervisor may write its own cgroup (root; a systemd unit with
     Delegate=yes; a container with a private cgroup namespace); as a plain user, or in a Slurm
@@ -320,16 +320,6 @@ def _run_cgroup_folder(run_id: str) -> str | None:
         return None
     identity = f"{os.getpid()}-{_start_ticks(os.getpid()) or 0}-{run_id[:8]}"
     return os.path.join(mount, ours.lstrip("/"), CGROUP_PREFIX + identity)
-
-
-def _made(folder: str) -> bool:
-    """Make the cgroup folder `folder`; False where that is not allowed (see
-    `_run_cgroup_folder`)."""
-    try:
-        os.mkdir(folder)
-    except OSError:
-        return False
-    return True
 
 
 def _move_into(cgroup: str, pid: int) -> bool:

@@ -92,6 +92,40 @@ def test_concurrent_edits_and_supervisor_writes_lose_nothing(tmp_path: Path) -> 
     assert final.output_bytes == 149
 
 
+def _edit_in_a_process(run_dir: Path, prefix: str, count: int) -> None:
+    for i in range(count):
+        record.update_record(run_dir, _add(f"{prefix}{i}"))
+
+
+def _supervise_in_a_process(run_dir: Path, count: int) -> None:
+    for i in range(count):
+        record.write_record(run_dir, RUNNING.replace(output_bytes=i))
+    record.write_record(run_dir, RUNNING.replace(status="succeeded", output_bytes=count))
+
+
+def test_edits_and_supervisor_writes_in_processes_lose_nothing(tmp_path: Path) -> None:
+    """The same in separate processes (a supervisor, `expyrun tag` twice), the run ending as
+    they edit: flock(2) on run.json, which each write replaces, serialises them all."""
+    import multiprocessing
+
+    record.write_record(tmp_path, RUNNING.replace(status="prepared"))
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_supervise_in_a_process, args=(tmp_path, 200)),
+        context.Process(target=_edit_in_a_process, args=(tmp_path, "a", 50)),
+        context.Process(target=_edit_in_a_process, args=(tmp_path, "b", 50)),
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    final = record.read_record(tmp_path)
+    assert (final.status, final.output_bytes) == ("succeeded", 200)
+    assert set(final.tags) == {"launched", *(f"{p}{i}" for p in "ab" for i in range(50))}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
 def test_a_writer_whose_record_was_replaced_before_it_locked_it_locks_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

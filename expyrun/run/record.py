@@ -274,11 +274,11 @@ def write_record(run_dir: Path, record: RunRecord) -> None:
     note edited on disk meanwhile and a stop request recorded for this attempt (see
     `record_file.write_json`). Raises RecordError when run.json cannot be written.
 
-    A `prepared` record makes no reserve for a full disk (the launch writes `running` within
-    milliseconds, a sweep member prepared ahead when it starts): a file less before the payload.
+    A `prepared` record makes the reserve for a full disk too: the worker runs the entry as
+    soon as it has its payload, before the supervisor writes `running`, and may fill the disk
+    meanwhile (`running` could then not be written, and the record stayed `prepared`).
     """
-    ended = record.status in ENDED
-    write_json(run_dir, record.to_dict(), ended, reserve=record.status != Status.PREPARED)
+    write_json(run_dir, record.to_dict(), record.status in ENDED)
 
 
 def update_record(run_dir: Path, change: Callable[[RunRecord], RunRecord]) -> RunRecord:

@@ -41,7 +41,7 @@ class RecordError(RunFolderError):
     """run.json cannot be written (the run folder is gone, the disk is full, no lock)."""
 
 
-def write_json(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = True) -> None:
+def write_json(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     """Replace run.json with `data`, keeping the edits made to the record on disk.
 
     Under the record's lock, the fields people edit (`EDITED_FIELDS`) are taken from the
@@ -50,16 +50,16 @@ def write_json(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool =
     the supervisor's record, built from what it read earlier, loses neither. Without the lock
     after LOCK_TIMEOUT_SECONDS, it writes all the same. The first record of a folder (no
     run.json yet) is written without it: there is nothing to lock, and nobody else writes a
-    folder before its first record. `ended`: the run has ended (its reserve goes); `reserve`:
-    make the reserve if there is none (not for a `prepared` record: nothing runs before the
-    next one). See `_replace` for the full-disk rules and errors (RecordError).
+    folder before its first record. `ended`: the run has ended (its reserve goes). See
+    `_replace` for the full-disk rules and errors (RecordError).
     """
     try:
         lock = _lock(run_dir)
-    except FileNotFoundError:
-        lock = None
+    except FileNotFoundError:  # the first record: nothing to keep
+        _replace(run_dir, data, ended)
+        return
     try:
-        _replace(run_dir, _with_edits(lock, data), ended, reserve)
+        _replace(run_dir, _with_edits(run_dir, lock, data), ended)
     finally:
         if lock is not None:
             os.close(lock)
@@ -90,15 +90,17 @@ def update_json(
         os.close(lock)
 
 
-def _with_edits(lock: int | None, data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with the edited fields of the record on disk, read from the locked run.json
-    (see `write_json`)."""
-    if lock is None:
-        return data  # none yet (the first record), or no lock: nothing to keep
+def _with_edits(run_dir: Path, lock: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the edited fields of the record on disk, read from the locked run.json, or
+    from run.json as it is when the lock could not be had (see `write_json`)."""
     try:
-        disk = json.loads(_read_all(lock))
+        if lock is None:
+            with open(run_dir / RECORD_FILE, "rb") as f:
+                disk = json.loads(f.read())
+        else:
+            disk = json.loads(_read_all(lock))
     except (OSError, ValueError):
-        return data  # unreadable: nothing to keep
+        return data  # gone, or unreadable: nothing to keep
     if not isinstance(disk, dict):
         return data
     kept = {field: disk[field] for field in EDITED_FIELDS if field in disk}
@@ -178,11 +180,11 @@ def _read_all(fd: int) -> bytes:
     return b"".join(parts)
 
 
-def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = True) -> None:
+def _replace(run_dir: Path, data: dict[str, Any], ended: bool) -> None:
     """Replace run.json atomically, even on a full disk.
 
-    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from the first record
-    made with `reserve` on (the one that says `running` or `pending`): when the disk is full
+    A run folder keeps a reserve file (`RESERVE_FILE`, RESERVE_BYTES) from its first record
+    on (`prepared`: the entry may fill the disk before `running`): when the disk is full
     (ENOSPC, EDQUOT), the record is written into it and it takes run.json's place
     (`replace_from_reserve`), so a run whose output filled the disk still ends with a true
     record. The record that ends a run is written into the reserve, which becomes run.json:
@@ -204,7 +206,7 @@ def _replace(run_dir: Path, data: dict[str, Any], ended: bool, reserve: bool = T
         # its lock (the new file's) while this one still holds the old file's.
         if ended:
             _remove(reserve_path)
-        elif reserve and not reserve_path.exists():
+        elif not reserve_path.exists():
             make_reserve(reserve_path)
         os.replace(temporary, path)
     except OSError as exc:

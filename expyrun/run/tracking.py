@@ -68,11 +68,16 @@ class TrackingSetup:
 
     def __init__(self, worker_pid: int, run_id: str) -> None:
         self._done = _thread.allocate_lock()
-        self._cgroup = _new_run_cgroup(run_id)
+        self._cgroup = _run_cgroup_folder(run_id)
         self._moved = False
         self._interval = sys.getswitchinterval()
         moving = False
         try:
+            try:  # made here: a stop signal raised as mkdir returns finds it in self._cgroup
+                if self._cgroup is not None:
+                    os.mkdir(self._cgroup)
+            except OSError:  # not allowed here: the subreaper only (see _run_cgroup_folder)
+                self._cgroup = None
             self._subreaper = _become_subreaper()
             if self._cgroup is None:
                 return
@@ -296,8 +301,8 @@ def _cgroup2_mount() -> str | None:
     return None
 
 
-def _new_run_cgroup(run_id: str) -> str | None:
-    """Make the run's cgroup v2 folder below ours; None where that is not allowed.
+def _run_cgroup_folder(run_id: str) -> str | None:
+    """The run's cgroup v2 folder below ours, for the caller to make; None without cgroup v2.
 
     It works where the supervisor may write its own cgroup (root; a systemd unit with
     Delegate=yes; a container with a private cgroup namespace); as a plain user, or in a Slurm
@@ -314,12 +319,7 @@ def _new_run_cgroup(run_id: str) -> str | None:
     except (OSError, StopIteration):
         return None
     identity = f"{os.getpid()}-{_start_ticks(os.getpid()) or 0}-{run_id[:8]}"
-    folder = os.path.join(mount, ours.lstrip("/"), CGROUP_PREFIX + identity)
-    try:
-        os.mkdir(folder)
-    except OSError:
-        return None
-    return folder
+    return os.path.join(mount, ours.lstrip("/"), CGROUP_PREFIX + identity)
 
 
 def _move_into(cgroup: str, pid: int) -> bool:

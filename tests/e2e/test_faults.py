@@ -129,6 +129,48 @@ def test_a_disk_filled_by_the_entry_keeps_its_success(project: Project, tiny_dis
     assert not list(run_dir.glob(".run.json*"))
 
 
+# `expyrun ARGS`, whose `running` record waits until the entry has filled the disk (a file
+# `full` in the launch directory): the worker runs the entry once it has its payload, before
+# the supervisor writes `running`.
+RUNNING_AFTER_THE_FILL = """
+import os, sys, time
+from expyrun import cli
+from expyrun.run import record
+
+write = record.write_record
+
+
+def after_the_fill(run_dir, current):
+    if current.status == "running":
+        deadline = time.monotonic() + 30
+        while not os.path.exists("full") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return write(run_dir, current)
+
+
+record.write_record = after_the_fill
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_disk_filled_before_the_run_is_recorded_running_keeps_its_success(
+    project: Project, tiny_disk: Path
+) -> None:
+    """The entry filled the disk before the supervisor wrote `running`, the record that made
+    the reserve (it no longer came with `prepared`): `running` could not be written, expyrun
+    exited 2 and left the record `prepared` (now and then in the test above)."""
+    body = CHECKPOINT + 'open(os.path.join(os.environ["EXPYRUN_CWD"], "full"), "w").close()\n'
+    config = project.config(project.entry(body))
+    config.write_text(config.read_text().replace(str(project.output), str(tiny_disk)))
+    command = [sys.executable, "-c", RUNNING_AFTER_THE_FILL]
+    result = run([config], cwd=project.root, command=command, timeout=120)
+    assert result.code == 0, result.describe()
+    assert "Traceback" not in result.stderr
+    run_dir = tiny_disk / "exp" / "exp.0"
+    assert read_json(run_dir / "run.json")["status"] == "succeeded"
+    assert not list(run_dir.glob(".run.json*"))
+
+
 def test_a_run_folder_deleted_while_the_run_runs(project: Project) -> None:
     body = """
 open("started", "w").close()

@@ -11,6 +11,7 @@ recorded in a terminal state: never left `prepared` (or `running`) with nothing 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -414,3 +415,39 @@ def test_a_ctrl_c_as_the_tasks_start_stops_them_quietly(project: Project) -> Non
         assert record["status"] == "killed", record
         for task in record["tasks"]:
             assert task["status"] == "killed", task
+
+
+# `expyrun ARGS`, with a SIGINT sent to itself as soon as mkdir made the run's cgroup; the
+# folder made is printed on stderr.
+AS_THE_CGROUP_IS_MADE = """
+import os, signal, sys
+from expyrun import cli
+
+mkdir = os.mkdir
+
+
+def made(path, *args, **kwargs):
+    mkdir(path, *args, **kwargs)
+    if os.path.basename(path).startswith("expyrun-"):
+        print(f"made {path}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.mkdir = made
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_as_the_runs_cgroup_is_made_removes_it(project: Project) -> None:
+    """The handler ran as mkdir returned, before the folder was known to the code that
+    removes it on failure (it is made in the launch's thread since the set-up thread only
+    moves the worker): the empty cgroup was left behind."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", AS_THE_CGROUP_IS_MADE]
+    result = run([config], cwd=project.root, command=command)
+    made = [line[len("made ") :] for line in result.stderr.splitlines() if line.startswith("made ")]
+    if not made:
+        pytest.skip("cgroup v2 is not writable by this user here")
+    _check_interrupted(result.code, "SIGINT", result.stderr)
+    assert not os.path.exists(made[0])
+    assert project.run_dirs() == []

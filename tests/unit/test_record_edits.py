@@ -3,6 +3,7 @@ fields; tag names; which exits answer a stop request (issue 14)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -91,6 +92,40 @@ def test_concurrent_edits_and_supervisor_writes_lose_nothing(tmp_path: Path) -> 
     assert final.output_bytes == 149
 
 
+def _edit_in_a_process(run_dir: Path, prefix: str, count: int) -> None:
+    for i in range(count):
+        record.update_record(run_dir, _add(f"{prefix}{i}"))
+
+
+def _supervise_in_a_process(run_dir: Path, count: int) -> None:
+    for i in range(count):
+        record.write_record(run_dir, RUNNING.replace(output_bytes=i))
+    record.write_record(run_dir, RUNNING.replace(status="succeeded", output_bytes=count))
+
+
+def test_edits_and_supervisor_writes_in_processes_lose_nothing(tmp_path: Path) -> None:
+    """The same in separate processes (a supervisor, `expyrun tag` twice), the run ending as
+    they edit: flock(2) on run.json, which each write replaces, serialises them all."""
+    import multiprocessing
+
+    record.write_record(tmp_path, RUNNING.replace(status="prepared"))
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_supervise_in_a_process, args=(tmp_path, 200)),
+        context.Process(target=_edit_in_a_process, args=(tmp_path, "a", 50)),
+        context.Process(target=_edit_in_a_process, args=(tmp_path, "b", 50)),
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    final = record.read_record(tmp_path)
+    assert (final.status, final.output_bytes) == ("succeeded", 200)
+    assert set(final.tags) == {"launched", *(f"{p}{i}" for p in "ab" for i in range(50))}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
 def test_a_writer_whose_record_was_replaced_before_it_locked_it_locks_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +151,33 @@ def test_a_writer_whose_record_was_replaced_before_it_locked_it_locks_the_new_on
     assert record.read_record(tmp_path).tags == ("launched", "other", "mine")
 
 
+def test_a_write_without_the_lock_keeps_the_edits_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A supervisor that cannot have the lock (an edit stopped mid-way holds it) writes after
+    LOCK_TIMEOUT_SECONDS all the same: the tags, note and stop request already on disk are
+    kept, as they were when the lock was a file of its own (they were dropped: no lock, no
+    read of the record)."""
+    asked = {"signal": "SIGTERM", "by": "expyrun stop", "at": "2026-01-01T10:01:00+00:00"}
+    record.write_record(tmp_path, RUNNING)
+    record.update_record(tmp_path, lambda r: r.replace(tags=(*r.tags, "edited"), note="a note"))
+    record.update_record(tmp_path, lambda r: r.replace(stop_request=asked))
+    monkeypatch.setattr(record_file, "LOCK_TIMEOUT_SECONDS", 0.05)
+    held = os.open(tmp_path / "run.json", os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file: it conflicts, in one process too
+        record.write_record(tmp_path, RUNNING.replace(status="stopped", exit_code=0))
+    finally:
+        os.close(held)
+    on_disk = record.read_record(tmp_path)
+    assert (on_disk.status, on_disk.tags, on_disk.note) == (
+        "stopped",
+        ("launched", "edited"),
+        "a note",
+    )
+    assert on_disk.stop_request == asked
+
+
 def test_a_read_only_record_can_still_be_edited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,7 +200,7 @@ def test_a_read_only_record_can_still_be_edited(
 @pytest.mark.parametrize(
     ("statuses", "reserved"),
     [
-        pytest.param(("prepared",), False, id="prepared"),
+        pytest.param(("prepared",), True, id="prepared"),
         pytest.param(("prepared", "running"), True, id="running"),
         pytest.param(("prepared", "pending"), True, id="pending-job"),
         pytest.param(("prepared", "running", "succeeded"), False, id="ended"),
@@ -148,9 +210,9 @@ def test_a_read_only_record_can_still_be_edited(
 def test_the_reserve_is_there_from_the_run_start_to_its_end(
     tmp_path: Path, statuses: tuple[str, ...], reserved: bool
 ) -> None:
-    """The reserve a full disk needs for the run's records is made by the record that starts
-    the run (`running`, or a job's `pending`), not by `prepared` (a file less before the
-    payload), and goes with the one that ends it."""
+    """The reserve a full disk needs for the run's records is made by the first record, as
+    `prepared` (the entry may fill the disk before `running` is written: test_faults.py), and
+    goes with the one that ends it."""
     for status in statuses:
         record.write_record(tmp_path, RUNNING.replace(status=status))
     assert (tmp_path / record_file.RESERVE_FILE).exists() is reserved

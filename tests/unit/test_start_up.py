@@ -41,7 +41,7 @@ def test_a_launch_turns_it_on_with_the_start_up_frozen(project: Project) -> None
         "import gc, expyrun.__main__\n"
         "from expyrun.cli import main\n"
         f"code = main([{str(config)!r}])\n"
-        "print(code, gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+        "print(int(code), gc.isenabled(), gc.get_freeze_count() > 1000)\n"
     )
     assert _python(code, project.root)[-3:] == ["0", "True", "True"]
 
@@ -52,7 +52,7 @@ def test_a_command_over_runs_turns_it_on(project: Project) -> None:
         "import gc, expyrun.__main__\n"
         "from expyrun.cli import main\n"
         f"code = main(['ls', {str(project.output)!r}])\n"
-        "print(code, gc.isenabled())\n"
+        "print(int(code), gc.isenabled())\n"
     )
     assert _python(code, project.root)[-2:] == ["0", "True"]
 
@@ -98,6 +98,6 @@ def test_a_task_waiting_for_task_0s_folder_has_the_collector_on(project: Project
         "        time.sleep(0.05)\n"
         "_thread.start_new_thread(sample, ())\n"
         f"code = main([{str(config)!r}])\n"
-        "print(code, seen[-5:].count(True))\n"
+        "print(int(code), seen[-5:].count(True))\n"
     )
     assert _python(code, project.root)[-2:] == ["2", "5"]

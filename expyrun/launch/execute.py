@@ -25,6 +25,7 @@ from expyrun.launch.recording import (
 from expyrun.run import record, spawn, supervisor
 from expyrun.run.folder import OUTPUTS_LOG
 from expyrun.run.record import RunRecord
+from expyrun.run.record_file import RESERVE_FILE, make_reserve
 from expyrun.slurm import job as slurm_job
 from expyrun.slurm.job import SlurmJob
 
@@ -181,6 +182,9 @@ def _run(
         )
         final_record.write_or_warn(write, final)
 
+    # The full-disk reserve, before the entry runs (`running` is written after): a new attempt
+    # of a requeued job finds it used up by the last record of the attempt before.
+    make_reserve(run_dir / RESERVE_FILE)
     outcome = supervisor.run(
         worker, launch, on_started=on_started, on_ended=on_ended, say=console.info
     )

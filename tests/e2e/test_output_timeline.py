@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from pathlib import Path
 
 from support import Project, run, start, wait_for
@@ -104,6 +105,50 @@ def test_a_second_attempt_appends_to_the_index(project: Project) -> None:
         c for c in chunks if c.offset == (run_dir / "outputs.log").read_bytes().index(b"=====")
     )
     assert separator.time > chunks[0].time
+
+
+# `expyrun ARGS`, whose `running` record waits until the entry has looked (a file `looked` in
+# the launch directory): the worker runs the entry once it has its payload, before `running`.
+RUNNING_AFTER_THE_ENTRY_LOOKED = """
+import os, sys, time
+from expyrun import cli
+from expyrun.run import record
+
+write = record.write_record
+
+
+def after_the_look(run_dir, current):
+    if current.status == "running":
+        deadline = time.monotonic() + 30
+        while not os.path.exists("looked") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return write(run_dir, current)
+
+
+record.write_record = after_the_look
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_second_attempt_has_the_full_disk_reserve_as_its_entry_runs(project: Project) -> None:
+    """The first attempt's last record used its reserve up (it became run.json): the second
+    attempt's entry, which may fill the disk before `running` is written, has a new one."""
+    entry = project.entry(
+        'reserve = os.path.join(os.environ["EXPYRUN_RUN_DIR"], ".run.json.reserve")\n'
+        'print("reserve", os.path.exists(reserve))\n'
+        'open(os.path.join(os.environ["EXPYRUN_CWD"], "looked"), "w").close()\n'
+    )
+    config = project.config(entry)
+    job = {"SLURM_JOB_ID": "4545", "SLURM_JOB_NAME": "reserve-test"}
+    command = [sys.executable, "-c", RUNNING_AFTER_THE_ENTRY_LOOKED]
+    for restart in ("0", "1"):
+        (project.root / "looked").unlink(missing_ok=True)
+        env = {**job, "SLURM_RESTART_COUNT": restart}
+        result = run([config], cwd=project.root, env=env, command=command)
+        assert result.code == 0, result.describe()
+        assert not (result.run_dir / ".run.json.reserve").exists()  # it became run.json
+    log = (result.run_dir / "outputs.log").read_text()
+    assert log.count("reserve True") == 2, log
 
 
 def test_a_run_whose_index_cannot_be_written_runs_and_logs(project: Project) -> None:

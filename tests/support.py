@@ -127,6 +127,35 @@ def start(
     )
 
 
+# `expyrun ARGS` whose `running` record waits (30 s at most) until a file of the given name is in
+# the launch directory: the worker runs the entry as soon as it has its payload, before the
+# supervisor writes `running`, and the entry makes the file once it has done what comes first.
+_RUNNING_HELD = """
+import os, sys, time
+from expyrun import cli
+from expyrun.run import record
+
+write = record.write_record
+
+
+def held(run_dir, current):
+    if current.status == "running":
+        deadline = time.monotonic() + 30
+        while not os.path.exists({marker!r}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return write(run_dir, current)
+
+
+record.write_record = held
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def running_held_until(marker: str) -> list[str]:
+    """The command that runs expyrun with its `running` record held until `marker` exists."""
+    return [sys.executable, "-c", _RUNNING_HELD.format(marker=marker)]
+
+
 def start_in_terminal(
     args: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:

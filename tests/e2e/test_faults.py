@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Project, process_alive, read_json, run, start, wait_for
+from support import Project, process_alive, read_json, run, running_held_until, start, wait_for
 
 import expyrun
 
@@ -129,30 +129,6 @@ def test_a_disk_filled_by_the_entry_keeps_its_success(project: Project, tiny_dis
     assert not list(run_dir.glob(".run.json*"))
 
 
-# `expyrun ARGS`, whose `running` record waits until the entry has filled the disk (a file
-# `full` in the launch directory): the worker runs the entry once it has its payload, before
-# the supervisor writes `running`.
-RUNNING_AFTER_THE_FILL = """
-import os, sys, time
-from expyrun import cli
-from expyrun.run import record
-
-write = record.write_record
-
-
-def after_the_fill(run_dir, current):
-    if current.status == "running":
-        deadline = time.monotonic() + 30
-        while not os.path.exists("full") and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return write(run_dir, current)
-
-
-record.write_record = after_the_fill
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_a_disk_filled_before_the_run_is_recorded_running_keeps_its_success(
     project: Project, tiny_disk: Path
 ) -> None:
@@ -162,7 +138,7 @@ def test_a_disk_filled_before_the_run_is_recorded_running_keeps_its_success(
     body = CHECKPOINT + 'open(os.path.join(os.environ["EXPYRUN_CWD"], "full"), "w").close()\n'
     config = project.config(project.entry(body))
     config.write_text(config.read_text().replace(str(project.output), str(tiny_disk)))
-    command = [sys.executable, "-c", RUNNING_AFTER_THE_FILL]
+    command = running_held_until("full")
     result = run([config], cwd=project.root, command=command, timeout=120)
     assert result.code == 0, result.describe()
     assert "Traceback" not in result.stderr

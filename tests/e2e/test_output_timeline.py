@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
 from pathlib import Path
 
-from support import Project, run, start, wait_for
+from support import Project, run, running_held_until, start, wait_for
 
 from expyrun.run.output_index import INDEX_FILE, MERGED, STDERR, STDOUT, read_index
 
@@ -107,29 +106,6 @@ def test_a_second_attempt_appends_to_the_index(project: Project) -> None:
     assert separator.time > chunks[0].time
 
 
-# `expyrun ARGS`, whose `running` record waits until the entry has looked (a file `looked` in
-# the launch directory): the worker runs the entry once it has its payload, before `running`.
-RUNNING_AFTER_THE_ENTRY_LOOKED = """
-import os, sys, time
-from expyrun import cli
-from expyrun.run import record
-
-write = record.write_record
-
-
-def after_the_look(run_dir, current):
-    if current.status == "running":
-        deadline = time.monotonic() + 30
-        while not os.path.exists("looked") and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return write(run_dir, current)
-
-
-record.write_record = after_the_look
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_a_second_attempt_has_the_full_disk_reserve_as_its_entry_runs(project: Project) -> None:
     """The first attempt's last record used its reserve up (it became run.json): the second
     attempt's entry, which may fill the disk before `running` is written, has a new one."""
@@ -140,7 +116,7 @@ def test_a_second_attempt_has_the_full_disk_reserve_as_its_entry_runs(project: P
     )
     config = project.config(entry)
     job = {"SLURM_JOB_ID": "4545", "SLURM_JOB_NAME": "reserve-test"}
-    command = [sys.executable, "-c", RUNNING_AFTER_THE_ENTRY_LOOKED]
+    command = running_held_until("looked")
     for restart in ("0", "1"):
         (project.root / "looked").unlink(missing_ok=True)
         env = {**job, "SLURM_RESTART_COUNT": restart}

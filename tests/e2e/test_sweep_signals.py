@@ -420,10 +420,22 @@ def _let_run(
     """Run `expyrun ARGS` until `members` members are ready in all (then `before_go`), let
     them all end; its exit code and stderr."""
     process = start(args, project.root)
-    try:
+
+    def ready() -> None:
         wait_for(lambda: len(_ready(project)) == members, 30, f"{members} members to start")
         if before_go is not None:
             before_go()
+
+    return _let_end(process, project, ready)
+
+
+def _let_end(
+    process: subprocess.Popen[bytes], project: Project, first: Callable[[], None]
+) -> tuple[int, str]:
+    """`first`, then let every member ready to run end (`go`) and the sweep with them; its
+    exit code and stderr. The sweep is killed if anything fails."""
+    try:
+        first()
         for folder in _ready(project):
             (folder / "go").touch()
         _, err = process.communicate(timeout=60)
@@ -460,21 +472,17 @@ def test_a_member_prepared_ahead_and_removed_by_clean_is_prepared_again(project:
     `expyrun clean --status prepared` removes it. The member then gets a new folder (it was
     started in the removed one: an internal error, exit 70)."""
     process, prepared = _start_with_a_member_prepared_ahead(project)
-    try:
+
+    def clean_then_start_the_second() -> None:
         old = time.time() - 120  # as if the first member had run two minutes
         os.utime(prepared / "run.json", (old, old))
         cleaned = run(["clean", str(project.output), "--status", "prepared", "--yes"], project.root)
         assert cleaned.code == 0, cleaned.describe()
         (_ready(project)[0] / "go").touch()
         wait_for(lambda: len(_ready(project)) == 2, 30, "the second member to start")
-        for folder in _ready(project):
-            (folder / "go").touch()
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err.decode()
+
+    code, err = _let_end(process, project, clean_then_start_the_second)
+    assert code == 0, err
     folders = sorted(project.output.glob("*/exp.*"))
     assert [read_json(folder / "run.json")["status"] for folder in folders] == ["succeeded"] * 2
     assert _sweep_record(project)["summary"] == {"succeeded": 2}

@@ -242,8 +242,10 @@ class _Coordinator:
             if rank in self.codes or process.poll() is None:
                 continue
             code = process.returncode
-            if rank in self.substituted and code == -signal.SIGTERM:
-                code = -signal.SIGINT  # sent SIGTERM for a SIGINT (`_stop_all`)
+            if rank in self.substituted and code in (-signal.SIGTERM, 128 + signal.SIGTERM):
+                # Sent SIGTERM for a SIGINT (`_stop_all`): ended by its default action, or by
+                # expyrun's handler when the task took the signals over after the check.
+                code = -signal.SIGINT
             self.codes[rank] = code if code >= 0 else 128 - code
             if self.codes[rank] and self.first_failure is None:
                 self.first_failure = rank

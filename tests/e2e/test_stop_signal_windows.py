@@ -451,3 +451,51 @@ def test_a_signal_as_the_runs_cgroup_is_made_removes_it(project: Project) -> Non
     _check_interrupted(result.code, "SIGINT", result.stderr)
     assert not os.path.exists(made[0])
     assert project.run_dirs() == []
+
+
+# `expyrun ARGS`, where the launcher's check of a task's handlers always comes too early (it
+# sees a task still starting, so a SIGINT is sent to it as SIGTERM), and a SIGINT is sent to
+# the launcher once every task has taken its signals over: each task takes that SIGTERM in
+# expyrun's handler and exits 143, as when a task's start ends between the check and the send.
+CHECKED_TOO_EARLY = """
+import os, signal, sys, time
+from expyrun import cli
+from expyrun.launch import nproc
+from expyrun.run import process_identity
+
+start = nproc._Coordinator._start
+
+
+def started(self, rank):
+    process = start(self, rank)
+    if rank == self.nproc - 1:
+        pids = [task.pid for task in self.processes.values()] + [process.pid]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            process_identity.takes_signal(pid, signal.SIGTERM) for pid in pids
+        ):
+            time.sleep(0.01)  # polls /proc: no file or pipe tells when a task took them
+        os.kill(os.getpid(), signal.SIGINT)
+    return process
+
+
+nproc._Coordinator._start = started
+nproc.takes_signal = lambda pid, signum: False
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_sent_on_as_sigterm_to_a_task_that_took_its_signals_exits_130(
+    project: Project,
+) -> None:
+    """A task that took the signals over between the check and the send exits 143 by expyrun's
+    handler: the launcher exited 143, not 130, for a Ctrl-C (CI, stress round 15)."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", CHECKED_TOO_EARLY]
+    result = run([config, "--nproc", "2"], cwd=project.root, command=command)
+    assert result.code == 130, result.describe()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("interrupted (SIGTERM)") == 2, result.stderr
+    record = read_json(result.run_dir / "run.json")
+    assert record["status"] in ("killed", "stopped"), record
+    assert [task["status"] for task in record["tasks"]] == [record["status"]] * 2, record

@@ -894,11 +894,13 @@ def _write_end_report(report: dict[str, Any]) -> None:
         with open(temporary, "w", encoding="utf-8") as f:
             f.write(json.dumps(report))
         os.replace(temporary, path)
-    except (OSError, ValueError, TypeError, RecursionError):
+    except BaseException as exc:  # a Ctrl-C too: no temporary file left in the run folder
         try:
             os.unlink(temporary)
         except OSError:
             pass
+        if not isinstance(exc, (OSError, ValueError, TypeError, RecursionError)):
+            raise
 
 
 def _error_line(exc: BaseException) -> str:
@@ -1054,25 +1056,8 @@ def _die_of(signum: int) -> None:
     os._exit(128 + signum)
 
 
-def main(argv: list[str]) -> None:
-    # The script's own folder (expyrun/run) must not shadow the user's modules.
-    del sys.path[0]
-    launch_fd = int(argv[1])
-    try:
-        payload = _read_payload(launch_fd)
-    except KeyboardInterrupt:
-        # Ctrl-C, or the supervisor forwarding it as the payload arrives: end by it, so that a
-        # run that got its payload is recorded killed by SIGINT (exit 1 read as `failed`).
-        _die_of(signal.SIGINT)
-    except (EOFError, OSError):
-        # The launch was abandoned before the run (a bad config): leave without a word.
-        os._exit(1)
-    except BaseException as exc:
-        # The payload does not load in this interpreter (a pickled type it lacks, in an
-        # environment rebuilt by `expyrun reproduce`): say so, as an entry-point error.
-        message = f"expyrun: error: the worker cannot read the launch payload: {exc!r}\n"
-        os.write(2, message.encode())
-        os._exit(ENTRY_POINT_ERROR)
+def _set_up(launch_fd: int, payload: dict[str, Any]) -> _Streams:
+    """Make this process the run's: fds, environment, output streams, path, folder, argv."""
     # Our own fds (the launch pipe, read ends of our pipes) are not the entry's: close-on-exec,
     # so a shell started by the entry and its subprocesses do not inherit them.
     for fd in (launch_fd, payload["stdout_read_fd"], payload["stderr_read_fd"]):
@@ -1100,8 +1085,36 @@ def main(argv: list[str]) -> None:
     # The command line the user typed, as run.json's `command` records it: code that reads
     # sys.argv (loggers, trackers, absl-style flags) sees what the in-process expyrun showed.
     sys.argv = list(payload.get("argv") or [payload["entry"]])
-
     _END_REPORT.update(path=payload.get("end_report_path"), pid=os.getpid())
+    return streams
+
+
+def main(argv: list[str]) -> None:
+    # The script's own folder (expyrun/run) must not shadow the user's modules.
+    del sys.path[0]
+    launch_fd = int(argv[1])
+    try:
+        payload = _read_payload(launch_fd)
+    except KeyboardInterrupt:
+        # Ctrl-C, or the supervisor forwarding it as the payload arrives: end by it, so that a
+        # run that got its payload is recorded killed by SIGINT (exit 1 read as `failed`).
+        _die_of(signal.SIGINT)
+    except (EOFError, OSError):
+        # The launch was abandoned before the run (a bad config): leave without a word.
+        os._exit(1)
+    except BaseException as exc:
+        # The payload does not load in this interpreter (a pickled type it lacks, in an
+        # environment rebuilt by `expyrun reproduce`): say so, as an entry-point error.
+        message = f"expyrun: error: the worker cannot read the launch payload: {exc!r}\n"
+        os.write(2, message.encode())
+        os._exit(ENTRY_POINT_ERROR)
+    try:
+        streams = _set_up(launch_fd, payload)
+    except KeyboardInterrupt:
+        # Ctrl-C, forwarded as the worker sets up, before the entry: end by it, quietly (the
+        # traceback would be expyrun's own, not the entry's).
+        _die_of(signal.SIGINT)
+
     try:
         func = _load_entry(payload["module"], payload["function"])
         call = func  # type: Any  # checked by _load_entry
@@ -1119,7 +1132,13 @@ def main(argv: list[str]) -> None:
         _report(exc)
         _write_end_report({"error": _error_line(exc)})
         sys.exit(1)
-    _write_end_report(_result_report(returned))
+    try:
+        _write_end_report(_result_report(returned))
+    except KeyboardInterrupt:
+        # Ctrl-C after the entry returned, as its result is recorded: end by it, quietly (the
+        # traceback would be expyrun's own); the run is recorded killed by SIGINT.
+        streams.flush()
+        _die_of(signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,32 @@ def test_a_signal_death_is_the_error(project: Project) -> None:
     assert (closing["status"], closing["error"]) == ("killed", "killed by SIGKILL")
 
 
+# The entry returns; a Ctrl-C arrives as the worker records its result (here, in the repr).
+INTERRUPTED_AS_THE_RESULT_IS_RECORDED = """
+class Late:
+    def __repr__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        return "Late()"
+
+
+print("returning", flush=True)
+return Late()
+"""
+
+
+def test_a_ctrl_c_as_the_result_is_recorded_ends_the_run_quietly(project: Project) -> None:
+    """The KeyboardInterrupt escaped the worker's end: a traceback of expyrun's own code."""
+    result = _run(project, INTERRUPTED_AS_THE_RESULT_IS_RECORDED)
+    assert result.code == 130, result.describe()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.record["status"] == "killed", result.record
+    assert result.record["error"] == "SIGINT", result.record
+    closing = _closing(result.stderr)
+    assert (closing["status"], closing["code"]) == ("killed", "130")
+    assert not list(result.run_dir.glob("*.tmp")), list(result.run_dir.iterdir())
+
+
 WAITING_ENTRY = """
 print("working", flush=True)
 open("ready", "w").close()

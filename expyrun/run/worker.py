@@ -277,7 +277,15 @@ class _Streams:
                 pass
 
     def stop_flusher(self) -> None:
-        """At exit: end the flusher thread (it is never inside a flush after this), then flush."""
+        """At exit: end the flusher thread (it is never inside a flush after this), then flush.
+
+        It runs after the user's atexit handlers: from here on a Ctrl-C is the supervisor's
+        to answer, not a traceback of expyrun's own ("Exception ignored in atexit callback").
+        """
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread (a forked child that exits from another)
+            pass
         with self._flusher_lock:
             self._flusher_stopped = True
         self.flush()
@@ -854,7 +862,15 @@ def _report(exc: BaseException) -> None:
     """
     hook = sys.excepthook
     if hook is sys.__excepthook__:
-        _user_traceback(exc)
+        # A Ctrl-C now (a copy of the one being reported: a SIGINT sent to the whole process
+        # group reaches the worker directly and forwarded) would cut the traceback short with
+        # one of expyrun's own: it is ignored while the traceback is written. A hook the user
+        # installed keeps the handler it finds (an interactive post-mortem takes its Ctrl-C).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _user_traceback(exc)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return
     try:
         hook(type(exc), exc, exc.__traceback__)
@@ -1049,6 +1065,15 @@ class _Bound:
         """Nothing: only its type is used."""
 
 
+def _ending() -> None:
+    """The entry has ended and its error is reported: a Ctrl-C no longer interrupts what is
+    left (the end report, expyrun's exit), which would print a traceback of expyrun's own.
+
+    The supervisor still answers it: the grace, then the kill; a second Ctrl-C kills at once.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _die_of(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -1125,11 +1150,13 @@ def main(argv: list[str]) -> None:
         raise
     except KeyboardInterrupt as exc:
         _report(exc)
+        _ending()
         streams.flush()
         _write_end_report({"error": _error_line(exc)})
         _die_of(signal.SIGINT)
     except BaseException as exc:
         _report(exc)
+        _ending()
         _write_end_report({"error": _error_line(exc)})
         sys.exit(1)
     try:
@@ -1142,4 +1169,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    except KeyboardInterrupt:
+        # A Ctrl-C that interrupted expyrun's own ending before it could be ignored (a copy of
+        # the one being reported: a SIGINT sent to the whole process group reaches the worker
+        # directly and forwarded): end by it, without a traceback of expyrun's code.
+        _die_of(signal.SIGINT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 from pathlib import Path
 
@@ -228,6 +229,34 @@ def test_a_stopped_run_has_a_closing_line(project: Project, how: str, code: int,
     closing = _closing(err.decode())
     assert (closing["status"], closing["code"], closing["error"]) == ("killed", str(code), error)
     assert read_json(run_dir / "run.json")["error"] == error
+
+
+def test_a_sigint_sent_to_the_process_group_ends_the_run_without_expyruns_traceback(
+    project: Project,
+) -> None:
+    """`kill -INT -PGID` reaches the worker directly and, forwarded, a second time: the copy
+    interrupted the worker's report of the first ("During handling of the above exception",
+    a traceback of expyrun's own) about one round in three."""
+    config = project.config(project.entry(WAITING_ENTRY))
+    run_dir = project.output / "exp" / "exp.0"
+    for round_number in range(8):
+        process = start([config], cwd=project.root)
+        try:
+            wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+            os.killpg(process.pid, signal.SIGINT)  # kill(2) to the group: not the terminal's
+            _out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        stderr = err.decode()
+        assert process.returncode == 130, f"round {round_number}:\n{stderr}"
+        assert stderr.count("Traceback") == 1, f"round {round_number}:\n{stderr}"
+        assert "During handling" not in stderr, f"round {round_number}:\n{stderr}"
+        assert "worker.py" not in stderr, f"round {round_number}:\n{stderr}"
+        assert "Exception ignored" not in stderr, f"round {round_number}:\n{stderr}"
+        assert read_json(run_dir / "run.json")["status"] == "killed"
+        shutil.rmtree(project.output)
 
 
 def test_the_closing_line_starts_a_line_of_its_own(project: Project) -> None:

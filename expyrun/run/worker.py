@@ -29,7 +29,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds of start-up: only the type checker imports it
     import signal
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 else:
     try:
@@ -352,17 +352,54 @@ class _Streams:
 
 
 def _install_flush_then_die(streams: _Streams) -> None:
-    """Flush buffered output before the default action of a terminating signal kills us."""
+    """Flush buffered output before the default action of a terminating signal kills us.
+
+    In this process only: a child forked without exec gets the default actions back, as under
+    plain python. A Python handler runs in the main thread, between bytecodes: a signal that
+    lands on another thread, or just before the main thread blocks in C, waits there for good;
+    and one that reaches the child before its interpreter is ready after fork() is dropped
+    (CPython clears the flags the parent's handler set: `_PySignal_AfterFork`). Either way a
+    fork Pool's worker that `Pool.terminate` sent SIGTERM never died, and the run hung. The
+    signals are blocked across fork(): one sent to the child that early waits, and takes the
+    default action once the child unblocks them. A child killed so may lose its last 0.1 s of
+    print() (the flusher's period), where plain python loses all it had not flushed. Here, the
+    supervisor's kill after the grace bounds such a wait.
+    """
 
     def _flush_then_die(signum: int, frame: object) -> None:
         streams.flush()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
+    installed = []
     for name in FLUSH_THEN_DIE_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
             signal.signal(signum, _flush_then_die)
+            installed.append(signum)
+    # The forking thread's mask before fork(): forks are serialised (the import lock).
+    mask_before: list[Iterable[int]] = []
+
+    def _block() -> None:
+        mask_before[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, installed)]
+
+    def _unblock_in_parent() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before.pop())
+
+    def _defaults_then_unblock_in_child() -> None:
+        for signum in installed:
+            try:
+                if signal.getsignal(signum) is _flush_then_die:
+                    signal.signal(signum, signal.SIG_DFL)
+            except ValueError:  # pragma: no cover - the forking thread is the child's main
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before.pop())
+
+    os.register_at_fork(
+        before=_block,
+        after_in_parent=_unblock_in_parent,
+        after_in_child=_defaults_then_unblock_in_child,
+    )
 
 
 # Environment variable set in the supervisor once the worker is spawned: the processes the

@@ -272,3 +272,97 @@ def test_the_streams_have_the_mode_plain_python_gives_them(project: Project) -> 
     result = run([project.config(entry)], cwd=project.root)
     _plain_code, plain_log = _plain(project, {}, {})
     assert plain_log.strip() in result.log
+
+
+# What a child forked by the entry (no exec) and the entry after the fork have: the terminating
+# signals' dispositions and the forking thread's mask.
+DISPOSITIONS_AFTER_FORK = """
+import signal
+names = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+
+
+def state(who):
+    kinds = {signal.SIG_DFL: "default", signal.SIG_IGN: "ignored"}
+    handlers = {n: kinds.get(signal.getsignal(getattr(signal, n)), "handler") for n in names}
+    blocked = sorted(signal.Signals(s).name for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    print(f"{who}: {handlers} blocked {blocked}", flush=True)
+
+
+pid = os.fork()
+if pid == 0:
+    state("child")
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent blocked", sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])), flush=True)
+"""
+
+
+def test_a_forked_child_has_the_signal_dispositions_of_plain_python(project: Project) -> None:
+    """The worker's flush-then-die handlers were inherited by forked children: a signal taken
+    by another thread, or before the child's interpreter was ready, never killed it (a fork
+    Pool's worker outlived `Pool.terminate`, and the run hung, 1 run in ~40)."""
+    entry = _module(project, DISPOSITIONS_AFTER_FORK)
+    plain_code, plain_log = _plain(project, {}, {})
+    assert plain_code == 0, plain_log
+    result = run([project.config(entry)], cwd=project.root, timeout=60)
+    assert result.code == 0, result.describe()
+    lines = [line for line in result.log.splitlines() if line.startswith((b"child", b"parent"))]
+    assert lines == plain_log.splitlines(), (lines, plain_log)
+
+
+# A forked child whose main thread blocks in C while a terminating signal is taken by another
+# of its threads (here: the main thread blocks the signal): only the default action ends it.
+SIGNAL_TAKEN_BY_ANOTHER_THREAD = """
+import signal, threading, time
+
+ready_r, ready_w = os.pipe()
+never_r, never_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    os.write(ready_w, b"x")
+    os.read(never_r, 1)  # blocks for good: only a signal's default action ends the child
+    os._exit(0)
+os.read(ready_r, 1)
+os.kill(pid, signal.SIGTERM)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child ended by", signal.Signals(os.WTERMSIG(status)).name, flush=True)
+        break
+    time.sleep(0.01)
+else:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    print("child still running 20 s after SIGTERM", flush=True)
+"""
+
+
+def test_a_forked_child_dies_of_a_sigterm_another_thread_takes(project: Project) -> None:
+    entry = _module(project, SIGNAL_TAKEN_BY_ANOTHER_THREAD)
+    plain_code, plain_log = _plain(project, {}, {})
+    assert (plain_code, plain_log) == (0, b"child ended by SIGTERM\n")
+    result = run([project.config(entry)], cwd=project.root, timeout=60)
+    assert result.code == 0, result.describe()
+    assert b"child ended by SIGTERM\n" in result.log, result.describe()
+
+
+# The entry's own flush-then-die still holds after it forked (its mask is restored).
+FLUSHED_AFTER_A_FORK = """
+import signal
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+sys.stdout.write("buffered after the fork, no newline")
+os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_the_entry_still_flushes_before_a_sigterm_after_a_fork(project: Project) -> None:
+    entry = _module(project, FLUSHED_AFTER_A_FORK)
+    result = run([project.config(entry)], cwd=project.root, timeout=60)
+    assert result.code == 128 + signal.SIGTERM, result.describe()
+    assert result.log.count(b"buffered after the fork, no newline") == 1, result.describe()

@@ -97,7 +97,9 @@ def spawn_worker(python: str, detached: bool = False, merged_output: bool = Fals
             [python, "-c", WORKER_BOOT, WORKER_SCRIPT, str(launch_r)],
             environ,
             file_actions=actions,
-            setsigmask=(),
+            # SIGINT blocked until the worker can take it (worker.main): Python's own handler
+            # would raise in its start-up ("Fatal Python error: init_import_site", exit 1).
+            setsigmask=(signal.SIGINT,),
             setsigdef=reset,
         )
     except OSError as exc:

@@ -1156,6 +1156,9 @@ def main(argv: list[str]) -> None:
     del sys.path[0]
     launch_fd = int(argv[1])
     try:
+        # Spawned with SIGINT blocked (run/spawn.py): one sent in the interpreter's start-up
+        # is raised here, where it ends the worker by SIGINT, quietly.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
         payload = _read_payload(launch_fd)
     except KeyboardInterrupt:
         # Ctrl-C, or the supervisor forwarding it as the payload arrives: end by it, so that a

@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from support import Project, read_json, run, wait_for
+from support import Project, read_json, run, start, wait_for
 
 # argv: MODULE ATTRIBUTE SIGNAL CLI_ARGS... The first call of MODULE.ATTRIBUTE sends SIGNAL
 # to this process, then does what it did.
@@ -499,3 +499,56 @@ def test_a_ctrl_c_sent_on_as_sigterm_to_a_task_that_took_its_signals_exits_130(
     record = read_json(result.run_dir / "run.json")
     assert record["status"] in ("killed", "stopped"), record
     assert [task["status"] for task in record["tasks"]] == [record["status"]] * 2, record
+
+
+# sitecustomize.py for the worker alone (its argv is `-c WORKER_SCRIPT FD`): makes `starting`
+# in the launch directory, then holds the interpreter's start-up (site) until a SIGINT waits
+# for it (pending in /proc/self/status) or 20 s have passed.
+WORKER_START_HELD = """
+import os, sys, time
+
+if sys.argv[1:2] and sys.argv[1].endswith("worker.py"):
+    open(os.path.join(os.environ["EXPYRUN_TEST_DIR"], "starting"), "w").close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with open("/proc/self/status") as status:
+            masks = [line.split()[1] for line in status if line.startswith(("SigPnd", "ShdPnd"))]
+        if any(int(mask, 16) & (1 << 1) for mask in masks):  # bit 1: SIGINT (2)
+            break
+        time.sleep(0.01)
+"""
+
+
+def _status(project: Project) -> str | None:
+    """The first run folder's status, or None before its run.json is there."""
+    run_dirs = project.run_dirs()
+    try:
+        return str(read_json(run_dirs[0] / "run.json")["status"]) if run_dirs else None
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_ctrl_c_forwarded_in_the_workers_start_up_records_it_killed(project: Project) -> None:
+    """Python's own SIGINT handler raised in the worker's start-up (site): "Fatal Python error:
+    init_import_site", exit 1, the run recorded failed (the stop-signal stress test, round 59)."""
+    site = project.root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WORKER_START_HELD)
+    config = project.config(project.entry(ENTRY))
+    env = {"PYTHONPATH": str(site), "EXPYRUN_TEST_DIR": str(project.root)}
+    process = start([config], cwd=project.root, env=env)
+    try:
+        wait_for(lambda: (project.root / "starting").exists(), 30, "the worker's start-up")
+        wait_for(lambda: _status(project) == "running", 30, "the supervisor to take over")
+        process.send_signal(signal.SIGINT)  # forwarded to the worker, in its start-up
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    assert "Fatal Python error" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    record = read_json(project.run_dirs()[0] / "run.json")
+    assert (record["status"], record["signal"]) == ("killed", "SIGINT"), record

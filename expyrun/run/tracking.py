@@ -85,8 +85,16 @@ class TrackingSetup:
             # The main thread is busy importing and resolving (it holds the GIL); the default
             # 5 ms switch interval would make each return from a system call wait for it.
             sys.setswitchinterval(SETUP_SWITCH_SECONDS)
-            _thread.start_new_thread(self._move, (self._cgroup, worker_pid))
-            moving = True
+            # Started with the signals the supervisor waits for blocked (a thread inherits its
+            # creator's mask): blocked in the thread itself, one could reach it before, once
+            # the supervisor set them to their default action, and end expyrun (exit -2 with
+            # the run left `prepared`).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
+            try:
+                _thread.start_new_thread(self._move, (self._cgroup, worker_pid))
+                moving = True
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one held back is taken here
         except BaseException:  # a stop signal before the thread runs: no cgroup left behind
             if self._cgroup is not None and not moving:
                 sys.setswitchinterval(self._interval)
@@ -95,8 +103,8 @@ class TrackingSetup:
 
     def _move(self, cgroup: str, pid: int) -> None:
         # This thread may outlive the start of supervision: the signals the supervisor waits
-        # for must never be delivered here (at their default action they would end expyrun).
-        signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
+        # for are never delivered here (at their default action they would end expyrun); it
+        # starts with them blocked.
         try:
             self._moved = _move_into(cgroup, pid)
         finally:

@@ -552,3 +552,41 @@ def test_a_ctrl_c_forwarded_in_the_workers_start_up_records_it_killed(project: P
     assert "Traceback" not in stderr, stderr
     record = read_json(project.run_dirs()[0] / "run.json")
     assert (record["status"], record["signal"]) == ("killed", "SIGINT"), record
+
+
+# `expyrun ARGS` where the thread that moves the worker into its cgroup, before its own work,
+# waits until the supervisor has set SIGINT to its default action, then sends SIGINT to the
+# process: a thread that does not block it would take it, and die of it with expyrun.
+SIGINT_AS_THE_MOVE_STARTS = """
+import os, signal, sys, time
+from expyrun import cli
+from expyrun.run import tracking
+
+move = tracking.TrackingSetup._move
+
+
+def late_move(self, cgroup, pid):
+    deadline = time.monotonic() + 10
+    while signal.getsignal(signal.SIGINT) != signal.SIG_DFL and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+    return move(self, cgroup, pid)
+
+
+tracking.TrackingSetup._move = late_move
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_sigint_as_the_cgroup_move_starts_is_the_supervisors(project: Project) -> None:
+    """The thread blocked the supervisor's signals as its first line: one delivered before
+    that, once they were at their default action, killed expyrun (exit -2, run left prepared:
+    the stop-signal stress test, round 1)."""
+    config = project.config(project.entry("time.sleep(30)"))
+    command = [sys.executable, "-c", SIGINT_AS_THE_MOVE_STARTS]
+    result = run([config], cwd=project.root, command=command)
+    if result.code == 0 and result.record["tracking"] != "cgroup":
+        pytest.skip("cgroup v2 is not writable by this user here: no thread moves the worker")
+    assert result.code == 130, result.describe()  # forwarded: the entry's own Ctrl-C
+    assert "received SIGINT (forwarded it" in result.stderr, result.stderr
+    assert (result.record["status"], result.record["signal"]) == ("killed", "SIGINT")

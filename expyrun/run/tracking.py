@@ -58,12 +58,10 @@ class Tracking(NamedTuple):
 class TrackingSetup:
     """The run's cgroup and the subreaper, set up while the config is resolved.
 
-    Moving a process into a cgroup takes ~11 ms (the kernel waits for an RCU grace period,
-    cgroup_threadgroup_rwsem): a thread makes that one write, so it overlaps the launch's
-    other work; `result` waits for it. Everything else (the cgroup's folder, prctl) is made
-    here, in the calling thread: each time the thread takes the GIL back from the main
-    thread, busy importing, costs the main thread a switch, and doing the whole set-up there
-    took it back ~50 times a launch.
+    Moving a process into a cgroup takes ~11 ms (an RCU grace period): a thread makes that
+    one write, overlapping the launch's other work; `result` waits for it. The rest (the
+    folder, prctl) is done here: each time the thread takes the GIL back from the busy main
+    thread costs a switch (~50 a launch when it did the whole set-up).
     """
 
     def __init__(self, worker_pid: int, run_id: str) -> None:
@@ -82,13 +80,9 @@ class TrackingSetup:
             if self._cgroup is None:
                 return
             self._done.acquire()
-            # The main thread is busy importing and resolving (it holds the GIL); the default
-            # 5 ms switch interval would make each return from a system call wait for it.
+            # The busy main thread holds the GIL: at 5 ms, each syscall's return would wait.
             sys.setswitchinterval(SETUP_SWITCH_SECONDS)
-            # Started with the signals the supervisor waits for blocked (a thread inherits its
-            # creator's mask): blocked in the thread itself, one could reach it before, once
-            # the supervisor set them to their default action, and end expyrun (exit -2 with
-            # the run left `prepared`).
+            # The thread inherits this mask: the supervisor's signals are blocked (see _move).
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISED_SIGNALS)
             try:
                 _thread.start_new_thread(self._move, (self._cgroup, worker_pid))
@@ -102,9 +96,7 @@ class TrackingSetup:
             raise
 
     def _move(self, cgroup: str, pid: int) -> None:
-        # This thread may outlive the start of supervision: the signals the supervisor waits
-        # for are never delivered here (at their default action they would end expyrun); it
-        # starts with them blocked.
+        # Runs with the supervisor's signals blocked from its start (at SIG_DFL, it would die).
         try:
             self._moved = _move_into(cgroup, pid)
         finally:

@@ -19,7 +19,7 @@ file named `ls`. Commands are dispatched through the explicit table `COMMANDS`.
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,12 +52,19 @@ class Command(NamedTuple):
     run: Callable[[list[str]], int]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+def main(argv: Sequence[str] | None = None, held: Iterable[int] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code.
+
+    `held`: the signal mask to restore once the stop signals are taken over, when the caller
+    blocked them while expyrun was imported (expyrun/__main__.py); a signal held back is
+    raised then.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debugging = os.environ.get(TRACEBACK_VARIABLE) == "1"
     _interrupt_on_stop_signals()
     try:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         code = _program(args)
         # A stop signal whose exception was dropped (errors.interrupt) and that nothing took
         # over since (a command over runs, `logs -f`): the command still ends interrupted.
@@ -84,13 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.SOFTWARE
 
 
-def console_main() -> None:
+def console_main(held: Iterable[int] | None = None) -> None:
     """The `expyrun` console script and `python -m expyrun`: run `main`, then exit at once.
 
     A finished launch has written its record and nothing is pending, so the interpreter's
-    finalization (~8 ms with the supervisor's threads) is skipped with os._exit.
+    finalization (~8 ms with the supervisor's threads) is skipped with os._exit. `held`: as
+    for `main`.
     """
-    code = main()
+    code = main(held=held)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

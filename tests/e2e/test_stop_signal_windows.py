@@ -401,13 +401,31 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+# sitecustomize.py that holds a task supervisor (`python -m expyrun _supervise ...`) in its
+# interpreter's start-up, before expyrun's code, for 20 s at most.
+TASK_START_HELD = """
+import sys, time
+
+if sys.argv[1:2] == ["_supervise"]:
+    time.sleep(20)
+"""
+
+
 def test_a_ctrl_c_as_the_tasks_start_stops_them_quietly(project: Project) -> None:
     """A SIGINT forwarded to a task supervisor still starting hit Python's own handler in its
-    imports: KeyboardInterrupt tracebacks, and the launcher exited 1 with a record saying 130."""
+    imports: KeyboardInterrupt tracebacks, and the launcher exited 1 with a record saying 130.
+
+    The tasks are held in their start-up: on a loaded machine, the first task could otherwise
+    run to its end before the launcher forwarded the signal (succeeded, truthfully).
+    """
+    site = project.root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(TASK_START_HELD)
     config = project.config(project.entry(ENTRY))
     command = [sys.executable, "-c", AS_THE_TASKS_START]
-    for _ in range(3):  # each round a different moment of the tasks' start
-        result = run([config, "--nproc", "3"], cwd=project.root, command=command)
+    env = {"PYTHONPATH": str(site)}
+    for _ in range(2):
+        result = run([config, "--nproc", "3"], cwd=project.root, command=command, env=env)
         assert result.code == 130, result.describe()
         assert "Traceback" not in result.stderr, result.stderr
         assert "Fatal Python error" not in result.stderr, result.stderr
@@ -590,3 +608,39 @@ def test_a_sigint_as_the_cgroup_move_starts_is_the_supervisors(project: Project)
     assert result.code == 130, result.describe()  # forwarded: the entry's own Ctrl-C
     assert "received SIGINT (forwarded it" in result.stderr, result.stderr
     assert (result.record["status"], result.record["signal"]) == ("killed", "SIGINT")
+
+
+# `python -m expyrun ARGS` (runpy, as -m does), with SIGNAL sent to itself as `expyrun.cli` is
+# about to be imported: after __main__ started, before any handler of expyrun's exists.
+# argv: SIGNAL CLI_ARGS...
+AS_EXPYRUN_IMPORTS = """
+import os, runpy, signal, sys
+
+signal_name = sys.argv.pop(1)
+
+
+class SignalAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "expyrun.cli":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        return None
+
+
+sys.meta_path.insert(0, SignalAtImport())
+runpy.run_module("expyrun", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_as_expyrun_imports_its_modules_ends_it_interrupted(
+    project: Project, signal_name: str
+) -> None:
+    """A SIGINT raised in whatever module was being imported (a traceback, or Python's
+    RuntimeError from a class body's __set_name__: the nproc stress test, round 12); a SIGTERM
+    killed expyrun before it could say anything."""
+    config = project.config(project.entry(ENTRY))
+    command = [sys.executable, "-c", AS_EXPYRUN_IMPORTS, signal_name]
+    result = run([config], cwd=project.root, command=command)
+    _check_interrupted(result.code, signal_name, result.stderr)
+    assert not project.output.exists()

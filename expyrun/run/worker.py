@@ -1065,13 +1065,28 @@ class _Bound:
         """Nothing: only its type is used."""
 
 
-def _ending() -> None:
+def _ending() -> Any:
     """The entry has ended and its error is reported: a Ctrl-C no longer interrupts what is
-    left (the end report, expyrun's exit), which would print a traceback of expyrun's own.
+    left of expyrun's own (the end report), which would print a traceback of expyrun's own.
 
-    The supervisor still answers it: the grace, then the kill; a second Ctrl-C kills at once.
+    Returns the handler the entry left, for the caller to put back before the interpreter's
+    exit (`_exit_as_python`): there, the user's atexit handlers and the join of non-daemon
+    threads take a Ctrl-C as under plain python. The supervisor still answers one that lands
+    while it is ignored: the grace, then the kill; a second Ctrl-C kills at once.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _exit_as_python(handler: Any, code: int) -> None:
+    """Put the entry's SIGINT handler back, then exit with `code` through the interpreter's
+    exit (non-daemon threads joined, atexit handlers run), as plain python does after an
+    uncaught exception: a Ctrl-C there interrupts the user's atexit handler (an upload it
+    then skips), where an ignored one made the run wait for the grace and die of SIGKILL.
+    A Ctrl-C that lands in the worker's last frames ends it by SIGINT (`__main__`).
+    """
+    if handler is not None:  # None: a handler not installed from Python, left as it is
+        signal.signal(signal.SIGINT, handler)
+    sys.exit(code)
 
 
 def _die_of(signum: int) -> None:
@@ -1156,9 +1171,9 @@ def main(argv: list[str]) -> None:
         _die_of(signal.SIGINT)
     except BaseException as exc:
         _report(exc)
-        _ending()
+        handler = _ending()
         _write_end_report({"error": _error_line(exc)})
-        sys.exit(1)
+        _exit_as_python(handler, 1)
     try:
         _write_end_report(_result_report(returned))
     except KeyboardInterrupt:

@@ -314,3 +314,48 @@ def test_a_run_started_with_stderr_closed_runs_to_its_end(project: Project) -> N
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["error"]) == ("failed", "ValueError: loss is nan"), out
     assert b"out\n" in (run_dir / "outputs.log").read_bytes()
+
+
+# The entry fails; its atexit handler (an upload, a tracker's sync) waits, skipping on Ctrl-C.
+FAILS_THEN_WAITS_AT_EXIT = """
+import atexit
+
+
+def upload():
+    print("uploading", flush=True)
+    open("ready", "w").close()
+    try:
+        time.sleep(60)
+        print("uploaded", flush=True)
+    except KeyboardInterrupt:
+        print("upload skipped", flush=True)
+
+
+atexit.register(upload)
+raise ValueError("boom")
+"""
+
+
+def test_a_ctrl_c_reaches_the_users_atexit_handler_after_the_entry_failed(
+    project: Project,
+) -> None:
+    """As under plain python (exit 1, the handler catches its KeyboardInterrupt): SIGINT was
+    ignored from the entry's error to the worker's end, so the run waited for the grace and
+    died of SIGKILL, `killed`, and the handler's last words were lost."""
+    config = project.config(project.entry(FAILS_THEN_WAITS_AT_EXIT))
+    run_dir = project.output / "exp" / "exp.0"
+    process = start([config, "--grace", "20"], cwd=project.root)
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the atexit handler to wait")
+        os.kill(process.pid, signal.SIGINT)  # to the supervisor alone: forwarded once
+        _out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 1, stderr
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["error"]) == ("failed", "ValueError: boom"), record
+    assert b"upload skipped\n" in (run_dir / "outputs.log").read_bytes()
+    assert stderr.count("Traceback") == 1, stderr

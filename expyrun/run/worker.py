@@ -289,6 +289,8 @@ class _Streams:
         with self._flusher_lock:
             self._flusher_stopped = True
         self.flush()
+        if _DIE_AT_EXIT:
+            _die_of(_DIE_AT_EXIT[0])
 
     def install(self) -> None:
         self._set_sys_streams()
@@ -881,6 +883,8 @@ def _report(exc: BaseException) -> None:
         _user_traceback(exc)
 
 
+# A signal to die of once the atexit handlers ran: the entry's KeyboardInterrupt (see main).
+_DIE_AT_EXIT: list[int] = []
 # How the entry ended, for the supervisor: run.json's `error` and `result` (see docs/supervision.md,
 # "The end report"). Set by main: the file to write (from the payload) and the worker's pid, so
 # a process forked by the entry that returns into this code never writes it.
@@ -1165,10 +1169,14 @@ def main(argv: list[str]) -> None:
         raise
     except KeyboardInterrupt as exc:
         _report(exc)
-        _ending()
+        _ending()  # kept to the end: a copy of this Ctrl-C is the supervisor's to answer
         streams.flush()
         _write_end_report({"error": _error_line(exc)})
-        _die_of(signal.SIGINT)
+        # As plain python (Modules/main.c, exit_sigint): the interpreter's exit first (threads
+        # joined, the user's atexit handlers: a checkpoint saved, a tracker's sync), then death
+        # by SIGINT, at the last atexit handler (`_Streams.stop_flusher`). 130 if it never runs.
+        _DIE_AT_EXIT.append(signal.SIGINT)
+        sys.exit(128 + signal.SIGINT)
     except BaseException as exc:
         _report(exc)
         handler = _ending()

@@ -359,3 +359,43 @@ def test_a_ctrl_c_reaches_the_users_atexit_handler_after_the_entry_failed(
     assert (record["status"], record["error"]) == ("failed", "ValueError: boom"), record
     assert b"upload skipped\n" in (run_dir / "outputs.log").read_bytes()
     assert stderr.count("Traceback") == 1, stderr
+
+
+# The entry is stopped by Ctrl-C; its atexit handler saves what it has (a checkpoint).
+SAVES_AT_EXIT = """
+import atexit
+
+atexit.register(lambda: open("saved", "w").write("checkpoint"))
+atexit.register(lambda: print("saving at exit", flush=True))
+print("working", flush=True)
+open("ready", "w").close()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["to-expyrun", "to-the-group"])
+def test_the_users_atexit_handlers_run_after_a_ctrl_c(project: Project, group: bool) -> None:
+    """Plain python runs them, then dies of SIGINT (exit 130): the worker died of SIGINT at
+    once, and the checkpoint an atexit handler saves was never written."""
+    config = project.config(project.entry(SAVES_AT_EXIT))
+    run_dir = project.output / "exp" / "exp.0"
+    process = start([config], cwd=project.root)
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+        if group:
+            os.killpg(process.pid, signal.SIGINT)  # reaches the worker twice
+        else:
+            os.kill(process.pid, signal.SIGINT)
+        _out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["error"]) == ("killed", "SIGINT"), record
+    assert (run_dir / "saved").read_text() == "checkpoint"
+    assert b"KeyboardInterrupt\nsaving at exit\n" in (run_dir / "outputs.log").read_bytes()
+    assert stderr.count("Traceback") == 1, stderr
+    assert "worker.py" not in stderr, stderr

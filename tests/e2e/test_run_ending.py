@@ -399,3 +399,42 @@ def test_the_users_atexit_handlers_run_after_a_ctrl_c(project: Project, group: b
     assert b"KeyboardInterrupt\nsaving at exit\n" in (run_dir / "outputs.log").read_bytes()
     assert stderr.count("Traceback") == 1, stderr
     assert "worker.py" not in stderr, stderr
+
+
+# The entry catches its Ctrl-C and cleans up (a checkpoint), then returns.
+CLEANS_UP_AFTER_A_CTRL_C = """
+try:
+    print("working", flush=True)
+    open("ready", "w").close()
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("cleanup start", flush=True)
+    for _ in range(5):
+        time.sleep(0.1)
+    print("cleanup done", flush=True)
+return {"saved": 1}
+"""
+
+
+@pytest.mark.xfail(
+    reason="known limitation (docs/supervision.md, Signals): a SIGINT sent by kill(2) to the "
+    "process group reaches the worker directly and, forwarded, again; the copy interrupts the "
+    "entry's own `except KeyboardInterrupt` cleanup (10 of 10 rounds). Plain python: exit 0, "
+    "cleanup done. A SIGINT to expyrun alone works (stopped, exit 0)",
+    strict=False,
+)
+def test_a_sigint_to_the_group_leaves_the_entrys_own_cleanup_alone(project: Project) -> None:
+    config = project.config(project.entry(CLEANS_UP_AFTER_A_CTRL_C))
+    run_dir = project.output / "exp" / "exp.0"
+    process = start([config], cwd=project.root)
+    try:
+        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
+        os.killpg(process.pid, signal.SIGINT)  # kill(2) to the group: not the terminal's
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"cleanup done\n" in (run_dir / "outputs.log").read_bytes()
+    assert read_json(run_dir / "run.json")["status"] == "stopped"

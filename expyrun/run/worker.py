@@ -858,10 +858,16 @@ def _user_traceback(exc: BaseException) -> None:
 def _report(exc: BaseException) -> None:
     """Report an exception from the entry as plain python would: through sys.excepthook.
 
+    Once per process: a second call (`_copy_of_a_ctrl_c`, after a copy of the Ctrl-C cut the
+    first short) does nothing.
+
     A hook the user or a library installed (rich, better_exceptions, IPython's post-mortem,
     Sentry) is called; the default hook is replaced by our traceback without the worker's
     frames. A hook that fails is reported as Python does ("Error in sys.excepthook:").
     """
+    if _REPORTED:
+        return
+    _REPORTED.append(exc)
     hook = sys.excepthook
     if hook is sys.__excepthook__:
         # A Ctrl-C now (a copy of the one being reported: a SIGINT sent to the whole process
@@ -883,12 +889,15 @@ def _report(exc: BaseException) -> None:
         _user_traceback(exc)
 
 
+# The entry's exception, once `_report` started to report it (a copy of a Ctrl-C that lands
+# after that point must not report it again).
+_REPORTED: list[BaseException] = []
 # A signal to die of once the atexit handlers ran: the entry's KeyboardInterrupt (see main).
 _DIE_AT_EXIT: list[int] = []
 # How the entry ended, for the supervisor: run.json's `error` and `result` (see docs/supervision.md,
 # "The end report"). Set by main: the file to write (from the payload) and the worker's pid, so
 # a process forked by the entry that returns into this code never writes it.
-_END_REPORT: dict[str, Any] = {"path": None, "pid": None, "written": False}
+_END_REPORT: dict[str, Any] = {"path": None, "pid": None, "written": False, "returned": False}
 # A result that is not a mapping of JSON values is recorded as its repr, cut to this length.
 RESULT_REPR_CHARS = 10_000
 # An error line is cut to this length (run.json, `ls`, the closing line).
@@ -1182,6 +1191,7 @@ def main(argv: list[str]) -> None:
         handler = _ending()
         _write_end_report({"error": _error_line(exc)})
         _exit_as_python(handler, 1)
+    _END_REPORT["returned"] = True
     try:
         _write_end_report(_result_report(returned))
     except KeyboardInterrupt:
@@ -1191,11 +1201,32 @@ def main(argv: list[str]) -> None:
         _die_of(signal.SIGINT)
 
 
+def _copy_of_a_ctrl_c(copy: KeyboardInterrupt) -> None:
+    """A Ctrl-C interrupted expyrun's own ending before it could be ignored: a copy of the one
+    being reported (a SIGINT sent to the whole process group reaches the worker directly and,
+    forwarded, again). End by SIGINT, without a traceback of expyrun's code, but with the
+    entry's own: the copy may have landed before `_report` started, in the worker's `except`
+    (under load, about one round in 100 of a group SIGINT: no traceback at all).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    entry_error = copy.__context__  # what the worker was handling when the copy landed
+    # The entry's error only: not a SystemExit (Python prints none), nor a Ctrl-C that came
+    # as the result was recorded (expyrun's own frames), nor one before the set-up.
+    ours = not _END_REPORT["returned"] and _END_REPORT["pid"] == os.getpid()
+    if entry_error is not None and not isinstance(entry_error, SystemExit) and ours:
+        _report(entry_error)  # nothing if it was reported already
+        if not _END_REPORT["written"]:
+            _write_end_report({"error": _error_line(entry_error)})
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError, AttributeError):
+            pass
+    _die_of(signal.SIGINT)
+
+
 if __name__ == "__main__":
     try:
         main(sys.argv)
-    except KeyboardInterrupt:
-        # A Ctrl-C that interrupted expyrun's own ending before it could be ignored (a copy of
-        # the one being reported: a SIGINT sent to the whole process group reaches the worker
-        # directly and forwarded): end by it, without a traceback of expyrun's code.
-        _die_of(signal.SIGINT)
+    except KeyboardInterrupt as copy:
+        _copy_of_a_ctrl_c(copy)

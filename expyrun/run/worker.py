@@ -1102,6 +1102,18 @@ def _exit_as_python(handler: Any, code: int) -> None:
     sys.exit(code)
 
 
+def _end_by_sigint() -> None:
+    """End as plain python does after an uncaught KeyboardInterrupt (Modules/main.c,
+    exit_sigint): the interpreter's exit first (non-daemon threads joined, the user's atexit
+    handlers: a checkpoint saved, a tracker's sync), then death by SIGINT, at the last atexit
+    handler (`_Streams.stop_flusher`); exit 130 if that never runs. SIGINT stays ignored: a
+    copy of the Ctrl-C is the supervisor's to answer (a second one kills at once).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _DIE_AT_EXIT.append(signal.SIGINT)
+    sys.exit(128 + signal.SIGINT)
+
+
 def _die_of(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -1181,11 +1193,7 @@ def main(argv: list[str]) -> None:
         _ending()  # kept to the end: a copy of this Ctrl-C is the supervisor's to answer
         streams.flush()
         _write_end_report({"error": _error_line(exc)})
-        # As plain python (Modules/main.c, exit_sigint): the interpreter's exit first (threads
-        # joined, the user's atexit handlers: a checkpoint saved, a tracker's sync), then death
-        # by SIGINT, at the last atexit handler (`_Streams.stop_flusher`). 130 if it never runs.
-        _DIE_AT_EXIT.append(signal.SIGINT)
-        sys.exit(128 + signal.SIGINT)
+        _end_by_sigint()
     except BaseException as exc:
         _report(exc)
         handler = _ending()
@@ -1197,17 +1205,16 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         # Ctrl-C after the entry returned, as its result is recorded: end by it, quietly (the
         # traceback would be expyrun's own); the run is recorded killed by SIGINT.
-        streams.flush()
-        _die_of(signal.SIGINT)
+        _end_by_sigint()
 
 
 def _copy_of_a_ctrl_c(copy: KeyboardInterrupt) -> None:
     """A Ctrl-C interrupted expyrun's own ending before it could be ignored: a copy of the one
     being reported (a SIGINT sent to the whole process group reaches the worker directly and,
-    forwarded, again). End by SIGINT, without a traceback of expyrun's code, but with the
-    entry's own: the copy may have landed before `_report` started, in the worker's `except`
-    (under load, about one round in 100 of a group SIGINT: no traceback at all).
-    """
+    forwarded, again). End by SIGINT as plain python does (`_end_by_sigint`: the user's
+    atexit handlers run), without a traceback of expyrun's code, but with the entry's own:
+    the copy may have landed before `_report` started, in the worker's `except` (under load,
+    round 0 of a group SIGINT test in a full-suite run: no traceback at all)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     entry_error = copy.__context__  # what the worker was handling when the copy landed
     # The entry's error only: not a SystemExit (Python prints none), nor a Ctrl-C that came
@@ -1217,11 +1224,8 @@ def _copy_of_a_ctrl_c(copy: KeyboardInterrupt) -> None:
         _report(entry_error)  # nothing if it was reported already
         if not _END_REPORT["written"]:
             _write_end_report({"error": _error_line(entry_error)})
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, RuntimeError, AttributeError):
-            pass
+    if _END_REPORT["pid"] is not None:  # set up: the user's atexit handlers run first
+        _end_by_sigint()
     _die_of(signal.SIGINT)
 
 

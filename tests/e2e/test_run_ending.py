@@ -275,6 +275,9 @@ def copy_first(exc):
 
 
 __main__._report = copy_first
+import atexit
+
+atexit.register(lambda: print("at exit", flush=True))
 print("working", flush=True)
 raise KeyboardInterrupt
 """
@@ -293,6 +296,7 @@ def test_a_copy_of_a_ctrl_c_before_the_report_keeps_the_entrys_traceback(
     assert "During handling" not in result.stderr, result.stderr
     assert (result.record["status"], result.record["error"]) == ("killed", "SIGINT")
     assert b"working\nTraceback" in result.log
+    assert result.log.endswith(b"KeyboardInterrupt\nat exit\n"), result.log  # as python's
 
 
 def test_the_closing_line_starts_a_line_of_its_own(project: Project) -> None:

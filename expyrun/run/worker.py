@@ -289,6 +289,8 @@ class _Streams:
         with self._flusher_lock:
             self._flusher_stopped = True
         self.flush()
+        if _DIE_AT_EXIT:
+            _die_of(_DIE_AT_EXIT[0])
 
     def install(self) -> None:
         self._set_sys_streams()
@@ -893,10 +895,16 @@ def _user_traceback(exc: BaseException) -> None:
 def _report(exc: BaseException) -> None:
     """Report an exception from the entry as plain python would: through sys.excepthook.
 
+    Once per process: a second call (`_copy_of_a_ctrl_c`, after a copy of the Ctrl-C cut the
+    first short) does nothing.
+
     A hook the user or a library installed (rich, better_exceptions, IPython's post-mortem,
     Sentry) is called; the default hook is replaced by our traceback without the worker's
     frames. A hook that fails is reported as Python does ("Error in sys.excepthook:").
     """
+    if _REPORTED:
+        return
+    _REPORTED.append(exc)
     hook = sys.excepthook
     if hook is sys.__excepthook__:
         # A Ctrl-C now (a copy of the one being reported: a SIGINT sent to the whole process
@@ -918,10 +926,15 @@ def _report(exc: BaseException) -> None:
         _user_traceback(exc)
 
 
+# The entry's exception, once `_report` started to report it (a copy of a Ctrl-C that lands
+# after that point must not report it again).
+_REPORTED: list[BaseException] = []
+# A signal to die of once the atexit handlers ran: the entry's KeyboardInterrupt (see main).
+_DIE_AT_EXIT: list[int] = []
 # How the entry ended, for the supervisor: run.json's `error` and `result` (see docs/supervision.md,
 # "The end report"). Set by main: the file to write (from the payload) and the worker's pid, so
 # a process forked by the entry that returns into this code never writes it.
-_END_REPORT: dict[str, Any] = {"path": None, "pid": None, "written": False}
+_END_REPORT: dict[str, Any] = {"path": None, "pid": None, "written": False, "returned": False}
 # A result that is not a mapping of JSON values is recorded as its repr, cut to this length.
 RESULT_REPR_CHARS = 10_000
 # An error line is cut to this length (run.json, `ls`, the closing line).
@@ -1102,13 +1115,40 @@ class _Bound:
         """Nothing: only its type is used."""
 
 
-def _ending() -> None:
+def _ending() -> Any:
     """The entry has ended and its error is reported: a Ctrl-C no longer interrupts what is
-    left (the end report, expyrun's exit), which would print a traceback of expyrun's own.
+    left of expyrun's own (the end report), which would print a traceback of expyrun's own.
 
-    The supervisor still answers it: the grace, then the kill; a second Ctrl-C kills at once.
+    Returns the handler the entry left, for the caller to put back before the interpreter's
+    exit (`_exit_as_python`): there, the user's atexit handlers and the join of non-daemon
+    threads take a Ctrl-C as under plain python. The supervisor still answers one that lands
+    while it is ignored: the grace, then the kill; a second Ctrl-C kills at once.
+    """
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _exit_as_python(handler: Any, code: int) -> None:
+    """Put the entry's SIGINT handler back, then exit with `code` through the interpreter's
+    exit (non-daemon threads joined, atexit handlers run), as plain python does after an
+    uncaught exception: a Ctrl-C there interrupts the user's atexit handler (an upload it
+    then skips), where an ignored one made the run wait for the grace and die of SIGKILL.
+    A Ctrl-C that lands in the worker's last frames ends it by SIGINT (`__main__`).
+    """
+    if handler is not None:  # None: a handler not installed from Python, left as it is
+        signal.signal(signal.SIGINT, handler)
+    sys.exit(code)
+
+
+def _end_by_sigint() -> None:
+    """End as plain python does after an uncaught KeyboardInterrupt (Modules/main.c,
+    exit_sigint): the interpreter's exit first (non-daemon threads joined, the user's atexit
+    handlers: a checkpoint saved, a tracker's sync), then death by SIGINT, at the last atexit
+    handler (`_Streams.stop_flusher`); exit 130 if that never runs. SIGINT stays ignored: a
+    copy of the Ctrl-C is the supervisor's to answer (a second one kills at once).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _DIE_AT_EXIT.append(signal.SIGINT)
+    sys.exit(128 + signal.SIGINT)
 
 
 def _die_of(signum: int) -> None:
@@ -1190,29 +1230,47 @@ def main(argv: list[str]) -> None:
         raise
     except KeyboardInterrupt as exc:
         _report(exc)
-        _ending()
+        _ending()  # kept to the end: a copy of this Ctrl-C is the supervisor's to answer
         streams.flush()
         _write_end_report({"error": _error_line(exc)})
-        _die_of(signal.SIGINT)
+        _end_by_sigint()
     except BaseException as exc:
         _report(exc)
-        _ending()
+        handler = _ending()
         _write_end_report({"error": _error_line(exc)})
-        sys.exit(1)
+        _exit_as_python(handler, 1)
+    _END_REPORT["returned"] = True
     try:
         _write_end_report(_result_report(returned))
     except KeyboardInterrupt:
         # Ctrl-C after the entry returned, as its result is recorded: end by it, quietly (the
         # traceback would be expyrun's own); the run is recorded killed by SIGINT.
-        streams.flush()
-        _die_of(signal.SIGINT)
+        _end_by_sigint()
+
+
+def _copy_of_a_ctrl_c(copy: KeyboardInterrupt) -> None:
+    """A Ctrl-C interrupted expyrun's own ending before it could be ignored: a copy of the one
+    being reported (a SIGINT sent to the whole process group reaches the worker directly and,
+    forwarded, again). End by SIGINT as plain python does (`_end_by_sigint`: the user's
+    atexit handlers run), without a traceback of expyrun's code, but with the entry's own:
+    the copy may have landed before `_report` started, in the worker's `except` (under load,
+    round 0 of a group SIGINT test in a full-suite run: no traceback at all)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    entry_error = copy.__context__  # what the worker was handling when the copy landed
+    # The entry's error only: not a SystemExit (Python prints none), nor a Ctrl-C that came
+    # as the result was recorded (expyrun's own frames), nor one before the set-up.
+    ours = not _END_REPORT["returned"] and _END_REPORT["pid"] == os.getpid()
+    if entry_error is not None and not isinstance(entry_error, SystemExit) and ours:
+        _report(entry_error)  # nothing if it was reported already
+        if not _END_REPORT["written"]:
+            _write_end_report({"error": _error_line(entry_error)})
+    if _END_REPORT["pid"] is not None:  # set up: the user's atexit handlers run first
+        _end_by_sigint()
+    _die_of(signal.SIGINT)
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv)
-    except KeyboardInterrupt:
-        # A Ctrl-C that interrupted expyrun's own ending before it could be ignored (a copy of
-        # the one being reported: a SIGINT sent to the whole process group reaches the worker
-        # directly and forwarded): end by it, without a traceback of expyrun's code.
-        _die_of(signal.SIGINT)
+    except KeyboardInterrupt as copy:
+        _copy_of_a_ctrl_c(copy)

@@ -211,6 +211,26 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def worker_pid(run_dir: Path, timeout: float = 30) -> int:
+    """The run's worker pid, once run.json records it (`running`).
+
+    The entry runs as soon as the worker has its payload, before `running` is written: a
+    file the entry made does not mean run.json has `child_pid` yet (a loaded machine shows it).
+    """
+    found: list[int] = []
+
+    def recorded() -> bool:
+        try:
+            pid = read_json(run_dir / "run.json").get("child_pid")
+        except (OSError, ValueError):
+            return False
+        found[:] = [pid] if isinstance(pid, int) else []
+        return bool(found)
+
+    wait_for(recorded, timeout, "run.json to record the worker's pid")
+    return found[0]
+
+
 def process_alive(pid: int) -> bool:
     """True if `pid` runs and is not a zombie."""
     try:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Project, read_json, session_processes, start, wait_for
+from support import Project, session_processes, start, wait_for, worker_pid
 
 ENTRY = """
 import multiprocessing
@@ -89,7 +89,7 @@ def test_a_random_kill_leaves_no_process_and_loses_no_written_line(
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the run to be writing")
         time.sleep(rng.uniform(0.0, 0.5))  # the random moment of the fault, not a synchronisation
-        worker = read_json(run_dir / "run.json")["child_pid"]
+        worker = worker_pid(run_dir)
         if action == "kill-supervisor":
             process.send_signal(signal.SIGKILL)
         elif action == "kill-worker":

@@ -17,7 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Project, process_alive, read_json, run, running_held_until, start, wait_for
+from support import (
+    Project,
+    process_alive,
+    read_json,
+    run,
+    running_held_until,
+    start,
+    wait_for,
+    worker_pid,
+)
 
 import expyrun
 
@@ -360,7 +369,7 @@ def test_the_worker_ends_when_its_supervisor_dies_after_the_run_folder_was_delet
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to start")
-        worker = read_json(run_dir / "run.json")["child_pid"]
+        worker = worker_pid(run_dir)
         # The supervisor may write a file into the folder while it is deleted (rm -rf races
         # the same way): delete until it is gone.
         wait_for(lambda: _deleted(run_dir), 10, "the run folder to be deleted")

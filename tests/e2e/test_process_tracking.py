@@ -30,6 +30,7 @@ from support import (
     start,
     start_in_terminal,
     wait_for,
+    worker_pid,
 )
 
 # A fork Pool of two, whose tasks sleep; pids in pool.pids, then `ready`.
@@ -346,7 +347,7 @@ def test_a_terminal_that_reads_late_gets_every_byte(project: Project) -> None:
     try:
         # Nobody reads expyrun's stdout yet: the log is complete all the same.
         wait_for(lambda: _log_size(run_dir) == 8 << 20, 60, "the whole output in outputs.log")
-        worker = read_json(run_dir / "run.json")["child_pid"]
+        worker = worker_pid(run_dir)
         wait_for(lambda: not process_alive(worker), 30, "the worker to exit")
         out, err = process.communicate(timeout=60)
     finally:
@@ -388,7 +389,7 @@ while True:
     run_dir = project.output / "exp" / "exp.0"
     try:
         wait_for(lambda: (run_dir / "ready").exists(), 30, "the entry to start")
-        worker = read_json(run_dir / "run.json")["child_pid"]
+        worker = worker_pid(run_dir)
         wait_for(lambda: _log_size(run_dir) > 4 << 20, 30, "the pipe to expyrun to be full")
         process.send_signal(signal.SIGTERM)
         # Still nobody reads expyrun's stdout and stderr: the grace ends, the kill comes.

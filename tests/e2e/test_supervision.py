@@ -23,6 +23,7 @@ from support import (
     start,
     start_in_terminal,
     wait_for,
+    worker_pid,
 )
 
 # An entry that records each signal it receives, says it is ready, and waits for `stop`.
@@ -179,8 +180,7 @@ def test_when_expyrun_is_killed_the_run_dies_and_its_output_is_kept(project: Pro
     process = start([project.config(entry)], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
     wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be running")
-    record = read_json(run_dir / "run.json")
-    worker, grandchild = record["child_pid"], int((run_dir / "grandchild.pid").read_text())
+    worker, grandchild = worker_pid(run_dir), int((run_dir / "grandchild.pid").read_text())
     process.kill()
     process.communicate()
     wait_for(lambda: not process_alive(worker), 5, "the worker to die after its supervisor")

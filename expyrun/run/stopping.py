@@ -27,8 +27,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A hangup has no grace and no kill behind it (the run may ignore it and go on): it counts
 # only when the worker exits within the grace period after it (run/supervisor.py).
 STOP_REQUEST_SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
-# si_code of a signal the kernel sent itself, e.g. the terminal's Ctrl-C (linux/siginfo.h).
+# si_code of a signal the kernel sent itself, e.g. the terminal's Ctrl-C, and of one sent by
+# kill(2) (linux/siginfo.h).
 SI_KERNEL = 0x80
+SI_USER = 0
+# How long after a stop signal from our parent, our group's leader, its copy to the group may
+# come (the sender may be preempted between its two kill(2) calls on a loaded machine).
+GROUP_COPY_SECONDS = 0.05
 # After the worker exits: how long its leftover processes get between SIGTERM and SIGKILL, and
 # how long the supervisor then reads pipes that something it cannot see may hold open. The
 # drain after the worker's exit is bounded by their sum.
@@ -92,9 +97,28 @@ class Events:
 
 
 def watch_signals(waited: set[int], events: Events) -> None:
+    """Post each signal taken from `waited` as a ("signal", (signum, from_terminal)) event.
+
+    One stop signal that the leader of our process group, our parent, sends twice at once, to
+    us and to the group (GNU timeout: kill(child, sig), then kill(0, sig), timeout.c's
+    cleanup), is one request: its copy, pending or arriving within GROUP_COPY_SECONDS, is
+    dropped. Taken as a second stop signal, it killed the run at once, without the grace
+    plain python gets under timeout. Whatever else sends a second one kills at once: the
+    terminal (a second Ctrl-C), `expyrun stop --kill`, Slurm, and the `--nproc` launcher, a
+    sweep or a shell with job control, which start expyrun in a process group of its own.
+    """
     while True:
         info = signal.sigwaitinfo(waited)
         events.post("signal", (info.si_signo, info.si_code == SI_KERNEL))
+        if info.si_signo in STOP_SIGNALS and _from_our_group_leader(info):
+            copy = signal.sigtimedwait({info.si_signo}, GROUP_COPY_SECONDS)
+            if copy is not None and (copy.si_code, copy.si_pid) != (SI_USER, info.si_pid):
+                events.post("signal", (copy.si_signo, copy.si_code == SI_KERNEL))
+
+
+def _from_our_group_leader(info: Any) -> bool:
+    """Whether `info` (a siginfo) is a kill(2) by our parent, the leader of our process group."""
+    return bool(info.si_code == SI_USER and info.si_pid == os.getppid() == os.getpgrp())
 
 
 def wait_worker(pid: int, events: Events) -> None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from support import (
+    EXPYRUN,
     Project,
+    kill_group,
     process_alive,
     read_json,
     session_processes,
@@ -310,3 +313,54 @@ def test_a_hangup_of_expyruns_own_terminal_reaches_the_entry(project: Project) -
         if master >= 0:
             os.close(master)
     assert _signals(run_dir) == ["SIGHUP"]
+
+
+# An entry that saves a checkpoint (0.5 s) once SIGTERM asked it to stop, then returns.
+CHECKPOINT_ON_SIGTERM = """
+asked = []
+signal.signal(signal.SIGTERM, lambda signum, frame: asked.append(signum))
+open("ready", "w").close()
+deadline = time.monotonic() + 60
+while not asked and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)  # saving a checkpoint
+print("checkpoint saved", flush=True)
+"""
+
+# What GNU timeout does when its time is up (timeout.c, cleanup): SIGTERM to its child, then
+# to its whole process group (itself ignoring it). argv: READY_FILE COMMAND...
+TIMEOUT_LIKE = """
+import os, signal, subprocess, sys, time
+
+child = subprocess.Popen(sys.argv[2:])
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.01)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.kill(child.pid, signal.SIGTERM)
+time.sleep(0.001)  # the supervisor takes the first before the copy arrives
+os.kill(0, signal.SIGTERM)
+sys.exit(child.wait())
+"""
+
+
+def test_a_sigterm_sent_to_expyrun_and_its_group_at_once_is_one_request(project: Project) -> None:
+    """`timeout 1h expyrun cfg.yml`: the copy sent to the group was taken as a second stop
+    signal ("received SIGTERM again: killing the run's processes now"), and the checkpoint
+    the entry saves within the grace was lost (1 run in 6 with GNU timeout, every run here)."""
+    config = project.config(project.entry(CHECKPOINT_ON_SIGTERM))
+    ready = project.output / "exp" / "exp.0" / "ready"
+    command = [sys.executable, "-c", TIMEOUT_LIKE, str(ready), *EXPYRUN]
+    process = start([config], cwd=project.root, command=command)
+    try:
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            kill_group(process.pid)
+            process.communicate()
+    stderr = err.decode()
+    assert "received SIGTERM again" not in stderr, stderr
+    assert process.returncode == 0, stderr
+    record = read_json(ready.parent / "run.json")
+    assert (record["status"], record["signal"]) == ("stopped", "SIGTERM"), record
+    assert b"checkpoint saved" in (ready.parent / "outputs.log").read_bytes()

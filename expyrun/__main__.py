@@ -15,19 +15,24 @@ import gc
 import signal
 
 gc.disable()
-# The stop signals (errors.STOP_SIGNALS) are held back while expyrun imports its modules: a
-# SIGINT would raise in whatever module is being imported (a traceback, exit 1, or Python's
-# own RuntimeError from a class body). `cli.main` takes them over, then lets them in: one sent
-# meanwhile ends expyrun as "interrupted", exit 128+N. The mask is restored before anything
-# is started (children inherit it).
-_MASK = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-
-from expyrun.cli import console_main as _console_main  # noqa: E402 - after gc.disable, on purpose
+# errors.STOP_SIGNALS (importing errors would import enum and pathlib before they are held).
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def console_main() -> None:
-    """The `expyrun` console script and `python -m expyrun` (cli.console_main)."""
-    _console_main(held=_MASK)
+    """The `expyrun` console script and `python -m expyrun` (cli.console_main).
+
+    The stop signals are held back while expyrun imports its modules: a SIGINT would raise in
+    whatever module is being imported (a traceback, exit 1, or Python's own RuntimeError from
+    a class body). `cli.main` takes them over, then lets them in: one sent meanwhile ends
+    expyrun as "interrupted", exit 128+N. The mask is restored before anything is started
+    (children inherit it). Blocked here, not as this module is imported: a process that only
+    imports it (the tests, a documentation tool, `cli.main` as a library) keeps its mask.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    from expyrun.cli import console_main as cli_console_main
+
+    cli_console_main(held=held)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,10 @@ def git_state(code_dir: Path, run_dir: Path) -> dict[str, object] | None:
         "untracked_files": untracked,
     }
     if changed and commit not in (None, "(initial)"):
-        diff = _git(code_dir, "diff", "HEAD", "--binary")
+        # A patch whatever the user's settings: no external diff tool nor textconv filter
+        # (their output is no patch, and git would run them), no color codes.
+        options = ("--binary", "--no-ext-diff", "--no-textconv", "--no-color")
+        diff = _git(code_dir, "diff", "HEAD", *options)
         if diff:
             (run_dir / GIT_DIFF_FILE).write_text(diff, encoding="utf-8", errors="surrogateescape")
             state["diff"] = GIT_DIFF_FILE

@@ -379,23 +379,31 @@ def _install_flush_then_die(streams: _Streams) -> None:
         if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
             signal.signal(signum, _flush_then_die)
             installed.append(signum)
-    # The forking thread's mask before fork(): forks are serialised (the import lock).
-    mask_before: list[Iterable[int]] = []
+    # Each forking thread's mask before its fork(), by thread: two threads can be inside
+    # fork() at once (the before-hooks run before it takes the import lock, PyOS_BeforeFork);
+    # with one slot, one thread restored the other's mask and the other's stayed blocked, for
+    # it and for all it started. The child's main thread is its forking thread (same ident).
+    masks_before: dict[int, Iterable[int]] = {}
 
     def _block() -> None:
-        mask_before[:] = [signal.pthread_sigmask(signal.SIG_BLOCK, installed)]
+        masks_before[_thread.get_ident()] = signal.pthread_sigmask(signal.SIG_BLOCK, installed)
 
     def _unblock_in_parent() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before.pop())
+        mask = masks_before.pop(_thread.get_ident(), None)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _defaults_then_unblock_in_child() -> None:
+        mask = masks_before.pop(_thread.get_ident(), None)
+        masks_before.clear()  # the parent's other threads are not here
         for signum in installed:
             try:
                 if signal.getsignal(signum) is _flush_then_die:
                     signal.signal(signum, signal.SIG_DFL)
             except ValueError:  # pragma: no cover - the forking thread is the child's main
                 pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask_before.pop())
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     os.register_at_fork(
         before=_block,

@@ -420,3 +420,34 @@ def test_started_at_and_duration_are_consistent(project: Project) -> None:
     result = run([project.config(entry)], cwd=project.root)
     record = result.record
     assert 0.3 <= record["duration_s"] < time.time() - before + 1
+
+
+def test_the_git_diff_is_a_patch_whatever_the_users_diff_settings(project: Project) -> None:
+    """git.diff is `git diff HEAD`: an external diff tool (GIT_EXTERNAL_DIFF, diff.external), a
+    textconv filter (.gitattributes) or color.diff=always in the user's settings made it their
+    output, not a patch that applies (and git ran the tool with the supervisor's signals
+    blocked)."""
+    entry = project.entry('print("ok")')
+    config = project.config(entry)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(project.root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (project.root / ".gitignore").write_text("outputs/\n")
+    (project.root / ".gitattributes").write_text("*.py diff=shout\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    main = project.root / "pkg" / "main.py"
+    main.write_text(main.read_text() + "# edited\n")
+    tool = project.write("tool.sh", "#!/bin/sh\necho not a patch\n")
+    tool.chmod(0o755)
+    settings = {"color.diff": "always", "diff.shout.textconv": "tr a-z A-Z <"}
+    env = {"GIT_EXTERNAL_DIFF": str(tool), "GIT_CONFIG_COUNT": str(len(settings))}
+    for i, (key, value) in enumerate(settings.items()):
+        env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+    result = run([config], cwd=project.root, env=env)
+    assert result.code == 0, result.describe()
+    patch = result.run_dir / "git.diff"
+    assert "+# edited\n" in patch.read_text(), patch.read_text()
+    check = subprocess.run(
+        [*git, "apply", "--check", "-R", str(patch)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr + patch.read_text()

@@ -366,3 +366,75 @@ def test_the_entry_still_flushes_before_a_sigterm_after_a_fork(project: Project)
     result = run([project.config(entry)], cwd=project.root, timeout=60)
     assert result.code == 128 + signal.SIGTERM, result.describe()
     assert result.log.count(b"buffered after the fork, no newline") == 1, result.describe()
+
+
+# sitecustomize.py: a fork hook registered before the worker's own, so it runs after the
+# worker's before-fork hooks (they run in reverse order), just before fork() itself. It holds a
+# thread that carries `go_on` there: in the middle of its fork, until the test lets it go on.
+HOLD_A_THREAD_IN_ITS_FORK = """
+import os, threading
+
+
+def _hold():
+    thread = threading.current_thread()
+    if hasattr(thread, "go_on"):
+        thread.in_fork.set()
+        thread.go_on.wait(20)
+
+
+os.register_at_fork(before=_hold)
+"""
+
+# A thread forks while the main thread is inside its own fork (two threads of a Pool's
+# owner, or a thread pool that each starts a process): what each forking thread, its
+# child and a program it starts afterwards have blocked.
+TWO_THREADS_FORK_AT_ONCE = """
+import signal, subprocess, threading
+
+
+def blocked():
+    return sorted(signal.Signals(s).name for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def fork(who):
+    pid = os.fork()
+    if pid == 0:
+        print(f"child of {who}: blocked {blocked()}", flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def second():
+    fork("the thread")
+    print("the thread: blocked", blocked(), flush=True)
+    grep = subprocess.run(["grep", "^SigBlk", "/proc/self/status"], capture_output=True)
+    print("a program it starts:", grep.stdout.decode().split(), flush=True)
+
+
+thread = threading.Thread(target=second)
+thread.in_fork, thread.go_on = threading.Event(), threading.Event()
+thread.start()
+assert thread.in_fork.wait(20)
+fork("the main thread")  # the thread is inside its own fork meanwhile
+thread.go_on.set()
+thread.join()
+print("main thread: blocked", blocked(), flush=True)
+"""
+
+
+def test_two_threads_forking_at_once_keep_their_own_signal_masks(project: Project) -> None:
+    """The worker kept one forking thread's mask at a time: a thread that forked while another
+    was inside fork() was left with SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 blocked, and so were
+    its child (immune to Pool.terminate's SIGTERM) and every program it then started; the
+    hook's IndexError went to the run's output."""
+    site = project.root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HOLD_A_THREAD_IN_ITS_FORK)
+    env = {"PYTHONPATH": str(site)}
+    entry = _module(project, TWO_THREADS_FORK_AT_ONCE)
+    plain_code, plain_log = _plain(project, env, {})
+    assert plain_code == 0, plain_log
+    assert plain_log.count(b"blocked []") == 4, plain_log
+    result = run([project.config(entry)], cwd=project.root, env=env, timeout=60)
+    assert result.code == 0, result.describe()
+    assert result.log == plain_log, result.describe()

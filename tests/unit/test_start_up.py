@@ -101,3 +101,16 @@ def test_a_task_waiting_for_task_0s_folder_has_the_collector_on(project: Project
         "print(int(code), seen[-5:].count(True))\n"
     )
     assert _python(code, project.root)[-2:] == ["2", "5"]
+
+
+def test_importing_the_program_module_keeps_the_signal_mask(tmp_path: Path) -> None:
+    """`import expyrun.__main__` blocked SIGINT, SIGTERM and SIGHUP for good when nothing called
+    its console_main: a process importing it (a test, a documentation tool, then `cli.main` as
+    a library) ignored Ctrl-C, and every program it started inherited the mask."""
+    code = (
+        "import signal, subprocess, expyrun.__main__\n"
+        "print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])) == [])\n"
+        "grep = subprocess.run(['grep', '^SigBlk', '/proc/self/status'], capture_output=True)\n"
+        "print(int(grep.stdout.split()[1], 16))\n"
+    )
+    assert _python(code, tmp_path) == ["True", "0"]

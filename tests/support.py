@@ -127,6 +127,31 @@ def start(
     )
 
 
+def signalled_when_ready(
+    args: Sequence[str | Path],
+    cwd: Path,
+    ready: Path,
+    send: Callable[[int], None],
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    """Start `expyrun ARGS`, wait until the file `ready` exists, call `send(pid)` (a signal to
+    expyrun or its process group), and wait for its end: (exit code, stderr).
+
+    expyrun is killed if it is still running when this returns or raises (`timeout` s).
+    """
+    process = start(args, cwd=cwd, env=env)
+    try:
+        wait_for(ready.exists, 20, f"{ready.name} to exist")
+        send(process.pid)
+        _out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, err.decode()
+
+
 # `expyrun ARGS` whose `running` record waits (30 s at most) until a file of the given name is in
 # the launch directory: the worker runs the entry as soon as it has its payload, before the
 # supervisor writes `running`, and the entry makes the file once it has done what comes first.

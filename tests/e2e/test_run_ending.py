@@ -11,10 +11,11 @@ import os
 import re
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import Project, read_json, run, start, wait_for
+from support import Project, read_json, run, signalled_when_ready, start
 
 CLOSING_LINE = re.compile(
     r"^expyrun: (?P<status>succeeded|failed|killed|stopped) in (?P<took>[0-9.hms]+) "
@@ -39,6 +40,14 @@ def _closing(stderr: str) -> re.Match[str]:
     match = CLOSING_LINE.match(last)
     assert match is not None, f"no closing line at the end of stderr:\n{stderr}"
     return match
+
+
+def _to_expyrun(signum: int = signal.SIGTERM) -> Callable[[int], None]:
+    return lambda pid: os.kill(pid, signum)
+
+
+def _to_the_group(signum: int) -> Callable[[int], None]:
+    return lambda pid: os.killpg(pid, signum)  # expyrun leads its group (support.start)
 
 
 def _run(project: Project, body: str, *args: str):
@@ -212,21 +221,12 @@ while time.monotonic() < deadline:
 )
 def test_a_stopped_run_has_a_closing_line(project: Project, how: str, code: int, error: str):
     config = project.config(project.entry(WAITING_ENTRY))
-    process = start([config], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
-        if how == "ctrl-c":
-            os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        else:
-            process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == code, err.decode()
-    closing = _closing(err.decode())
+    # Ctrl-C: SIGINT to the group, as a terminal sends it.
+    send = _to_the_group(signal.SIGINT) if how == "ctrl-c" else _to_expyrun(signal.SIGTERM)
+    returncode, stderr = signalled_when_ready([config], project.root, run_dir / "ready", send)
+    assert returncode == code, stderr
+    closing = _closing(stderr)
     assert (closing["status"], closing["code"], closing["error"]) == ("killed", str(code), error)
     assert read_json(run_dir / "run.json")["error"] == error
 
@@ -240,17 +240,9 @@ def test_a_sigint_sent_to_the_process_group_ends_the_run_without_expyruns_traceb
     config = project.config(project.entry(WAITING_ENTRY))
     run_dir = project.output / "exp" / "exp.0"
     for round_number in range(8):
-        process = start([config], cwd=project.root)
-        try:
-            wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
-            os.killpg(process.pid, signal.SIGINT)  # kill(2) to the group: not the terminal's
-            _out, err = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        stderr = err.decode()
-        assert process.returncode == 130, f"round {round_number}:\n{stderr}"
+        send = _to_the_group(signal.SIGINT)  # kill(2) to the group: not the terminal's
+        code, stderr = signalled_when_ready([config], project.root, run_dir / "ready", send)
+        assert code == 130, f"round {round_number}:\n{stderr}"
         assert stderr.count("Traceback") == 1, f"round {round_number}:\n{stderr}"
         assert "During handling" not in stderr, f"round {round_number}:\n{stderr}"
         assert "worker.py" not in stderr, f"round {round_number}:\n{stderr}"
@@ -321,17 +313,10 @@ def test_a_detached_run_records_its_result_and_error(project: Project) -> None:
 def test_a_run_killed_after_the_grace_period(project: Project) -> None:
     body = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + WAITING_ENTRY
     config = project.config(project.entry(body))
-    process = start([config, "--grace", "0.5"], cwd=project.root)
     run_dir = project.output / "exp" / "exp.0"
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    closing = _closing(err.decode())
+    args = [config, "--grace", "0.5"]
+    _, stderr = signalled_when_ready(args, project.root, run_dir / "ready", _to_expyrun())
+    closing = _closing(stderr)
     assert (closing["status"], closing["error"]) == ("killed", "SIGTERM, then killed by SIGKILL")
     assert read_json(run_dir / "run.json")["error"] == "SIGTERM, then killed by SIGKILL"
 
@@ -384,17 +369,10 @@ def test_a_ctrl_c_reaches_the_users_atexit_handler_after_the_entry_failed(
     died of SIGKILL, `killed`, and the handler's last words were lost."""
     config = project.config(project.entry(FAILS_THEN_WAITS_AT_EXIT))
     run_dir = project.output / "exp" / "exp.0"
-    process = start([config, "--grace", "20"], cwd=project.root)
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 20, "the atexit handler to wait")
-        os.kill(process.pid, signal.SIGINT)  # to the supervisor alone: forwarded once
-        _out, err = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    stderr = err.decode()
-    assert process.returncode == 1, stderr
+    args = [config, "--grace", "20"]
+    send = _to_expyrun(signal.SIGINT)  # to the supervisor alone: forwarded once
+    code, stderr = signalled_when_ready(args, project.root, run_dir / "ready", send, timeout=15)
+    assert code == 1, stderr
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["error"]) == ("failed", "ValueError: boom"), record
     assert b"upload skipped\n" in (run_dir / "outputs.log").read_bytes()
@@ -419,20 +397,10 @@ def test_the_users_atexit_handlers_run_after_a_ctrl_c(project: Project, group: b
     once, and the checkpoint an atexit handler saves was never written."""
     config = project.config(project.entry(SAVES_AT_EXIT))
     run_dir = project.output / "exp" / "exp.0"
-    process = start([config], cwd=project.root)
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
-        if group:
-            os.killpg(process.pid, signal.SIGINT)  # reaches the worker twice
-        else:
-            os.kill(process.pid, signal.SIGINT)
-        _out, err = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    stderr = err.decode()
-    assert process.returncode == 130, stderr
+    # To the group, it reaches the worker twice.
+    send = _to_the_group(signal.SIGINT) if group else _to_expyrun(signal.SIGINT)
+    code, stderr = signalled_when_ready([config], project.root, run_dir / "ready", send, 15)
+    assert code == 130, stderr
     record = read_json(run_dir / "run.json")
     assert (record["status"], record["error"]) == ("killed", "SIGINT"), record
     assert (run_dir / "saved").read_text() == "checkpoint"
@@ -467,15 +435,8 @@ return {"saved": 1}
 def test_a_sigint_to_the_group_leaves_the_entrys_own_cleanup_alone(project: Project) -> None:
     config = project.config(project.entry(CLEANS_UP_AFTER_A_CTRL_C))
     run_dir = project.output / "exp" / "exp.0"
-    process = start([config], cwd=project.root)
-    try:
-        wait_for(lambda: (run_dir / "ready").exists(), 20, "the entry to be ready")
-        os.killpg(process.pid, signal.SIGINT)  # kill(2) to the group: not the terminal's
-        _out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err.decode()
+    send = _to_the_group(signal.SIGINT)  # kill(2) to the group: not the terminal's
+    code, stderr = signalled_when_ready([config], project.root, run_dir / "ready", send)
+    assert code == 0, stderr
     assert b"cleanup done\n" in (run_dir / "outputs.log").read_bytes()
     assert read_json(run_dir / "run.json")["status"] == "stopped"
